@@ -1,0 +1,1 @@
+"""The ``agentic-llm`` command line."""

@@ -1,0 +1,58 @@
+"""Entry point of the ``agentic-llm`` command.
+
+Each sub-command lives in its own module under ``agentic_llm.cli`` and exposes
+``register(subparsers)``, which adds its parser and sets ``func`` (a callable taking
+the parsed namespace and returning the exit code). Heavy imports (torch, xgrammar)
+happen inside ``func`` so that ``agentic-llm --help`` stays fast.
+
+Exit codes: 0 success, 1 the command ran and the answer is "no" (invalid document,
+rejected text, failed request), 2 usage error or unreadable input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from agentic_llm import __version__
+from agentic_llm.errors import AgenticError
+
+# Sub-command modules, in the order `--help` lists them.
+COMMAND_MODULES: tuple[str, ...] = (
+    "agentic_llm.cli.validate",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agentic-llm",
+        description="Grammar-constrained serving engine for AgenticDSL agent programs.",
+    )
+    parser.add_argument("--version", action="version", version=f"agentic-llm {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(func(args))
+    except AgenticError as exc:
+        print(f"agentic-llm: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("agentic-llm: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

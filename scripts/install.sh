@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs agentic-llm into the current Python environment.
+#   scripts/install.sh          runtime dependencies
+#   scripts/install.sh --dev    plus everything the test suite and benchmarks use
+# PyTorch is installed first and only when missing: the CPU build that
+# `pip install torch==2.13.0` resolves to on a fresh machine, never a CUDA download
+# triggered by a bare `torch` requirement. An existing torch is kept.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+PIP=("$PY" -m pip install --disable-pip-version-check -q)
+if ! "$PY" -c "import torch" >/dev/null 2>&1; then
+  echo "installing torch==2.13.0 (CPU build)" >&2
+  "${PIP[@]}" "torch==2.13.0"
+fi
+if [ "${1:-}" = "--dev" ]; then
+  "${PIP[@]}" -e ".[dev]"
+else
+  "${PIP[@]}" -e .
+fi
