@@ -8,13 +8,13 @@ without parsing messages.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 __all__ = ["ErrorCode", "AgenticError", "SPEC_CODES"]
 
 
-class ErrorCode(str, Enum):
+class ErrorCode(StrEnum):
     """Every ``ERR_*`` code the project emits."""
 
     # -- codes defined by the AgenticDSL spec --

@@ -22,6 +22,7 @@ from agentic_llm.errors import AgenticError
 # Sub-command modules, in the order `--help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
     "agentic_llm.cli.validate",
+    "agentic_llm.cli.bench",
 )
 
 

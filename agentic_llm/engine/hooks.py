@@ -12,7 +12,7 @@ Hidden states are *packed*: every token of every sequence in the step sits in on
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol
 
 import torch
@@ -20,7 +20,7 @@ import torch
 __all__ = ["HookPoint", "HookContext", "DecoderHook", "HookRegistry"]
 
 
-class HookPoint(str, Enum):
+class HookPoint(StrEnum):
     """Where in a decoder layer a hook runs."""
 
     #: output of the attention block (after the output projection), before it is

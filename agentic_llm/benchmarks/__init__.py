@@ -1,0 +1,1 @@
+"""Benchmarks behind ``agentic-llm bench``; shared reporting lives in ``report``."""

@@ -1,0 +1,46 @@
+"""``agentic-llm bench NAME``: run one of the benchmarks in ``agentic_llm.benchmarks``.
+
+Each benchmark module exposes ``add_arguments(parser)`` and ``run(args) -> int``.
+Modules are imported only when their benchmark runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+BENCHMARKS: dict[str, tuple[str, str]] = {
+    "grammar": ("agentic_llm.benchmarks.grammar", "grammar compile and mask cost on a 151k vocabulary"),
+    "engine": ("agentic_llm.benchmarks.engine", "engine throughput, TTFT/TPOT against transformers"),
+    "cache": ("agentic_llm.benchmarks.cache", "prefix and subgraph cache hit rates and latency"),
+    "scheduler": ("agentic_llm.benchmarks.scheduler", "branch-aware against FCFS scheduling"),
+    "aga": ("agentic_llm.benchmarks.aga", "knowledge-injection hook overhead and memory"),
+    "observability": ("agentic_llm.benchmarks.observability", "throughput with exporters on and off"),
+}
+
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser("bench", help="run a benchmark", description=__doc__)
+    bench_sub = parser.add_subparsers(dest="bench", metavar="NAME")
+    for name, (module, help_text) in BENCHMARKS.items():
+        p = bench_sub.add_parser(name, help=help_text)
+        p.set_defaults(func=_runner(module), _bench_module=module)
+        # Options are added by the module itself, but importing every benchmark
+        # module for --help would pull in torch; parse the rest lazily instead.
+        p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.set_defaults(func=lambda _args: (parser.print_help(), 2)[1])
+
+
+def _runner(module_name: str):  # type: ignore[no-untyped-def]
+    def run(args: argparse.Namespace) -> int:
+        module = importlib.import_module(module_name)
+        p = argparse.ArgumentParser(prog=f"agentic-llm bench {args.bench}")
+        p.add_argument("--json", action="store_true", help="print one JSON object, nothing else")
+        p.add_argument("--plot", metavar="PNG", nargs="?", const="auto", default=None,
+                       help="also write a PNG chart (default path under bench/results/)")
+        module.add_arguments(p)
+        inner = p.parse_args(args.rest)
+        return int(module.run(inner))
+
+    return run
