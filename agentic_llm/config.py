@@ -1,0 +1,286 @@
+"""Typed, frozen, validated configuration of the server, loadable from YAML profiles.
+
+A profile is a YAML mapping with the sections of :class:`ServerConfig`; every section
+and key is optional and falls back to the defaults below. Profiles shipped with the
+package live in ``agentic_llm/profiles/<name>.yaml``; ``load_config`` takes either a
+profile name or a file path, plus ``overrides`` (dotted keys) from the command line.
+
+Every problem is an ``AgenticError`` with ``ERR_INVALID_CONFIG`` naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from agentic_llm.errors import AgenticError, ErrorCode
+
+__all__ = [
+    "ModelConfig",
+    "CacheConfig",
+    "LimitsConfig",
+    "TLSConfig",
+    "AuthConfig",
+    "ServerConfig",
+    "load_config",
+    "profile_names",
+    "PROFILE_DIR",
+]
+
+PROFILE_DIR = Path(__file__).parent / "profiles"
+
+
+def _bad(key: str, message: str) -> AgenticError:
+    return AgenticError(ErrorCode.INVALID_CONFIG, f"{key}: {message}", key=key)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The checkpoint and how the engine holds it.
+
+    ``dir`` empty means the shipped model (``agentic_llm.models.default_model_dir()``)
+    or ``AGENTIC_MODEL_DIR`` when set.
+    """
+
+    dir: str = ""
+    device: str = "cpu"
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    num_blocks: int = 1024
+    block_size: int = 16
+    prefix_cache: bool = True
+
+    def __post_init__(self) -> None:
+        if self.num_blocks < 2:
+            raise _bad("model.num_blocks", f"must be >= 2, got {self.num_blocks}")
+        if self.block_size < 1 or self.block_size & (self.block_size - 1):
+            raise _bad("model.block_size", f"must be a power of two, got {self.block_size}")
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """The subgraph cache: where entries live and whether near matches may answer."""
+
+    store: Literal["memory", "lmdb", "redis", "none"] = "lmdb"
+    path: str = "~/.cache/agentic-llm/subgraphs.lmdb"
+    redis_url: str = ""
+    fuzzy: bool = True
+
+    def __post_init__(self) -> None:
+        if self.store == "redis" and not self.redis_url:
+            raise _bad("cache.redis_url", "required when cache.store is redis (redis://host:6379/0)")
+        if self.store == "lmdb" and not self.path:
+            raise _bad("cache.path", "required when cache.store is lmdb")
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """Request size, concurrency and time limits.
+
+    At most ``max_concurrent`` generations run at once; up to ``max_queue`` more wait
+    for a slot; beyond that a request is refused at once with ERR_OVERLOADED
+    (RESOURCE_EXHAUSTED), which is the backpressure signal clients retry on.
+    """
+
+    max_request_bytes: int = 4 * 1024 * 1024
+    max_concurrent: int = 32
+    max_queue: int = 64
+    max_fork_branches: int = 16
+    default_timeout_sec: float = 60.0
+    drain_timeout_sec: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.max_request_bytes < 1024:
+            raise _bad("limits.max_request_bytes", f"must be >= 1024, got {self.max_request_bytes}")
+        if self.max_concurrent < 1:
+            raise _bad("limits.max_concurrent", f"must be >= 1, got {self.max_concurrent}")
+        if self.max_queue < 0:
+            raise _bad("limits.max_queue", f"must be >= 0, got {self.max_queue}")
+        if self.max_fork_branches < 1:
+            raise _bad("limits.max_fork_branches", f"must be >= 1, got {self.max_fork_branches}")
+        if self.default_timeout_sec <= 0:
+            raise _bad("limits.default_timeout_sec", "must be > 0")
+        if self.drain_timeout_sec < 0:
+            raise _bad("limits.drain_timeout_sec", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    """Server TLS; off unless both ``cert_file`` and ``key_file`` are set.
+    ``client_ca_file`` additionally requires client certificates (mutual TLS)."""
+
+    cert_file: str = ""
+    key_file: str = ""
+    client_ca_file: str = ""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.cert_file)
+
+    def __post_init__(self) -> None:
+        if bool(self.cert_file) != bool(self.key_file):
+            raise _bad("tls", "set both cert_file and key_file, or neither")
+        if self.client_ca_file and not self.cert_file:
+            raise _bad("tls.client_ca_file", "needs cert_file and key_file too")
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """Bearer-token check on every call (``authorization: Bearer <token>``).
+
+    ``token`` or, to keep secrets out of profiles, ``token_env`` (the name of an
+    environment variable holding it). ``exempt_health`` lets health checks through
+    without a token, for load balancers and orchestrators that cannot send one.
+    """
+
+    token: str = ""
+    token_env: str = ""
+    exempt_health: bool = True
+
+    def resolve_token(self) -> str:
+        """The token to require, or "" when authentication is off."""
+        if self.token:
+            return self.token
+        if self.token_env:
+            import os
+
+            value = os.environ.get(self.token_env, "")
+            if not value:
+                raise _bad("auth.token_env", f"environment variable {self.token_env} is empty or unset")
+            return value
+        return ""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything ``agentic-llm serve`` needs."""
+
+    listen: str = "127.0.0.1:50051"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    tls: TLSConfig = field(default_factory=TLSConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    reflection: bool = True
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    def __post_init__(self) -> None:
+        host, sep, port = self.listen.rpartition(":")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            raise _bad("listen", f"expected HOST:PORT (port 0 picks a free one), got {self.listen!r}")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ServerConfig:
+        """Build from a nested mapping (a parsed profile); unknown keys are errors."""
+        return typing.cast(ServerConfig, _build(cls, data, ""))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as a plain nested dict (what ``from_dict`` reads back)."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **dotted: Any) -> ServerConfig:
+        """A copy with dotted keys replaced, e.g. ``replace(**{"limits.max_queue": 8})``."""
+        data = self.to_dict()
+        for key, value in dotted.items():
+            _set_dotted(data, key, value)
+        return ServerConfig.from_dict(data)
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    cur = data
+    for p in parts[:-1]:
+        nxt = cur.get(p)
+        if not isinstance(nxt, dict):
+            raise _bad(key, f"{p!r} is not a section")
+        cur = nxt
+    cur[parts[-1]] = value
+
+
+def _check_value(tp: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise _bad(key, f"expected one of {list(choices)}, got {value!r}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise _bad(key, f"expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _bad(key, f"expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _bad(key, f"expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if value is None:
+            return ""
+        if not isinstance(value, str | int):
+            raise _bad(key, f"expected a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    where = prefix.rstrip(".") or "config"
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise _bad(where, f"expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise _bad(where, f"unknown key(s) {unknown}; known keys: {sorted(names)}")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(typing.cast(type, tp), value, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _check_value(tp, value, f"{prefix}{name}")
+    return cls(**kwargs)
+
+
+def profile_names() -> list[str]:
+    """Names of the profiles shipped with the package."""
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+
+
+def load_config(source: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> ServerConfig:
+    """Load a profile by name (``"default"``) or a YAML file by path, then apply overrides.
+
+    Raises:
+        AgenticError: ERR_INVALID_CONFIG for a missing file, bad YAML or a bad value.
+    """
+    if source is None:
+        source = "default"
+    path = Path(source)
+    if not path.suffix and not path.exists():
+        path = PROFILE_DIR / f"{source}.yaml"
+        if not path.exists():
+            raise _bad("profile", f"no profile named {source!r}; choose one of {profile_names()} or give a file")
+    try:
+        text = path.expanduser().read_text(encoding="utf-8")
+    except OSError as exc:
+        raise _bad("profile", f"cannot read {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise _bad("profile", f"{path} is not valid YAML: {exc}") from None
+    config = ServerConfig.from_dict(data)
+    if overrides:
+        config = config.replace(**dict(overrides))
+    return config
