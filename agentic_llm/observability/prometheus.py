@@ -1,0 +1,368 @@
+"""Turn bus events into the Prometheus metrics of the catalogue.
+
+The exporter owns its own ``CollectorRegistry`` (never the global one, so several
+engines or tests in one process do not collide), registers exactly the metrics of
+:data:`~agentic_llm.observability.catalogue.CATALOGUE`, and subscribes to the bus for
+the kinds that move them. Label values are bounded: free-form values (tenant,
+target path) become labels only when configured, and every label keeps at most
+``max_label_values`` distinct values, after which new values read ``other``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+
+from agentic_llm import __version__
+from agentic_llm.errors import ErrorCode
+from agentic_llm.observability import kinds as K
+from agentic_llm.observability.catalogue import CATALOGUE, MetricSpec
+from agentic_llm.observability.events import Event, EventBus, Subscription
+
+__all__ = ["PrometheusExporter", "CONTENT_TYPE"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_ERROR_CODES = frozenset(c.value for c in ErrorCode)
+_OUTCOMES = frozenset(K.OUTCOMES)
+_ACTIVATION_WINDOW = 1000
+
+
+class _LabelGuard:
+    """Caps the number of distinct values each label may take."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._seen: dict[str, set[str]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, label: str, value: Any) -> str:
+        v = "" if value is None else str(value)
+        seen = self._seen.get(label)
+        if seen is not None and v in seen:
+            return v
+        with self._lock:
+            seen = self._seen.setdefault(label, set())
+            if v in seen:
+                return v
+            if len(seen) >= self._limit:
+                return "other"
+            seen.add(v)
+            return v
+
+
+class _BusCollector(Collector):
+    """Exports the bus's own health counters at scrape time."""
+
+    def __init__(self, bus: EventBus) -> None:
+        self._bus = bus
+
+    def collect(self) -> Iterable[Metric]:
+        s = self._bus.stats()
+        yield CounterMetricFamily(
+            "agentic_observability_subscriber_errors",
+            "Events a subscriber raised on (dropped for that subscriber)",
+            value=s.subscriber_errors,
+        )
+        yield CounterMetricFamily(
+            "agentic_observability_events_dropped",
+            "Events dropped because a threaded subscriber's queue was full",
+            value=s.dropped,
+        )
+
+
+class _ConstLabelView:
+    """A read-only view of a registry that adds constant labels to every sample."""
+
+    def __init__(self, registry: CollectorRegistry, labels: Mapping[str, str]) -> None:
+        self._registry = registry
+        self._labels = dict(labels)
+
+    def collect(self) -> Iterable[Metric]:
+        for family in self._registry.collect():
+            out = Metric(family.name, family.documentation, family.type, family.unit)
+            out.samples = [s._replace(labels={**self._labels, **s.labels}) for s in family.samples]
+            yield out
+
+
+class PrometheusExporter:
+    """Maintains the catalogue's metrics from events of ``bus``.
+
+    Args:
+        bus: the event bus to subscribe to.
+        const_labels: labels added to every sample (e.g. ``{"cluster": "gpu-01"}``).
+        request_labels: extra labels of ``agentic_requests_total`` taken from the
+            ``request.finished`` fields, a subset of ``("tenant", "target_path")``.
+        max_label_values: distinct values kept per label before ``other``.
+        threaded: update metrics on a separate thread instead of the emitter's
+            (metric updates are lock-protected counters and never block, so the
+            default is inline).
+    """
+
+    def __init__(
+        self,
+        bus: EventBus,
+        *,
+        const_labels: Mapping[str, str] | None = None,
+        request_labels: Iterable[str] = (),
+        max_label_values: int = 100,
+        threaded: bool = False,
+        queue_size: int = 10_000,
+    ) -> None:
+        self.bus = bus
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._request_labels = tuple(request_labels)
+        self._guard = _LabelGuard(max_label_values)
+        self._threaded = threaded
+        self._queue_size = queue_size
+        self._sub: Subscription | None = None
+        self._refreshers: list[Callable[[], None]] = []
+        self._activation: deque[bool] = deque(maxlen=_ACTIVATION_WINDOW)
+        self._activation_sum = 0
+        self.metrics: dict[str, Any] = {}
+        for spec in CATALOGUE:
+            self._register(spec)
+        self.registry.register(_BusCollector(bus))
+        self._view: Any = (
+            _ConstLabelView(self.registry, const_labels) if const_labels else self.registry
+        )
+        self._handlers: dict[str, Callable[[Mapping[str, Any]], None]] = {
+            K.REQUEST_FINISHED: self._request_finished,
+            K.REQUEST_STAGE: self._request_stage,
+            K.ENGINE_STEP: self._engine_step,
+            K.PREFIX_CACHE_MATCH: self._prefix_match,
+            K.PREFIX_CACHE_EVICT: self._prefix_evict,
+            K.SUBGRAPH_CACHE_LOOKUP: self._subgraph_lookup,
+            K.SUBGRAPH_CACHE_INSERT: self._subgraph_insert,
+            K.GRAMMAR_COMPILE: self._grammar_compile,
+            K.GRAMMAR_MASK: self._grammar_mask,
+            K.GRAMMAR_JUMP_FORWARD: self._jump_forward,
+            K.BUDGET_STOP: self._budget_stop,
+            K.FORK_GROUP_DONE: self._fork_group,
+            K.ALERT_FIRED: self._alert_fired,
+            K.ALERT_RESOLVED: self._alert_resolved,
+            K.AGA_FORWARD: self._aga_forward,
+            K.AGA_RETRIEVAL: self._aga_retrieval,
+            K.AUDIT: self._audit,
+            K.AGA_STORE: self._aga_store,
+        }
+
+    # -- lifecycle -------------------------------------------------------------------
+    def _register(self, spec: MetricSpec) -> None:
+        labels = list(spec.labels)
+        if spec.name == "agentic_requests_total":
+            labels += list(self._request_labels)
+        kw: dict[str, Any] = {"registry": self.registry}
+        if spec.type == "counter":
+            if not spec.sources:
+                return  # read from the bus at scrape time by _BusCollector
+            m: Any = Counter(spec.base_name, spec.help, labels, **kw)
+        elif spec.type == "gauge":
+            m = Gauge(spec.name, spec.help, labels, **kw)
+        elif spec.type == "histogram":
+            m = Histogram(spec.name, spec.help, labels, buckets=spec.buckets or (), **kw)
+        else:
+            m = Info(spec.name, spec.help, **kw)
+            m.info({"version": __version__})
+        self.metrics[spec.name] = m
+
+    def start(self) -> PrometheusExporter:
+        """Subscribe to the bus; idempotent."""
+        if self._sub is None:
+            self._sub = self.bus.subscribe(
+                self._on_event, kinds=tuple(self._handlers), threaded=self._threaded,
+                queue_size=self._queue_size if self._threaded else None, name="prometheus",
+            )
+        return self
+
+    def stop(self) -> None:
+        """Unsubscribe; the metrics keep their values."""
+        if self._sub is not None:
+            self._sub.close()
+            self._sub = None
+
+    def add_refresher(self, fn: Callable[[], None]) -> None:
+        """Call ``fn()`` before every scrape (to pull gauges from a live object)."""
+        self._refreshers.append(fn)
+
+    def bind_engine_stats(self, stats: Callable[[], Mapping[str, Any]]) -> None:
+        """Refresh the engine gauges from ``stats()`` at scrape time.
+
+        ``stats()`` is read for the keys ``running``, ``waiting``, ``pages_used`` /
+        ``kv_pages_used`` and ``pages_free`` / ``kv_pages_free``; missing keys leave
+        the gauge as the last ``engine.step`` event set it.
+        """
+
+        def refresh() -> None:
+            s = stats()
+            m = self.metrics
+            for key, name in (("running", "agentic_running_requests"),
+                              ("waiting", "agentic_queue_depth"),
+                              ("pages_used", "agentic_kv_pages_used"),
+                              ("kv_pages_used", "agentic_kv_pages_used"),
+                              ("pages_free", "agentic_kv_pages_free"),
+                              ("kv_pages_free", "agentic_kv_pages_free")):
+                v = s.get(key)
+                if isinstance(v, int | float):
+                    m[name].set(v)
+
+        self.add_refresher(refresh)
+
+    def exposition(self) -> bytes:
+        """The text exposition (what ``/metrics`` serves)."""
+        for fn in self._refreshers:
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - a dead source must not break the scrape
+                continue
+        return generate_latest(self._view)
+
+    # -- event handlers --------------------------------------------------------------
+    def _on_event(self, event: Event) -> None:
+        self._handlers[event.kind](event.fields)
+
+    def _request_finished(self, f: Mapping[str, Any]) -> None:
+        m = self.metrics
+        outcome = f.get("outcome")
+        outcome = outcome if outcome in _OUTCOMES else "other"
+        code = str(f.get("error_code") or "")
+        code = "none" if not code else (code if code in _ERROR_CODES else "other")
+        values = [outcome, code]
+        for lbl in self._request_labels:
+            values.append(self._guard(lbl, f.get(lbl, "")))
+        m["agentic_requests_total"].labels(*values).inc()
+        for key, name in (("ttft_s", "agentic_request_ttft_seconds"),
+                          ("tpot_s", "agentic_request_tpot_seconds"),
+                          ("e2e_s", "agentic_request_e2e_seconds")):
+            v = f.get(key)
+            if v is not None:
+                m[name].observe(v)
+        if f.get("prompt_tokens"):
+            m["agentic_prompt_tokens_total"].inc(f["prompt_tokens"])
+        if f.get("output_tokens"):
+            m["agentic_generation_tokens_total"].inc(f["output_tokens"])
+
+    def _request_stage(self, f: Mapping[str, Any]) -> None:
+        stage = f.get("stage")
+        stage = stage if stage in K.STAGES else "other"
+        self.metrics["agentic_request_stage_seconds"].labels(stage).observe(f["duration_s"])
+
+    def _engine_step(self, f: Mapping[str, Any]) -> None:
+        m = self.metrics
+        m["agentic_running_requests"].set(f["running"])
+        m["agentic_queue_depth"].set(f["waiting"])
+        if f.get("kv_pages_used") is not None:
+            m["agentic_kv_pages_used"].set(f["kv_pages_used"])
+        if f.get("kv_pages_free") is not None:
+            m["agentic_kv_pages_free"].set(f["kv_pages_free"])
+        m["agentic_engine_steps_total"].inc()
+        if f.get("duration_s") is not None:
+            m["agentic_engine_step_seconds"].observe(f["duration_s"])
+        if f.get("prefill_tokens"):
+            m["agentic_engine_tokens_total"].labels("prefill").inc(f["prefill_tokens"])
+        if f.get("decode_tokens"):
+            m["agentic_engine_tokens_total"].labels("decode").inc(f["decode_tokens"])
+
+    def _prefix_match(self, f: Mapping[str, Any]) -> None:
+        self.metrics["agentic_prefix_cache_query_tokens_total"].inc(f["query_tokens"])
+        if f["hit_tokens"]:
+            self.metrics["agentic_prefix_cache_hit_tokens_total"].inc(f["hit_tokens"])
+
+    def _prefix_evict(self, f: Mapping[str, Any]) -> None:
+        if f["blocks"]:
+            self.metrics["agentic_prefix_cache_evicted_blocks_total"].inc(f["blocks"])
+
+    def _subgraph_lookup(self, f: Mapping[str, Any]) -> None:
+        outcome = f.get("outcome")
+        outcome = outcome if outcome in K.SUBGRAPH_OUTCOMES else "other"
+        store = self._guard("store", f.get("store") or "default")
+        self.metrics["agentic_subgraph_cache_lookups_total"].labels(outcome, store).inc()
+        if f.get("duration_s") is not None:
+            self.metrics["agentic_subgraph_cache_lookup_seconds"].labels(store).observe(
+                f["duration_s"]
+            )
+
+    def _subgraph_insert(self, f: Mapping[str, Any]) -> None:
+        store = self._guard("store", f.get("store") or "default")
+        self.metrics["agentic_subgraph_cache_inserts_total"].labels(store).inc()
+
+    def _grammar_compile(self, f: Mapping[str, Any]) -> None:
+        hit = bool(f["cache_hit"])
+        self.metrics["agentic_grammar_cache_lookups_total"].labels("hit" if hit else "miss").inc()
+        if not hit:
+            self.metrics["agentic_grammar_compile_seconds"].observe(f["duration_s"])
+
+    def _grammar_mask(self, f: Mapping[str, Any]) -> None:
+        self.metrics["agentic_grammar_mask_fill_seconds"].observe(f["duration_s"])
+
+    def _jump_forward(self, f: Mapping[str, Any]) -> None:
+        if f["tokens"]:
+            self.metrics["agentic_jump_forward_tokens_total"].inc(f["tokens"])
+
+    def _budget_stop(self, f: Mapping[str, Any]) -> None:
+        kind = f.get("kind")
+        kind = kind if kind in K.BUDGET_KINDS else "other"
+        self.metrics["agentic_budget_stops_total"].labels(kind).inc()
+
+    def _fork_group(self, f: Mapping[str, Any]) -> None:
+        self.metrics["agentic_fork_group_seconds"].observe(f["duration_s"])
+        self.metrics["agentic_fork_group_size"].observe(f["size"])
+
+    def _alert_fired(self, f: Mapping[str, Any]) -> None:
+        rule = self._guard("rule", f["rule"])
+        self.metrics["agentic_alerts_fired_total"].labels(rule, str(f["severity"])).inc()
+        self.metrics["agentic_alerts_firing"].labels(rule).set(1)
+
+    def _alert_resolved(self, f: Mapping[str, Any]) -> None:
+        self.metrics["agentic_alerts_firing"].labels(self._guard("rule", f["rule"])).set(0)
+
+    def _aga_forward(self, f: Mapping[str, Any]) -> None:
+        m = self.metrics
+        layer = self._guard("layer", f["layer"])
+        applied = bool(f["applied"])
+        m["aga_forward_total"].labels(layer, "true" if applied else "false").inc()
+        if f.get("latency_us") is not None:
+            m["aga_forward_latency_us"].labels(layer).observe(f["latency_us"])
+        if f.get("gate_value") is not None:
+            m["aga_gate_value"].labels(layer).observe(f["gate_value"])
+        if f.get("entropy") is not None:
+            m["aga_entropy_value"].labels(layer).observe(f["entropy"])
+        window = self._activation
+        if len(window) == window.maxlen:
+            self._activation_sum -= window[0]
+        window.append(applied)
+        self._activation_sum += applied
+        m["aga_activation_rate"].set(self._activation_sum / len(window))
+
+    def _aga_retrieval(self, f: Mapping[str, Any]) -> None:
+        m = self.metrics
+        layer = self._guard("layer", f["layer"])
+        m["aga_retrieval_total"].labels(layer).inc()
+        if f.get("injected"):
+            m["aga_retrieval_injected_total"].labels(layer).inc(f["injected"])
+        hist = m["aga_retrieval_score"]
+        for s in f.get("scores") or ():
+            hist.observe(s)
+
+    def _audit(self, f: Mapping[str, Any]) -> None:
+        op = self._guard("operation", f["operation"])
+        ok = "true" if f["success"] else "false"
+        if (f.get("component") or "aga") == "cache":
+            self.metrics["agentic_cache_admin_operations_total"].labels(op, ok).inc()
+        else:
+            self.metrics["aga_audit_operations_total"].labels(op, ok).inc()
+
+    def _aga_store(self, f: Mapping[str, Any]) -> None:
+        m = self.metrics
+        m["aga_knowledge_count"].set(f["knowledge_count"])
+        for key, name in (("utilization", "aga_knowledge_utilization"),
+                          ("pinned_count", "aga_knowledge_pinned_count"),
+                          ("slot_change_rate", "aga_slot_change_rate")):
+            if f.get(key) is not None:
+                m[name].set(f[key])
