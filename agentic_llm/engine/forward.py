@@ -1,0 +1,123 @@
+"""The per-step forward context passed explicitly through the model.
+
+The engine packs every scheduled token of every sequence into one flat batch; this
+dataclass carries the index tensors that say where each token belongs and where its
+K/V goes in the paged pool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from agentic_llm.engine.hooks import HookContext
+
+__all__ = ["ForwardBatch", "AttentionCapture", "build_forward_batch"]
+
+
+@dataclass
+class AttentionCapture:
+    """Request to record attention weights of some layers for some rows.
+
+    Attributes:
+        layers: layer indices to record.
+        rows: batch rows to record (their last query token only).
+        window: how many of the most recent key positions to keep.
+        weights: filled by the backend: ``(layer, row) -> [heads, <=window]`` tensor.
+    """
+
+    layers: frozenset[int]
+    rows: list[int]
+    window: int
+    weights: dict[tuple[int, int], torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class ForwardBatch:
+    """Index tensors for one packed forward step.
+
+    Attributes:
+        input_ids: ``[T]`` token ids.
+        positions: ``[T]`` absolute positions.
+        token_rows: ``[T]`` batch row of each token.
+        token_cols: ``[T]`` index of each token inside its row's chunk.
+        slots: ``[T]`` flat KV slot (``block * block_size + offset``) of each token.
+        block_tables: ``[R, max_blocks]`` padded block tables.
+        context_lens: ``[R]`` tokens in KV for each row once this step is written.
+        query_lens: per row, tokens computed this step.
+        last_token_idx: ``[R]`` index into the packed tokens of each row's last token.
+        hook_ctx: context for decoder hooks (None when no hooks are registered).
+        capture: optional attention-weight recording.
+        attn_meta: backend-specific metadata built once per step.
+    """
+
+    input_ids: torch.Tensor
+    positions: torch.Tensor
+    token_rows: torch.Tensor
+    token_cols: torch.Tensor
+    slots: torch.Tensor
+    block_tables: torch.Tensor
+    context_lens: torch.Tensor
+    query_lens: list[int]
+    last_token_idx: torch.Tensor
+    hook_ctx: HookContext | None = None
+    capture: AttentionCapture | None = None
+    attn_meta: object = None
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.query_lens)
+
+    @property
+    def max_query_len(self) -> int:
+        return max(self.query_lens)
+
+
+def build_forward_batch(
+    chunks: list[tuple[list[int], int, list[int]]], block_size: int, device: torch.device | str
+) -> ForwardBatch:
+    """Pack rows ``(new_token_ids, start_position, block_table)`` into a ForwardBatch.
+
+    ``start_position`` is the number of tokens of the row already in KV; the block
+    table must cover ``start_position + len(new_token_ids)`` tokens.
+    """
+    ids: list[int] = []
+    pos: list[int] = []
+    rows: list[int] = []
+    cols: list[int] = []
+    slots: list[int] = []
+    qlens: list[int] = []
+    ctx: list[int] = []
+    last: list[int] = []
+    max_blocks = max(len(t) for _, _, t in chunks)
+    tables = torch.zeros((len(chunks), max(1, max_blocks)), dtype=torch.long)
+    for r, (toks, start, table) in enumerate(chunks):
+        n = len(toks)
+        ids.extend(toks)
+        for j in range(n):
+            p = start + j
+            pos.append(p)
+            slots.append(table[p // block_size] * block_size + p % block_size)
+        rows.extend([r] * n)
+        cols.extend(range(n))
+        qlens.append(n)
+        ctx.append(start + n)
+        last.append(len(ids) - 1)
+        if table:
+            tables[r, : len(table)] = torch.tensor(table, dtype=torch.long)
+
+    def t(x: list[int]) -> torch.Tensor:
+        return torch.tensor(x, dtype=torch.long, device=device)
+
+    return ForwardBatch(
+        input_ids=t(ids),
+        positions=t(pos),
+        token_rows=t(rows),
+        token_cols=t(cols),
+        slots=t(slots),
+        block_tables=tables.to(device),
+        context_lens=t(ctx),
+        query_lens=qlens,
+        last_token_idx=t(last),
+    )

@@ -1,0 +1,148 @@
+"""The paged KV block pool: K/V tensors for every layer plus reference-counted pages."""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Iterable
+
+import torch
+
+from agentic_llm.engine.kv.base import BlockPool, OutOfBlocks
+
+__all__ = ["PagedKVPool", "bytes_per_block"]
+
+
+def bytes_per_block(
+    num_layers: int, block_size: int, num_kv_heads: int, head_dim: int, dtype: torch.dtype
+) -> int:
+    """Bytes one block takes across all layers, K and V together."""
+    elem = torch.empty((), dtype=dtype).element_size()
+    return 2 * num_layers * block_size * num_kv_heads * head_dim * elem
+
+
+class PagedKVPool(BlockPool):
+    """K/V storage of shape ``[layers, blocks, block_size, kv_heads, head_dim]``.
+
+    Args:
+        num_blocks: pages in the pool.
+        block_size: token slots per page.
+        num_layers, num_kv_heads, head_dim: the model's KV geometry.
+        dtype, device: storage of the K/V tensors.
+        shuffle_seed: when set, the free list starts in a random order, so that a
+            sequence's pages are scattered across the pool (tests use this to show
+            block tables are honoured).
+    """
+
+    def __init__(
+        self,
+        num_blocks: int,
+        block_size: int,
+        num_layers: int,
+        num_kv_heads: int,
+        head_dim: int,
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: str | torch.device = "cpu",
+        shuffle_seed: int | None = None,
+    ) -> None:
+        if num_blocks <= 0 or block_size <= 0:
+            raise ValueError(f"num_blocks ({num_blocks}) and block_size ({block_size}) must be > 0")
+        self.num_blocks = num_blocks
+        self.block_size = block_size
+        self.num_layers = num_layers
+        shape = (num_layers, num_blocks, block_size, num_kv_heads, head_dim)
+        self.k_cache = torch.zeros(shape, dtype=dtype, device=device)
+        self.v_cache = torch.zeros(shape, dtype=dtype, device=device)
+        self._refs = [0] * num_blocks
+        order = list(range(num_blocks))
+        if shuffle_seed is not None:
+            random.Random(shuffle_seed).shuffle(order)
+        self._free: deque[int] = deque(order)
+
+    @classmethod
+    def from_memory_budget(
+        cls,
+        budget_bytes: int,
+        block_size: int,
+        num_layers: int,
+        num_kv_heads: int,
+        head_dim: int,
+        **kwargs: object,
+    ) -> PagedKVPool:
+        """A pool with as many blocks as ``budget_bytes`` holds (at least one)."""
+        dtype = kwargs.get("dtype", torch.float32)
+        if not isinstance(dtype, torch.dtype):
+            raise ValueError(f"dtype must be a torch.dtype, got {dtype!r}")
+        per = bytes_per_block(num_layers, block_size, num_kv_heads, head_dim, dtype)
+        n = max(1, budget_bytes // per)
+        return cls(n, block_size, num_layers, num_kv_heads, head_dim, **kwargs)  # type: ignore[arg-type]
+
+    # -- reference counting --------------------------------------------------
+    def allocate(self, n: int) -> list[int]:
+        if n < 0:
+            raise ValueError("cannot allocate a negative number of blocks")
+        if n > len(self._free):
+            raise OutOfBlocks(n, len(self._free))
+        out = [self._free.popleft() for _ in range(n)]
+        for b in out:
+            self._refs[b] = 1
+        return out
+
+    def incref(self, block_ids: Iterable[int]) -> None:
+        for b in block_ids:
+            if self._refs[b] <= 0:
+                raise ValueError(f"incref on free block {b}")
+            self._refs[b] += 1
+
+    def free(self, block_ids: Iterable[int]) -> None:
+        for b in block_ids:
+            if self._refs[b] <= 0:
+                raise ValueError(f"free of block {b}, which is already free")
+            self._refs[b] -= 1
+            if self._refs[b] == 0:
+                self._free.append(b)
+
+    def ref_count(self, block_id: int) -> int:
+        return self._refs[block_id]
+
+    def copy_on_write(self, block_id: int) -> int:
+        if self._refs[block_id] <= 0:
+            raise ValueError(f"copy_on_write of free block {block_id}")
+        if self._refs[block_id] == 1:
+            return block_id
+        (new,) = self.allocate(1)
+        self.k_cache[:, new].copy_(self.k_cache[:, block_id])
+        self.v_cache[:, new].copy_(self.v_cache[:, block_id])
+        self.free([block_id])
+        return new
+
+    @property
+    def num_free(self) -> int:
+        return len(self._free)
+
+    def check_integrity(self) -> None:
+        free = list(self._free)
+        if len(set(free)) != len(free):
+            raise AssertionError("a block is on the free list twice")
+        free_set = set(free)
+        for b, r in enumerate(self._refs):
+            if r < 0:
+                raise AssertionError(f"block {b} has negative reference count {r}")
+            if (r == 0) != (b in free_set):
+                raise AssertionError(f"block {b}: count {r} but on free list = {b in free_set}")
+
+    # -- slot access used by attention backends --------------------------------
+    def write(self, layer: int, slots: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
+        """Store ``k``/``v`` (``[tokens, kv_heads, head_dim]``) at flat ``slots``."""
+        kc = self.k_cache[layer].view(-1, *self.k_cache.shape[-2:])
+        vc = self.v_cache[layer].view(-1, *self.v_cache.shape[-2:])
+        kc[slots] = k.to(kc.dtype)
+        vc[slots] = v.to(vc.dtype)
+
+    def gather(self, layer: int, block_tables: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """K/V of padded block tables ``[rows, max_blocks]`` as ``[rows, slots, kv_heads, d]``."""
+        rows, nb = block_tables.shape
+        k = self.k_cache[layer][block_tables].reshape(rows, nb * self.block_size, *self.k_cache.shape[-2:])
+        v = self.v_cache[layer][block_tables].reshape(rows, nb * self.block_size, *self.v_cache.shape[-2:])
+        return k, v

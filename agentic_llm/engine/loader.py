@@ -1,0 +1,164 @@
+"""Load a Hugging Face-format checkpoint from a local directory.
+
+Reads ``config.json``, the weights (``model.safetensors``, sharded safetensors with
+``model.safetensors.index.json``, or ``pytorch_model.bin``), ``tokenizer.json`` and
+``generation_config.json``. Never touches the network.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tokenizers import Tokenizer
+
+from agentic_llm.engine.config import ModelConfig
+from agentic_llm.engine.models.decoder import CausalLM
+from agentic_llm.engine.models.layers import rope_inv_freq
+from agentic_llm.errors import AgenticError, ErrorCode
+
+__all__ = ["LoadedModel", "load_model", "load_config"]
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to run, with what else the checkpoint ships.
+
+    Attributes:
+        model: the network, on its device, in eval mode.
+        config: its architecture.
+        tokenizer: from ``tokenizer.json``; None when the checkpoint has none.
+        eos_token_ids: end-of-sequence ids from the generation and model configs.
+        model_dir: where it was loaded from.
+    """
+
+    model: CausalLM
+    config: ModelConfig
+    tokenizer: Tokenizer | None
+    eos_token_ids: tuple[int, ...]
+    model_dir: Path
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise AgenticError(ErrorCode.UNSUPPORTED_MODEL, f"cannot read {path.name}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise AgenticError(ErrorCode.UNSUPPORTED_MODEL, f"{path.name} is not a JSON object")
+    return data
+
+
+def load_config(model_dir: str | Path) -> ModelConfig:
+    """The architecture of the checkpoint in ``model_dir``.
+
+    Raises:
+        AgenticError: ERR_MODEL_NOT_FOUND (no directory or no config.json) or
+            ERR_UNSUPPORTED_MODEL.
+    """
+    d = Path(model_dir)
+    if not d.is_dir():
+        raise AgenticError(ErrorCode.MODEL_NOT_FOUND, f"model directory {d} does not exist", path=str(d))
+    cfg_path = d / "config.json"
+    if not cfg_path.is_file():
+        raise AgenticError(ErrorCode.MODEL_NOT_FOUND, f"{d} has no config.json", path=str(d))
+    return ModelConfig.from_hf_dict(_read_json(cfg_path))
+
+
+def _weight_files(d: Path) -> list[Path]:
+    index = d / "model.safetensors.index.json"
+    if index.is_file():
+        weight_map = _read_json(index).get("weight_map", {})
+        files = sorted({d / f for f in weight_map.values()})
+        missing = [f.name for f in files if not f.is_file()]
+        if missing:
+            raise AgenticError(
+                ErrorCode.MODEL_NOT_FOUND, f"{d} lacks weight shards {', '.join(missing)}", path=str(d)
+            )
+        return files
+    single = sorted(d.glob("*.safetensors"))
+    if single:
+        return single
+    if (d / "pytorch_model.bin").is_file():
+        return [d / "pytorch_model.bin"]
+    raise AgenticError(
+        ErrorCode.MODEL_NOT_FOUND,
+        f"{d} has no weights (model.safetensors, a sharded index, or pytorch_model.bin)",
+        path=str(d),
+    )
+
+
+def _read_weights(files: list[Path]) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    out: dict[str, torch.Tensor] = {}
+    for f in files:
+        try:
+            if f.suffix == ".safetensors":
+                out.update(load_file(str(f)))
+            else:
+                out.update(torch.load(f, map_location="cpu", weights_only=True))
+        except Exception as exc:  # a corrupt file: any reader error is the user's to fix
+            raise AgenticError(ErrorCode.UNSUPPORTED_MODEL, f"cannot read weights {f.name}: {exc}") from exc
+    return out
+
+
+def _eos_ids(d: Path, cfg: ModelConfig) -> tuple[int, ...]:
+    ids = list(cfg.eos_token_ids)
+    gen = d / "generation_config.json"
+    if gen.is_file():
+        eos = _read_json(gen).get("eos_token_id")
+        extra = eos if isinstance(eos, list) else ([] if eos is None else [eos])
+        ids.extend(int(e) for e in extra if int(e) not in ids)
+    return tuple(ids)
+
+
+def load_model(
+    model_dir: str | Path,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> LoadedModel:
+    """Load the checkpoint in ``model_dir`` onto ``device`` in ``dtype``.
+
+    Weights stored in another floating dtype (bf16, fp16) are cast to ``dtype``.
+
+    Raises:
+        AgenticError: ERR_MODEL_NOT_FOUND naming the missing directory or file, or
+            ERR_UNSUPPORTED_MODEL naming the unsupported architecture, option, or the
+            weights the checkpoint lacks.
+    """
+    d = Path(model_dir)
+    cfg = load_config(d)
+    state = _read_weights(_weight_files(d))
+    with torch.device("meta"):
+        model = CausalLM(cfg)
+    expected = dict(model.named_parameters())
+    if cfg.tie_word_embeddings:
+        state.pop("lm_head.weight", None)
+    missing = [k for k in expected if k not in state and not (cfg.tie_word_embeddings and k == "lm_head.weight")]
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise AgenticError(
+            ErrorCode.UNSUPPORTED_MODEL, f"checkpoint {d} lacks {len(missing)} weights: {shown}", missing=missing
+        )
+    for name, p in expected.items():
+        if name in state and tuple(state[name].shape) != tuple(p.shape):
+            raise AgenticError(
+                ErrorCode.UNSUPPORTED_MODEL,
+                f"weight {name} has shape {tuple(state[name].shape)}, config says {tuple(p.shape)}",
+            )
+    model = model.to_empty(device=device)
+    params = {k: v.to(device=device, dtype=dtype) for k, v in state.items() if k in expected}
+    model.load_state_dict(params, strict=False, assign=True)
+    if cfg.tie_word_embeddings:
+        model.lm_head.weight = model.model.embed_tokens.weight
+    # buffers were created on the meta device; rebuild them for real
+    model.rotary.inv_freq = rope_inv_freq(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling).to(device)
+    model.eval()
+    tok_path = d / "tokenizer.json"
+    tokenizer = Tokenizer.from_file(str(tok_path)) if tok_path.is_file() else None
+    return LoadedModel(model, cfg, tokenizer, _eos_ids(d, cfg), d)
