@@ -1,0 +1,55 @@
+"""Engine settings (frozen, validated)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["EngineConfig"]
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How the engine sizes its KV pool and batches.
+
+    Attributes:
+        device: torch device string ("cpu", "cuda", "cuda:1").
+        dtype: compute and KV dtype.
+        block_size: token slots per KV page.
+        num_blocks: KV pages; when None they are sized from ``kv_memory_bytes``.
+        kv_memory_bytes: KV budget used when ``num_blocks`` is None.
+        max_num_seqs: most requests running at once.
+        max_num_batched_tokens: most tokens per forward step (long prefills are chunked).
+        max_model_len: longest sequence (prompt + output); defaults to the model's
+            ``max_position_embeddings``, capped by the pool's capacity.
+        attention_backend: registry name of the attention backend.
+        scheduling_policy: registry name of the scheduling policy.
+        shuffle_seed: shuffle the pool's free list (tests: pages scattered).
+    """
+
+    device: str = "cpu"
+    dtype: torch.dtype = torch.float32
+    block_size: int = 16
+    num_blocks: int | None = None
+    kv_memory_bytes: int = 256 * 1024 * 1024
+    max_num_seqs: int = 64
+    max_num_batched_tokens: int = 1024
+    max_model_len: int | None = None
+    attention_backend: str = "torch_sdpa"
+    scheduling_policy: str = "fcfs"
+    shuffle_seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.block_size < 1:
+            raise ValueError(f"block_size must be >= 1, got {self.block_size}")
+        if self.num_blocks is not None and self.num_blocks < 1:
+            raise ValueError(f"num_blocks must be >= 1, got {self.num_blocks}")
+        if self.kv_memory_bytes < 1:
+            raise ValueError("kv_memory_bytes must be > 0")
+        if self.max_num_seqs < 1 or self.max_num_batched_tokens < 1:
+            raise ValueError("max_num_seqs and max_num_batched_tokens must be >= 1")
+        if self.max_model_len is not None and self.max_model_len < 2:
+            raise ValueError("max_model_len must be >= 2")
+        if self.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+            raise ValueError(f"dtype must be float32, float16 or bfloat16, got {self.dtype}")

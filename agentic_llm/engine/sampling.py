@@ -1,0 +1,121 @@
+"""Per-request sampling parameters and the sampler.
+
+Every request owns a ``torch.Generator`` seeded from its ``seed``; rows are sampled
+one at a time with their own generator, so a seeded request draws the same tokens
+whatever else shares its batch.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass, fields
+from typing import Any
+
+import torch
+
+from agentic_llm.errors import AgenticError, ErrorCode
+
+__all__ = ["SamplingParams", "sample_row", "apply_bitmask", "make_generator"]
+
+
+def _bad(msg: str) -> AgenticError:
+    return AgenticError(ErrorCode.INVALID_REQUEST, msg)
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to pick each next token and when to stop.
+
+    Attributes:
+        max_tokens: most output tokens (sampled plus jump-forward tokens), >= 1.
+        temperature: 0 means greedy.
+        top_k: keep the k most likely tokens (0 = all).
+        top_p: nucleus mass to keep, in (0, 1].
+        seed: seeds this request's own generator; None draws a random seed.
+        stop_token_ids: extra ids that end the request (besides the model's EOS).
+        ignore_eos: keep going past EOS (benchmarks).
+        timeout_s: wall-clock limit from admission; the request then ends with
+            ERR_TIMEOUT and keeps the tokens it has.
+        jump_forward: append text the constraint forces without a decode step each.
+    """
+
+    max_tokens: int = 64
+    temperature: float = 0.0
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop_token_ids: tuple[int, ...] = ()
+    ignore_eos: bool = False
+    timeout_s: float | None = None
+    jump_forward: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int) or self.max_tokens < 1:
+            raise _bad(f"max_tokens must be an integer >= 1, got {self.max_tokens!r}")
+        if not isinstance(self.temperature, int | float) or not math.isfinite(self.temperature) or self.temperature < 0:
+            raise _bad(f"temperature must be a finite number >= 0, got {self.temperature!r}")
+        if not isinstance(self.top_k, int) or self.top_k < 0:
+            raise _bad(f"top_k must be an integer >= 0 (0 = off), got {self.top_k!r}")
+        if not isinstance(self.top_p, int | float) or not 0 < self.top_p <= 1:
+            raise _bad(f"top_p must be in (0, 1], got {self.top_p!r}")
+        if self.seed is not None and (not isinstance(self.seed, int) or self.seed < 0):
+            raise _bad(f"seed must be a non-negative integer or null, got {self.seed!r}")
+        if self.timeout_s is not None and not self.timeout_s > 0:
+            raise _bad(f"timeout_s must be > 0 or null, got {self.timeout_s!r}")
+        object.__setattr__(self, "stop_token_ids", tuple(int(t) for t in self.stop_token_ids))
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SamplingParams:
+        """Build from a JSON object (unknown keys are refused, nulls mean defaults)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise _bad(f"unknown sampling fields {unknown}; known: {sorted(known)}")
+        return cls(**{k: v for k, v in data.items() if v is not None or k == "seed"})
+
+
+def make_generator(seed: int | None, device: torch.device) -> torch.Generator:
+    """A generator for one request, seeded from ``seed`` (random when None)."""
+    g = torch.Generator(device=device)
+    g.manual_seed(seed if seed is not None else secrets.randbits(63))
+    return g
+
+
+def apply_bitmask(logits: torch.Tensor, bitmask: torch.Tensor) -> None:
+    """Set logits of tokens not allowed by an xgrammar-layout ``bitmask`` to -inf, in place.
+
+    ``logits`` is ``[rows, vocab]`` and ``bitmask`` ``[rows, words]`` int32; tokens
+    past ``words * 32`` are disallowed.
+    """
+    vocab = logits.shape[-1]
+    shifts = torch.arange(32, device=bitmask.device, dtype=torch.int32)
+    bits = (bitmask.unsqueeze(-1) >> shifts) & 1  # [rows, words, 32]
+    allowed = bits.reshape(bitmask.shape[0], -1).bool()
+    if allowed.shape[1] < vocab:
+        pad = allowed.new_zeros((allowed.shape[0], vocab - allowed.shape[1]))
+        allowed = torch.cat([allowed, pad], dim=1)
+    logits.masked_fill_(~allowed[:, :vocab].to(logits.device), float("-inf"))
+
+
+def sample_row(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator) -> int:
+    """Pick the next token from one row of float32 logits ``[vocab]``."""
+    if params.greedy:
+        return int(torch.argmax(logits))
+    x = logits / params.temperature
+    if 0 < params.top_k < x.shape[-1]:
+        kth = torch.topk(x, params.top_k).values[-1]
+        x = x.masked_fill(x < kth, float("-inf"))
+    if params.top_p < 1.0:
+        sorted_x, order = torch.sort(x, descending=True)
+        probs = torch.softmax(sorted_x, dim=-1)
+        # drop a token when the mass before it already reaches top_p (the first always stays)
+        drop = (torch.cumsum(probs, dim=-1) - probs) >= params.top_p
+        sorted_x = sorted_x.masked_fill(drop, float("-inf"))
+        x = torch.empty_like(x).scatter_(0, order, sorted_x)
+    probs = torch.softmax(x, dim=-1)
+    return int(torch.multinomial(probs, 1, generator=generator))

@@ -1,0 +1,183 @@
+"""One engine step: schedule, forward (with masks filled alongside), sample, advance."""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import Future
+from typing import TYPE_CHECKING
+
+import torch
+
+from agentic_llm.engine.diagnostics import StepDiagnostics, entropy_and_logprobs
+from agentic_llm.engine.forward import AttentionCapture, ForwardBatch, build_forward_batch
+from agentic_llm.engine.hooks import HookContext
+from agentic_llm.engine.outputs import FinishReason
+from agentic_llm.engine.postprocess import accept_sampled, jump_forward, stop_reason
+from agentic_llm.engine.sampling import apply_bitmask, sample_row
+from agentic_llm.errors import AgenticError, ErrorCode
+from agentic_llm.scheduler import Request, ScheduledRow
+
+if TYPE_CHECKING:
+    from agentic_llm.engine.llm_engine import LLMEngine
+
+__all__ = ["run_step"]
+
+
+def run_step(engine: LLMEngine) -> list[Request]:
+    """Advance every scheduled request by one step; return the requests that changed."""
+    sched = engine.scheduler.schedule()
+    changed: list[Request] = list(sched.failed)
+    rows = sched.rows
+    if not rows:
+        return changed
+    chunks = [(r.request.token_ids[r.start : r.start + r.num_tokens], r.start, r.request.block_table) for r in rows]
+    batch = build_forward_batch(chunks, engine.pool.block_size, engine.device)
+    sample_idx = [i for i, r in enumerate(rows) if r.samples]
+    constrained = [
+        i for i in sample_idx if rows[i].request.matcher is not None and not rows[i].request.matcher.is_terminated()  # type: ignore[union-attr]
+    ]
+    future: Future[torch.Tensor] | None = None
+    if constrained:
+        future = engine.mask_filler.submit([rows[i].request.matcher for i in constrained])  # type: ignore[misc]
+    if engine.model.hooks:
+        batch.hook_ctx = _hook_context(batch, rows)
+    batch.capture = _capture_request(rows, sample_idx)
+    try:
+        logits = engine.model(batch, engine.pool, engine.backend)
+    except Exception as exc:  # a failing forward (a plugin hook, device OOM) ends this batch only
+        if future is not None:
+            _wait_quietly(future)
+        err = AgenticError(ErrorCode.INTERNAL, f"forward step failed: {type(exc).__name__}: {exc}")
+        for r in rows:
+            engine.scheduler.finish(r.request, FinishReason.ERROR, err)
+            changed.append(r.request)
+        return changed
+    for r in rows:
+        r.request.num_computed_tokens = r.start + r.num_tokens
+    if not sample_idx:
+        if future is not None:
+            _wait_quietly(future)
+        return changed
+    _sample_and_advance(engine, rows, sample_idx, constrained, logits, future, batch, changed)
+    return changed
+
+
+def _wait_quietly(future: Future[torch.Tensor]) -> None:
+    try:
+        future.result()
+    except Exception:  # the matcher error is reported when the row samples next time
+        return
+
+
+def _hook_context(batch: ForwardBatch, rows: list[ScheduledRow]) -> HookContext:
+    last = torch.zeros_like(batch.token_rows, dtype=torch.bool)
+    last[batch.last_token_idx] = True
+    reqs = [r.request for r in rows]
+    return HookContext(
+        token_rows=batch.token_rows,
+        num_rows=len(rows),
+        is_last_token=last,
+        prev_entropy=torch.tensor([q.last_entropy for q in reqs], dtype=torch.float32),
+        namespaces=[q.hook_info.namespaces for q in reqs],
+        tenants=[q.hook_info.tenant for q in reqs],
+        request_ids=[q.request_id for q in reqs],
+    )
+
+
+def _capture_request(rows: list[ScheduledRow], sample_idx: list[int]) -> AttentionCapture | None:
+    layers: set[int] = set()
+    cap_rows: list[int] = []
+    window = 1
+    for i in sample_idx:
+        d = rows[i].request.diagnostics
+        if d is not None and d.attention_layers:
+            layers.update(d.attention_layers)
+            cap_rows.append(i)
+            window = max(window, d.attention_window)
+    if not cap_rows:
+        return None
+    return AttentionCapture(frozenset(layers), cap_rows, window)
+
+
+def _sample_and_advance(
+    engine: LLMEngine,
+    rows: list[ScheduledRow],
+    sample_idx: list[int],
+    constrained: list[int],
+    logits: torch.Tensor,
+    future: Future[torch.Tensor] | None,
+    batch: ForwardBatch,
+    changed: list[Request],
+) -> None:
+    raw = logits[sample_idx]  # [S, V] float32
+    reqs = [rows[i].request for i in sample_idx]
+    need_stats = bool(engine.model.hooks) or any(q.diagnostics is not None for q in reqs)
+    ent, logp = entropy_and_logprobs(raw) if need_stats else (None, None)
+    masked = raw
+    mask_error: Exception | None = None
+    if future is not None:
+        pos = [sample_idx.index(i) for i in constrained]
+        try:
+            mask = future.result()
+        except Exception as exc:  # a broken matcher fails only its own requests
+            mask_error = exc
+        else:
+            masked = raw.clone()
+            sub = masked[pos]
+            apply_bitmask(sub, mask)
+            masked[pos] = sub
+    finite = torch.isfinite(raw).all(dim=-1).tolist()
+    any_allowed = torch.isfinite(masked).any(dim=-1).tolist()
+    constrained_set = {sample_idx.index(i) for i in constrained}
+    sched = engine.scheduler
+    for s, req in enumerate(reqs):
+        changed.append(req)
+        if not finite[s]:
+            sched.finish(req, FinishReason.ERROR, AgenticError(
+                ErrorCode.NUMERIC, "the model produced NaN or infinite logits; the checkpoint or a hook is broken"))
+            continue
+        if s in constrained_set and mask_error is not None:
+            sched.finish(req, FinishReason.ERROR, AgenticError(
+                ErrorCode.GRAMMAR, f"the constraint failed to give a token mask: {mask_error}"))
+            continue
+        if not any_allowed[s]:
+            sched.finish(req, FinishReason.ERROR, AgenticError(
+                ErrorCode.GRAMMAR, "the constraint allows no token at this point"))
+            continue
+        tok = sample_row(masked[s], req.params, req.generator)
+        if ent is not None and logp is not None:
+            req.last_entropy = float(ent[s])
+            if req.diagnostics is not None:
+                req.step_diagnostics.append(_diagnose(req, sample_idx[s], s, tok, ent, logp, batch))
+        err = accept_sampled(req, tok)
+        if err is not None:
+            sched.finish(req, FinishReason.ERROR, err)
+            continue
+        reason = stop_reason(req, engine.eos_token_ids, engine.max_model_len)
+        if reason is None and jump_forward(req, engine.tokenizer, engine.max_model_len):
+            reason = stop_reason(req, engine.eos_token_ids, engine.max_model_len)
+        if reason is not None:
+            sched.finish(req, reason)
+
+
+def _diagnose(
+    req: Request, row: int, s: int, tok: int, ent: torch.Tensor, logp: torch.Tensor, batch: ForwardBatch
+) -> StepDiagnostics:
+    cfg = req.diagnostics
+    assert cfg is not None
+    d = StepDiagnostics(position=req.num_tokens, token_id=tok, logprob=float(logp[s, tok]), entropy=float(ent[s]))
+    if cfg.top_k:
+        vals, ids = torch.topk(logp[s], min(cfg.top_k, logp.shape[-1]))
+        d.top_alternatives = [(int(i), float(v)) for i, v in zip(ids.tolist(), vals.tolist(), strict=True)]
+    cap = batch.capture
+    if cap is not None and cfg.attention_layers:
+        ctx = int(batch.context_lens[row])
+        for layer in cfg.attention_layers:
+            w = cap.weights.get((layer, row))
+            if w is not None:
+                w = w[:, -cfg.attention_window :]
+                d.attention[layer] = w.tolist()
+                d.attention_start = ctx - w.shape[1]
+    if not math.isfinite(d.logprob):
+        d.logprob = float("-inf")
+    return d
