@@ -1,0 +1,225 @@
+"""The AgenticLLM servicer: a thin translator between protobuf and the pipeline."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from agentic_llm.client.protos import load
+from agentic_llm.errors import AgenticError, ErrorCode
+from agentic_llm.server import convert
+from agentic_llm.server.errors import abort_with
+from agentic_llm.serving.knowledge import KnowledgeAdmin
+from agentic_llm.serving.pipeline import CancelToken, Pipeline
+from agentic_llm.serving.result import NodeEvent, ServingResult, TokenDelta
+
+__all__ = ["AgenticLLMServicer", "Malformed"]
+
+_log = logging.getLogger(__name__)
+pb = load().pb2
+
+
+class Malformed:
+    """Stands in for a request whose bytes did not decode, so the handler can refuse
+    it with ERR_INVALID_REQUEST instead of gRPC's bare INTERNAL."""
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+
+def _deadline(context: Any) -> float | None:
+    remaining = context.time_remaining()
+    if remaining is None or remaining > 10 * 365 * 86400:
+        return None
+    return time.monotonic() + max(0.0, remaining)
+
+
+def _internal(exc: BaseException) -> AgenticError:
+    _log.exception("unexpected error while serving a request")
+    return AgenticError(ErrorCode.INTERNAL,
+                        f"internal error ({type(exc).__name__}); see the server log")
+
+
+class AgenticLLMServicer:
+    """Implements every RPC of ``agentic_llm.agentic.v1.AgenticLLM``.
+
+    Args:
+        pipeline: the shared in-process pipeline.
+        knowledge: AGA knowledge administration, or None when AGA is not available.
+        max_fork_branches: refuse forks with more branches (ERR_INPUT_TOO_LARGE).
+    """
+
+    def __init__(self, pipeline: Pipeline, *, knowledge: KnowledgeAdmin | None = None,
+                 max_fork_branches: int = 16) -> None:
+        self.pipeline = pipeline
+        self.knowledge = knowledge
+        self.max_fork_branches = max_fork_branches
+
+    # -- helpers --------------------------------------------------------------------
+    def _request(self, msg: Any) -> Any:
+        if isinstance(msg, Malformed):
+            raise AgenticError(ErrorCode.INVALID_REQUEST,
+                               f"the request message could not be decoded: {msg.error}")
+        return convert.request_from_proto(msg)
+
+    def _cancel_token(self, context: Any) -> CancelToken:
+        token = CancelToken()
+        context.add_callback(token.cancel)
+        return token
+
+    # -- generation -----------------------------------------------------------------
+    def GenerateSubgraph(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC name
+        try:
+            req = self._request(request)
+            result = self.pipeline.run(req, deadline=_deadline(context),
+                                       cancel=self._cancel_token(context))
+            return convert.result_to_proto(result)
+        except AgenticError as exc:
+            abort_with(context, exc)
+        except Exception as exc:  # noqa: BLE001 - never leak a traceback to the client
+            abort_with(context, _internal(exc))
+
+    def GenerateSubgraphStream(self, request: Any, context: Any) -> Iterator[Any]:  # noqa: N802
+        try:
+            req = self._request(request)
+            events = self.pipeline.events(
+                req, deadline=_deadline(context), stream_tokens=bool(request.stream_tokens),
+                cancel=self._cancel_token(context))
+            for item in events:
+                if isinstance(item, NodeEvent):
+                    yield convert.node_event_to_proto(item)
+                elif isinstance(item, TokenDelta):
+                    yield convert.token_delta_to_proto(item)
+                elif isinstance(item, ServingResult):
+                    msg = pb.GenerateSubgraphStreamResponse()
+                    msg.final.CopyFrom(convert.result_to_proto(item))
+                    yield msg
+        except AgenticError as exc:
+            abort_with(context, exc)
+        except Exception as exc:  # noqa: BLE001
+            abort_with(context, _internal(exc))
+
+    def GenerateFork(self, request: Any, context: Any) -> Iterator[Any]:  # noqa: N802
+        try:
+            if isinstance(request, Malformed):
+                self._request(request)
+            n = len(request.branches)
+            if n == 0:
+                raise AgenticError(ErrorCode.INVALID_REQUEST, "branches: a fork needs at least one",
+                                   field="branches")
+            if n > self.max_fork_branches:
+                raise AgenticError(
+                    ErrorCode.INPUT_TOO_LARGE,
+                    f"a fork may have at most {self.max_fork_branches} branches, got {n}",
+                    limit=self.max_fork_branches, field="branches")
+            reqs, bad = [], []
+            for i, b in enumerate(request.branches):
+                try:
+                    reqs.append((i, self._request(b)))
+                except AgenticError as exc:
+                    bad.append((i, b.branch_id or str(i), exc))
+            for i, bid, exc in bad:
+                yield pb.GenerateForkResponse(index=i, branch_id=bid,
+                                              error=convert.error_status_to_proto(exc))
+            if not reqs:
+                return
+            order = [i for i, _ in reqs]
+            from dataclasses import replace
+
+            prepared = [replace(r, branch_id=r.branch_id or str(i)) for i, r in reqs]
+            for br in self.pipeline.fork(prepared, dag_id=request.dag_id, deadline=_deadline(context)):
+                index = order[br.index]
+                if br.result is not None:
+                    yield pb.GenerateForkResponse(index=index, branch_id=br.branch_id,
+                                                  response=convert.result_to_proto(br.result))
+                else:
+                    assert br.error is not None
+                    yield pb.GenerateForkResponse(index=index, branch_id=br.branch_id,
+                                                  error=convert.error_status_to_proto(br.error))
+        except AgenticError as exc:
+            abort_with(context, exc)
+        except Exception as exc:  # noqa: BLE001
+            abort_with(context, _internal(exc))
+
+    # -- cache admin ----------------------------------------------------------------
+    def CacheStats(self, request: Any, context: Any) -> Any:  # noqa: N802
+        try:
+            stats = dict(self.pipeline.cache_stats())
+            msg = pb.CacheStatsResponse(
+                subgraph_entries=int(stats.pop("entries", 0)),
+                exact_hits=int(stats.pop("exact_hits", 0)),
+                fuzzy_hits=int(stats.pop("fuzzy_hits", 0)),
+                misses=int(stats.pop("misses", 0)),
+                prefix_query_tokens=int(stats.pop("engine_prefix_queries_tokens", 0)),
+                prefix_hit_tokens=int(stats.pop("engine_prefix_hit_tokens", 0)),
+            )
+            msg.extra.update(stats)
+            return msg
+        except AgenticError as exc:
+            abort_with(context, exc)
+        except Exception as exc:  # noqa: BLE001
+            abort_with(context, _internal(exc))
+
+    def InvalidateCache(self, request: Any, context: Any) -> Any:  # noqa: N802
+        try:
+            if isinstance(request, Malformed):
+                self._request(request)
+            if not (request.path_prefix or request.tenant or request.all):
+                raise AgenticError(
+                    ErrorCode.INVALID_REQUEST,
+                    "give path_prefix and/or tenant, or all=true to empty the whole cache",
+                    field="path_prefix")
+            removed = self.pipeline.invalidate(path_prefix=request.path_prefix,
+                                               tenant=request.tenant)
+            return pb.InvalidateCacheResponse(removed=removed)
+        except AgenticError as exc:
+            abort_with(context, exc)
+        except Exception as exc:  # noqa: BLE001
+            abort_with(context, _internal(exc))
+
+    # -- knowledge admin ------------------------------------------------------------
+    def _knowledge(self, request: Any) -> KnowledgeAdmin:
+        if isinstance(request, Malformed):
+            self._request(request)
+        if self.knowledge is None:
+            raise AgenticError(ErrorCode.RESOURCE_UNAVAILABLE,
+                               "knowledge injection (AGA) is not enabled on this server")
+        return self.knowledge
+
+    def RegisterKnowledge(self, request: Any, context: Any) -> Any:  # noqa: N802
+        try:
+            e = request.entry
+            kid = self._knowledge(request).register(
+                tenant=e.tenant, namespace=e.namespace, key=e.key, text=e.text,
+                metadata=dict(e.metadata), entry_id=e.id or None)
+            return pb.RegisterKnowledgeResponse(id=kid)
+        except AgenticError as exc:
+            abort_with(context, exc)
+        except Exception as exc:  # noqa: BLE001
+            abort_with(context, _internal(exc))
+
+    def RemoveKnowledge(self, request: Any, context: Any) -> Any:  # noqa: N802
+        try:
+            ok = self._knowledge(request).remove(tenant=request.tenant,
+                                                 namespace=request.namespace, entry_id=request.id)
+            return pb.RemoveKnowledgeResponse(removed=ok)
+        except AgenticError as exc:
+            abort_with(context, exc)
+        except Exception as exc:  # noqa: BLE001
+            abort_with(context, _internal(exc))
+
+    def ListKnowledge(self, request: Any, context: Any) -> Any:  # noqa: N802
+        try:
+            entries = self._knowledge(request).list(tenant=request.tenant,
+                                                    namespace=request.namespace)
+            msg = pb.ListKnowledgeResponse()
+            for k in entries:
+                msg.entries.add(id=k.id, tenant=k.tenant, namespace=k.namespace, key=k.key,
+                                text=k.text, metadata=dict(k.metadata))
+            return msg
+        except AgenticError as exc:
+            abort_with(context, exc)
+        except Exception as exc:  # noqa: BLE001
+            abort_with(context, _internal(exc))

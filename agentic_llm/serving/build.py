@@ -1,0 +1,97 @@
+"""Assemble a :class:`Pipeline` from a :class:`~agentic_llm.config.ServerConfig`.
+
+Resolves the model directory (config, then ``AGENTIC_MODEL_DIR``, then the shipped
+model), loads the engine with a radix prefix cache over its KV pool, builds the
+grammar compiler for the model's tokenizer and opens the subgraph cache store.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from agentic_llm import envs
+from agentic_llm.config import ServerConfig
+from agentic_llm.errors import AgenticError, ErrorCode
+from agentic_llm.serving.admission import Admission
+from agentic_llm.serving.pipeline import Pipeline, PipelineParts
+
+__all__ = ["resolve_model_dir", "build_engine", "build_pipeline"]
+
+_log = logging.getLogger(__name__)
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_model_dir(configured: str = "") -> Path:
+    """The checkpoint to serve: ``configured``, ``AGENTIC_MODEL_DIR``, or the shipped model.
+
+    Raises:
+        AgenticError: ERR_MODEL_NOT_FOUND naming what was tried.
+    """
+    if configured:
+        path = Path(configured).expanduser()
+    elif envs.model_dir() is not None:
+        path = envs.model_dir()  # type: ignore[assignment]
+    else:
+        try:
+            models = importlib.import_module("agentic_llm.models")
+            path = Path(models.default_model_dir())
+        except (ImportError, AttributeError):
+            raise AgenticError(
+                ErrorCode.MODEL_NOT_FOUND,
+                "no model configured: set model.dir in the profile, --model, or AGENTIC_MODEL_DIR",
+            ) from None
+    if not (path / "config.json").is_file():
+        raise AgenticError(ErrorCode.MODEL_NOT_FOUND,
+                           f"{path} is not a model directory (no config.json)", path=str(path))
+    return path
+
+
+def build_engine(config: ServerConfig, model_dir: Path) -> Any:
+    """An ``LLMEngine`` for ``model_dir`` sized by ``config`` (radix prefix cache on request)."""
+    from agentic_llm.engine import LLMEngine
+
+    m = config.model
+    engine = LLMEngine.from_pretrained(
+        model_dir, device=m.device, dtype=_DTYPES[m.dtype], num_blocks=m.num_blocks,
+        block_size=m.block_size, max_num_seqs=max(1, config.limits.max_concurrent),
+    )
+    if m.prefix_cache:
+        from agentic_llm.cache import RadixCache
+
+        # The radix index lives over the engine's own pool, which exists only once
+        # the engine is built; attach it before the first request.
+        radix = RadixCache(engine.pool)
+        engine.prefix_cache = radix
+        engine.scheduler.prefix_cache = radix
+    return engine
+
+
+def _compiler(model_dir: Path, engine: Any) -> Any:
+    from agentic_llm.grammar import GrammarCompiler, TokenizerInfo
+
+    info = TokenizerInfo.from_hf_tokenizer_json(
+        model_dir / "tokenizer.json", vocab_size=engine.model_config.vocab_size)
+    return GrammarCompiler(info)
+
+
+def build_pipeline(config: ServerConfig, *, engine: Any = None, model_dir: Path | None = None) -> Pipeline:
+    """The pipeline ``agentic-llm serve`` runs: engine, grammar, caches, admission."""
+    from agentic_llm.serving.subgraphs import open_subgraph_cache
+
+    model_dir = model_dir or resolve_model_dir(config.model.dir)
+    engine = engine or build_engine(config, model_dir)
+    parts = PipelineParts(
+        engine=engine,
+        compiler=_compiler(model_dir, engine),
+        cache=open_subgraph_cache(config.cache),
+        max_model_len=int(getattr(engine, "max_model_len", 0) or 0),
+    )
+    lim = config.limits
+    return Pipeline(parts, admission=Admission(lim.max_concurrent, lim.max_queue),
+                    default_timeout_sec=lim.default_timeout_sec)

@@ -1,0 +1,70 @@
+"""Knowledge administration (AGA) as the front ends use it: per-tenant namespaces.
+
+A tenant's namespace ``ns`` is stored in the knowledge store as ``<tenant>/<ns>``
+(``ns`` alone for the empty tenant), so one tenant can neither list nor remove
+another tenant's entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from agentic_llm.errors import AgenticError, ErrorCode
+
+__all__ = ["KnowledgeRecord", "KnowledgeAdmin", "scoped_namespace", "split_namespace"]
+
+
+@dataclass(frozen=True)
+class KnowledgeRecord:
+    """One knowledge entry as the admin API shows it."""
+
+    id: str
+    tenant: str
+    namespace: str
+    key: str
+    text: str
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+def scoped_namespace(tenant: str, namespace: str) -> str:
+    """The store namespace of ``namespace`` for ``tenant``.
+
+    Raises:
+        AgenticError: ERR_INVALID_REQUEST for an empty namespace or a ``/`` in the
+            tenant name.
+    """
+    if not namespace:
+        raise AgenticError(ErrorCode.INVALID_REQUEST, "namespace: must not be empty",
+                           field="namespace")
+    if "/" in tenant:
+        raise AgenticError(ErrorCode.INVALID_REQUEST, "tenant: must not contain '/'",
+                           field="tenant")
+    return f"{tenant}/{namespace}" if tenant else namespace
+
+
+def split_namespace(tenant: str, stored: str) -> str | None:
+    """The tenant-relative name of a store namespace, or None if not the tenant's."""
+    if tenant:
+        prefix = tenant + "/"
+        return stored[len(prefix):] if stored.startswith(prefix) else None
+    return stored
+
+
+@runtime_checkable
+class KnowledgeAdmin(Protocol):
+    """Register, remove and list knowledge entries of a tenant."""
+
+    def register(self, *, tenant: str, namespace: str, key: str, text: str,
+                 metadata: Mapping[str, str], entry_id: str | None) -> str:
+        """Store an entry; return its id."""
+        ...
+
+    def remove(self, *, tenant: str, namespace: str, entry_id: str) -> bool:
+        """Remove an entry; False when it did not exist."""
+        ...
+
+    def list(self, *, tenant: str, namespace: str) -> list[KnowledgeRecord]:
+        """The tenant's entries, of one namespace or (empty) all."""
+        ...

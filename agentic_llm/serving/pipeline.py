@@ -1,0 +1,441 @@
+"""The in-process serving pipeline every front end shares.
+
+    request -> planner.plan -> subgraph cache (exact / fuzzy) -> grammar matcher
+      -> engine (prefix cache; dag_id / branch_id / priority / deadline passed on)
+      -> node events as nodes complete -> dsl validation -> cache registration
+
+:meth:`Pipeline.events` is the core: a generator of :class:`NodeEvent` (and, on
+request, :class:`TokenDelta`) items ending with the :class:`ServingResult`.
+:meth:`Pipeline.run` returns only the result; :meth:`Pipeline.fork` runs the
+branches of one fork together so the engine batches them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any
+
+from agentic_llm.errors import AgenticError, ErrorCode
+from agentic_llm.observability import emit
+from agentic_llm.planner import GenerateRequest, plan
+from agentic_llm.serving.admission import Admission
+from agentic_llm.serving.ast import diagnostic_info, document_blocks
+from agentic_llm.serving.loop import EngineLoop
+from agentic_llm.serving.nodes import NodeStream
+from agentic_llm.serving.result import (
+    BranchResult,
+    CacheOutcome,
+    DiagnosticInfo,
+    NodeEvent,
+    ServingResult,
+    TimingsBuilder,
+    TokenCounts,
+    TokenDelta,
+)
+from agentic_llm.serving.subgraphs import SubgraphStore
+
+__all__ = ["Pipeline", "PipelineParts", "StreamItem"]
+
+_log = logging.getLogger(__name__)
+
+StreamItem = NodeEvent | TokenDelta | ServingResult
+
+
+@dataclass
+class PipelineParts:
+    """What a pipeline runs on.
+
+    Attributes:
+        engine: an ``agentic_llm.engine.LLMEngine`` (or compatible).
+        tokenizer: a ``tokenizers.Tokenizer``; the engine's when None.
+        compiler: an ``agentic_llm.grammar.GrammarCompiler``; None generates without
+            a constraint (the result is still validated).
+        cache: the subgraph cache; None disables it.
+        max_model_len: prompt plus output tokens the model can hold (0: unchecked).
+    """
+
+    engine: Any
+    tokenizer: Any = None
+    compiler: Any = None
+    cache: SubgraphStore | None = None
+    max_model_len: int = 0
+
+
+class _Decoder:
+    """Incremental detokenizer: text of all ids so far, minus what was sent."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self._tok = tokenizer
+        self.ids: list[int] = []
+        self.sent = 0
+
+    def add(self, ids: Sequence[int]) -> str:
+        self.ids.extend(ids)
+        text = self._tok.decode(self.ids)
+        # Hold back a partial UTF-8 sequence until its last byte arrives.
+        stable = len(text) - 1 if text.endswith("\ufffd") else len(text)
+        delta = text[self.sent:stable]
+        self.sent = max(self.sent, stable)
+        return delta
+
+    def text(self) -> str:
+        return self._tok.decode(self.ids)
+
+
+class CancelToken:
+    """Lets a front end stop a request from another thread (client disconnect)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.cancelled = False
+        self._abort: Callable[[], None] | None = None
+
+    def bind(self, abort: Callable[[], None]) -> None:
+        with self._lock:
+            self._abort = abort
+            fire = self.cancelled
+        if fire:
+            abort()
+
+    def cancel(self) -> None:
+        with self._lock:
+            self.cancelled = True
+            abort = self._abort
+        if abort is not None:
+            abort()
+
+
+class Pipeline:
+    """Plans, looks up, generates, streams, validates and caches subgraphs.
+
+    Args:
+        parts: the engine and its helpers.
+        admission: concurrency gate; requests wait for a slot here.
+        default_timeout_sec: deadline of a request that brings none.
+    """
+
+    def __init__(
+        self,
+        parts: PipelineParts,
+        *,
+        admission: Admission | None = None,
+        default_timeout_sec: float = 60.0,
+    ) -> None:
+        self.parts = parts
+        self.engine = parts.engine
+        self.tokenizer = parts.tokenizer if parts.tokenizer is not None else parts.engine.tokenizer
+        if self.tokenizer is None:
+            raise AgenticError(ErrorCode.UNSUPPORTED_MODEL, "the model ships no tokenizer.json")
+        self.loop = EngineLoop(parts.engine)
+        self.admission = admission or Admission(max_concurrent=64, max_queue=256)
+        self.default_timeout_sec = default_timeout_sec
+        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="agentic-fork")
+
+    # -- public API -----------------------------------------------------------------
+    def new_request_id(self) -> str:
+        return self.loop.new_request_id()
+
+    def run(self, req: GenerateRequest, **kwargs: Any) -> ServingResult:
+        """Generate (or fetch from the cache) the subgraph for ``req``; see :meth:`events`."""
+        result: ServingResult | None = None
+        for item in self.events(req, **kwargs):
+            if isinstance(item, ServingResult):
+                result = item
+        if result is None:  # pragma: no cover - events always ends with a result or raises
+            raise AgenticError(ErrorCode.INTERNAL, "the pipeline produced no result")
+        return result
+
+    def events(
+        self,
+        req: GenerateRequest,
+        *,
+        request_id: str | None = None,
+        deadline: float | None = None,
+        stream_tokens: bool = False,
+        cancel: CancelToken | None = None,
+        admitted: bool = False,
+    ) -> Iterator[StreamItem]:
+        """Node events (and token deltas with ``stream_tokens``), then the result.
+
+        Args:
+            req: the request.
+            request_id: an id from :meth:`new_request_id` (one is made when None).
+            deadline: a ``time.monotonic()`` instant; the earlier of it and the
+                request's ``budget.timeout_sec`` applies.
+            stream_tokens: also yield :class:`TokenDelta` items.
+            cancel: stops the request when cancelled (its engine pages are freed).
+            admitted: the caller already holds an admission slot.
+
+        Raises:
+            AgenticError: the planner's refusal, ERR_OVERLOADED / ERR_UNAVAILABLE
+                from admission, ERR_TIMEOUT, ERR_CANCELLED, or an engine error.
+        """
+        t0 = time.perf_counter()
+        rid = request_id or self.new_request_id()
+        timeout = req.budget.timeout_sec if req.budget.timeout_sec > 0 else self.default_timeout_sec
+        own_deadline = time.monotonic() + timeout
+        deadline = own_deadline if deadline is None else min(deadline, own_deadline)
+        outcome, code = "error", ""
+        try:
+            if admitted:
+                yield from self._events(req, rid, t0, deadline, stream_tokens, cancel)
+            else:
+                with self.admission.slot(deadline):
+                    yield from self._events(req, rid, t0, deadline, stream_tokens, cancel)
+            outcome = "success"
+        except AgenticError as exc:
+            code = exc.code.value
+            outcome = {ErrorCode.TIMEOUT: "timeout", ErrorCode.CANCELLED: "cancelled"}.get(
+                exc.code, "refused" if exc.code in _REFUSALS else "error")
+            raise
+        except GeneratorExit:
+            outcome, code = "cancelled", ErrorCode.CANCELLED.value
+            raise
+        finally:
+            if outcome != "success":
+                emit.request_finished(rid, outcome, error_code=code, tenant=req.tenant,
+                                      target_path=req.target_path,
+                                      e2e_s=time.perf_counter() - t0)
+
+    def fork(
+        self,
+        branches: Sequence[GenerateRequest],
+        *,
+        dag_id: str = "",
+        deadline: float | None = None,
+    ) -> Iterator[BranchResult]:
+        """Run the branches of one fork together; yield each result as it completes.
+
+        Branches without a ``dag_id`` get ``dag_id``; without a ``branch_id``, their
+        index. A failing branch yields a :class:`BranchResult` with its error and does
+        not stop the others.
+        """
+        reqs = []
+        for i, b in enumerate(branches):
+            reqs.append(replace(b, dag_id=b.dag_id or dag_id or None,
+                                branch_id=b.branch_id or str(i)))
+        futures = {
+            self._pool.submit(self.run, r, deadline=deadline): (i, r.branch_id or str(i))
+            for i, r in enumerate(reqs)
+        }
+        from concurrent.futures import as_completed
+
+        for fut in as_completed(futures):
+            i, bid = futures[fut]
+            try:
+                yield BranchResult(i, bid, result=fut.result())
+            except AgenticError as exc:
+                yield BranchResult(i, bid, error=exc)
+            except Exception as exc:  # noqa: BLE001 - reported per branch
+                _log.exception("fork branch %s failed", bid)
+                yield BranchResult(i, bid, error=AgenticError(
+                    ErrorCode.INTERNAL, f"branch failed: {type(exc).__name__}"))
+
+    def cache_stats(self) -> dict[str, float]:
+        """Subgraph cache, prefix cache and engine counters, flattened."""
+        out: dict[str, float] = {}
+        if self.parts.cache is not None:
+            out.update({k: float(v) for k, v in self.parts.cache.stats().items()})
+        out.update(_engine_counters(self.engine))
+        a = self.admission.stats()
+        out.update({"admission_running": a.running, "admission_waiting": a.waiting,
+                    "admission_refused_overload": a.refused_overload})
+        return out
+
+    def invalidate(self, *, path_prefix: str = "", tenant: str = "") -> int:
+        """Remove cached subgraphs under ``path_prefix`` and/or of ``tenant``."""
+        if self.parts.cache is None:
+            return 0
+        return self.parts.cache.invalidate(path_prefix=path_prefix, tenant=tenant)
+
+    def close(self) -> None:
+        """Stop the engine loop and the fork pool."""
+        self.loop.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- the stages -----------------------------------------------------------------
+    def _events(
+        self, req: GenerateRequest, rid: str, t0: float, deadline: float,
+        stream_tokens: bool, cancel: CancelToken | None,
+    ) -> Iterator[StreamItem]:
+        tm = TimingsBuilder(t0)
+        tm.mark("queue_ms")
+        if cancel is not None and cancel.cancelled:
+            raise AgenticError(ErrorCode.CANCELLED, "request cancelled")
+        p = plan(req)
+        tm.mark("plan_ms")
+        emit.request_stage(rid, "plan", tm.last_s)
+        policy = p.validation_policy()
+        cache = self.parts.cache
+        use_cache = cache is not None and not req.flags.bypass_cache
+        if use_cache:
+            assert cache is not None
+            hit = cache.lookup(p)
+            if hit is not None:
+                result = self._from_cache(req, rid, hit.text, hit.outcome, policy, tm)
+                if result is not None:
+                    emit.request_stage(rid, "cache_lookup", tm.elapsed_s("cache_ms"))
+                    for i, n in enumerate(result.nodes):
+                        yield NodeEvent(i, n, "", (time.perf_counter() - t0) * 1000.0)
+                    emit.request_finished(rid, "cached", tenant=req.tenant,
+                                          target_path=req.target_path,
+                                          e2e_s=time.perf_counter() - t0)
+                    yield result
+                    return
+        tm.mark("cache_ms")
+
+        prompt_ids = list(self.tokenizer.encode(p.render_prompt()).ids)
+        max_len = self.parts.max_model_len
+        if max_len and len(prompt_ids) + p.max_tokens > max_len:
+            raise AgenticError(
+                ErrorCode.CONTEXT_TOO_LONG,
+                f"prompt of {len(prompt_ids)} tokens plus max_tokens {p.max_tokens} exceeds the "
+                f"model's {max_len}-token context; shorten the prompt, tools or library",
+                prompt_tokens=len(prompt_ids), max_model_len=max_len)
+        matcher = self.parts.compiler.matcher_for(p) if self.parts.compiler is not None else None
+        params = _sampling_params(req, p.max_tokens, deadline)
+        # Scheduler fields go to the engine when its add_request takes them.
+        ch = self.loop.submit(
+            prompt_ids, params, request_id=rid, deadline=deadline, matcher=matcher,
+            dag_id=req.dag_id, branch_id=req.branch_id, priority=req.priority,
+            hook_info={"namespaces": tuple(req.namespaces), "tenant": req.tenant},
+        )
+        if cancel is not None:
+            cancel.bind(lambda: self.loop.abort(rid))
+        finished = False
+        try:
+            decoder = _Decoder(self.tokenizer)
+            pending: list[NodeEvent] = []
+            nodes = NodeStream(p.target_path, pending.append, started=t0)
+            first = True
+            reason = ""
+            cached_tokens = forced_tokens = 0
+            while True:
+                wait = max(0.0, deadline - time.monotonic()) + 5.0
+                item = ch.get(timeout=wait)
+                if item.token_ids:
+                    if first:
+                        tm.mark("first_token_ms", since_start=True)
+                        first = False
+                    delta = decoder.add(item.token_ids)
+                    nodes.feed(delta)
+                    if stream_tokens and delta:
+                        yield TokenDelta(delta, item.token_ids)
+                    while pending:
+                        yield pending.pop(0)
+                cached_tokens = max(cached_tokens, item.cached_tokens)
+                forced_tokens = max(forced_tokens, item.forced_tokens)
+                if item.finished:
+                    finished = True
+                    if item.error is not None and item.finish_reason != "length":
+                        raise item.error
+                    reason = item.finish_reason or "stop"
+                    break
+            tm.mark("generate_ms")
+            text = decoder.text()
+            nodes.close()
+            while pending:
+                yield pending.pop(0)
+        finally:
+            if not finished:
+                self.loop.abort(rid)
+
+        doc, diags = _check(text, policy)
+        tm.mark("validate_ms")
+        valid = doc is not None and not any(d.is_error for d in diags)
+        if valid and use_cache:
+            assert cache is not None
+            try:
+                cache.insert(p, text)
+            except AgenticError:
+                _log.warning("subgraph cache insert failed for %s", p.target_path, exc_info=True)
+        outcome = (CacheOutcome.BYPASS if req.flags.bypass_cache else
+                   CacheOutcome.PREFIX if cached_tokens > 0 else CacheOutcome.MISS)
+        counts = TokenCounts(
+            prompt_tokens=len(prompt_ids), cached_prompt_tokens=cached_tokens,
+            completion_tokens=len(decoder.ids), forced_tokens=forced_tokens,
+            node_count=doc.node_count if doc is not None else nodes.count,
+        )
+        result = ServingResult(
+            request_id=rid, target_path=p.target_path, text=text,
+            blocks=document_blocks(doc) if doc is not None else (), document=doc,
+            diagnostics=_shown(diags, req.flags.diagnostics), valid=valid, cache=outcome,
+            counts=counts, timings=tm.build(), finish_reason=reason,
+            dag_id=req.dag_id or "", branch_id=req.branch_id or "",
+        )
+        emit.request_finished(
+            rid, "success", prompt_tokens=counts.prompt_tokens,
+            output_tokens=counts.completion_tokens, cached_tokens=cached_tokens,
+            ttft_s=result.timings.first_token_ms / 1000.0, e2e_s=time.perf_counter() - t0,
+            tenant=req.tenant, target_path=req.target_path,
+        )
+        yield result
+
+    def _from_cache(
+        self, req: GenerateRequest, rid: str, text: str, outcome: CacheOutcome, policy: Any,
+        tm: TimingsBuilder,
+    ) -> ServingResult | None:
+        doc, diags = _check(text, policy)
+        if doc is None or any(d.is_error for d in diags):
+            # A stale entry (e.g. a tool was revoked since): generate instead.
+            return None
+        tm.mark("cache_ms")
+        return ServingResult(
+            request_id=rid, target_path=req.target_path, text=text,
+            blocks=document_blocks(doc), document=doc,
+            diagnostics=_shown(diags, req.flags.diagnostics), valid=True, cache=outcome,
+            counts=TokenCounts(node_count=doc.node_count), timings=tm.build(),
+            finish_reason="cache", dag_id=req.dag_id or "", branch_id=req.branch_id or "",
+        )
+
+
+_REFUSALS = frozenset({
+    ErrorCode.INVALID_REQUEST, ErrorCode.NAMESPACE_VIOLATION, ErrorCode.BUDGET_EXCEEDED,
+    ErrorCode.OVERLOADED, ErrorCode.UNAVAILABLE, ErrorCode.CONTEXT_TOO_LONG,
+    ErrorCode.SIGNATURE_REQUIRED, ErrorCode.TOOL_NOT_GRANTED, ErrorCode.UNAUTHENTICATED,
+})
+
+
+def _sampling_params(req: GenerateRequest, max_tokens: int, deadline: float) -> Any:
+    from agentic_llm.engine import SamplingParams
+
+    s = req.sampling
+    return SamplingParams(
+        max_tokens=max_tokens, temperature=s.temperature, top_k=s.top_k,
+        top_p=s.top_p if s.top_p > 0 else 1.0, seed=s.seed,
+        timeout_s=max(0.001, deadline - time.monotonic()),
+    )
+
+
+def _check(text: str, policy: Any) -> tuple[Any, list[DiagnosticInfo]]:
+    """Parse and validate; (None, parse diagnostics) when the text does not parse."""
+    from agentic_llm.dsl import DSLParseError, parse, validate
+
+    try:
+        doc = parse(text)
+    except DSLParseError as exc:
+        return None, [diagnostic_info(d) for d in exc.diagnostics]
+    return doc, [diagnostic_info(d) for d in validate(doc, policy)]
+
+
+def _shown(diags: list[DiagnosticInfo], all_severities: bool) -> tuple[DiagnosticInfo, ...]:
+    return tuple(d for d in diags if all_severities or d.is_error)
+
+
+def _engine_counters(engine: Any) -> dict[str, float]:
+    stats_fn = getattr(engine, "stats", None)
+    if not callable(stats_fn):
+        return {}
+    stats = stats_fn()
+    items = stats.items() if isinstance(stats, dict) else (
+        (k, getattr(stats, k)) for k in dir(stats) if not k.startswith("_"))
+    out: dict[str, float] = {}
+    for k, v in items:
+        if isinstance(v, bool | int | float):
+            out[f"engine_{k}"] = float(v)
+    return out
