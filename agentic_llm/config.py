@@ -28,6 +28,7 @@ __all__ = [
     "LimitsConfig",
     "TLSConfig",
     "AuthConfig",
+    "AgaConfig",
     "ServerConfig",
     "load_config",
     "profile_names",
@@ -158,6 +159,15 @@ class AuthConfig:
 
 
 @dataclass(frozen=True)
+class AgaConfig:
+    """Knowledge injection: off by default; ``config`` is an AGA YAML profile path
+    (empty: AGA defaults sized to the model)."""
+
+    enabled: bool = False
+    config: str = ""
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     """Everything ``agentic-llm serve`` needs."""
 
@@ -167,6 +177,7 @@ class ServerConfig:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     tls: TLSConfig = field(default_factory=TLSConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    aga: AgaConfig = field(default_factory=AgaConfig)
     reflection: bool = True
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

@@ -54,7 +54,7 @@ class AgenticLLMServicer:
     def __init__(self, pipeline: Pipeline, *, knowledge: KnowledgeAdmin | None = None,
                  max_fork_branches: int = 16) -> None:
         self.pipeline = pipeline
-        self.knowledge = knowledge
+        self.knowledge = knowledge if knowledge is not None else pipeline.parts.knowledge
         self.max_fork_branches = max_fork_branches
 
     # -- helpers --------------------------------------------------------------------

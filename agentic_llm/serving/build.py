@@ -86,10 +86,16 @@ def build_pipeline(config: ServerConfig, *, engine: Any = None, model_dir: Path 
 
     model_dir = model_dir or resolve_model_dir(config.model.dir)
     engine = engine or build_engine(config, model_dir)
+    knowledge = None
+    if config.aga.enabled:
+        from agentic_llm.serving.aga_admin import attach_aga
+
+        knowledge = attach_aga(engine, config.aga.config)
     parts = PipelineParts(
         engine=engine,
         compiler=_compiler(model_dir, engine),
         cache=open_subgraph_cache(config.cache),
+        knowledge=knowledge,
         max_model_len=int(getattr(engine, "max_model_len", 0) or 0),
     )
     lim = config.limits

@@ -25,6 +25,7 @@ from agentic_llm.observability import emit
 from agentic_llm.planner import GenerateRequest, plan
 from agentic_llm.serving.admission import Admission
 from agentic_llm.serving.ast import diagnostic_info, document_blocks
+from agentic_llm.serving.knowledge import KnowledgeAdmin
 from agentic_llm.serving.loop import EngineLoop
 from agentic_llm.serving.nodes import NodeStream
 from agentic_llm.serving.result import (
@@ -56,6 +57,7 @@ class PipelineParts:
         compiler: an ``agentic_llm.grammar.GrammarCompiler``; None generates without
             a constraint (the result is still validated).
         cache: the subgraph cache; None disables it.
+        knowledge: AGA knowledge administration; None when AGA is off.
         max_model_len: prompt plus output tokens the model can hold (0: unchecked).
     """
 
@@ -63,6 +65,7 @@ class PipelineParts:
     tokenizer: Any = None
     compiler: Any = None
     cache: SubgraphStore | None = None
+    knowledge: KnowledgeAdmin | None = None
     max_model_len: int = 0
 
 
@@ -254,9 +257,12 @@ class Pipeline:
         return self.parts.cache.invalidate(path_prefix=path_prefix, tenant=tenant)
 
     def close(self) -> None:
-        """Stop the engine loop and the fork pool."""
+        """Stop the engine loop and the fork pool, and close the cache store."""
         self.loop.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        close = getattr(self.parts.cache, "close", None)
+        if callable(close):
+            close()
 
     # -- the stages -----------------------------------------------------------------
     def _events(

@@ -7,11 +7,13 @@ module only adapts it to the four calls the pipeline makes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from agentic_llm.config import CacheConfig
 from agentic_llm.serving.result import CacheOutcome
 
-__all__ = ["CacheHit", "SubgraphStore"]
+__all__ = ["CacheHit", "SubgraphStore", "SubgraphCacheAdapter", "open_subgraph_cache"]
 
 
 @dataclass(frozen=True)
@@ -41,3 +43,59 @@ class SubgraphStore(Protocol):
     def stats(self) -> dict[str, float]:
         """Counters: entries, exact_hits, fuzzy_hits, misses, ..."""
         ...
+
+
+class SubgraphCacheAdapter:
+    """:class:`SubgraphStore` over ``agentic_llm.cache.SubgraphCache``."""
+
+    def __init__(self, cache: Any) -> None:
+        self.cache = cache
+
+    def lookup(self, plan: Any) -> CacheHit | None:
+        found = self.cache.lookup_plan(plan)
+        if not found.hit or found.text is None:
+            return None
+        outcome = CacheOutcome.EXACT if found.kind == "exact" else CacheOutcome.FUZZY
+        return CacheHit(outcome, found.text)
+
+    def insert(self, plan: Any, text: str) -> None:
+        self.cache.register_plan(plan, text)
+
+    def invalidate(self, *, path_prefix: str = "", tenant: str = "") -> int:
+        if path_prefix:
+            return int(self.cache.invalidate_path(path_prefix, tenant=tenant or None))
+        if tenant:
+            return int(self.cache.invalidate_tenant(tenant))
+        return int(self.cache.clear())
+
+    def stats(self) -> dict[str, float]:
+        return {k: float(v) for k, v in self.cache.stats()._asdict().items()}
+
+    def close(self) -> None:
+        self.cache.close()
+
+
+def open_subgraph_cache(config: CacheConfig) -> SubgraphCacheAdapter | None:
+    """The subgraph cache a server profile asks for (None for ``store: none``).
+
+    Raises:
+        AgenticError: ERR_CACHE_STORE / ERR_RESOURCE_UNAVAILABLE when the store
+            cannot be opened.
+    """
+    if config.store == "none":
+        return None
+    from agentic_llm.cache.stores import StoreConfig, open_store
+    from agentic_llm.cache.subgraph import SubgraphCache, SubgraphCacheConfig
+    from agentic_llm.planner.plan import ENGINE_VERSION
+
+    if config.store == "lmdb":
+        path = Path(config.path).expanduser()
+        path.mkdir(parents=True, exist_ok=True)
+        store_cfg = StoreConfig(kind="lmdb", path=path)
+    elif config.store == "redis":
+        store_cfg = StoreConfig(kind="redis", url=config.redis_url)
+    else:
+        store_cfg = StoreConfig(kind="memory")
+    cache = SubgraphCache(open_store(store_cfg), SubgraphCacheConfig(fuzzy=config.fuzzy),
+                          engine_version=ENGINE_VERSION)
+    return SubgraphCacheAdapter(cache)
