@@ -1,0 +1,120 @@
+"""What identifies a cached subgraph.
+
+A key has a *group* part (tenant, engine version, path, structure, signatures and the
+generation settings) and a *value* part (the hash of the context values). Two
+requests in the same group with the same values are an exact match; the same group
+with other values is a fuzzy candidate. Store keys are fixed-length hex so they fit
+every store's key limits and sort by tenant, then engine version, then group:
+
+    sg:<tenant 16>:<engine 8>:<group 32>:<values 32>
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agentic_llm.planner import ExecutionPlan
+
+__all__ = ["SubgraphKey", "digest", "KEY_PREFIX"]
+
+KEY_PREFIX = "sg:"
+
+
+def digest(obj: Any, size: int = 32) -> str:
+    """Hex digest of ``obj`` as canonical JSON (sorted keys, no spaces)."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:size]
+
+
+@dataclass(frozen=True)
+class SubgraphKey:
+    """The parts of a subgraph-cache key.
+
+    Attributes:
+        path: the target node path (``/dynamic/plan_1``).
+        structure_hash: variable names and types, goal template, node types, budget.
+        signature_hash: tool schemas, library signatures, target signature.
+        engine_version: model, tokenizer and grammar version; a change invalidates all.
+        value_hash: the context values (exact vs fuzzy).
+        tenant: isolation domain; tenants never see each other's entries.
+        variant_hash: generation settings that change the prompt or the sampler but
+            are not structure (max_tokens, sampling parameters, namespaces).
+    """
+
+    path: str
+    structure_hash: str
+    signature_hash: str
+    engine_version: str
+    value_hash: str
+    tenant: str = ""
+    variant_hash: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.path.startswith("/"):
+            raise ValueError(f"a subgraph-cache key needs an absolute node path, got {self.path!r}")
+        if not self.engine_version:
+            raise ValueError("a subgraph-cache key needs a non-empty engine_version")
+
+    @classmethod
+    def from_parts(cls, cache_key: Any, *, tenant: str = "", variant_hash: str = "") -> SubgraphKey:
+        """From anything with the planner's CacheKey fields (path, structure_hash,
+        value_hash, signature_hash, engine_version)."""
+        return cls(
+            path=cache_key.path,
+            structure_hash=cache_key.structure_hash,
+            signature_hash=cache_key.signature_hash,
+            engine_version=cache_key.engine_version,
+            value_hash=cache_key.value_hash,
+            tenant=tenant,
+            variant_hash=variant_hash,
+        )
+
+    @classmethod
+    def from_plan(cls, plan: ExecutionPlan) -> SubgraphKey:
+        """The key of a plan: its ``cache_key``, its tenant, and the generation settings
+        the planner's structure hash leaves out."""
+        req = plan.request
+        variant = digest(
+            {
+                "max_tokens": plan.max_tokens,
+                "sampling": req.sampling.to_json(),
+                "namespaces": sorted(req.namespaces),
+                "externals": sorted(plan.external_targets),
+            }
+        )
+        return cls.from_parts(plan.cache_key, tenant=req.tenant, variant_hash=variant)
+
+    # -- store key layout -------------------------------------------------------
+
+    @staticmethod
+    def tenant_prefix(tenant: str) -> str:
+        """Store-key prefix of every entry of ``tenant``."""
+        return f"{KEY_PREFIX}{digest(tenant, 16)}:"
+
+    def engine_prefix(self) -> str:
+        return f"{self.tenant_prefix(self.tenant)}{digest(self.engine_version, 8)}:"
+
+    def group_prefix(self) -> str:
+        """Store-key prefix shared by every entry a fuzzy hit may come from."""
+        group = digest(
+            [self.path, self.structure_hash, self.signature_hash, self.variant_hash]
+        )
+        return f"{self.engine_prefix()}{group}:"
+
+    def store_key(self) -> str:
+        return f"{self.group_prefix()}{digest(self.value_hash)}"
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "path": self.path, "structure_hash": self.structure_hash,
+            "signature_hash": self.signature_hash, "engine_version": self.engine_version,
+            "value_hash": self.value_hash, "tenant": self.tenant, "variant_hash": self.variant_hash,
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, str]) -> SubgraphKey:
+        return cls(**obj)

@@ -1,0 +1,96 @@
+"""The interface every subgraph-cache store implements, and its configuration.
+
+A store maps string keys to opaque byte records. It knows nothing about subgraphs:
+the subgraph cache builds keys, encodes records and decides what to evict. Stores
+that persist or share records (LMDB, Redis) wrap each record in a checksummed frame
+(:mod:`agentic_llm.cache.stores.record`) so a torn or corrupted record is dropped,
+never served.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+__all__ = ["CacheStore", "StoreConfig", "StoreKind"]
+
+StoreKind = Literal["memory", "lmdb", "redis"]
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Which store backs the subgraph cache, and its settings.
+
+    Attributes:
+        kind: ``memory`` (one process, lost on exit), ``lmdb`` (persistent, one
+            machine, several processes), ``redis`` (shared by several machines).
+        path: LMDB directory (required for ``lmdb``).
+        map_size: LMDB's maximum database size in bytes (sparse on disk).
+        url: Redis URL, e.g. ``redis://127.0.0.1:6379/0`` (required for ``redis``).
+        namespace: prefix of every Redis key, so several caches share one server.
+        socket_timeout_s: Redis socket timeout; an outage costs at most about this
+            long per request before the local fallback answers.
+        retry_s: while Redis is down, how often to try reconnecting.
+        sync: LMDB fsyncs every commit (safe against power loss, not only kill -9).
+    """
+
+    kind: StoreKind = "memory"
+    path: Path | None = None
+    map_size: int = 1 << 30
+    url: str | None = None
+    namespace: str = "agentic:sg:"
+    socket_timeout_s: float = 0.25
+    retry_s: float = 2.0
+    sync: bool = True
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("memory", "lmdb", "redis"):
+            raise ValueError(f"cache store kind must be memory, lmdb or redis, got {self.kind!r}")
+        if self.kind == "lmdb" and self.path is None:
+            raise ValueError("the lmdb cache store needs a directory: set path")
+        if self.kind == "redis" and not self.url:
+            raise ValueError("the redis cache store needs a url such as redis://127.0.0.1:6379/0")
+        if self.map_size < 1 << 20:
+            raise ValueError(f"map_size must be at least 1 MiB, got {self.map_size}")
+        if self.socket_timeout_s <= 0 or self.retry_s <= 0:
+            raise ValueError("socket_timeout_s and retry_s must be positive")
+
+
+class CacheStore(ABC):
+    """Byte records under string keys.
+
+    Attributes:
+        shared: True when other processes may write the same records (the cache then
+            asks the store, not its own index, for fuzzy candidates).
+    """
+
+    shared: bool = False
+
+    @abstractmethod
+    def get(self, key: str) -> bytes | None:
+        """The record under ``key``; None when absent, expired or failing its checksum."""
+
+    @abstractmethod
+    def put(self, key: str, value: bytes, *, expires_at: float | None = None) -> None:
+        """Store ``value`` under ``key``; ``expires_at`` is a wall-clock time (``time.time()``)."""
+
+    @abstractmethod
+    def delete(self, keys: Iterable[str]) -> int:
+        """Remove ``keys``; return how many existed."""
+
+    @abstractmethod
+    def keys(self, prefix: str = "") -> list[str]:
+        """Every key starting with ``prefix``."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release files, sockets and locks."""
+
+    def __enter__(self) -> CacheStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
