@@ -27,7 +27,6 @@ from agentic_llm.serving.result import (
 
 __all__ = [
     "request_from_proto",
-    "request_to_proto",
     "result_to_proto",
     "node_event_to_proto",
     "token_delta_to_proto",
@@ -149,39 +148,6 @@ def request_from_proto(msg: Any) -> GenerateRequest:
     if not data["prompt"]:
         raise _bad("prompt", "required field is missing (set prompt or prompt_template)")
     return GenerateRequest.from_json(data)
-
-
-def request_to_proto(req: GenerateRequest, *, stream_tokens: bool = False) -> Any:
-    """A :class:`GenerateRequest` as a ``GenerateSubgraphRequest`` message."""
-    msg = pb.GenerateSubgraphRequest(
-        target_path=req.target_path, prompt=req.prompt, dag_id=req.dag_id or "",
-        branch_id=req.branch_id or "", parent_path=req.parent_path or "",
-        priority=req.priority, tenant=req.tenant, namespaces=list(req.namespaces),
-        node_types=list(req.node_types or ()), signature=req.signature or "",
-        stream_tokens=stream_tokens,
-    )
-    msg.context.available_vars.update(dict(req.context.available_vars))
-    if req.context.values:
-        msg.context.values.update(dict(req.context.values))
-    if req.context.permissions is not None:
-        msg.context.permissions.items.extend(req.context.permissions)
-    for t in req.tools:
-        tool = msg.tools.add(name=t.name, description=t.description, output=t.output or "")
-        for a in t.arguments:
-            tool.arguments.add(name=a.name, type=a.type, required=a.required,
-                               description=a.description)
-    for e in req.library:
-        msg.library.add(path=e.path, signature=e.signature, description=e.description)
-    b = req.budget
-    msg.budget.max_nodes, msg.budget.max_tokens = b.max_nodes, b.max_tokens
-    msg.budget.timeout_sec, msg.budget.max_depth = b.timeout_sec, b.max_depth
-    s = req.sampling
-    msg.sampling.temperature, msg.sampling.top_k, msg.sampling.top_p = s.temperature, s.top_k, s.top_p
-    if s.seed is not None:
-        msg.sampling.seed = s.seed
-    msg.flags.cache_policy = pb.CACHE_POLICY_BYPASS if req.flags.bypass_cache else pb.CACHE_POLICY_USE
-    msg.flags.diagnostics = req.flags.diagnostics
-    return msg
 
 
 def _node_to_proto(n: AstNodeInfo, out: Any) -> None:

@@ -25,6 +25,7 @@ __all__ = [
     "TokenDelta",
     "ServingResult",
     "BranchResult",
+    "StreamItemT",
 ]
 
 
@@ -203,3 +204,7 @@ class BranchResult:
         if self.result is not None:
             return self.result
         raise self.error or AgenticError(ErrorCode.INTERNAL, "branch has neither result nor error")
+
+
+#: What a stream yields: node events, token deltas, and finally the result.
+StreamItemT = NodeEvent | TokenDelta | ServingResult

@@ -1,0 +1,196 @@
+"""The blocking client.
+
+    from agentic_llm.client import Client
+    with Client("127.0.0.1:50051") as c:
+        r = c.generate_subgraph(target_path="/dynamic/plan_1", prompt="Plan a trip")
+        print(r.text, r.cache, r.document)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from agentic_llm.client.common import (
+    RetryPolicy,
+    as_request,
+    auth_metadata,
+    channel_options,
+    credentials,
+)
+from agentic_llm.client.convert import (
+    branch_from_proto,
+    request_to_proto,
+    result_from_proto,
+    stream_item_from_proto,
+)
+from agentic_llm.client.errors import from_rpc_error
+from agentic_llm.client.protos import SERVICE_NAME, load
+from agentic_llm.planner import GenerateRequest
+from agentic_llm.serving.knowledge import KnowledgeRecord
+from agentic_llm.serving.result import BranchResult, ServingResult, StreamItemT
+
+__all__ = ["Client"]
+
+
+class Client:
+    """Blocking client of the AgenticLLM service.
+
+    Args:
+        address: ``host:port``.
+        token: bearer token, sent on every call.
+        root_certificates: PEM bytes or a file path: use TLS and trust this CA.
+        timeout: default per-call deadline in seconds (None: none).
+        retry: retry policy for UNAVAILABLE.
+        max_message_bytes: largest message sent or received.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        token: str | None = None,
+        root_certificates: bytes | str | Path | None = None,
+        timeout: float | None = 120.0,
+        retry: RetryPolicy | None = None,
+        max_message_bytes: int = 64 * 1024 * 1024,
+        server_name: str | None = None,
+    ) -> None:
+        opts = channel_options(max_message_bytes)
+        if server_name:
+            opts.append(("grpc.ssl_target_name_override", server_name))
+        creds = credentials(root_certificates)
+        self._channel = (grpc.secure_channel(address, creds, options=opts) if creds
+                         else grpc.insecure_channel(address, options=opts))
+        self._stub = load().pb2_grpc.AgenticLLMStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+        self._metadata = auth_metadata(token)
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+
+    # -- plumbing -------------------------------------------------------------------
+    def _call(self, method: Any, msg: Any, timeout: float | None) -> Any:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return method(msg, timeout=timeout or self.timeout, metadata=self._metadata)
+            except grpc.RpcError as exc:
+                err = from_rpc_error(exc)
+                if not self.retry.should_retry(err, attempt):
+                    raise err from None
+                time.sleep(self.retry.delay(attempt))
+
+    def _streaming(self, method: Any, msg: Any, timeout: float | None) -> Iterator[Any]:
+        attempt = 0
+        while True:
+            attempt += 1
+            received = False
+            call = method(msg, timeout=timeout or self.timeout, metadata=self._metadata)
+            try:
+                for item in call:
+                    received = True
+                    yield item
+                return
+            except grpc.RpcError as exc:
+                err = from_rpc_error(exc)
+                # A stream is retried only before its first message: after that the
+                # caller has acted on part of the answer.
+                if received or not self.retry.should_retry(err, attempt):
+                    raise err from None
+                time.sleep(self.retry.delay(attempt))
+            finally:
+                call.cancel()
+
+    # -- generation -----------------------------------------------------------------
+    def generate_subgraph(self, request: GenerateRequest | Mapping[str, Any] | str | None = None, /, *,
+                          timeout: float | None = None, **fields: Any) -> ServingResult:
+        """Generate the subgraph for a request (a :class:`GenerateRequest`, the
+        request JSON, or its fields as keywords)."""
+        msg = request_to_proto(as_request(request, fields))
+        return result_from_proto(self._call(self._stub.GenerateSubgraph, msg, timeout))
+
+    def stream(self, request: GenerateRequest | Mapping[str, Any] | str | None = None, /, *,
+               tokens: bool = False, timeout: float | None = None, **fields: Any) -> Iterator[StreamItemT]:
+        """Node events as nodes complete (token deltas too with ``tokens``), then the result.
+
+        Closing the iterator early cancels the call on the server (its engine pages
+        and slot are freed).
+        """
+        msg = request_to_proto(as_request(request, fields), stream_tokens=tokens)
+        for item in self._streaming(self._stub.GenerateSubgraphStream, msg, timeout):
+            out = stream_item_from_proto(item)
+            if out is not None:
+                yield out
+
+    def fork(self, branches: Iterable[GenerateRequest | Mapping[str, Any]], *, dag_id: str = "",
+             timeout: float | None = None) -> Iterator[BranchResult]:
+        """Run the branches of one fork together; yield each branch's result as it completes."""
+        msg = load().pb2.GenerateForkRequest(dag_id=dag_id)
+        for b in branches:
+            msg.branches.append(request_to_proto(as_request(b, {})))
+        for item in self._streaming(self._stub.GenerateFork, msg, timeout):
+            yield branch_from_proto(item)
+
+    # -- admin ----------------------------------------------------------------------
+    def cache_stats(self, *, timeout: float | None = None) -> dict[str, float]:
+        """Subgraph-cache, prefix-cache and engine counters."""
+        pb = load().pb2
+        m = self._call(self._stub.CacheStats, pb.CacheStatsRequest(), timeout)
+        out = {"entries": float(m.subgraph_entries), "exact_hits": float(m.exact_hits),
+               "fuzzy_hits": float(m.fuzzy_hits), "misses": float(m.misses),
+               "prefix_query_tokens": float(m.prefix_query_tokens),
+               "prefix_hit_tokens": float(m.prefix_hit_tokens)}
+        out.update(dict(m.extra))
+        return out
+
+    def invalidate_cache(self, *, path_prefix: str = "", tenant: str = "", all: bool = False,
+                         timeout: float | None = None) -> int:
+        """Drop cached subgraphs under ``path_prefix`` and/or of ``tenant`` (or ``all``)."""
+        pb = load().pb2
+        m = self._call(self._stub.InvalidateCache,
+                       pb.InvalidateCacheRequest(path_prefix=path_prefix, tenant=tenant, all=all), timeout)
+        return int(m.removed)
+
+    def register_knowledge(self, *, namespace: str, key: str, text: str, tenant: str = "",
+                           id: str = "", metadata: Mapping[str, str] | None = None,
+                           timeout: float | None = None) -> str:
+        """Register a knowledge entry (AGA) in ``tenant``'s ``namespace``; returns its id."""
+        pb = load().pb2
+        entry = pb.KnowledgeEntry(id=id, tenant=tenant, namespace=namespace, key=key, text=text,
+                                  metadata=dict(metadata or {}))
+        return str(self._call(self._stub.RegisterKnowledge,
+                              pb.RegisterKnowledgeRequest(entry=entry), timeout).id)
+
+    def remove_knowledge(self, *, namespace: str, id: str, tenant: str = "",
+                         timeout: float | None = None) -> bool:
+        pb = load().pb2
+        return bool(self._call(self._stub.RemoveKnowledge, pb.RemoveKnowledgeRequest(
+            tenant=tenant, namespace=namespace, id=id), timeout).removed)
+
+    def list_knowledge(self, *, tenant: str = "", namespace: str = "",
+                       timeout: float | None = None) -> list[KnowledgeRecord]:
+        pb = load().pb2
+        m = self._call(self._stub.ListKnowledge,
+                       pb.ListKnowledgeRequest(tenant=tenant, namespace=namespace), timeout)
+        return [KnowledgeRecord(e.id, e.tenant, e.namespace, e.key, e.text, dict(e.metadata))
+                for e in m.entries]
+
+    def health(self, service: str = SERVICE_NAME, *, timeout: float | None = 5.0) -> str:
+        """``SERVING``, ``NOT_SERVING``, ... as the server's health service reports."""
+        m = self._call(self._health.Check, health_pb2.HealthCheckRequest(service=service), timeout)
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(m.status))
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
