@@ -23,6 +23,8 @@ from agentic_llm.errors import AgenticError
 COMMAND_MODULES: tuple[str, ...] = (
     "agentic_llm.cli.validate",
     "agentic_llm.cli.bench",
+    "agentic_llm.cli.serve",
+    "agentic_llm.cli.demo",
 )
 
 
