@@ -32,7 +32,6 @@ class TorchSDPABackend:
     """Attention with ``torch.nn.functional.scaled_dot_product_attention``."""
 
     def prepare(self, batch: ForwardBatch, pool: PagedKVPool) -> None:
-        rows = batch.num_rows
         max_q = batch.max_query_len
         num_slots = batch.block_tables.shape[1] * pool.block_size
         dev = batch.input_ids.device
