@@ -12,6 +12,7 @@ branches of one fork together so the engine batches them.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -140,6 +141,13 @@ class Pipeline:
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="agentic-fork")
 
     # -- public API -----------------------------------------------------------------
+    def with_admission(self, admission: Admission) -> Pipeline:
+        """A view of this pipeline (same engine loop, caches and fork pool) behind
+        another admission gate, e.g. a second front end with its own limits."""
+        view = copy.copy(self)
+        view.admission = admission
+        return view
+
     def new_request_id(self) -> str:
         return self.loop.new_request_id()
 
