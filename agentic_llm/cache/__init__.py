@@ -1,12 +1,16 @@
 """Reuse at two levels: the radix prefix cache over KV pages and the subgraph cache.
 
     from agentic_llm.cache import RadixCache, SubgraphCache, StoreConfig, open_store
+
+Names are imported on first use: the radix cache pulls in the engine's KV package
+(torch), the subgraph cache the DSL, and a process that only opens a store needs
+neither.
 """
 
-from agentic_llm.cache.entry import CacheEntry, KvHint, Lookup
-from agentic_llm.cache.key import SubgraphKey
-from agentic_llm.cache.radix import DEFAULT_TTL_S, PrefixMatch, RadixCache, RadixStats
-from agentic_llm.cache.stores import CacheStore, StoreConfig, open_store
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __all__ = [
     "RadixCache",
@@ -25,11 +29,16 @@ __all__ = [
     "open_store",
 ]
 
+_HOME = {
+    "RadixCache": "radix", "RadixStats": "radix", "PrefixMatch": "radix", "DEFAULT_TTL_S": "radix",
+    "SubgraphCache": "subgraph", "SubgraphCacheConfig": "subgraph", "SubgraphCacheStats": "subgraph",
+    "SubgraphKey": "key", "CacheEntry": "entry", "Lookup": "entry", "KvHint": "entry",
+    "CacheStore": "stores", "StoreConfig": "stores", "open_store": "stores",
+}
 
-def __getattr__(name: str):  # type: ignore[no-untyped-def]
-    # the subgraph cache pulls in the DSL; the engine only needs the radix cache
-    if name in ("SubgraphCache", "SubgraphCacheConfig", "SubgraphCacheStats"):
-        from agentic_llm.cache import subgraph
 
-        return getattr(subgraph, name)
-    raise AttributeError(name)
+def __getattr__(name: str) -> Any:
+    module = _HOME.get(name)
+    if module is None:
+        raise AttributeError(f"module 'agentic_llm.cache' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"agentic_llm.cache.{module}"), name)
