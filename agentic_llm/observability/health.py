@@ -234,16 +234,15 @@ def kv_pool_check(
 ) -> CheckFn:
     """Degraded when the KV pool is at least ``degraded_at`` full; unhealthy when empty.
 
-    ``stats()`` must return ``pages_used``/``pages_free`` (or ``kv_pages_used``/
-    ``kv_pages_free``), e.g. ``engine.stats()``.
+    ``stats()`` is e.g. ``engine.stats()``: ``blocks_used``/``blocks_free`` (or
+    ``pages_*`` / ``kv_pages_*``).
     """
+    from agentic_llm.observability.engine_probe import engine_pages
 
     def check() -> CheckResult:
-        s = stats()
-        used = s.get("pages_used", s.get("kv_pages_used"))
-        free = s.get("pages_free", s.get("kv_pages_free"))
+        used, free = engine_pages(stats())
         if used is None or free is None:
-            return CheckResult(UNHEALTHY, "KV pool stats missing pages_used/pages_free")
+            return CheckResult(UNHEALTHY, "KV pool stats missing blocks_used/blocks_free")
         total = used + free
         if total <= 0:
             return CheckResult(UNHEALTHY, "KV pool has no pages")

@@ -125,6 +125,7 @@ class PrometheusExporter:
         self._refreshers: list[Callable[[], None]] = []
         self._activation: deque[bool] = deque(maxlen=_ACTIVATION_WINDOW)
         self._activation_sum = 0
+        self._prefix_events = False  # prefix counters fed by events, not by stats deltas
         self.metrics: dict[str, Any] = {}
         for spec in CATALOGUE:
             self._register(spec)
@@ -192,25 +193,38 @@ class PrometheusExporter:
         self._refreshers.append(fn)
 
     def bind_engine_stats(self, stats: Callable[[], Mapping[str, Any]]) -> None:
-        """Refresh the engine gauges from ``stats()`` at scrape time.
+        """Refresh engine metrics from ``stats()`` (e.g. ``engine.stats``) at scrape time.
 
-        ``stats()`` is read for the keys ``running``, ``waiting``, ``pages_used`` /
-        ``kv_pages_used`` and ``pages_free`` / ``kv_pages_free``; missing keys leave
-        the gauge as the last ``engine.step`` event set it.
+        Gauges: ``running``, ``waiting`` and the KV pages (``blocks_used`` /
+        ``blocks_free``, or ``pages_*`` / ``kv_pages_*``). Counters: the prefix cache's
+        ``prefix_queries_tokens`` / ``prefix_hit_tokens`` grow by their change since
+        the last scrape, unless ``prefix_cache.match`` events already feed them.
         """
+        from agentic_llm.observability.engine_probe import engine_pages
+
+        last: dict[str, float] = {}
 
         def refresh() -> None:
             s = stats()
             m = self.metrics
             for key, name in (("running", "agentic_running_requests"),
-                              ("waiting", "agentic_queue_depth"),
-                              ("pages_used", "agentic_kv_pages_used"),
-                              ("kv_pages_used", "agentic_kv_pages_used"),
-                              ("pages_free", "agentic_kv_pages_free"),
-                              ("kv_pages_free", "agentic_kv_pages_free")):
+                              ("waiting", "agentic_queue_depth")):
+                if isinstance(s.get(key), int | float):
+                    m[name].set(s[key])
+            used, free = engine_pages(s)
+            if used is not None:
+                m["agentic_kv_pages_used"].set(used)
+            if free is not None:
+                m["agentic_kv_pages_free"].set(free)
+            for key, name in (("prefix_queries_tokens", "agentic_prefix_cache_query_tokens_total"),
+                              ("prefix_hit_tokens", "agentic_prefix_cache_hit_tokens_total")):
                 v = s.get(key)
-                if isinstance(v, int | float):
-                    m[name].set(v)
+                if not isinstance(v, int | float):
+                    continue
+                delta = v - last.get(key, 0.0)
+                last[key] = v
+                if delta > 0 and not self._prefix_events:
+                    m[name].inc(delta)
 
         self.add_refresher(refresh)
 
@@ -270,6 +284,7 @@ class PrometheusExporter:
             m["agentic_engine_tokens_total"].labels("decode").inc(f["decode_tokens"])
 
     def _prefix_match(self, f: Mapping[str, Any]) -> None:
+        self._prefix_events = True
         self.metrics["agentic_prefix_cache_query_tokens_total"].inc(f["query_tokens"])
         if f["hit_tokens"]:
             self.metrics["agentic_prefix_cache_hit_tokens_total"].inc(f["hit_tokens"])
