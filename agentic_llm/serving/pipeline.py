@@ -327,6 +327,7 @@ class Pipeline:
             pending: list[NodeEvent] = []
             nodes = NodeStream(p.target_path, pending.append, started=t0)
             first = True
+            unsent_ids: list[int] = []  # ids whose text has not been sent yet
             reason = ""
             cached_tokens = forced_tokens = 0
             while True:
@@ -338,8 +339,10 @@ class Pipeline:
                         first = False
                     delta = decoder.add(item.token_ids)
                     nodes.feed(delta)
+                    unsent_ids.extend(item.token_ids)
                     if stream_tokens and delta:
-                        yield TokenDelta(delta, item.token_ids)
+                        yield TokenDelta(delta, tuple(unsent_ids))
+                        unsent_ids.clear()
                     while pending:
                         yield pending.pop(0)
                 cached_tokens = max(cached_tokens, item.cached_tokens)
@@ -352,6 +355,10 @@ class Pipeline:
                     break
             tm.mark("generate_ms")
             text = decoder.text()
+            tail = text[decoder.sent:]
+            nodes.feed(tail)
+            if stream_tokens and (tail or unsent_ids):
+                yield TokenDelta(tail, tuple(unsent_ids))
             nodes.close()
             while pending:
                 yield pending.pop(0)

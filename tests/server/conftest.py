@@ -17,15 +17,17 @@ REQUEST: dict[str, Any] = {
     "budget": {"max_nodes": 4, "max_tokens": 200, "timeout_sec": 60},
 }
 
-#: A request the random model answers with a long document (random strings), for
-#: tests that must act while a generation is still running.
-LONG_REQUEST: dict[str, Any] = {
+#: Requests the random model answers with several nodes (seed 7, about 540 tokens)
+#: or a long document (seed 2, about 740 tokens of random strings), for tests that
+#: must see several node events or act while a generation is still running.
+MULTI_NODE_REQUEST: dict[str, Any] = {
     **REQUEST,
     "target_path": "/dynamic/long_1",
     "budget": {"max_nodes": 8, "max_tokens": 1200, "timeout_sec": 60},
     "sampling": {"temperature": 1.0, "seed": 7},
     "flags": {"bypass_cache": True},
 }
+LONG_REQUEST: dict[str, Any] = {**MULTI_NODE_REQUEST, "sampling": {"temperature": 1.0, "seed": 2}}
 
 
 @pytest.fixture(scope="session")
