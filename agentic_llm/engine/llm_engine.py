@@ -21,6 +21,7 @@ from agentic_llm.engine.kv.pool import PagedKVPool
 from agentic_llm.engine.loader import LoadedModel, load_model
 from agentic_llm.engine.masking import MaskFiller
 from agentic_llm.engine.outputs import FinishReason, RequestOutput
+from agentic_llm.engine.postprocess import jump_forward, stop_reason
 from agentic_llm.engine.prefix import PrefixCache
 from agentic_llm.engine.sampling import SamplingParams, make_generator
 from agentic_llm.engine.stepper import run_step
@@ -149,8 +150,14 @@ class LLMEngine:
         self.requests[rid] = req
         if error is not None:
             self._finish_now(req, FinishReason.ERROR, error)
-        else:
-            self.scheduler.add(req)
+            return rid
+        # text the constraint forces from the start is prefilled with the prompt
+        if jump_forward(req, self.tokenizer, self.max_model_len):
+            reason = stop_reason(req, self.eos_token_ids, self.max_model_len)
+            if reason is not None:
+                self._finish_now(req, reason, None)
+                return rid
+        self.scheduler.add(req)
         return rid
 
     def _prompt_ids(self, prompt: Sequence[int] | str) -> list[int] | AgenticError:
