@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "agentic_llm.cli.bench",
     "agentic_llm.cli.serve",
     "agentic_llm.cli.demo",
+    "agentic_llm.cli.generate",
 )
 
 
