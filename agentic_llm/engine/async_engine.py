@@ -18,9 +18,8 @@ import torch
 
 from agentic_llm.engine.constraints import TokenMatcher
 from agentic_llm.engine.diagnostics import DiagnosticsConfig
-from agentic_llm.engine.llm_engine import LLMEngine
+from agentic_llm.engine.llm_engine import LLMEngine, PrefixCacheArg
 from agentic_llm.engine.outputs import RequestOutput
-from agentic_llm.engine.prefix import PrefixCache
 from agentic_llm.engine.sampling import SamplingParams
 from agentic_llm.errors import AgenticError, ErrorCode
 
@@ -49,7 +48,7 @@ class AsyncLLMEngine:
         *,
         device: str = "cpu",
         dtype: torch.dtype = torch.float32,
-        prefix_cache: PrefixCache | None = None,
+        prefix_cache: PrefixCacheArg = None,
         **engine_options: Any,
     ) -> AsyncLLMEngine:
         """Like :meth:`LLMEngine.from_pretrained`, with the loop thread started."""

@@ -6,7 +6,7 @@ import itertools
 import math
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from agentic_llm.engine.attention import get_backend
 from agentic_llm.engine.constraints import TokenMatcher
 from agentic_llm.engine.diagnostics import DiagnosticsConfig
 from agentic_llm.engine.engine_config import EngineConfig
+from agentic_llm.engine.kv.base import BlockPool
 from agentic_llm.engine.kv.pool import PagedKVPool
 from agentic_llm.engine.loader import LoadedModel, load_model
 from agentic_llm.engine.masking import MaskFiller
@@ -28,7 +29,10 @@ from agentic_llm.engine.stepper import run_step
 from agentic_llm.errors import AgenticError, ErrorCode
 from agentic_llm.scheduler import HookInfo, Request, Scheduler, get_policy
 
-__all__ = ["LLMEngine"]
+__all__ = ["LLMEngine", "PrefixCacheArg"]
+
+#: a prefix cache, a factory building one over the engine's pool, or None
+PrefixCacheArg = PrefixCache | Callable[[BlockPool], PrefixCache] | None
 
 
 class LLMEngine:
@@ -39,7 +43,7 @@ class LLMEngine:
     """
 
     def __init__(
-        self, loaded: LoadedModel, config: EngineConfig, prefix_cache: PrefixCache | None = None
+        self, loaded: LoadedModel, config: EngineConfig, prefix_cache: PrefixCacheArg = None
     ) -> None:
         self.config = config
         self.loaded = loaded
@@ -57,7 +61,9 @@ class LLMEngine:
         capacity = self.pool.num_blocks * self.pool.block_size
         self.max_model_len = min(config.max_model_len or mc.max_position_embeddings, mc.max_position_embeddings, capacity)
         self.backend = get_backend(config.attention_backend)
-        self.prefix_cache = prefix_cache
+        if prefix_cache is not None and (isinstance(prefix_cache, type) or not hasattr(prefix_cache, "match")):
+            prefix_cache = prefix_cache(self.pool)  # a factory over the engine's pool, e.g. RadixCache
+        self.prefix_cache: PrefixCache | None = prefix_cache  # type: ignore[assignment]
         self.scheduler = Scheduler(
             self.pool,
             get_policy(config.scheduling_policy),
@@ -79,10 +85,13 @@ class LLMEngine:
         *,
         device: str = "cpu",
         dtype: torch.dtype = torch.float32,
-        prefix_cache: PrefixCache | None = None,
+        prefix_cache: PrefixCacheArg = None,
         **engine_options: Any,
     ) -> LLMEngine:
         """Load ``model_dir`` and build an engine; ``engine_options`` are :class:`EngineConfig` fields.
+
+        ``prefix_cache`` is a :class:`PrefixCache` over this engine's pool, or a
+        factory called with the pool (``prefix_cache=RadixCache`` works), or None.
 
         Raises:
             AgenticError: ERR_MODEL_NOT_FOUND / ERR_UNSUPPORTED_MODEL from the loader,
