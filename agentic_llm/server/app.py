@@ -24,6 +24,7 @@ from agentic_llm.client.protos import SERVICE_NAME, load
 from agentic_llm.config import ServerConfig
 from agentic_llm.errors import AgenticError, ErrorCode
 from agentic_llm.server.auth import BearerTokenInterceptor
+from agentic_llm.server.errors import abort_with
 from agentic_llm.server.servicer import AgenticLLMServicer, Malformed
 from agentic_llm.serving.knowledge import KnowledgeAdmin
 from agentic_llm.serving.pipeline import Pipeline
@@ -54,11 +55,31 @@ def _safe_decoder(message_cls: Any) -> Any:
     return decode
 
 
+def _refuse_malformed(fn: Any, streams: bool) -> Any:
+    """Wrap a handler so that undecodable bytes get ERR_INVALID_REQUEST."""
+    def refuse(request: Malformed, context: Any) -> None:
+        abort_with(context, AgenticError(
+            ErrorCode.INVALID_REQUEST, f"the request message could not be decoded: {request.error}"))
+
+    if streams:
+        def stream_handler(request: Any, context: Any) -> Any:
+            if isinstance(request, Malformed):
+                refuse(request, context)
+            yield from fn(request, context)
+        return stream_handler
+
+    def unary_handler(request: Any, context: Any) -> Any:
+        if isinstance(request, Malformed):
+            refuse(request, context)
+        return fn(request, context)
+    return unary_handler
+
+
 def _generic_handler(servicer: AgenticLLMServicer) -> grpc.GenericRpcHandler:
     pb = load().pb2
     handlers = {}
     for name, req_t, resp_t, streams in _METHODS:
-        fn = getattr(servicer, name)
+        fn = _refuse_malformed(getattr(servicer, name), streams)
         make = grpc.unary_stream_rpc_method_handler if streams else grpc.unary_unary_rpc_method_handler
         handlers[name] = make(
             fn,
