@@ -64,6 +64,13 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+def _reserved_targets() -> frozenset[str]:
+    """Targets the agent runtime defines itself (its ``/__system__`` end nodes)."""
+    from agentic_llm.dsl.policy import RESERVED_TARGETS
+
+    return RESERVED_TARGETS
+
+
 def minimal_document(target_path: str, signature: str | None, external: str | None) -> str:
     """The smallest document the generation profile allows for this target.
 
@@ -205,7 +212,7 @@ def plan(req: GenerateRequest) -> ExecutionPlan:
     tools, denied = policy.grant_tools(req)
     library = policy.grant_library(req)
     node_types = policy.node_whitelist(req, tools)
-    externals = tuple(sorted({e.path for e in library}))
+    externals = tuple(sorted({e.path for e in library} | set(_reserved_targets())))
 
     b = req.budget
     if b.max_nodes > policy.MAX_NODES_LIMIT:

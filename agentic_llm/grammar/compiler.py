@@ -1,0 +1,92 @@
+"""``GrammarCompiler``: plan -> compiled grammar (cached) -> per-request ``DSLMatcher``.
+
+The grammar text depends only on the plan's node-type whitelist and on whether it
+has template variables (``GrammarSpec``), so compiled grammars are shared by every
+plan with the same shape; everything else a plan varies (target, tools, argument
+keys, references, budget) lives in the graph layer, which costs microseconds per
+plan. ``precompile_standard()`` compiles the shapes the planner produces by default.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from agentic_llm.errors import AgenticError, ErrorCode
+from agentic_llm.grammar.ebnf import GrammarSpec, build_ebnf
+from agentic_llm.grammar.graph import GraphPlan
+from agentic_llm.grammar.matcher import DSLMatcher
+from agentic_llm.grammar.tokenizer import TokenizerInfo
+from agentic_llm.grammar.vocab import VocabIndex
+
+__all__ = ["GrammarCompiler", "STANDARD_SHAPES"]
+
+_ALL = ("start", "end", "assign", "tool_call", "assert", "fork", "join", "generate_subgraph",
+        "dsl_call", "llm_call")
+_BASE = ("start", "end", "assign", "assert", "fork", "join")
+# Whitelists the planner derives for common permission sets.
+STANDARD_SHAPES: tuple[tuple[str, ...], ...] = (
+    _ALL,
+    tuple(t for t in _ALL if t != "tool_call"),
+    tuple(t for t in _ALL if t != "generate_subgraph"),
+    ("start", "end", "assign", "tool_call", "assert", "fork", "join", "generate_subgraph"),
+    ("start", "end", "assign", "tool_call", "assert", "fork", "join", "llm_call"),
+    _BASE + ("tool_call",),
+    _BASE,
+)
+
+
+class GrammarCompiler:
+    """Compiles plans for one vocabulary and caches the results.
+
+    Args:
+        tokenizer_info: the vocabulary the masks are for.
+        max_threads: xgrammar compile threads.
+    """
+
+    def __init__(self, tokenizer_info: TokenizerInfo, *, max_threads: int = 2) -> None:
+        import xgrammar as xgr
+
+        self.tokenizer_info = tokenizer_info
+        self.vocab = VocabIndex(tokenizer_info)
+        self._xc = xgr.GrammarCompiler(tokenizer_info.xgrammar, max_threads=max_threads)
+        self._cache: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self.compile_seconds: dict[str, float] = {}
+
+    def compiled_for(self, spec: GrammarSpec) -> Any:
+        """The compiled grammar for ``spec`` (compiled once, then cached)."""
+        key = spec.fingerprint
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is None:
+                t0 = time.perf_counter()
+                try:
+                    hit = self._xc.compile_grammar(build_ebnf(spec))
+                except RuntimeError as exc:  # xgrammar reports grammar errors this way
+                    raise AgenticError(ErrorCode.GRAMMAR, f"grammar compile failed: {exc}") from exc
+                self.compile_seconds[key] = time.perf_counter() - t0
+                self._cache[key] = hit
+        return hit
+
+    def precompile_standard(self) -> int:
+        """Compile the standard shapes (with and without template variables)."""
+        n = 0
+        for types in STANDARD_SHAPES:
+            for with_vars in (True, False):
+                self.compiled_for(GrammarSpec(types, with_vars))
+                n += 1
+        return n
+
+    def matcher_for(self, plan: Any) -> DSLMatcher:
+        """A fresh matcher for ``plan`` (an ``ExecutionPlan``)."""
+        compiled = self.compiled_for(GrammarSpec.from_plan(plan))
+        return DSLMatcher(compiled, GraphPlan.from_plan(plan), self.vocab)
+
+    def json_baseline(self) -> Any:
+        """xgrammar's builtin JSON grammar on the same vocabulary (benchmark baseline)."""
+        return self._xc.compile_builtin_json_grammar()

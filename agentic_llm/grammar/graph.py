@@ -1,0 +1,541 @@
+"""The graph layer: what the context-free grammar cannot say, checked line by line.
+
+The generation profile is line-oriented: every line starts with a fixed prefix that
+says what it is (``  - id: "``, ``    type: ``, ``    next: ``, ...). ``GraphState``
+is the state at a line start (declared and pending ids, edges, the node being
+written and how far through its fields it is). For a line being written,
+``line_ok`` says whether the text so far can still become an allowed line, and
+``slot`` describes what may come next as a finite set of texts (plus, in a
+reference, the open set of fresh node ids), which the matcher turns into a token
+mask with a sorted vocabulary.
+
+Rules enforced (with the grammar, every finished document validates):
+- the heading, signature and header lines are exactly the plan's;
+- a node id is one still pending (referenced earlier and not yet declared), so ids
+  are unique and every node is reachable from ``start``;
+- a reference names an allowed external path, a declared node that does not reach
+  the current node (no cycle), a pending id, or a fresh id while the budget still has
+  room for it; ``wait_for`` names declared nodes;
+- the document closes exactly when nothing is pending; at most ``max_nodes`` nodes;
+- node types come from the whitelist (``fork`` only when a branch target exists);
+- ``tool_call`` names a granted tool, writes its argument keys in schema order with
+  every required key; ``{{ name }}`` reads only the plan's context variables.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import NamedTuple
+
+from agentic_llm.grammar.ebnf import NODE_FIELDS
+
+__all__ = ["GraphPlan", "GraphState", "Slot", "line_ok", "apply_line", "slot", "initial_state"]
+
+_ID = re.compile(r"[a-z][a-z0-9_]{0,31}")
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+MAX_ID = 32
+END_LINE = "# --- END AgenticDSL ---"
+NODE_PREFIX = '  - id: "'
+TYPE_PREFIX = "    type: "
+NEXT_PREFIX = "    next: "
+ARG_PREFIX = '      "'
+
+
+@dataclass(frozen=True)
+class GraphPlan:
+    """The parts of an ``ExecutionPlan`` the graph layer reads."""
+
+    target: str
+    signature_line: str | None
+    node_types: tuple[str, ...]
+    tools: dict[str, tuple[tuple[str, bool], ...]]  # name -> ((key, required), ...) in order
+    externals: tuple[str, ...]
+    variables: frozenset[str]
+    max_nodes: int
+
+    @classmethod
+    def from_plan(cls, plan) -> GraphPlan:  # type: ignore[no-untyped-def]
+        import json
+
+        sig = None
+        if plan.signature:
+            sig = "signature: " + json.dumps(plan.signature, ensure_ascii=False)
+        return cls(
+            target=plan.target_path, signature_line=sig, node_types=tuple(plan.node_types),
+            tools={t.name: tuple((a.name, a.required) for a in t.arguments) for t in plan.tools},
+            externals=tuple(plan.external_targets), variables=frozenset(plan.template_vars),
+            max_nodes=plan.max_nodes)
+
+    def header_lines(self) -> list[str]:
+        lines = [f"### AgenticDSL `{self.target}`", "```yaml", "# --- BEGIN AgenticDSL ---",
+                 "graph_type: subgraph"]
+        if self.signature_line:
+            lines.append(self.signature_line)
+        return lines + ['entry: "start"', "nodes:", '  - id: "start"', "    type: start"]
+
+
+@dataclass(frozen=True)
+class GraphState:
+    """State at the start of a line."""
+
+    header: int = 0                      # header lines written so far
+    done: bool = False                   # END marker written
+    count: int = 0                       # nodes declared
+    declared: tuple[str, ...] = ()
+    pending: tuple[str, ...] = ("start",)
+    edges: tuple[tuple[str, str], ...] = ()
+    cur: str = ""                        # node being written
+    ctype: str = ""                      # its type ("" until the type line)
+    step: int = 0                        # index into its step list
+    reps: int = 0                        # entries written at a repeating step
+    tool: str = ""
+    arg_pos: int = -1                    # schema index of the last argument written
+    succ_cache: dict[str, frozenset[str]] = field(default_factory=dict, compare=False, repr=False)
+
+    def reaches(self, a: str, b: str) -> bool:
+        """True when ``b`` is reachable from ``a`` along edges (``a == b`` counts)."""
+        if a == b:
+            return True
+        seen = {a}
+        todo = [a]
+        while todo:
+            v = todo.pop()
+            for s, d in self.edges:
+                if s == v and d not in seen:
+                    if d == b:
+                        return True
+                    seen.add(d)
+                    todo.append(d)
+        return False
+
+
+class Step(NamedTuple):
+    prefix: str
+    kind: str          # fixed | free | tool | args | argentry | outkeys | refs | waits | onfail | entry
+    optional: bool
+    repeat: bool = False
+
+
+def _steps(ctype: str) -> tuple[Step, ...]:
+    out: list[Step] = []
+    for prefix, optional in NODE_FIELDS[ctype]:
+        if prefix == "    assign:":
+            out += [Step(prefix, "fixed", False), Step("      ", "entry", False, True)]
+        elif prefix == "    tool: ":
+            out.append(Step(prefix, "tool", False))
+        elif prefix == "    arguments:":
+            out += [Step(prefix, "args", True), Step(ARG_PREFIX, "argentry", False, True)]
+        elif prefix == "    output_keys: " and ctype == "tool_call":
+            out.append(Step(prefix, "outkeys", False))
+        elif prefix == "    on_failure: ":
+            out.append(Step(prefix, "onfail", True))
+        elif prefix == "    fork:":
+            out += [Step(prefix, "fixed", False), Step("      branches: ", "refs", False)]
+        elif prefix == "    join:":
+            out += [Step(prefix, "fixed", False), Step("      wait_for: ", "waits", False)]
+        else:
+            out.append(Step(prefix, "free", optional))
+    return tuple(out) + (Step(NEXT_PREFIX, "refs", True),)
+
+
+_STEPS = {t: _steps(t) for t in NODE_FIELDS}
+_STEPS["start"] = (Step(NEXT_PREFIX, "refs", False),)
+
+
+def initial_state() -> GraphState:
+    return GraphState()
+
+
+# -- references -------------------------------------------------------------------
+
+
+@dataclass
+class _RefCtx:
+    """What one reference list (or single reference) may name, updated per element."""
+
+    gp: GraphPlan
+    g: GraphState
+    waits: bool
+    used: list[str] = field(default_factory=list)
+    new_pending: list[str] = field(default_factory=list)
+
+    def _pending(self) -> tuple[str, ...]:
+        return self.g.pending + tuple(self.new_pending)
+
+    def fresh_allowed(self) -> bool:
+        return not self.waits and len(self._pending()) < self.gp.max_nodes - self.g.count
+
+    def finite(self) -> list[str]:
+        """Allowed element texts (without quotes), fresh ids aside."""
+        t = self.gp.target + "/"
+        cur = self.g.cur
+        if self.waits:
+            out = [t + d for d in self.g.declared if d != cur]
+        else:
+            out = list(self.gp.externals)
+            out += [t + d for d in self.g.declared if not self.g.reaches(d, cur)]
+            out += [t + p for p in self._pending()]
+        used = set(self.used)
+        return [e for e in out if e not in used]
+
+    def banned_ids(self) -> set[str]:
+        t = self.gp.target + "/"
+        return set(self.g.declared) | set(self._pending()) | {u[len(t):] for u in self.used
+                                                            if u.startswith(t)}
+
+    def element_ok(self, e: str) -> bool:
+        if e in self.finite():
+            return True
+        t = self.gp.target + "/"
+        if not self.fresh_allowed() or not e.startswith(t):
+            return False
+        f = e[len(t):]
+        return _ID.fullmatch(f) is not None and f not in self.banned_ids()
+
+    def element_prefix_ok(self, e: str) -> bool:
+        if any(x.startswith(e) for x in self.finite()):
+            return True
+        if not self.fresh_allowed():
+            return False
+        t = self.gp.target + "/"
+        if t.startswith(e):
+            return True
+        if not e.startswith(t):
+            return False
+        f = e[len(t):]
+        if not f:
+            return True
+        if f[0] not in "abcdefghijklmnopqrstuvwxyz" or not set(f) <= _ID_CHARS or len(f) > MAX_ID:
+            return False
+        return len(f) < MAX_ID or f not in self.banned_ids()
+
+    def any_more(self) -> bool:
+        return bool(self.finite()) or self.fresh_allowed()
+
+    def add(self, e: str) -> None:
+        self.used.append(e)
+        t = self.gp.target + "/"
+        if e.startswith(t):
+            f = e[len(t):]
+            if f not in self.g.declared and f not in self._pending():
+                self.new_pending.append(f)
+
+
+def _parse_refs(ctx: _RefCtx, rest: str, single: bool) -> tuple[bool, str, bool]:
+    """Walk a reference list (``[...]``) or a single quoted reference.
+
+    Returns ``(ok, state, closed)``: state is ``"elem:<prefix>"`` inside an element,
+    ``"sep"`` after an element, ``"open"`` before the first element's quote.
+    """
+    i = 0
+    if not single:
+        if not rest:
+            return True, "start", False
+        if rest[0] != "[":
+            return False, "", False
+        i = 1
+    state = "open"
+    while i < len(rest):
+        if state == "open":
+            if rest[i] != '"':
+                return False, "", False
+            j = rest.find('"', i + 1)
+            if j < 0:
+                e = rest[i + 1:]
+                return ctx.element_prefix_ok(e), "elem:" + e, False
+            e = rest[i + 1:j]
+            if not ctx.element_ok(e):
+                return False, "", False
+            ctx.add(e)
+            i = j + 1
+            if single:
+                return i == len(rest), "closed", True
+            state = "sep"
+        elif state == "sep":
+            if rest[i] == "]":
+                return i + 1 == len(rest), "closed", True
+            if not ", ".startswith(rest[i:i + 2]) and not rest[i:].startswith(", "):
+                return False, "", False
+            if not ctx.any_more():
+                return False, "", False
+            if len(rest) - i < 2:
+                return True, "sep", False
+            i += 2
+            state = "open"
+    return True, state, False
+
+
+# -- lines ------------------------------------------------------------------------
+
+
+def _options(gp: GraphPlan, g: GraphState) -> list[Step]:
+    """Line kinds the grammar allows at this line start, filtered by the graph."""
+    if g.done:
+        return [Step("", "any", False)]
+    hdr = gp.header_lines()
+    if g.header < len(hdr):
+        return [Step(hdr[g.header], "fixed", False)]
+    out: list[Step] = []
+    if not g.ctype:
+        if g.cur:  # after the id line: the type line
+            return [Step(TYPE_PREFIX, "type", False)]
+    steps = _STEPS[g.ctype or "start"]
+    for k in range(g.step, len(steps)):
+        st = steps[k]
+        if st.kind == "argentry" and k > g.step:
+            continue  # entries only follow a written `arguments:` line
+        if _step_allowed(gp, g, st):
+            out.append(st)
+        satisfied = st.optional or (st.repeat and k == g.step and g.reps > 0)
+        if not satisfied:
+            return out
+    if g.pending:
+        out.append(Step(NODE_PREFIX, "id", False))
+    else:
+        out.append(Step(END_LINE, "end", False))
+    return out
+
+
+def _tool_keys(gp: GraphPlan, g: GraphState) -> tuple[tuple[str, bool], ...]:
+    return gp.tools.get(g.tool, ())
+
+
+def _next_arg_keys(gp: GraphPlan, g: GraphState) -> list[str]:
+    keys = _tool_keys(gp, g)
+    out = []
+    for k in range(g.arg_pos + 1, len(keys)):
+        out.append(keys[k][0])
+        if keys[k][1]:
+            break
+    return out
+
+
+def _required_left(gp: GraphPlan, g: GraphState) -> bool:
+    return any(req for _k, req in _tool_keys(gp, g)[g.arg_pos + 1:])
+
+
+def _step_allowed(gp: GraphPlan, g: GraphState, st: Step) -> bool:
+    if st.kind == "refs":
+        return _RefCtx(gp, g, waits=False).any_more()
+    if st.kind == "onfail":
+        return _RefCtx(gp, g, waits=False).any_more()
+    if st.kind == "argentry":
+        return bool(_next_arg_keys(gp, g))
+    if st.kind == "outkeys":
+        return not _required_left(gp, g)
+    return True
+
+
+def _type_allowed(gp: GraphPlan, g: GraphState, t: str) -> bool:
+    if t == "start" or t not in gp.node_types:
+        return False
+    if t == "fork":
+        return _RefCtx(gp, g, waits=False).any_more()
+    return True
+
+
+def _vars_ok(gp: GraphPlan, text: str, complete: bool) -> bool:
+    i = text.find("{{ ")
+    while i >= 0:
+        j = text.find(" }}", i + 3)
+        if j < 0:
+            rest = text[i + 3:]
+            return not complete and any((v + " }}").startswith(rest) for v in gp.variables)
+        if text[i + 3:j] not in gp.variables:
+            return False
+        i = text.find("{{ ", j + 3)
+    return True
+
+
+def _content_ok(gp: GraphPlan, g: GraphState, st: Step, rest: str, complete: bool) -> bool:
+    kind = st.kind
+    if kind in ("fixed", "end"):
+        return rest == "" or not complete and rest == ""
+    if kind == "any":
+        return True
+    if kind in ("free", "entry", "outkeys"):
+        return _vars_ok(gp, rest, complete)
+    if kind == "id":
+        full = [p + '"' for p in g.pending]
+        return rest in full if complete else any(f.startswith(rest) for f in full)
+    if kind == "type":
+        types = [t for t in gp.node_types if _type_allowed(gp, g, t)]
+        return rest in types if complete else any(t.startswith(rest) for t in types)
+    if kind == "tool":
+        full = [f'"{n}"' for n in gp.tools]
+        return rest in full if complete else any(f.startswith(rest) for f in full)
+    if kind == "args":
+        keys = _tool_keys(gp, g)
+        opts = ([" {}"] if not any(r for _k, r in keys) else []) + ([""] if keys else [])
+        return rest in opts if complete else any(o.startswith(rest) for o in opts)
+    if kind == "argentry":
+        keys = [k + '": ' for k in _next_arg_keys(gp, g)]
+        for k in keys:
+            if rest.startswith(k):
+                return _vars_ok(gp, rest[len(k):], complete)
+        return not complete and any(k.startswith(rest) for k in keys)
+    if kind in ("refs", "waits", "onfail"):
+        ctx = _RefCtx(gp, g, waits=kind == "waits")
+        ok, _state, closed = _parse_refs(ctx, rest, single=kind == "onfail")
+        return ok and (closed or not complete)
+    return False
+
+
+def line_ok(gp: GraphPlan, g: GraphState, text: str, complete: bool) -> bool:
+    """Can ``text`` (a line without its newline) be, or become, an allowed line?"""
+    for st in _options(gp, g):
+        if text.startswith(st.prefix):
+            if _content_ok(gp, g, st, text[len(st.prefix):], complete):
+                return True
+        elif not complete and st.prefix.startswith(text):
+            return True
+    return False
+
+
+def apply_line(gp: GraphPlan, g: GraphState, text: str) -> GraphState:
+    """The state after the complete, allowed line ``text``."""
+    if g.done:
+        return g
+    hdr = gp.header_lines()
+    if g.header < len(hdr):
+        g2 = replace(g, header=g.header + 1)
+        if g.header + 1 == len(hdr):  # the start node is declared by the header
+            g2 = replace(g2, count=1, declared=("start",), pending=(), cur="start",
+                         ctype="start", step=0)
+        return g2
+    if text == END_LINE:
+        return replace(g, done=True)
+    if text.startswith(NODE_PREFIX):
+        nid = text[len(NODE_PREFIX):-1]
+        return replace(g, count=g.count + 1, declared=g.declared + (nid,),
+                       pending=tuple(p for p in g.pending if p != nid), cur=nid, ctype="",
+                       step=0, reps=0, tool="", arg_pos=-1)
+    if not g.ctype:
+        return replace(g, ctype=text[len(TYPE_PREFIX):], step=0, reps=0)
+    steps = _STEPS[g.ctype]
+    for k in range(g.step, len(steps)):
+        st = steps[k]
+        if text.startswith(st.prefix) and _content_ok(gp, g, st, text[len(st.prefix):], True):
+            return _advance(gp, g, k, st, text[len(st.prefix):])
+    return g
+
+
+def _advance(gp: GraphPlan, g: GraphState, k: int, st: Step, rest: str) -> GraphState:
+    reps = g.reps + 1 if st.repeat and k == g.step else (1 if st.repeat else 0)
+    nxt = k if st.repeat else k + 1
+    g2 = replace(g, step=nxt, reps=reps if st.repeat else 0)
+    if st.kind == "tool":
+        return replace(g2, tool=rest[1:-1])
+    if st.kind == "args" and rest == " {}":
+        return replace(g2, step=k + 2)  # no entries follow
+    if st.kind == "argentry":
+        key = rest[: rest.index('"')]
+        names = [n for n, _r in _tool_keys(gp, g)]
+        return replace(g2, arg_pos=names.index(key, g.arg_pos + 1))
+    if st.kind in ("refs", "waits", "onfail"):
+        ctx = _RefCtx(gp, g, waits=st.kind == "waits")
+        _parse_refs(ctx, rest, single=st.kind == "onfail")
+        t = gp.target + "/"
+        edges = list(g.edges)
+        for e in ctx.used:
+            if not e.startswith(t):
+                continue
+            d = e[len(t):]
+            edges.append((d, g.cur) if st.kind == "waits" else (g.cur, d))
+        return replace(g2, pending=g.pending + tuple(ctx.new_pending), edges=tuple(edges))
+    return g2
+
+
+# -- what may come next, for the mask ----------------------------------------------
+
+
+class Slot(NamedTuple):
+    """What may follow the cursor on the current line.
+
+    ``free``: nothing line-local is constrained (only newlines and ``{`` matter).
+    ``texts``: otherwise, the allowed continuations up to the end of the constrained
+    span; any prefix of one is allowed, a token running past one is checked exactly.
+    ``fresh``: in a reference's id part, the length of the id typed so far, meaning
+    "any id characters that keep the id within 32 characters" are allowed too
+    (``-1``: not applicable; ``0``: the first character must be a letter).
+    """
+
+    free: bool
+    texts: tuple[str, ...] = ()
+    fresh: int = -1
+
+
+def slot(gp: GraphPlan, g: GraphState, line: str) -> Slot:
+    """Describe what may follow ``line`` (the current partial line)."""
+    opts = _options(gp, g)
+    texts: list[str] = []
+    for st in opts:
+        if st.kind == "any":
+            return Slot(True)
+        if not line.startswith(st.prefix):
+            if st.prefix.startswith(line):
+                texts.append(st.prefix[len(line):])
+            continue
+        rest = line[len(st.prefix):]
+        kind = st.kind
+        if kind in ("free", "entry", "outkeys") or (kind == "argentry" and '": ' in rest):
+            i = rest.rfind("{{ ")
+            if i >= 0 and rest.find(" }}", i) < 0:
+                part = rest[i + 3:]
+                return Slot(False, tuple((v + " }}")[len(part):] for v in sorted(gp.variables)
+                                         if (v + " }}").startswith(part)))
+            if i < 0 and rest.endswith("{{"):
+                return Slot(False, tuple(" " + v + " }}" for v in sorted(gp.variables)))
+            if rest.endswith("{"):
+                return Slot(False, tuple("{ " + v + " }}" for v in sorted(gp.variables)))
+            return Slot(True)
+        if kind in ("fixed", "end"):
+            return Slot(False, ("",))
+        if kind == "id":
+            full = [p + '"' for p in g.pending]
+            return Slot(False, tuple(f[len(rest):] for f in full if f.startswith(rest)))
+        if kind == "type":
+            return Slot(False, tuple(t[len(rest):] for t in gp.node_types
+                                     if _type_allowed(gp, g, t) and t.startswith(rest)))
+        if kind == "tool":
+            full = [f'"{n}"' for n in gp.tools]
+            return Slot(False, tuple(f[len(rest):] for f in full if f.startswith(rest)))
+        if kind == "args":
+            keys = _tool_keys(gp, g)
+            o = ([" {}"] if not any(r for _k, r in keys) else []) + ([""] if keys else [])
+            return Slot(False, tuple(x[len(rest):] for x in o if x.startswith(rest)))
+        if kind == "argentry":
+            ks = [k + '": ' for k in _next_arg_keys(gp, g)]
+            return Slot(False, tuple(k[len(rest):] for k in ks if k.startswith(rest)))
+        if kind in ("refs", "waits", "onfail"):
+            return _ref_slot(gp, g, kind, rest)
+    return Slot(False, tuple(texts))
+
+
+def _ref_slot(gp: GraphPlan, g: GraphState, kind: str, rest: str) -> Slot:
+    ctx = _RefCtx(gp, g, waits=kind == "waits")
+    ok, state, _closed = _parse_refs(ctx, rest, single=kind == "onfail")
+    if not ok or state == "closed":
+        return Slot(False, ("",))
+    if state == "start":
+        return Slot(False, ('["',))
+    if state == "sep":
+        tail = rest[len(rest.rstrip(", ")):] if rest.endswith((",", ", ")) else ""
+        seps = [", \""[len(tail):]] if ctx.any_more() else []
+        return Slot(False, tuple(seps + (["]"] if not tail else [])))
+    if state == "open":
+        return Slot(False, ('"',))
+    e = state[5:]
+    texts = [x[len(e):] + '"' for x in ctx.finite() if x.startswith(e)]
+    fresh = -1
+    if ctx.fresh_allowed():
+        t = gp.target + "/"
+        if t.startswith(e) and len(e) < len(t):
+            texts.append(t[len(e):])
+        elif e.startswith(t):
+            f = e[len(t):]
+            fresh = len(f)
+            if f and f not in ctx.banned_ids():
+                texts.append('"')
+    return Slot(False, tuple(dict.fromkeys(texts)), fresh)

@@ -1,0 +1,98 @@
+"""A vocabulary index for the graph layer: sorted token texts and token-class bitmasks.
+
+Token texts are the token bytes decoded as latin-1 (one character per byte), so
+partial UTF-8 sequences are ordinary strings and every structural character the
+graph layer looks at (ASCII) compares exactly.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from agentic_llm.grammar.tokenizer import TokenizerInfo
+
+__all__ = ["VocabIndex"]
+
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyz")
+MAX_ID = 32
+
+
+def _bits(ids: list[int], words: int) -> np.ndarray:
+    out = np.zeros(words, dtype=np.uint32)
+    if ids:
+        a = np.asarray(ids, dtype=np.int64)
+        np.bitwise_or.at(out, a >> 5, (np.uint32(1) << (a & 31).astype(np.uint32)))
+    return out
+
+
+@dataclass(eq=False)
+class VocabIndex:
+    """Lookups over one vocabulary, shared read-only by every matcher."""
+
+    info: TokenizerInfo
+    texts: list[str] = field(init=False)
+    words: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.texts = [b.decode("latin-1") for b in self.info.token_bytes]
+        self.words = (self.info.vocab_size + 31) // 32
+        pairs = sorted((t, i) for i, t in enumerate(self.texts) if t)
+        self._keys = [t for t, _ in pairs]
+        self._ids = [i for _, i in pairs]
+        self.by_text: dict[str, int] = {}
+        for t, i in pairs:
+            self.by_text.setdefault(t, i)
+        special, quote = [], []
+        idrun: list[list[int]] = [[] for _ in range(MAX_ID + 1)]
+        idrun_letter: list[list[int]] = [[] for _ in range(MAX_ID + 1)]
+        for i, t in enumerate(self.texts):
+            if not t:
+                continue
+            if "\n" in t or "{" in t:
+                special.append(i)
+            if '"' in t:
+                quote.append(i)
+            if len(t) <= MAX_ID and set(t) <= _ID_CHARS:
+                idrun[len(t)].append(i)
+                if t[0] in _LETTERS:
+                    idrun_letter[len(t)].append(i)
+        self.special_bits = _bits(special, self.words)
+        self.quote_bits = _bits(quote, self.words)
+        # idrun_le[k]: pure id-character tokens of length <= k (cumulative)
+        self.idrun_le = [np.zeros(self.words, dtype=np.uint32)]
+        self.idrun_letter_le = [np.zeros(self.words, dtype=np.uint32)]
+        for k in range(1, MAX_ID + 1):
+            self.idrun_le.append(self.idrun_le[-1] | _bits(idrun[k], self.words))
+            self.idrun_letter_le.append(self.idrun_letter_le[-1] | _bits(idrun_letter[k], self.words))
+
+    def with_prefix(self, prefix: str) -> list[int]:
+        """Ids of tokens whose text starts with ``prefix`` (``prefix`` itself included)."""
+        lo = bisect.bisect_left(self._keys, prefix)
+        hi = bisect.bisect_left(self._keys, prefix + "\U0010ffff")
+        return self._ids[lo:hi]
+
+    def prefixes_of(self, text: str) -> list[int]:
+        """Ids of tokens that are a non-empty prefix of ``text``."""
+        get = self.by_text.get
+        out = []
+        for k in range(1, len(text) + 1):
+            i = get(text[:k])
+            if i is not None:
+                out.append(i)
+        return out
+
+    @staticmethod
+    def ids_in(bits: np.ndarray) -> np.ndarray:
+        """Token ids whose bit is set in ``bits``."""
+        nz = np.flatnonzero(bits)
+        if nz.size == 0:
+            return nz
+        sub = bits[nz]
+        shifts = np.arange(32, dtype=np.uint32)
+        hit = (sub[:, None] >> shifts[None, :]) & 1
+        w, b = np.nonzero(hit)
+        return nz[w] * 32 + b
