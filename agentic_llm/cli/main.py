@@ -26,6 +26,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "agentic_llm.cli.serve",
     "agentic_llm.cli.demo",
     "agentic_llm.cli.generate",
+    "agentic_llm.cli.plan",
+    "agentic_llm.cli.grammar",
 )
 
 

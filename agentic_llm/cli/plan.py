@@ -1,0 +1,55 @@
+"""``agentic-llm plan --request REQ.json [--json]``: print the ExecutionPlan or the refusal."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("plan", help="plan a generation request", description=__doc__)
+    p.add_argument("--request", required=True, metavar="REQ.json", help="request JSON file")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.add_argument("--prompt", action="store_true", help="also print the rendered prompt")
+    p.set_defaults(func=run)
+
+
+def _load(path: str):  # type: ignore[no-untyped-def]
+    from agentic_llm.errors import AgenticError, ErrorCode
+    from agentic_llm.planner import GenerateRequest
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as exc:
+        raise AgenticError(ErrorCode.INVALID_REQUEST, f"cannot read {path}: {exc}") from None
+    return GenerateRequest.from_json(text)
+
+
+def run(args: argparse.Namespace) -> int:
+    from agentic_llm.planner import PlanRefusal, plan
+
+    req = _load(args.request)
+    try:
+        p = plan(req)
+    except PlanRefusal as exc:
+        if args.json:
+            print(json.dumps({"refused": exc.to_dict()}, indent=2))
+        else:
+            print(f"refused: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        out = p.to_json()
+        if args.prompt:
+            out["prompt"] = p.render_prompt()
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+        return 0
+    for k, v in p.to_json().items():
+        print(f"{k}: {json.dumps(v, ensure_ascii=False)}")
+    if args.prompt:
+        print("--- prompt ---")
+        print(p.render_prompt(), end="")
+    return 0
