@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -22,6 +23,15 @@ if TYPE_CHECKING:
 __all__ = ["SubgraphKey", "digest", "KEY_PREFIX"]
 
 KEY_PREFIX = "sg:"
+
+
+@lru_cache(maxsize=1024)
+def _short(text: str, size: int) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:size]
+
+
+def _tenant_prefix(tenant: str) -> str:
+    return f"{KEY_PREFIX}{_short(json.dumps(tenant), 16)}:"
 
 
 def digest(obj: Any, size: int = 32) -> str:
@@ -93,20 +103,27 @@ class SubgraphKey:
     @staticmethod
     def tenant_prefix(tenant: str) -> str:
         """Store-key prefix of every entry of ``tenant``."""
-        return f"{KEY_PREFIX}{digest(tenant, 16)}:"
+        return _tenant_prefix(tenant)
 
     def engine_prefix(self) -> str:
-        return f"{self.tenant_prefix(self.tenant)}{digest(self.engine_version, 8)}:"
+        return f"{_tenant_prefix(self.tenant)}{_short(self.engine_version, 8)}:"
 
     def group_prefix(self) -> str:
         """Store-key prefix shared by every entry a fuzzy hit may come from."""
-        group = digest(
-            [self.path, self.structure_hash, self.signature_hash, self.variant_hash]
-        )
-        return f"{self.engine_prefix()}{group}:"
+        return self._group_prefix
 
     def store_key(self) -> str:
-        return f"{self.group_prefix()}{digest(self.value_hash)}"
+        return self._store_key
+
+    # computed once per key: lookups ask for them several times
+    @cached_property
+    def _group_prefix(self) -> str:
+        group = digest([self.path, self.structure_hash, self.signature_hash, self.variant_hash])
+        return f"{self.engine_prefix()}{group}:"
+
+    @cached_property
+    def _store_key(self) -> str:
+        return f"{self._group_prefix}{digest(self.value_hash)}"
 
     def to_json(self) -> dict[str, str]:
         return {

@@ -155,6 +155,7 @@ class SubgraphCache:
         self._groups: dict[str, set[str]] = {}
         self._kv: dict[str, object] = {}
         self._docs: OrderedDict[str, Document] = OrderedDict()
+        self._verdicts: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._bytes = 0
         self.exact_hits = self.fuzzy_hits = self.misses = 0
         self.stale = self.ambiguous = self.evictions = self.invalidations = 0
@@ -371,10 +372,21 @@ class SubgraphCache:
         else:
             self._docs.move_to_end(text)
         if policy is not None:
-            diags = validate(doc, policy)
-            if has_errors(diags):
-                first = next(d for d in diags if d.severity.value == "error")
-                return None, f"{first.code}: {first.message}"
+            # validation is a pure function of (text, policy): remember verdicts. Equal
+            # reprs mean equal policies; a policy spelled differently only recomputes.
+            vkey = (text, repr(policy))
+            problem = self._verdicts.get(vkey)
+            if problem is None:
+                diags = validate(doc, policy)
+                errors = [d for d in diags if d.severity.value == "error"] if has_errors(diags) else []
+                problem = f"{errors[0].code}: {errors[0].message}" if errors else ""
+                self._verdicts[vkey] = problem
+                if len(self._verdicts) > 4096:
+                    self._verdicts.popitem(last=False)
+            else:
+                self._verdicts.move_to_end(vkey)
+            if problem:
+                return None, problem
         return doc, ""
 
     def _hint(self, skey: str, entry: CacheEntry) -> KvHint | None:
