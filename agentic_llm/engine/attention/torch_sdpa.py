@@ -84,6 +84,6 @@ class TorchSDPABackend:
         for r in cap.rows:
             j = batch.query_lens[r] - 1
             ctx = int(batch.context_lens[r])
-            scores = (qp[r, :, j] @ kg[r, :, :ctx].transpose(0, 1)).float() * scale  # [h, ctx]
+            scores = (kg[r, :, :ctx] @ qp[r, :, j, :, None]).squeeze(-1).float() * scale  # [h, ctx]
             w = torch.softmax(scores, dim=-1)
             cap.weights[(layer, r)] = w[:, max(0, ctx - cap.window):].detach().cpu()
