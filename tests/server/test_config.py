@@ -1,0 +1,77 @@
+"""Server config: profiles, validation, overrides, the serve command's flags."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from agentic_llm.config import ServerConfig, load_config, profile_names
+from agentic_llm.errors import AgenticError, ErrorCode
+
+
+def test_shipped_profiles_load() -> None:
+    assert {"default", "dev", "redis"} <= set(profile_names())
+    default = load_config()
+    assert default.cache.store == "lmdb" and default.model.dir == ""
+    assert load_config("dev").cache.store == "memory"
+    assert load_config("redis").cache.redis_url.startswith("redis://")
+
+
+def test_config_is_frozen_and_round_trips() -> None:
+    cfg = load_config("dev")
+    with pytest.raises(AttributeError):
+        cfg.listen = "x"  # type: ignore[misc]
+    assert ServerConfig.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize("data,key", [
+    ({"listen": "nope"}, "listen"),
+    ({"limits": {"max_concurrent": 0}}, "limits.max_concurrent"),
+    ({"limits": {"max_queue": "many"}}, "limits.max_queue"),
+    ({"cache": {"store": "redis"}}, "cache.redis_url"),
+    ({"cache": {"store": "disk"}}, "cache.store"),
+    ({"tls": {"cert_file": "a.pem"}}, "tls"),
+    ({"model": {"block_size": 12}}, "model.block_size"),
+    ({"limitz": {}}, "config"),
+    ({"limits": {"max_conc": 1}}, "limits"),
+])
+def test_bad_values_name_the_key(data: dict, key: str) -> None:
+    with pytest.raises(AgenticError) as info:
+        ServerConfig.from_dict(data)
+    assert info.value.code == ErrorCode.INVALID_CONFIG
+    assert info.value.message.startswith(key)
+
+
+def test_yaml_file_and_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("listen: '0.0.0.0:6000'\nlimits:\n  max_queue: 3\n")
+    cfg = load_config(path, {"limits.max_concurrent": 2})
+    assert cfg.listen == "0.0.0.0:6000" and cfg.limits.max_queue == 3
+    assert cfg.limits.max_concurrent == 2
+    with pytest.raises(AgenticError):
+        load_config("no-such-profile")
+    (tmp_path / "bad.yaml").write_text("listen: [\n")
+    with pytest.raises(AgenticError):
+        load_config(tmp_path / "bad.yaml")
+
+
+def test_token_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = ServerConfig.from_dict({"auth": {"token_env": "AGENTIC_TEST_TOKEN"}})
+    monkeypatch.setenv("AGENTIC_TEST_TOKEN", "abc")
+    assert cfg.auth.resolve_token() == "abc"
+    monkeypatch.delenv("AGENTIC_TEST_TOKEN")
+    with pytest.raises(AgenticError):
+        cfg.auth.resolve_token()
+
+
+def test_serve_flags_become_overrides() -> None:
+    from agentic_llm.cli.main import build_parser
+    from agentic_llm.cli.serve import config_from_args
+
+    args = build_parser().parse_args(["serve", "--profile", "dev", "--listen", "127.0.0.1:7000",
+                                      "--cache", "memory", "--set", "limits.max_queue=5"])
+    assert isinstance(args, argparse.Namespace)
+    cfg = config_from_args(args)
+    assert cfg.listen == "127.0.0.1:7000" and cfg.limits.max_queue == 5
