@@ -16,6 +16,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "scheduler": ("agentic_llm.benchmarks.scheduler", "branch-aware against FCFS scheduling"),
     "aga": ("agentic_llm.benchmarks.aga", "knowledge-injection hook overhead and memory"),
     "observability": ("agentic_llm.benchmarks.observability", "throughput with exporters on and off"),
+    "load": ("agentic_llm.benchmarks.load", "many concurrent gRPC clients against a server process"),
 }
 
 
