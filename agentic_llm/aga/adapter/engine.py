@@ -64,6 +64,8 @@ class EngineAdapter(LLMAdapter):
 
         def aga_hook(point: HookPoint, layer_idx: int, hidden: torch.Tensor,
                      ctx: HookContext) -> torch.Tensor:
+            if runtime.is_suppressed():
+                return hidden
             try:
                 state = ctx.extras.get(_STATE_KEY)
                 if state is None:

@@ -108,6 +108,8 @@ class HuggingFaceAdapter(LLMAdapter):
             hidden = output[0] if isinstance(output, tuple) else output
             if not isinstance(hidden, torch.Tensor) or hidden.dim() != 3:
                 return None
+            if runtime.is_suppressed():
+                return None
             b, length, h = hidden.shape
             try:
                 state = runtime.current_state()

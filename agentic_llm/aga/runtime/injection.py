@@ -93,6 +93,10 @@ class InjectionRuntime:
         finally:
             self._local.suppressed = False
 
+    def is_suppressed(self) -> bool:
+        """Whether injection is off on this thread (plugin disabled or inside ``suppressed``)."""
+        return not self.enabled or getattr(self._local, "suppressed", False)
+
     # -- per step ------------------------------------------------------------------
     def begin_step(
         self,
