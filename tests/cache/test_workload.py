@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from agentic_llm.benchmarks.workloads import WorkloadSpec, read_jsonl, synthetic_workload, write_jsonl
+from agentic_llm.benchmarks.workloads import (
+    WorkloadSpec,
+    read_jsonl,
+    synthetic_workload,
+    write_jsonl,
+)
 from agentic_llm.errors import AgenticError
 from agentic_llm.planner import GenerateRequest, plan
 

@@ -1,0 +1,30 @@
+"""The cache benchmark end to end on a tiny random model: hits, transparency, counters."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from agentic_llm.benchmarks.cache import run_benchmark
+from agentic_llm.benchmarks.workloads import WorkloadSpec, synthetic_workload
+
+
+@pytest.mark.slow
+def test_exact_and_fuzzy_hits_are_transparent_and_counted() -> None:
+    first = synthetic_workload(WorkloadSpec(num_requests=1, num_templates=1, fork_prob=0.0, seed=0))[0]
+    other = copy.deepcopy(first)
+    other["context"]["values"] = {"city": "Quito", "budget": 260}
+    if other["context"]["values"] == first["context"]["values"]:
+        other["context"]["values"]["budget"] = 95
+    requests = [first, other, copy.deepcopy(first)]
+    out = run_benchmark(requests, modes=("none", "fuzzy"), num_blocks=256, show_progress=False,
+                        model=None)
+    none, fuzzy = out["modes"]["none"], out["modes"]["fuzzy"]
+    assert none["request_hit_rate"] == 0.0 and none["invalid_generations"] == 0
+    assert fuzzy["exact_hits"] == 1 and fuzzy["fuzzy_hits"] == 1
+    assert fuzzy["oracle_hit_rate"] == 2 / 3
+    assert fuzzy["prefill_tokens"] < none["prefill_tokens"]
+    tr = out["transparency"]
+    assert tr == {"exact_hits_checked": 1, "exact_false_hits": 0, "fuzzy_hits_checked": 1,
+                  "fuzzy_invalid": 0}
