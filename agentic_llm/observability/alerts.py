@@ -120,8 +120,14 @@ class SignalWindow:
     def attach(self, bus: EventBus) -> SignalWindow:
         """Start listening on ``bus``."""
         if self._sub is None:
-            self._sub = bus.subscribe(self.observe, kinds=self._KINDS, name="alert-signals")
+            self._sub = bus.subscribe(self.observe, kinds=self._KINDS, threaded=True,
+                                      name="alert-signals")
         return self
+
+    def flush(self, timeout_s: float = 2.0) -> None:
+        """Wait until the events emitted so far are recorded."""
+        if self._sub is not None:
+            self._sub.flush(timeout_s)
 
     def detach(self) -> None:
         """Stop listening."""
@@ -173,6 +179,7 @@ class SignalWindow:
 
     def values(self, now: float | None = None) -> dict[str, float | None]:
         """Every signal's current value (None when there is no data)."""
+        self.flush()
         now = time.time() if now is None else now
         r = {k: self._recent(k, now) for k in self._SERIES}
         q, h = sum(r["prefix_query"]), sum(r["prefix_hit"])
@@ -322,6 +329,7 @@ class AlertManager:
 
     def evaluate(self, now: float | None = None) -> list[Alert]:
         """Check every rule now; deliver and return the state changes."""
+        self.window.flush()
         now = time.time() if now is None else now
         values = self.window.values(now)
         changes: list[Alert] = []

@@ -65,6 +65,17 @@ class EngineObserver:
         self._prefix_seen, self._evicted_seen = (q, h), ev
         return dq, dh, dev
 
+    def _cheap_stats(self) -> Mapping[str, Any]:
+        # engine.stats() walks every KV block to count shared ones; per step only the
+        # counts are needed, which the pool and scheduler hold directly.
+        e = self.engine
+        pool, sched = getattr(e, "pool", None), getattr(e, "scheduler", None)
+        if pool is not None and sched is not None and hasattr(pool, "num_free"):
+            free = int(pool.num_free)
+            return {"running": len(sched.running), "waiting": len(sched.waiting),
+                    "blocks_free": free, "blocks_used": int(pool.num_blocks) - free}
+        return e.stats()
+
     def step(self) -> list[Any]:
         """``engine.step()``, timed, followed by :meth:`after_step`."""
         if not self.bus.wants(K.ENGINE_STEP) and not self.bus.wants(K.REQUEST_FINISHED):
@@ -77,7 +88,7 @@ class EngineObserver:
     def after_step(self, outputs: Sequence[Any], duration_s: float | None = None) -> None:
         """Emit the events of one step that returned ``outputs``."""
         bus = self.bus
-        stats = self.engine.stats()
+        stats = self._cheap_stats()
         used, free = engine_pages(stats)
         # Sampled tokens are known per step; prefilled tokens are counted when their
         # request finishes (prompt minus prefix-cache hits), so totals are exact.

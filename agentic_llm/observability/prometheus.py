@@ -100,9 +100,10 @@ class PrometheusExporter:
         request_labels: extra labels of ``agentic_requests_total`` taken from the
             ``request.finished`` fields, a subset of ``("tenant", "target_path")``.
         max_label_values: distinct values kept per label before ``other``.
-        threaded: update metrics on a separate thread instead of the emitter's
-            (metric updates are lock-protected counters and never block, so the
-            default is inline).
+        threaded: update metrics on the subscription's own thread, in batches (the
+            default: the emitter then only appends to a queue). Every scrape first
+            waits for the queue to drain, so a scrape sees every event emitted before
+            it. False updates inline on the emitter's thread.
     """
 
     def __init__(
@@ -112,7 +113,7 @@ class PrometheusExporter:
         const_labels: Mapping[str, str] | None = None,
         request_labels: Iterable[str] = (),
         max_label_values: int = 100,
-        threaded: bool = False,
+        threaded: bool = True,
         queue_size: int = 10_000,
     ) -> None:
         self.bus = bus
@@ -182,6 +183,10 @@ class PrometheusExporter:
             )
         return self
 
+    def flush(self, timeout_s: float = 5.0) -> bool:
+        """Wait until every event emitted so far is reflected in the metrics."""
+        return self._sub.flush(timeout_s) if self._sub is not None else True
+
     def stop(self) -> None:
         """Unsubscribe; the metrics keep their values."""
         if self._sub is not None:
@@ -230,6 +235,8 @@ class PrometheusExporter:
 
     def exposition(self) -> bytes:
         """The text exposition (what ``/metrics`` serves)."""
+        if self._sub is not None:
+            self._sub.flush(2.0)
         for fn in self._refreshers:
             try:
                 fn()
