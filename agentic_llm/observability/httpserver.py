@@ -74,7 +74,7 @@ class ObservabilityHTTPServer:
         """Serve on a daemon thread; idempotent."""
         if self._thread is None:
             self._thread = threading.Thread(
-                target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2},
+                target=self._httpd.serve_forever, kwargs={"poll_interval": 0.5},
                 name="observability-http", daemon=True,
             )
             self._thread.start()
