@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from agentic_llm.client.protos import load
@@ -118,16 +119,14 @@ class AgenticLLMServicer:
             for i, b in enumerate(request.branches):
                 try:
                     reqs.append((i, self._request(b)))
-                except AgenticError as exc:
-                    bad.append((i, b.branch_id or str(i), exc))
-            for i, bid, exc in bad:
+                except AgenticError as refusal:
+                    bad.append((i, b.branch_id or str(i), refusal))
+            for i, bid, refusal in bad:
                 yield pb.GenerateForkResponse(index=i, branch_id=bid,
-                                              error=convert.error_status_to_proto(exc))
+                                              error=convert.error_status_to_proto(refusal))
             if not reqs:
                 return
             order = [i for i, _ in reqs]
-            from dataclasses import replace
-
             prepared = [replace(r, branch_id=r.branch_id or str(i)) for i, r in reqs]
             for br in self.pipeline.fork(prepared, dag_id=request.dag_id, deadline=_deadline(context)):
                 index = order[br.index]
