@@ -358,6 +358,8 @@ def build_block(path: str, raw: Any, lines: LineMap, heading_line: int) -> Block
     Raises:
         BuildProblem: the YAML does not have a shape the AST can hold.
     """
+    if raw is None and path == META_PATH:
+        raw = {}
     if not isinstance(raw, dict):
         raise BuildProblem(
             ErrorCode.INVALID_FIELD,
