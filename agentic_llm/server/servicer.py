@@ -121,9 +121,9 @@ class AgenticLLMServicer:
                     reqs.append((i, self._request(b)))
                 except AgenticError as refusal:
                     bad.append((i, b.branch_id or str(i), refusal))
-            for i, bid, refusal in bad:
+            for i, bid, branch_err in bad:
                 yield pb.GenerateForkResponse(index=i, branch_id=bid,
-                                              error=convert.error_status_to_proto(refusal))
+                                              error=convert.error_status_to_proto(branch_err))
             if not reqs:
                 return
             order = [i for i, _ in reqs]
