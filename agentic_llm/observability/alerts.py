@@ -297,8 +297,11 @@ class AlertManager:
     def add_channel(self, channel: Callable[[Alert], Any]) -> None:
         """Deliver future alerts to ``channel`` too."""
         name = type(channel).__name__
-        self._delivery.subscribe(lambda e, ch=channel: ch(e.fields["alert"]), threaded=True,
-                                 name=f"alert-{name}")
+
+        def deliver(event: Event) -> None:
+            channel(event.fields["alert"])
+
+        self._delivery.subscribe(deliver, threaded=True, name=f"alert-{name}")
         self.channels.append(channel)
 
     @property

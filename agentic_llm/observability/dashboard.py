@@ -262,3 +262,17 @@ def write_dashboard(path: str | Path, **kw: Any) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(generate_dashboard(**kw), indent=2) + "\n", encoding="utf-8")
     return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m agentic_llm.observability.dashboard [PATH]``: write the dashboard JSON."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    out = write_dashboard(args[0] if args else "deploy/grafana/agentic-llm.json")
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

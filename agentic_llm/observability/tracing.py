@@ -128,7 +128,7 @@ class RequestTracer:
         if f.get("e2e_s") is not None:
             starts.append(end - float(f["e2e_s"]))
         start = min(starts) if starts else end
-        attrs = {"request.id": rid, "request.outcome": str(f.get("outcome", "")),
+        attrs: dict[str, Any] = {"request.id": rid, "request.outcome": str(f.get("outcome", "")),
                  "request.error_code": str(f.get("error_code") or ""),
                  "request.prompt_tokens": int(f.get("prompt_tokens") or 0),
                  "request.output_tokens": int(f.get("output_tokens") or 0)}

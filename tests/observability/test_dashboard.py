@@ -79,3 +79,10 @@ def test_unknown_metric_is_refused() -> None:
     bad = Row("bad", (Panel("typo", (("rate(agentic_request_total[5m])", "x"),)),))
     with pytest.raises(UnknownMetricError, match="agentic_request_total"):
         generate_dashboard(rows=[bad])
+
+
+def test_shipped_dashboard_is_up_to_date() -> None:
+    shipped = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "agentic-llm.json"
+    assert json.loads(shipped.read_text()) == generate_dashboard(), (
+        "deploy/grafana/agentic-llm.json is stale; regenerate it with "
+        "`python -m agentic_llm.observability.dashboard`")
