@@ -101,7 +101,7 @@ class LmdbStore(CacheStore):
 
     def keys(self, prefix: str = "") -> list[str]:
         p = prefix.encode()
-        out = []
+        out: list[str] = []
         with self._env.begin() as txn:
             cur = txn.cursor()
             if not cur.set_range(p):

@@ -123,7 +123,7 @@ class RedisStore(CacheStore):
             if raw is None:
                 return None
             try:
-                rec = unframe(raw)
+                rec = unframe(bytes(raw))  # type: ignore[arg-type]
             except CorruptRecord as exc:
                 self.corrupt_dropped += 1
                 log.warning("dropping corrupt subgraph-cache record %r: %s", key, exc)
