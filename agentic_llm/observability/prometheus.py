@@ -127,6 +127,7 @@ class PrometheusExporter:
         self._activation: deque[bool] = deque(maxlen=_ACTIVATION_WINDOW)
         self._activation_sum = 0
         self._prefix_events = False  # prefix counters fed by events, not by stats deltas
+        self._subgraph_events = False
         self.metrics: dict[str, Any] = {}
         for spec in CATALOGUE:
             self._register(spec)
@@ -233,6 +234,35 @@ class PrometheusExporter:
 
         self.add_refresher(refresh)
 
+    def bind_subgraph_cache(self, stats: Callable[[], Any], *, store: str = "default") -> None:
+        """Feed subgraph cache lookups from a cache's counters at scrape time.
+
+        ``stats()`` (e.g. ``SubgraphCache.stats``) returns ``exact_hits``,
+        ``fuzzy_hits``, ``misses`` and ``stale`` (as attributes or keys); their change
+        since the last scrape is added to ``agentic_subgraph_cache_lookups_total``
+        (``stale`` counts as ``invalid``), unless ``subgraph_cache.lookup`` events
+        already feed it.
+        """
+        last: dict[str, float] = {}
+        store_label = self._guard("store", store)
+        pairs = (("exact_hits", "exact"), ("fuzzy_hits", "fuzzy"), ("misses", "miss"),
+                 ("stale", "invalid"))
+
+        def refresh() -> None:
+            s = stats()
+            get = s.get if isinstance(s, Mapping) else (lambda k: getattr(s, k, None))
+            for key, outcome in pairs:
+                v = get(key)
+                if not isinstance(v, int | float):
+                    continue
+                delta = v - last.get(key, 0.0)
+                last[key] = v
+                if delta > 0 and not self._subgraph_events:
+                    self.metrics["agentic_subgraph_cache_lookups_total"].labels(
+                        outcome, store_label).inc(delta)
+
+        self.add_refresher(refresh)
+
     def exposition(self) -> bytes:
         """The text exposition (what ``/metrics`` serves)."""
         if self._sub is not None:
@@ -301,6 +331,7 @@ class PrometheusExporter:
             self.metrics["agentic_prefix_cache_evicted_blocks_total"].inc(f["blocks"])
 
     def _subgraph_lookup(self, f: Mapping[str, Any]) -> None:
+        self._subgraph_events = True
         outcome = f.get("outcome")
         outcome = outcome if outcome in K.SUBGRAPH_OUTCOMES else "other"
         store = self._guard("store", f.get("store") or "default")

@@ -203,6 +203,14 @@ class ObservabilityStack:
         """A non-critical reachability check: an unreachable store degrades service."""
         self.health.register(name, store_reachable_check(ping, name=name), critical=False)
 
+    def bind_subgraph_cache(self, cache: Any, *, store: str = "default",
+                            ping: Callable[[], Any] | None = None) -> None:
+        """Lookup counters from ``cache.stats()`` at scrape time; ``ping`` checks its store."""
+        if self.prometheus is not None:
+            self.prometheus.bind_subgraph_cache(cache.stats, store=store)
+        if ping is not None:
+            self.bind_cache_store(ping, name="subgraph_store")
+
     def bind_aga(self, stats: Callable[[], Mapping[str, Any]]) -> None:
         """Health of the AGA knowledge store from ``stats()`` (see ``aga_store_check``)."""
         self.health.register("aga_store", aga_store_check(stats), critical=False)

@@ -161,3 +161,26 @@ def test_scrape_refreshes_engine_gauges(served) -> None:  # noqa: ANN001
     assert s[("agentic_queue_depth", ())] == 4
     live["pages_used"] = 8
     assert scrape(server)[("agentic_kv_pages_used", ())] == 8
+
+
+def test_subgraph_cache_counters_from_the_real_cache(served) -> None:  # noqa: ANN001
+    from agentic_llm.cache.subgraph import SubgraphCache
+    from tests.cache.helpers import hotel_text, make_plan
+
+    _, exporter, server = served
+    cache = SubgraphCache(engine_version=make_plan().engine_version)
+    exporter.bind_subgraph_cache(cache.stats, store="memory")
+    scrape(server)
+    assert cache.lookup_plan(make_plan()).kind == "miss"
+    cache.register_plan(make_plan(), hotel_text())
+    assert cache.lookup_plan(make_plan()).kind == "exact"
+    assert cache.lookup_plan(make_plan(city="Paris", budget=95)).kind == "fuzzy"
+    s = scrape(server)
+
+    def looked(outcome: str) -> float:
+        return s[("agentic_subgraph_cache_lookups_total", (("outcome", outcome), ("store", "memory")))]
+
+    assert (looked("miss"), looked("exact"), looked("fuzzy")) == (1, 1, 1)
+    cache.lookup_plan(make_plan())
+    s = scrape(server)
+    assert looked("exact") == 2
