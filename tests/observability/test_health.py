@@ -153,3 +153,34 @@ def test_grpc_health_reflects_registry() -> None:
         time.sleep(0.02)
     adapter.stop()
     reg.close()
+
+
+def test_grpc_health_over_a_real_channel() -> None:
+    from concurrent import futures
+
+    import grpc
+    from grpc_health.v1 import health, health_pb2_grpc
+
+    reg = HealthRegistry()
+    state = {"kv": {"blocks_used": 1, "blocks_free": 63}}
+    reg.register("kv_pool", kv_pool_check(lambda: state["kv"]))
+    servicer = health.HealthServicer()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    adapter = GrpcHealthAdapter(reg, servicer, services=("agentic.v1.AgenticLLM",))
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            adapter.refresh()
+            resp = stub.Check(health_pb2.HealthCheckRequest(service="agentic.v1.AgenticLLM"),
+                              timeout=5)
+            assert resp.status == health_pb2.HealthCheckResponse.SERVING
+            state["kv"] = {"blocks_used": 0, "blocks_free": 0}  # the pool is gone
+            adapter.refresh()
+            resp = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+            assert resp.status == health_pb2.HealthCheckResponse.NOT_SERVING
+    finally:
+        server.stop(0)
+        reg.close()
