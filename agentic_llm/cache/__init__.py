@@ -31,7 +31,7 @@ __all__ = [
 
 _HOME = {
     "RadixCache": "radix", "RadixStats": "radix", "PrefixMatch": "radix", "DEFAULT_TTL_S": "radix",
-    "SubgraphCache": "subgraph", "SubgraphCacheConfig": "subgraph", "SubgraphCacheStats": "subgraph",
+    "SubgraphCache": "subgraph", "SubgraphCacheConfig": "config", "SubgraphCacheStats": "config",
     "SubgraphKey": "key", "CacheEntry": "entry", "Lookup": "entry", "KvHint": "entry",
     "CacheStore": "stores", "StoreConfig": "stores", "open_store": "stores",
 }

@@ -26,27 +26,23 @@ Rules (the contract):
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
+from agentic_llm.cache.checker import Checker
+from agentic_llm.cache.config import SubgraphCacheConfig, SubgraphCacheStats
 from agentic_llm.cache.entry import CacheEntry, KvHint, Lookup, same_values
+from agentic_llm.cache.index import EntryIndex
 from agentic_llm.cache.key import KEY_PREFIX, SubgraphKey, digest
 from agentic_llm.cache.rebind import rebind
 from agentic_llm.cache.stores import CacheStore
 from agentic_llm.cache.stores.memory import MemoryStore
 from agentic_llm.dsl import (
     Document,
-    DSLParseError,
     ValidationPolicy,
     dumps,
-    has_errors,
-    parse,
-    validate,
 )
 
 if TYPE_CHECKING:
@@ -62,64 +58,11 @@ def prompt_digest(prompt: str) -> str:
     return digest(prompt)
 
 
-@dataclass(frozen=True)
-class SubgraphCacheConfig:
-    """Limits and switches of a :class:`SubgraphCache`.
-
-    Attributes:
-        ttl_s: lifetime of an entry.
-        max_entries: most entries this process keeps track of.
-        max_bytes: most record bytes this process keeps track of.
-        fuzzy: serve fuzzy hits (rebinding values).
-        max_fuzzy_candidates: entries of the group tried per fuzzy lookup.
-        frequency_weight_s: eviction credit per doubling of an entry's hits.
-        lib_bonus_s: eviction credit of ``/lib/**`` entries.
-    """
-
-    ttl_s: float = 24 * 3600.0
-    max_entries: int = 100_000
-    max_bytes: int = 256 << 20
-    fuzzy: bool = True
-    max_fuzzy_candidates: int = 4
-    frequency_weight_s: float = 600.0
-    lib_bonus_s: float = 3600.0
-
-    def __post_init__(self) -> None:
-        if self.ttl_s <= 0:
-            raise ValueError(f"ttl_s must be positive, got {self.ttl_s}")
-        if self.max_entries < 1 or self.max_bytes < 1:
-            raise ValueError("max_entries and max_bytes must be at least 1")
-        if self.max_fuzzy_candidates < 1:
-            raise ValueError("max_fuzzy_candidates must be at least 1")
-
-
-class SubgraphCacheStats(NamedTuple):
-    entries: int
-    bytes: int
-    exact_hits: int
-    fuzzy_hits: int
-    misses: int
-    stale: int  # stored answers refused because they no longer validate
-    ambiguous: int  # fuzzy candidates that could not be rebound safely
-    evictions: int
-    invalidations: int
-
-
 def _same_request(entry: CacheEntry, key: SubgraphKey, values: Mapping[str, Any], prompt_hash: str) -> bool:
     """An exact hit needs the same key, the same values and (when both are known) the same prompt."""
     if entry.key != key or not same_values(entry.values, values):
         return False
     return not prompt_hash or not entry.prompt_hash or entry.prompt_hash == prompt_hash
-
-
-@dataclass
-class _Meta:
-    size: int
-    last_used: float
-    hits: int
-    expires_at: float
-    lib: bool
-    group: str
 
 
 class SubgraphCache:
@@ -151,12 +94,10 @@ class SubgraphCache:
         self._clock = clock
         self._release_kv = release_kv
         self._lock = threading.RLock()
-        self._meta: dict[str, _Meta] = {}
-        self._groups: dict[str, set[str]] = {}
+        self._index = EntryIndex(frequency_weight_s=self.config.frequency_weight_s,
+                                 lib_bonus_s=self.config.lib_bonus_s)
         self._kv: dict[str, object] = {}
-        self._docs: OrderedDict[str, Document] = OrderedDict()
-        self._verdicts: OrderedDict[tuple[str, str], str] = OrderedDict()
-        self._bytes = 0
+        self._checker = Checker()
         self.exact_hits = self.fuzzy_hits = self.misses = 0
         self.stale = self.ambiguous = self.evictions = self.invalidations = 0
         self._load()
@@ -221,9 +162,9 @@ class SubgraphCache:
         if self.store.shared:
             candidates = [k for k in self.store.keys(group) if k != skey]
         else:
-            candidates = [k for k in self._groups.get(group, ()) if k != skey]
+            candidates = [k for k in self._index.members(group) if k != skey]
         # most used first, then most recent
-        candidates.sort(key=lambda k: (-(m.hits if (m := self._meta.get(k)) else 0),
+        candidates.sort(key=lambda k: (-(m.hits if (m := self._index.get(k)) else 0),
                                        -(m.last_used if m else 0.0)))
         hint: KvHint | None = None
         for ck in candidates[: self.config.max_fuzzy_candidates]:
@@ -293,7 +234,7 @@ class SubgraphCache:
             skey = key.store_key()
             self.store.put(skey, data, expires_at=entry.expires_at)
             self._forget(skey, release=True)
-            self._remember(skey, key, len(data), now, entry.expires_at)
+            self._index.add(skey, key, len(data), now, entry.expires_at)
             if kv_handle is not None:
                 self._kv[skey] = kv_handle
             self._enforce_limits(now, keep=skey)
@@ -332,7 +273,7 @@ class SubgraphCache:
 
     def stats(self) -> SubgraphCacheStats:
         return SubgraphCacheStats(
-            entries=len(self._meta), bytes=self._bytes, exact_hits=self.exact_hits,
+            entries=len(self._index), bytes=self._index.bytes, exact_hits=self.exact_hits,
             fuzzy_hits=self.fuzzy_hits, misses=self.misses, stale=self.stale,
             ambiguous=self.ambiguous, evictions=self.evictions, invalidations=self.invalidations,
         )
@@ -348,7 +289,7 @@ class SubgraphCache:
     def _read(self, skey: str) -> CacheEntry | None:
         data = self.store.get(skey)
         if data is None:
-            if skey in self._meta:
+            if skey in self._index:
                 self._forget(skey, release=True)  # expired or dropped by another process
             return None
         try:
@@ -360,34 +301,7 @@ class SubgraphCache:
             return None
 
     def _check(self, text: str, policy: ValidationPolicy | None) -> tuple[Document | None, str]:
-        doc = self._docs.get(text)
-        if doc is None:
-            try:
-                doc = parse(text)
-            except DSLParseError as exc:
-                return None, str(exc)
-            self._docs[text] = doc
-            if len(self._docs) > 1024:
-                self._docs.popitem(last=False)
-        else:
-            self._docs.move_to_end(text)
-        if policy is not None:
-            # validation is a pure function of (text, policy): remember verdicts. Equal
-            # reprs mean equal policies; a policy spelled differently only recomputes.
-            vkey = (text, repr(policy))
-            problem = self._verdicts.get(vkey)
-            if problem is None:
-                diags = validate(doc, policy)
-                errors = [d for d in diags if d.severity.value == "error"] if has_errors(diags) else []
-                problem = f"{errors[0].code}: {errors[0].message}" if errors else ""
-                self._verdicts[vkey] = problem
-                if len(self._verdicts) > 4096:
-                    self._verdicts.popitem(last=False)
-            else:
-                self._verdicts.move_to_end(vkey)
-            if problem:
-                return None, problem
-        return doc, ""
+        return self._checker.check(text, policy)
 
     def _hint(self, skey: str, entry: CacheEntry) -> KvHint | None:
         handle = self._kv.get(skey)
@@ -396,30 +310,15 @@ class SubgraphCache:
         return KvHint(entry.kv_tokens, handle)
 
     def _touch(self, skey: str, entry: CacheEntry, now: float) -> None:
-        meta = self._meta.get(skey)
-        if meta is None:
-            meta = self._remember(skey, entry.key, len(entry.to_bytes()), now, entry.expires_at)
+        meta = self._index.get(skey)
+        if meta is None:  # written by another process
+            meta = self._index.add(skey, entry.key, len(entry.to_bytes()), now, entry.expires_at)
         meta.last_used = now
         meta.hits += 1
         entry.hits = meta.hits
 
-    def _remember(self, skey: str, key: SubgraphKey, size: int, now: float, expires_at: float) -> _Meta:
-        group = key.group_prefix()
-        meta = _Meta(size, now, 0, expires_at, key.path.startswith("/lib/") or key.path == "/lib", group)
-        self._meta[skey] = meta
-        self._groups.setdefault(group, set()).add(skey)
-        self._bytes += size
-        return meta
-
     def _forget(self, skey: str, *, release: bool) -> None:
-        meta = self._meta.pop(skey, None)
-        if meta is not None:
-            self._bytes -= meta.size
-            members = self._groups.get(meta.group)
-            if members is not None:
-                members.discard(skey)
-                if not members:
-                    del self._groups[meta.group]
+        self._index.remove(skey)
         if release:
             self._release(skey)
 
@@ -454,35 +353,11 @@ class SubgraphCache:
                     doomed.append(k)
             return self._drop(doomed)
 
-    def _score(self, meta: _Meta) -> float:
-        return (meta.last_used + self.config.frequency_weight_s * math.log2(1 + meta.hits)
-                + (self.config.lib_bonus_s if meta.lib else 0.0))
-
     def _enforce_limits(self, now: float, keep: str = "") -> None:
-        cfg = self.config
-        if len(self._meta) <= cfg.max_entries and self._bytes <= cfg.max_bytes:
-            return
-        wall = time.time()
-        expired = [k for k, m in self._meta.items() if m.expires_at <= wall]
-        if expired:
-            self._evict(expired)
-        if len(self._meta) <= cfg.max_entries and self._bytes <= cfg.max_bytes:
-            return
-        # evict 10% below the limits so that a full cache does not rank entries on
-        # every insert; the entry just registered is never its own victim
-        target_n = cfg.max_entries - cfg.max_entries // 10
-        target_b = cfg.max_bytes - cfg.max_bytes // 10
-        victims = []
-        n, b = len(self._meta), self._bytes
-        for k, m in sorted(self._meta.items(), key=lambda km: self._score(km[1])):
-            if n <= target_n and b <= target_b:
-                break
-            if k == keep:
-                continue
-            victims.append(k)
-            n -= 1
-            b -= m.size
-        self._evict(victims)
+        victims = self._index.victims(max_entries=self.config.max_entries,
+                                      max_bytes=self.config.max_bytes, wall=time.time(), keep=keep)
+        if victims:
+            self._evict(victims)
 
     def _evict(self, keys: list[str]) -> None:
         self.store.delete(keys)
@@ -500,7 +375,7 @@ class SubgraphCache:
             if entry.key.engine_version != self.engine_version:
                 other.append(k)
                 continue
-            self._remember(k, entry.key, len(entry.to_bytes()), self._clock(), entry.expires_at)
+            self._index.add(k, entry.key, len(entry.to_bytes()), self._clock(), entry.expires_at)
         if other:
             self.store.delete(other)
             log.info("dropped %d subgraph-cache entries of other engine versions", len(other))
