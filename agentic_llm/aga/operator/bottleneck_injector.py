@@ -2,7 +2,7 @@
 
 For a packed ``[T, hidden]`` attention output ``h``:
 
-1. query projection: ``q = normalize(W_q (h - center))`` into the bottleneck space;
+1. query projection: ``q = W_q (h - center)`` (normalised) into the bottleneck space;
    ``W_q`` is a fixed random matrix with orthonormal rows (seeded), so cosine
    similarity in the bottleneck approximates cosine similarity of the hidden states;
 2. top-k routing: cosine scores against the unit-norm slot keys, invisible slots
@@ -54,6 +54,7 @@ class BottleneckInjector:
         q, _ = torch.linalg.qr(raw)
         self.w_query = q.T.contiguous().to(device=device, dtype=dtype)  # [d_b, H]
         self.center: torch.Tensor | None = None
+        self._cache: dict[torch.dtype, tuple[torch.Tensor, torch.Tensor | None]] = {}
         self.value_down: torch.Tensor | None = None
         self.value_up: torch.Tensor | None = None
 
@@ -64,6 +65,7 @@ class BottleneckInjector:
         Hidden states of a model share a large common component; removing it makes
         cosine routing discriminate between prompts.
         """
+        self._cache = {}
         if center is None:
             self.center = None
             return
@@ -83,6 +85,7 @@ class BottleneckInjector:
 
     def to(self, device: torch.device, dtype: torch.dtype) -> None:
         """Move the projection (and center, adapter) to ``device``/``dtype``."""
+        self._cache = {}
         self.w_query = self.w_query.to(device=device, dtype=dtype)
         for name in ("center", "value_down", "value_up"):
             t = getattr(self, name)
@@ -90,56 +93,75 @@ class BottleneckInjector:
                 setattr(self, name, t.to(device=device, dtype=dtype))
 
     # -- hot path ------------------------------------------------------------------
+    def _weights(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The query projection (and the projected center, as a bias) in ``dtype``, cached."""
+        cached = self._cache.get(dtype)
+        if cached is None:
+            w = self.w_query.to(dtype)
+            bias = None if self.center is None else -(w @ self.center.to(dtype))
+            cached = (w, bias)
+            self._cache[dtype] = cached
+        return cached
+
     def project_query(self, hidden: torch.Tensor) -> torch.Tensor:
         """``[T, d_b]`` unit-norm queries of ``[T, H]`` hidden states."""
-        x = hidden if self.center is None else hidden - self.center.to(hidden.dtype)
-        q = F.linear(x, self.w_query.to(hidden.dtype))
-        return F.normalize(q, dim=-1)
+        w, bias = self._weights(hidden.dtype)
+        return F.normalize(F.linear(hidden, w, bias), dim=-1)
 
     def inject(
         self,
         hidden: torch.Tensor,
         view: ActiveView,
-        visible: torch.Tensor,
+        invisible: torch.Tensor,
         gate: torch.Tensor,
+        *,
+        track_usage: bool = True,
     ) -> InjectionResult:
         """Inject into ``hidden`` ``[T, H]``.
 
         Args:
             view: the store's active buffers.
-            visible: ``[T, S]`` bool, slots each token may route to (Gate-0).
-            gate: ``[T]`` gate before routing (Gate-1 times decay).
+            invisible: ``[T, S]`` bool, slots each token may NOT route to (Gate-0).
+            gate: ``[T]`` gate before routing (Gate-1 times decay, early exit applied).
+            track_usage: record routed slots for LRU eviction (once per step suffices).
         """
         t = hidden.shape[0]
-        keys = view.keys.to(hidden.dtype)
-        q = self.project_query(hidden)
-        scores = (q @ keys.T).masked_fill(~visible, -2.0)
+        dtype = hidden.dtype
+        w_q, bias = self._weights(dtype)
+        keys, values = view.keys, view.values
+        if keys.dtype != dtype:
+            keys, values = keys.to(dtype), values.to(dtype)
+        q = F.linear(hidden, w_q, bias)
+        # cosine = (q . k) / |q| with unit keys; |q| divides the [T, S] scores once.
+        scores = (q @ keys.T).div_(q.norm(dim=-1, keepdim=True).clamp_min_(1e-12))
+        scores.masked_fill_(invisible, -2.0)
         k = min(self.top_k, scores.shape[-1])
         top, idx = scores.topk(k, dim=-1)
-        ok = top >= self.min_score
-        w = torch.exp((top - top[:, :1]) * self.inv_temperature) * ok
-        w = w / w.sum(dim=-1, keepdim=True).clamp_min(1e-9)
-        values = view.values
+        below = top < self.min_score
+        w = torch.softmax((top * self.inv_temperature).masked_fill_(below, -1e4), dim=-1)
         if t * k <= values.shape[0]:
-            picked = values[idx].to(hidden.dtype)  # [T, k, H]
-            aux = torch.bmm(w.unsqueeze(1).to(hidden.dtype), picked).squeeze(1)
+            aux = torch.bmm(w.unsqueeze(1), values[idx]).squeeze(1)  # gather k rows per token
         else:
             # Long prefill: a dense [T, S] weight matrix beats gathering T*k rows.
-            dense = torch.zeros_like(scores).scatter_(1, idx, w.to(scores.dtype))
-            aux = dense @ values.to(hidden.dtype)
+            aux = torch.zeros_like(scores).scatter_(1, idx, w) @ values
         if self.value_down is not None and self.value_up is not None:
-            aux = aux + F.linear(F.linear(aux, self.value_down.to(aux.dtype)), self.value_up.to(aux.dtype))
-        applied_gate = gate * ok[:, 0]
-        # LRU bookkeeping on the device: routed slots get the current step, the rest
-        # write into the scratch cell at index max_slots.
-        spill = view.usage.shape[0] - 1
-        view.usage.scatter_(0, idx.masked_fill(~ok, spill).reshape(-1),
-                            view.clock.expand(idx.numel()))
+            aux = aux + F.linear(F.linear(aux, self.value_down.to(dtype)), self.value_up.to(dtype))
+        # A token whose best visible slot is under the floor gets gate 0 (its softmax
+        # weights are meaningless and the fusion ignores them).
+        applied_gate = gate * (top[:, 0] >= self.min_score)
+        if track_usage:
+            # LRU bookkeeping on the device: a token's routed slot gets the current step;
+            # unrouted tokens write into the scratch cell at index max_slots.
+            spill = view.usage.shape[0] - 1
+            view.usage.scatter_(0, idx[:, 0].masked_fill(below[:, 0], spill),
+                                view.clock.expand(t))
         fused = self.fuse(hidden, applied_gate, aux)
         return InjectionResult(fused, applied_gate, top[:, 0], idx[:, 0])
 
     @staticmethod
     def fuse(hidden: torch.Tensor, gate: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:
         """``hidden + gate * aux`` where the gate is positive, exactly ``hidden`` elsewhere."""
-        g = gate.to(hidden.dtype).unsqueeze(-1)
-        return torch.where(g > 0, hidden + g * aux, hidden)
+        g = gate.unsqueeze(-1)
+        if g.dtype != hidden.dtype:
+            g = g.to(hidden.dtype)
+        return torch.where(g > 0, torch.addcmul(hidden, g, aux), hidden)

@@ -123,7 +123,7 @@ class InjectionRuntime:
             unc = self.gates.uncertainty_from_rows(prev_entropy, token_rows,
                                                    token_rows.shape[0], device)
             record.uncertainty = unc
-            state.gate_base = self.gates.gate1(unc)
+            state.gate_base = self.gates.finalize(self.gates.gate1(unc))
         self.records.append(record)
         for session in list(self._sessions):
             session._on_step(record)
@@ -151,10 +151,10 @@ class InjectionRuntime:
         state.store_version = store.version
         names = {ns for row in state.row_namespaces for ns in row}
         if store.visible_count(names) == 0:
-            state.visible = None
+            state.invisible = None
             state.record.knowledge_visible = False
             return
-        state.visible = store.visibility(state.row_namespaces)[state.token_rows]
+        state.invisible = ~store.visibility(state.row_namespaces)[state.token_rows]
         state.record.knowledge_visible = True
 
     # -- per layer ---------------------------------------------------------------------
@@ -197,24 +197,31 @@ class InjectionRuntime:
             state.retrieval_done = True
             if self.retrieval.maybe_retrieve(self, hidden, state):
                 self._refresh_visibility(state)
-        elif state.store_version != self.store.version and state.visible is not None:
+        elif state.store_version != self.store.version and state.invisible is not None:
             # Knowledge removed mid-step must not be routed to by later layers.
             self._refresh_visibility(state)
-        if state.visible is None:
+        if state.invisible is None:
             zero = torch.zeros(hidden.shape[0], device=hidden.device, dtype=torch.float32)
             state.record.layer_gates.append((layer, zero))
             return hidden, None
+        first = layer == self.first_layer
         if self.gates.per_layer:
             unc = self.gates.hidden_variance(hidden)
             state.record.uncertainty = unc
-            base = self.gates.gate1(unc)
+            gate = self.gates.gate1(unc)
+            if not first:
+                gate = gate * self.decay.factor(state.decay)
+            gate = self.gates.finalize(gate)
         else:
             base = state.gate_base
             if base is None:
                 raise RuntimeError("step state has no Gate-1 value")
-        gate = self.gates.finalize(base * self.decay.factor(state.decay))
-        result = self.injector.inject(hidden, self.store.get_active(), state.visible, gate)
-        self.decay.update(state.decay, result.gate)
+            # Nothing decayed yet at the first hooked layer: skip the no-op factor.
+            gate = base if first else self.gates.finalize(base * self.decay.factor(state.decay))
+        result = self.injector.inject(hidden, self.store.get_active(), state.invisible, gate,
+                                      track_usage=first)
+        if layer != self.layers[-1]:
+            self.decay.update(state.decay, result.gate)
         return result.hidden, result.gate
 
     def _emit_forward(self, layer: int, applied: bool, latency_us: float,

@@ -85,8 +85,8 @@ class StepState:
     record: StepRecord
     token_rows: torch.Tensor
     row_namespaces: tuple[tuple[str, ...], ...]
-    visible: torch.Tensor | None  # [T, S]; None when no row can see any knowledge
-    gate_base: torch.Tensor | None  # [T] Gate-1 from the rows' previous entropy
+    invisible: torch.Tensor | None  # [T, S] slots a token may not use; None: nothing visible
+    gate_base: torch.Tensor | None  # [T] Gate-1 (early exit applied) from the previous entropy
     decay: DecayState
     store_version: int
     retrieval_done: bool = False
