@@ -86,37 +86,33 @@ def build_forward_batch(
     pos: list[int] = []
     rows: list[int] = []
     cols: list[int] = []
-    slots: list[int] = []
     qlens: list[int] = []
     ctx: list[int] = []
     last: list[int] = []
-    max_blocks = max(len(t) for _, _, t in chunks)
-    tables = torch.zeros((len(chunks), max(1, max_blocks)), dtype=torch.long)
-    for r, (toks, start, table) in enumerate(chunks):
+    max_blocks = max(1, max(len(t) for _, _, t in chunks))
+    tables = [t + [0] * (max_blocks - len(t)) for _, _, t in chunks]
+    for r, (toks, start, _) in enumerate(chunks):
         n = len(toks)
         ids.extend(toks)
-        for j in range(n):
-            p = start + j
-            pos.append(p)
-            slots.append(table[p // block_size] * block_size + p % block_size)
+        pos.extend(range(start, start + n))
         rows.extend([r] * n)
         cols.extend(range(n))
         qlens.append(n)
         ctx.append(start + n)
         last.append(len(ids) - 1)
-        if table:
-            tables[r, : len(table)] = torch.tensor(table, dtype=torch.long)
 
-    def t(x: list[int]) -> torch.Tensor:
+    def t(x: list[int] | list[list[int]]) -> torch.Tensor:
         return torch.tensor(x, dtype=torch.long, device=device)
 
+    positions, token_rows, block_tables = t(pos), t(rows), t(tables)
+    slots = block_tables[token_rows, positions // block_size] * block_size + positions % block_size
     return ForwardBatch(
         input_ids=t(ids),
-        positions=t(pos),
-        token_rows=t(rows),
+        positions=positions,
+        token_rows=token_rows,
         token_cols=t(cols),
-        slots=t(slots),
-        block_tables=tables.to(device),
+        slots=slots,
+        block_tables=block_tables,
         context_lens=t(ctx),
         query_lens=qlens,
         last_token_idx=t(last),

@@ -126,8 +126,15 @@ def _sample_and_advance(
             sub = masked[pos]
             apply_bitmask(sub, mask)
             masked[pos] = sub
-    finite = torch.isfinite(raw).all(dim=-1).tolist()
-    any_allowed = torch.isfinite(masked).any(dim=-1).tolist()
+    # one pass over the logits: a row's max is NaN or inf exactly when the row is
+    # broken, its argmax is the greedy pick, and -inf means the mask allows nothing
+    raw_max, raw_arg = raw.max(dim=-1)
+    finite = torch.isfinite(raw_max).tolist()
+    if masked is raw:
+        best, any_allowed = raw_arg.tolist(), finite
+    else:
+        m_max, m_arg = masked.max(dim=-1)
+        best, any_allowed = m_arg.tolist(), (m_max > float("-inf")).tolist()
     constrained_set = {sample_idx.index(i) for i in constrained}
     sched = engine.scheduler
     for s, req in enumerate(reqs):
@@ -144,7 +151,7 @@ def _sample_and_advance(
             sched.finish(req, FinishReason.ERROR, AgenticError(
                 ErrorCode.GRAMMAR, "the constraint allows no token at this point"))
             continue
-        tok = sample_row(masked[s], req.params, req.generator)
+        tok = best[s] if req.params.greedy else sample_row(masked[s], req.params, req.generator)
         if ent is not None and logp is not None:
             req.last_entropy = float(ent[s])
             if req.diagnostics is not None:

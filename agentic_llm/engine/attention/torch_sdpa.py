@@ -8,7 +8,7 @@ Works on any device torch supports.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +25,16 @@ __all__ = ["TorchSDPABackend"]
 class _Meta:
     mask: torch.Tensor  # [R, 1, Q, K] bool, True = may attend
     max_q: int
+    _grouped: dict[int, torch.Tensor] = field(default_factory=dict)
+
+    def grouped_mask(self, groups: int) -> torch.Tensor:
+        """The mask for ``groups`` query heads per KV head: ``[R, 1, groups * Q, K]``."""
+        m = self._grouped.get(groups)
+        if m is None:
+            r, _, q, k = self.mask.shape
+            m = self.mask[:, :, None].expand(r, 1, groups, q, k).reshape(r, 1, groups * q, k)
+            self._grouped[groups] = m
+        return m
 
 
 @register(BACKEND_KIND, "torch_sdpa")
@@ -60,30 +70,32 @@ class TorchSDPABackend:
         pool.write(layer, batch.slots, k, v)
         kg, vg = pool.gather(layer, batch.block_tables)  # [R, K, kvh, d]
         rows, heads, d = batch.num_rows, q.shape[1], q.shape[2]
+        kv_heads = kg.shape[2]
+        groups = heads // kv_heads
         qp = q.new_zeros((rows, meta.max_q, heads, d))
         qp[batch.token_rows, batch.token_cols] = q
-        qp = qp.transpose(1, 2)  # [R, h, Q, d]
+        # grouped-query layout: the query heads sharing a KV head become extra query
+        # rows of that head, so K/V are never repeated
+        qg = qp.permute(0, 2, 1, 3).reshape(rows, kv_heads, groups * meta.max_q, d)
         kg = kg.to(q.dtype).transpose(1, 2)  # [R, kvh, K, d]
         vg = vg.to(q.dtype).transpose(1, 2)
-        groups = heads // kg.shape[1]
-        if groups > 1:
-            kg = kg.repeat_interleave(groups, dim=1)
-            vg = vg.repeat_interleave(groups, dim=1)
-        out = F.scaled_dot_product_attention(qp, kg, vg, attn_mask=meta.mask, scale=scale)
+        out = F.scaled_dot_product_attention(qg, kg, vg, attn_mask=meta.grouped_mask(groups), scale=scale)
         cap = batch.capture
         if cap is not None and layer in cap.layers:
-            self._capture(layer, qp, kg, batch, scale)
-        return out.transpose(1, 2)[batch.token_rows, batch.token_cols]
+            self._capture(layer, qp, kg, groups, batch, scale)
+        out = out.reshape(rows, heads, meta.max_q, d).transpose(1, 2)  # [R, Q, h, d]
+        return out[batch.token_rows, batch.token_cols]
 
     @staticmethod
     def _capture(
-        layer: int, qp: torch.Tensor, kg: torch.Tensor, batch: ForwardBatch, scale: float
+        layer: int, qp: torch.Tensor, kg: torch.Tensor, groups: int, batch: ForwardBatch, scale: float
     ) -> None:
         cap = batch.capture
         assert cap is not None
         for r in cap.rows:
             j = batch.query_lens[r] - 1
             ctx = int(batch.context_lens[r])
-            scores = (kg[r, :, :ctx] @ qp[r, :, j, :, None]).squeeze(-1).float() * scale  # [h, ctx]
+            keys = kg[r, :, :ctx].repeat_interleave(groups, dim=0)  # [h, ctx, d]
+            scores = (keys @ qp[r, j, :, :, None]).squeeze(-1).float() * scale  # [h, ctx]
             w = torch.softmax(scores, dim=-1)
-            cap.weights[(layer, r)] = w[:, max(0, ctx - cap.window):].detach().cpu()
+            cap.weights[(layer, r)] = w[:, max(0, ctx - cap.window) :].detach().cpu()
