@@ -83,10 +83,14 @@ class Engine:
             raise AgenticError(ErrorCode.RESOURCE_UNAVAILABLE, "knowledge injection (AGA) is not enabled")
         return k
 
-    def register_knowledge(self, *, namespace: str, key: str, text: str, tenant: str = "",
-                           id: str = "", metadata: Mapping[str, str] | None = None) -> str:
-        return str(self._knowledge().register(tenant=tenant, namespace=namespace, key=key, text=text,
-                                              metadata=dict(metadata or {}), entry_id=id or None))
+    def register_knowledge(self, *, namespace: str, key: str = "", text: str = "", tenant: str = "",
+                           id: str = "", metadata: Mapping[str, str] | None = None,
+                           key_vector: Iterable[float] = (), value_vector: Iterable[float] = (),
+                           reliability: float = 1.0) -> str:
+        return str(self._knowledge().register(
+            tenant=tenant, namespace=namespace, key=key, text=text, metadata=dict(metadata or {}),
+            entry_id=id or None, key_vector=list(key_vector), value_vector=list(value_vector),
+            reliability=reliability))
 
     def remove_knowledge(self, *, namespace: str, id: str, tenant: str = "") -> bool:
         return bool(self._knowledge().remove(tenant=tenant, namespace=namespace, entry_id=id))

@@ -157,13 +157,15 @@ class Client:
                        pb.InvalidateCacheRequest(path_prefix=path_prefix, tenant=tenant, all=all), timeout)
         return int(m.removed)
 
-    def register_knowledge(self, *, namespace: str, key: str, text: str, tenant: str = "",
+    def register_knowledge(self, *, namespace: str, key: str = "", text: str = "", tenant: str = "",
                            id: str = "", metadata: Mapping[str, str] | None = None,
-                           timeout: float | None = None) -> str:
+                           key_vector: Iterable[float] = (), value_vector: Iterable[float] = (),
+                           reliability: float = 1.0, timeout: float | None = None) -> str:
         """Register a knowledge entry (AGA) in ``tenant``'s ``namespace``; returns its id."""
         pb = load().pb2
         entry = pb.KnowledgeEntry(id=id, tenant=tenant, namespace=namespace, key=key, text=text,
-                                  metadata=dict(metadata or {}))
+                                  metadata=dict(metadata or {}), key_vector=list(key_vector),
+                                  value_vector=list(value_vector), reliability=reliability)
         return str(self._call(self._stub.RegisterKnowledge,
                               pb.RegisterKnowledgeRequest(entry=entry), timeout).id)
 

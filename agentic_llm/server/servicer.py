@@ -192,7 +192,9 @@ class AgenticLLMServicer:
             e = request.entry
             kid = self._knowledge(request).register(
                 tenant=e.tenant, namespace=e.namespace, key=e.key, text=e.text,
-                metadata=dict(e.metadata), entry_id=e.id or None)
+                metadata=dict(e.metadata), entry_id=e.id or None,
+                key_vector=list(e.key_vector), value_vector=list(e.value_vector),
+                reliability=e.reliability if e.HasField("reliability") else 1.0)
             return pb.RegisterKnowledgeResponse(id=kid)
         except AgenticError as exc:
             abort_with(context, exc)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from agentic_llm.errors import AgenticError, ErrorCode
 from agentic_llm.serving.knowledge import KnowledgeRecord, scoped_namespace, split_namespace
 
 __all__ = ["AgaKnowledgeAdmin", "attach_aga"]
@@ -23,12 +24,30 @@ class AgaKnowledgeAdmin:
         self.plugin = plugin
 
     def register(self, *, tenant: str, namespace: str, key: str, text: str,
-                 metadata: Mapping[str, str], entry_id: str | None) -> str:
+                 metadata: Mapping[str, str], entry_id: str | None,
+                 key_vector: Sequence[float] = (), value_vector: Sequence[float] = (),
+                 reliability: float = 1.0) -> str:
         ns = scoped_namespace(tenant, namespace)
         kid = entry_id or uuid.uuid4().hex[:16]
         meta = {**dict(metadata), "key": key, "text": text, "tenant": tenant}
-        self.plugin.register_text(kid, key, text, namespace=ns, metadata=meta,
-                                  actor=tenant or "admin")
+        actor = tenant or "admin"
+        if key_vector or value_vector:
+            if not (key_vector and value_vector):
+                raise AgenticError(ErrorCode.INVALID_REQUEST,
+                                   "give both key_vector and value_vector, or neither",
+                                   field="entry.value_vector" if key_vector else "entry.key_vector")
+            import torch
+
+            self.plugin.register(kid, torch.tensor(list(key_vector), dtype=torch.float32),
+                                 torch.tensor(list(value_vector), dtype=torch.float32),
+                                 reliability=reliability, metadata=meta, namespace=ns, actor=actor)
+        else:
+            if not key or not text:
+                raise AgenticError(ErrorCode.INVALID_REQUEST,
+                                   "a knowledge entry needs key and text, or both vectors",
+                                   field="entry.key" if not key else "entry.text")
+            self.plugin.register_text(kid, key, text, namespace=ns, metadata=meta, actor=actor,
+                                      reliability=reliability)
         return kid
 
     def remove(self, *, tenant: str, namespace: str, entry_id: str) -> bool:

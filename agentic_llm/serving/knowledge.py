@@ -7,7 +7,7 @@ another tenant's entries.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -57,8 +57,10 @@ class KnowledgeAdmin(Protocol):
     """Register, remove and list knowledge entries of a tenant."""
 
     def register(self, *, tenant: str, namespace: str, key: str, text: str,
-                 metadata: Mapping[str, str], entry_id: str | None) -> str:
-        """Store an entry; return its id."""
+                 metadata: Mapping[str, str], entry_id: str | None,
+                 key_vector: Sequence[float] = (), value_vector: Sequence[float] = (),
+                 reliability: float = 1.0) -> str:
+        """Store an entry (text to encode, or precomputed vectors); return its id."""
         ...
 
     def remove(self, *, tenant: str, namespace: str, entry_id: str) -> bool:
