@@ -69,7 +69,7 @@ class LLMEngine:
             get_policy(config.scheduling_policy),
             max_num_seqs=config.max_num_seqs,
             max_num_batched_tokens=config.max_num_batched_tokens,
-            prefix_cache=prefix_cache,
+            prefix_cache=self.prefix_cache,
         )
         self.eos_token_ids = frozenset(loaded.eos_token_ids)
         self.mask_filler = MaskFiller(mc.vocab_size)

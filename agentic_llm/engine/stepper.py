@@ -77,7 +77,7 @@ def _hook_context(batch: ForwardBatch, rows: list[ScheduledRow]) -> HookContext:
         token_rows=batch.token_rows,
         num_rows=len(rows),
         is_last_token=last,
-        prev_entropy=torch.tensor([q.last_entropy for q in reqs], dtype=torch.float32),
+        prev_entropy=torch.tensor([q.last_entropy for q in reqs], dtype=torch.float32, device=batch.token_rows.device),
         namespaces=[q.hook_info.namespaces for q in reqs],
         tenants=[q.hook_info.tenant for q in reqs],
         request_ids=[q.request_id for q in reqs],

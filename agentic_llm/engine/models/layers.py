@@ -51,6 +51,8 @@ def rope_inv_freq(head_dim: int, theta: float, scaling: RopeScaling) -> torch.Te
 class RotaryEmbedding(nn.Module):
     """Rotary position embedding (rotate-half layout) with a lazily grown cos/sin table."""
 
+    inv_freq: torch.Tensor
+
     def __init__(self, head_dim: int, theta: float, scaling: RopeScaling) -> None:
         super().__init__()
         self.register_buffer("inv_freq", rope_inv_freq(head_dim, theta, scaling), persistent=False)
