@@ -23,6 +23,12 @@ from grpc_reflection.v1alpha import reflection
 from agentic_llm.client.protos import SERVICE_NAME, load
 from agentic_llm.config import ServerConfig
 from agentic_llm.errors import AgenticError, ErrorCode
+from agentic_llm.observability.health import (
+    GrpcHealthAdapter,
+    HealthRegistry,
+    heartbeat_check,
+    kv_pool_check,
+)
 from agentic_llm.server.auth import BearerTokenInterceptor
 from agentic_llm.server.errors import abort_with
 from agentic_llm.server.servicer import AgenticLLMServicer, Malformed
@@ -134,6 +140,17 @@ class AgenticServer:
         self._server.add_generic_rpc_handlers((_generic_handler(self.servicer),))
         self.health = health.HealthServicer(experimental_non_blocking=True)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        # gRPC health mirrors the observability health checks: the engine loop must
+        # be alive and beating; a nearly full KV pool only degrades (still SERVING).
+        self.health_checks = HealthRegistry()
+        loop = pipeline.loop
+        self.health_checks.register(
+            "engine_loop", heartbeat_check(loop.heartbeat, thread=loop.thread), liveness=True)
+        stats = getattr(pipeline.engine, "stats", None)
+        if callable(stats):
+            self.health_checks.register("kv_pool", kv_pool_check(stats), critical=False)
+        self._health_adapter = GrpcHealthAdapter(
+            self.health_checks, self.health, services=(SERVICE_NAME,), interval_s=2.0)
         if config.reflection:
             reflection.enable_server_reflection(
                 (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server)
@@ -166,6 +183,7 @@ class AgenticServer:
         self._server.start()
         for name in ("", SERVICE_NAME):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._health_adapter.start()
         _log.info("agentic-llm serving on %s%s", self.address, " (TLS)" if tls.enabled else "")
         return self
 
@@ -186,11 +204,14 @@ class AgenticServer:
                 return True
             self._draining = True
         timeout = self.config.limits.drain_timeout_sec if timeout is None else timeout
+        self._health_adapter.stop()
+        self.health_checks.set_ready(False)
         self.health.enter_graceful_shutdown()
         self.pipeline.admission.drain()
         done = self.pipeline.admission.wait_idle(timeout)
         # Streams whose last message is still being sent get a moment to flush.
         self._server.stop(grace=1.0).wait()
+        self.health_checks.close()
         self._stopped.set()
         _log.info("agentic-llm stopped (%s)", "drained" if done else "drain timed out")
         return done
@@ -198,8 +219,10 @@ class AgenticServer:
     def stop(self) -> None:
         """Stop at once, cancelling in-flight calls."""
         self._draining = True
+        self._health_adapter.stop()
         self.pipeline.admission.drain()
         self._server.stop(grace=None).wait()
+        self.health_checks.close()
         self._stopped.set()
 
     def wait(self, timeout: float | None = None) -> bool:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentic_llm.errors import AgenticError, ErrorCode
+from agentic_llm.observability.health import Heartbeat
 
 __all__ = ["Channel", "ChannelItem", "EngineLoop"]
 
@@ -94,6 +95,8 @@ class EngineLoop:
             self._add_params = None
         self.steps = 0
         self.errors = 0
+        #: beaten every iteration (at least every 0.5 s when idle), for health checks
+        self.heartbeat = Heartbeat()
         self._thread = threading.Thread(target=self._run, name="agentic-engine-loop", daemon=True)
         self._thread.start()
 
@@ -156,8 +159,14 @@ class EngineLoop:
             return bool(fn())
         return bool(self._live)
 
+    @property
+    def thread(self) -> threading.Thread:
+        """The loop thread (health checks watch that it is alive)."""
+        return self._thread
+
     def _run(self) -> None:
         while True:
+            self.heartbeat.beat()
             with self._cond:
                 while not (self._stop or self._submits or self._aborts or self._live
                            or self._has_work()):

@@ -60,3 +60,20 @@ def test_reflection_can_be_turned_off(make_server: Any) -> None:
             assert exc.code() == grpc.StatusCode.UNIMPLEMENTED
         else:
             raise AssertionError("reflection answered although it is off")
+
+
+def test_health_follows_the_engine_loop_checks(server: Any) -> None:
+    report = server._health_adapter.refresh()
+    assert report.ok and "engine_loop" in report.checks
+    assert report.checks["engine_loop"].status == "healthy"
+    # A check that fails turns the service NOT_SERVING at the next refresh.
+    server.health_checks.register("probe", lambda: False)
+    server._health_adapter.refresh()
+    with grpc.insecure_channel(server.address) as ch:
+        stub = health_pb2_grpc.HealthStub(ch)
+        resp = stub.Check(health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=5)
+        assert resp.status == health_pb2.HealthCheckResponse.NOT_SERVING
+        server.health_checks.unregister("probe")
+        server._health_adapter.refresh()
+        resp = stub.Check(health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=5)
+        assert resp.status == health_pb2.HealthCheckResponse.SERVING
