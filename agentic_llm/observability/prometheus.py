@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
@@ -25,6 +25,7 @@ from agentic_llm.errors import ErrorCode
 from agentic_llm.observability import kinds as K
 from agentic_llm.observability.catalogue import CATALOGUE, MetricSpec
 from agentic_llm.observability.events import Event, EventBus, Subscription
+from agentic_llm.observability.metricstore import MetricStore, StoreCollector
 
 __all__ = ["PrometheusExporter", "CONTENT_TYPE"]
 
@@ -128,9 +129,10 @@ class PrometheusExporter:
         self._activation_sum = 0
         self._prefix_events = False  # prefix counters fed by events, not by stats deltas
         self._subgraph_events = False
-        self.metrics: dict[str, Any] = {}
+        self.metrics = MetricStore()
         for spec in CATALOGUE:
             self._register(spec)
+        self.registry.register(StoreCollector(self.metrics))
         self.registry.register(_BusCollector(bus))
         self._view: Any = (
             _ConstLabelView(self.registry, const_labels) if const_labels else self.registry
@@ -158,22 +160,11 @@ class PrometheusExporter:
 
     # -- lifecycle -------------------------------------------------------------------
     def _register(self, spec: MetricSpec) -> None:
-        labels = list(spec.labels)
-        if spec.name == "agentic_requests_total":
-            labels += list(self._request_labels)
-        kw: dict[str, Any] = {"registry": self.registry}
-        if spec.type == "counter":
-            if not spec.sources:
-                return  # read from the bus at scrape time by _BusCollector
-            m: Any = Counter(spec.base_name, spec.help, labels, **kw)
-        elif spec.type == "gauge":
-            m = Gauge(spec.name, spec.help, labels, **kw)
-        elif spec.type == "histogram":
-            m = Histogram(spec.name, spec.help, labels, buckets=spec.buckets or (), **kw)
-        else:
-            m = Info(spec.name, spec.help, **kw)
-            m.info({"version": __version__})
-        self.metrics[spec.name] = m
+        if spec.type == "info":
+            self.metrics.add_info(spec, {"version": __version__})
+        elif spec.type != "counter" or spec.sources:  # source-less counters: _BusCollector
+            extra = self._request_labels if spec.name == "agentic_requests_total" else ()
+            self.metrics.add(spec, extra)
 
     def start(self) -> PrometheusExporter:
         """Subscribe to the bus; idempotent."""
@@ -212,6 +203,10 @@ class PrometheusExporter:
 
         def refresh() -> None:
             s = stats()
+            with self.metrics.lock:
+                update(s)
+
+        def update(s: Mapping[str, Any]) -> None:
             m = self.metrics
             for key, name in (("running", "agentic_running_requests"),
                               ("waiting", "agentic_queue_depth")):
@@ -250,6 +245,10 @@ class PrometheusExporter:
 
         def refresh() -> None:
             s = stats()
+            with self.metrics.lock:
+                update(s)
+
+        def update(s: Any) -> None:
             get = s.get if isinstance(s, Mapping) else (lambda k: getattr(s, k, None))
             for key, outcome in pairs:
                 v = get(key)
@@ -258,8 +257,7 @@ class PrometheusExporter:
                 delta = v - last.get(key, 0.0)
                 last[key] = v
                 if delta > 0 and not self._subgraph_events:
-                    self.metrics["agentic_subgraph_cache_lookups_total"].labels(
-                        outcome, store_label).inc(delta)
+                    self.metrics["agentic_subgraph_cache_lookups_total"].inc(delta, (outcome, store_label))
 
         self.add_refresher(refresh)
 
@@ -276,7 +274,8 @@ class PrometheusExporter:
 
     # -- event handlers --------------------------------------------------------------
     def _on_event(self, event: Event) -> None:
-        self._handlers[event.kind](event.fields)
+        with self.metrics.lock:
+            self._handlers[event.kind](event.fields)
 
     def _request_finished(self, f: Mapping[str, Any]) -> None:
         m = self.metrics
@@ -287,7 +286,7 @@ class PrometheusExporter:
         values = [outcome, code]
         for lbl in self._request_labels:
             values.append(self._guard(lbl, f.get(lbl, "")))
-        m["agentic_requests_total"].labels(*values).inc()
+        m["agentic_requests_total"].inc(1.0, tuple(values))
         for key, name in (("ttft_s", "agentic_request_ttft_seconds"),
                           ("tpot_s", "agentic_request_tpot_seconds"),
                           ("e2e_s", "agentic_request_e2e_seconds")):
@@ -302,7 +301,7 @@ class PrometheusExporter:
     def _request_stage(self, f: Mapping[str, Any]) -> None:
         stage = f.get("stage")
         stage = stage if stage in K.STAGES else "other"
-        self.metrics["agentic_request_stage_seconds"].labels(stage).observe(f["duration_s"])
+        self.metrics["agentic_request_stage_seconds"].observe(f["duration_s"], (stage,))
 
     def _engine_step(self, f: Mapping[str, Any]) -> None:
         m = self.metrics
@@ -316,9 +315,9 @@ class PrometheusExporter:
         if f.get("duration_s") is not None:
             m["agentic_engine_step_seconds"].observe(f["duration_s"])
         if f.get("prefill_tokens"):
-            m["agentic_engine_tokens_total"].labels("prefill").inc(f["prefill_tokens"])
+            m["agentic_engine_tokens_total"].inc(f["prefill_tokens"], ("prefill",))
         if f.get("decode_tokens"):
-            m["agentic_engine_tokens_total"].labels("decode").inc(f["decode_tokens"])
+            m["agentic_engine_tokens_total"].inc(f["decode_tokens"], ("decode",))
 
     def _prefix_match(self, f: Mapping[str, Any]) -> None:
         self._prefix_events = True
@@ -335,19 +334,17 @@ class PrometheusExporter:
         outcome = f.get("outcome")
         outcome = outcome if outcome in K.SUBGRAPH_OUTCOMES else "other"
         store = self._guard("store", f.get("store") or "default")
-        self.metrics["agentic_subgraph_cache_lookups_total"].labels(outcome, store).inc()
+        self.metrics["agentic_subgraph_cache_lookups_total"].inc(1.0, (outcome, store))
         if f.get("duration_s") is not None:
-            self.metrics["agentic_subgraph_cache_lookup_seconds"].labels(store).observe(
-                f["duration_s"]
-            )
+            self.metrics["agentic_subgraph_cache_lookup_seconds"].observe(f["duration_s"], (store,))
 
     def _subgraph_insert(self, f: Mapping[str, Any]) -> None:
         store = self._guard("store", f.get("store") or "default")
-        self.metrics["agentic_subgraph_cache_inserts_total"].labels(store).inc()
+        self.metrics["agentic_subgraph_cache_inserts_total"].inc(1.0, (store,))
 
     def _grammar_compile(self, f: Mapping[str, Any]) -> None:
         hit = bool(f["cache_hit"])
-        self.metrics["agentic_grammar_cache_lookups_total"].labels("hit" if hit else "miss").inc()
+        self.metrics["agentic_grammar_cache_lookups_total"].inc(1.0, ("hit" if hit else "miss",))
         if not hit:
             self.metrics["agentic_grammar_compile_seconds"].observe(f["duration_s"])
 
@@ -361,7 +358,7 @@ class PrometheusExporter:
     def _budget_stop(self, f: Mapping[str, Any]) -> None:
         kind = f.get("kind")
         kind = kind if kind in K.BUDGET_KINDS else "other"
-        self.metrics["agentic_budget_stops_total"].labels(kind).inc()
+        self.metrics["agentic_budget_stops_total"].inc(1.0, (kind,))
 
     def _fork_group(self, f: Mapping[str, Any]) -> None:
         self.metrics["agentic_fork_group_seconds"].observe(f["duration_s"])
@@ -369,23 +366,23 @@ class PrometheusExporter:
 
     def _alert_fired(self, f: Mapping[str, Any]) -> None:
         rule = self._guard("rule", f["rule"])
-        self.metrics["agentic_alerts_fired_total"].labels(rule, str(f["severity"])).inc()
-        self.metrics["agentic_alerts_firing"].labels(rule).set(1)
+        self.metrics["agentic_alerts_fired_total"].inc(1.0, (rule, str(f["severity"])))
+        self.metrics["agentic_alerts_firing"].set(1, (rule,))
 
     def _alert_resolved(self, f: Mapping[str, Any]) -> None:
-        self.metrics["agentic_alerts_firing"].labels(self._guard("rule", f["rule"])).set(0)
+        self.metrics["agentic_alerts_firing"].set(0, (self._guard("rule", f["rule"]),))
 
     def _aga_forward(self, f: Mapping[str, Any]) -> None:
         m = self.metrics
         layer = self._guard("layer", f["layer"])
         applied = bool(f["applied"])
-        m["aga_forward_total"].labels(layer, "true" if applied else "false").inc()
+        m["aga_forward_total"].inc(1.0, (layer, "true" if applied else "false"))
         if f.get("latency_us") is not None:
-            m["aga_forward_latency_us"].labels(layer).observe(f["latency_us"])
+            m["aga_forward_latency_us"].observe(f["latency_us"], (layer,))
         if f.get("gate_value") is not None:
-            m["aga_gate_value"].labels(layer).observe(f["gate_value"])
+            m["aga_gate_value"].observe(f["gate_value"], (layer,))
         if f.get("entropy") is not None:
-            m["aga_entropy_value"].labels(layer).observe(f["entropy"])
+            m["aga_entropy_value"].observe(f["entropy"], (layer,))
         window = self._activation
         if len(window) == window.maxlen:
             self._activation_sum -= window[0]
@@ -396,9 +393,9 @@ class PrometheusExporter:
     def _aga_retrieval(self, f: Mapping[str, Any]) -> None:
         m = self.metrics
         layer = self._guard("layer", f["layer"])
-        m["aga_retrieval_total"].labels(layer).inc()
+        m["aga_retrieval_total"].inc(1.0, (layer,))
         if f.get("injected"):
-            m["aga_retrieval_injected_total"].labels(layer).inc(f["injected"])
+            m["aga_retrieval_injected_total"].inc(f["injected"], (layer,))
         hist = m["aga_retrieval_score"]
         for s in f.get("scores") or ():
             hist.observe(s)
@@ -407,9 +404,9 @@ class PrometheusExporter:
         op = self._guard("operation", f["operation"])
         ok = "true" if f["success"] else "false"
         if (f.get("component") or "aga") == "cache":
-            self.metrics["agentic_cache_admin_operations_total"].labels(op, ok).inc()
+            self.metrics["agentic_cache_admin_operations_total"].inc(1.0, (op, ok))
         else:
-            self.metrics["aga_audit_operations_total"].labels(op, ok).inc()
+            self.metrics["aga_audit_operations_total"].inc(1.0, (op, ok))
 
     def _aga_store(self, f: Mapping[str, Any]) -> None:
         m = self.metrics
