@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import math
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -63,13 +62,12 @@ class LLMEngine:
         self.backend = get_backend(config.attention_backend)
         if prefix_cache is not None and (isinstance(prefix_cache, type) or not hasattr(prefix_cache, "match")):
             prefix_cache = prefix_cache(self.pool)  # a factory over the engine's pool, e.g. RadixCache
-        self.prefix_cache: PrefixCache | None = prefix_cache  # type: ignore[assignment]
         self.scheduler = Scheduler(
             self.pool,
             get_policy(config.scheduling_policy),
             max_num_seqs=config.max_num_seqs,
             max_num_batched_tokens=config.max_num_batched_tokens,
-            prefix_cache=self.prefix_cache,
+            prefix_cache=prefix_cache,  # type: ignore[arg-type]
         )
         self.eos_token_ids = frozenset(loaded.eos_token_ids)
         self.mask_filler = MaskFiller(mc.vocab_size)
@@ -77,6 +75,15 @@ class LLMEngine:
         self._pending: list[Request] = []  # finished outside a step, reported by the next
         self._seq = itertools.count()
         self.num_steps = 0
+
+    @property
+    def prefix_cache(self) -> PrefixCache | None:
+        """The prefix cache in use (None when off); assigning one attaches it."""
+        return self.scheduler.prefix_cache
+
+    @prefix_cache.setter
+    def prefix_cache(self, cache: PrefixCache | None) -> None:
+        self.scheduler.prefix_cache = cache
 
     @classmethod
     def from_pretrained(
@@ -346,7 +353,7 @@ class LLMEngine:
             "max_model_len": self.max_model_len,
             "prefix_queries_tokens": getattr(pc, "queries_tokens", 0) if pc else 0,
             "prefix_hit_tokens": getattr(pc, "hit_tokens", 0) if pc else 0,
-            "prefix_hit_rate": (pc.hit_tokens / pc.queries_tokens) if pc and pc.queries_tokens else math.nan,
+            "prefix_hit_rate": (pc.hit_tokens / pc.queries_tokens) if pc and pc.queries_tokens else 0.0,
         }
 
     def close(self) -> None:

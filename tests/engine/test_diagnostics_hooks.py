@@ -111,3 +111,25 @@ def test_hook_can_change_hidden_states(llama_dir: Path) -> None:
     eng.model.hooks.add(HookPoint.ATTN_OUTPUT, [0], steer)
     steered = eng.generate([prompt], SamplingParams(max_tokens=8))[0]
     assert steered.output_token_ids != base.output_token_ids
+
+
+def test_attention_weights_match_transformers(tmp_path: Path) -> None:
+    from .conftest import build_hf
+
+    hf = build_hf("qwen2", seed=3)
+    hf.save_pretrained(tmp_path)
+    hf.config._attn_implementation = "eager"
+    prompt = random_prompts(1, [9], seed=4)[0]
+    eng = make(tmp_path)
+    diag = DiagnosticsConfig(top_k=0, attention_layers=(0, 1), attention_window=6)
+    out = eng.generate([prompt], SamplingParams(max_tokens=4), diagnostics=diag)[0]
+    seq = torch.tensor([prompt + out.output_token_ids])
+    with torch.no_grad():
+        attns = hf(seq, output_attentions=True).attentions  # per layer [1, heads, T, T]
+    for i, step in enumerate(out.diagnostics):
+        q = len(prompt) - 1 + i  # the query position that produced this token
+        for layer in (0, 1):
+            ref = attns[layer][0, :, q, : q + 1][:, -6:]
+            got = torch.tensor(step.attention[layer])
+            assert got.shape == ref.shape
+            assert torch.allclose(got, ref, atol=1e-5), (i, layer)
