@@ -330,6 +330,28 @@ def _schemas(
     return {name: (tuple(req), tuple(opt)) for name, (req, opt) in tool_schemas.items()}
 
 
+# Module-level strategies: drawing from prebuilt strategies is much faster than
+# building new ones inside a composite on every draw.
+_index = st.integers(min_value=0, max_value=2**16)
+_flag = st.booleans()
+_small = st.integers(min_value=1, max_value=3)
+_id_pool = st.lists(node_ids.filter(lambda i: i != "start"), max_size=10, unique=True)
+_key_pool = st.lists(identifiers, min_size=1, max_size=2, unique=True)
+_default_texts = template_texts()
+
+
+def _pick(draw: st.DrawFn, items: Sequence[Any]) -> Any:
+    return items[draw(_index) % len(items)]
+
+
+def _some(draw: st.DrawFn, items: Sequence[Any], most: int) -> list[Any]:
+    """1..most distinct items, in their order in ``items``."""
+    wanted = min(len(items), draw(_small), most)
+    start = draw(_index) % len(items)
+    chosen = {items[(start + k) % len(items)] for k in range(wanted)}
+    return [x for x in items if x in chosen]
+
+
 @st.composite
 def generation_subgraphs(
     draw: st.DrawFn,
@@ -342,6 +364,10 @@ def generation_subgraphs(
 ) -> Subgraph:
     """A subgraph inside the generation profile (docs/canonical-form.md).
 
+    Every reference resolves (to a later node, so the graph is acyclic, or to one of
+    ``external_paths``), and no two nodes write the same key, so the result passes
+    ``validate`` with a policy granting ``tool_schemas`` and ``external_paths``.
+
     Args:
         target_path: the plan's target (default: a drawn ``/dynamic/...`` path).
         tool_schemas: tool name -> (required keys, optional keys); the tools granted.
@@ -353,19 +379,16 @@ def generation_subgraphs(
     """
     target = target_path or draw(paths(prefix="/dynamic"))
     schemas = _schemas(tool_schemas)
+    tools = sorted(schemas)
     limit = max(1, max_nodes if max_nodes is not None else 8)
     types = [t for t in (allowed_types or _GEN_TYPES) if t in _GEN_TYPES]
     if not schemas:
         types = [t for t in types if t != "tool_call"]
-    count = draw(st.integers(min_value=1, max_value=min(limit, 10)))
-    ids = ["start"] + draw(
-        st.lists(
-            node_ids.filter(lambda i: i != "start"),
-            min_size=count - 1,
-            max_size=count - 1,
-            unique=True,
-        )
+    text = (
+        _default_texts if tuple(variables) == ("city", "budget", "x") else template_texts(variables)
     )
+    pool = draw(_id_pool)
+    ids = ["start"] + pool[: draw(_index) % min(limit, len(pool) + 1)]
     kinds = ["start"]
     for i in range(1, len(ids)):
         options = [
@@ -374,89 +397,71 @@ def generation_subgraphs(
             if not (t == "join" and i < 2)
             and not (t == "fork" and i == len(ids) - 1 and not external_paths)
         ]
-        kinds.append(draw(st.sampled_from(options)) if options else "end")
-    # Keys carry the node's index so that no two nodes write the same key (a join
-    # with the default merge strategy would report ERR_CTX_MERGE_CONFLICT).
-    keys = st.lists(identifiers, min_size=1, max_size=2, unique=True)
+        kinds.append(_pick(draw, options) if options else "end")
     built: list[Node] = []
     for i, (node_id, kind) in enumerate(zip(ids, kinds, strict=True)):
-        out_keys = keys.map(lambda ks, i=i: tuple(f"{k}_{i}" for k in ks))
+        # Keys carry the node's index so that no two nodes write the same key (a join
+        # with the default merge strategy would report ERR_CTX_MERGE_CONFLICT).
+        def out_keys(i: int = i) -> tuple[str, ...]:
+            return tuple(f"{k}_{i}" for k in draw(_key_pool))
+
         later = [f"{target}/{n}" for n in ids[i + 1 :]] + list(external_paths)
         earlier = [f"{target}/{n}" for n in ids[1:i]]
-        next_strategy = (
-            st.lists(st.sampled_from(later), min_size=1, max_size=2, unique=True)
-            if later
-            else st.just([])
-        )
-        nxt = tuple(draw(next_strategy))
-        if kind != "start" and draw(st.booleans()):
+        nxt = tuple(_some(draw, later, 2)) if later else ()
+        if kind != "start" and draw(_flag):
             nxt = ()
         opt_next = nxt or None
-        text = template_texts(variables)
         if kind == "start":
             node: Node = Start(id=node_id, next=nxt)
         elif kind == "end":
-            node = End(
-                id=node_id,
-                termination_mode=draw(_opt(st.sampled_from(["hard", "soft"]))),
-                next=opt_next,
-            )
+            mode = _pick(draw, ["hard", "soft", None])
+            node = End(id=node_id, termination_mode=mode, next=opt_next)
         elif kind == "assign":
-            node = Assign(
-                id=node_id, assign={f"{k}_{i}": draw(text) for k in draw(keys)}, next=opt_next
-            )
+            node = Assign(id=node_id, assign={k: draw(text) for k in out_keys()}, next=opt_next)
         elif kind == "tool_call":
-            tool = draw(st.sampled_from(sorted(schemas)))
+            tool = _pick(draw, tools)
             required, optional = schemas[tool]
-            chosen = [k for k in optional if draw(st.booleans())]
+            chosen = [k for k in optional if draw(_flag)]
             args = {k: draw(text) for k in (*required, *chosen)}
             node = ToolCall(
-                id=node_id, tool=tool, arguments=args, output_keys=draw(out_keys), next=opt_next
+                id=node_id, tool=tool, arguments=args, output_keys=out_keys(), next=opt_next
             )
         elif kind == "assert":
-            on_failure = draw(_opt(st.sampled_from(later))) if later else None
+            on_failure = _pick(draw, [*later, None]) if later else None
             node = Assert(
                 id=node_id,
-                condition="{{ " + draw(st.sampled_from(list(variables) or ["true"])) + " }}",
+                condition="{{ " + _pick(draw, list(variables) or ["true"]) + " }}",
                 on_failure=on_failure,
                 next=opt_next,
             )
         elif kind == "fork":
-            branches = (
-                tuple(draw(st.lists(st.sampled_from(later), min_size=1, max_size=3, unique=True)))
-                if later
-                else ()
-            )
+            branches = tuple(_some(draw, later, 3)) if later else ()
             node = Fork(id=node_id, branches=branches or None, next=opt_next)
         elif kind == "join":
-            wait = (
-                tuple(draw(st.lists(st.sampled_from(earlier), min_size=1, max_size=3, unique=True)))
-                if earlier
-                else ()
-            )
+            wait = tuple(_some(draw, earlier, 3)) if earlier else ()
             node = Join(id=node_id, wait_for=wait or None, next=opt_next)
         elif kind == "generate_subgraph":
             node = GenerateSubgraph(
-                id=node_id, prompt_template=draw(text), output_keys=draw(out_keys), next=opt_next
+                id=node_id, prompt_template=draw(text), output_keys=out_keys(), next=opt_next
             )
         elif kind == "dsl_call":
             node = DslCall(
                 id=node_id,
                 prompt_template=draw(text),
                 llm_tool_name=draw(identifiers),
-                output_keys=draw(out_keys),
+                output_keys=out_keys(),
                 next=opt_next,
             )
         elif kind == "llm_call":
             node = LlmCall(
-                id=node_id, prompt_template=draw(text), output_keys=draw(out_keys), next=opt_next
+                id=node_id, prompt_template=draw(text), output_keys=out_keys(), next=opt_next
             )
         else:
             node = CodeletCall(
                 id=node_id,
-                runtime=draw(st.sampled_from(["python3"])),
+                runtime="python3",
                 code=draw(_plain),
-                security=draw(st.sampled_from(["sandbox", "strict"])),
+                security=_pick(draw, ["sandbox", "strict"]),
                 next=opt_next,
             )
         built.append(node)
