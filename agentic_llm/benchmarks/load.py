@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -44,6 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=float, default=10.0, help="seconds before measuring (default 10)")
     p.add_argument("--requests", type=int, default=400, help="distinct requests in the workload")
     p.add_argument("--templates", type=int, default=8, help="task templates in the workload")
+    p.add_argument("--bypass-fraction", type=float, default=0.1,
+                   help="share of requests sent with bypass_cache, so the model keeps "
+                        "generating after the cache has warmed up (default 0.1)")
     p.add_argument("--max-concurrent", type=int, default=32, help="server limits.max_concurrent")
     p.add_argument("--max-queue", type=int, default=64, help="server limits.max_queue")
     p.add_argument("--num-blocks", type=int, default=4096, help="server KV pages")
@@ -108,6 +112,7 @@ def run_load(args: argparse.Namespace, address: str, server_pid: int | None) -> 
     workload = [{k: v for k, v in r.items() if k != "arrival_s"} for r in synthetic_workload(
         WorkloadSpec(num_requests=args.requests, num_templates=args.templates, seed=args.seed))]
     lock = threading.Lock()
+    rng = random.Random(args.seed)
     next_index = 0
     sent: dict[str, int] = {}
     answered: Counter[str] = Counter()
@@ -126,7 +131,10 @@ def run_load(args: argparse.Namespace, address: str, server_pid: int | None) -> 
                     next_index += 1
                     tag = uuid.uuid4().hex
                     sent[tag] = sent.get(tag, 0) + 1
+                    bypass = rng.random() < args.bypass_fraction
                 req["dag_id"] = tag
+                if bypass:
+                    req["flags"] = {**req.get("flags", {}), "bypass_cache": True}
                 t0 = time.perf_counter()
                 try:
                     r = c.generate_subgraph(req)
@@ -175,6 +183,7 @@ def run_load(args: argparse.Namespace, address: str, server_pid: int | None) -> 
         "measured_responses": len(measured),
         "throughput_rps": len(ok) / args.duration if args.duration else 0.0,
         "latency_s": summarize([r.latency_s for r in ok]),
+        "bypass_fraction": args.bypass_fraction,
         "latency_hit_s": summarize([r.latency_s for r in ok if r.cache in ("exact", "fuzzy")]),
         "latency_generated_s": summarize([r.latency_s for r in ok if r.cache not in ("exact", "fuzzy")]),
         "cache_outcomes": dict(Counter(r.cache for r in ok)),

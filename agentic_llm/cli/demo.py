@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import Any
 
-__all__ = ["register", "run"]
+__all__ = ["register", "run", "run_demo"]
 
 _REQUEST: dict[str, Any] = {
     "target_path": "/dynamic/plan_1",
@@ -47,10 +47,8 @@ def _line(label: str, r: Any) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agentic_llm.client import Client
     from agentic_llm.config import ServerConfig
-    from agentic_llm.server import AgenticServer
-    from agentic_llm.serving import NodeEvent, ServingResult, build_pipeline
+    from agentic_llm.serving import build_pipeline
 
     config = ServerConfig.from_dict({
         "listen": "127.0.0.1:0", "cache": {"store": "memory"},
@@ -59,41 +57,60 @@ def run(args: argparse.Namespace) -> int:
     })
     print("agentic-llm demo: loading the model ...", file=sys.stderr, flush=True)
     pipeline = build_pipeline(config)
+    try:
+        return run_demo(config, pipeline, show_text=args.show_text)
+    finally:
+        pipeline.close()
+
+
+def run_demo(config: Any, pipeline: Any, *, show_text: bool = False, out: Any = None) -> int:
+    """Serve ``pipeline`` on ``config.listen``, send the demo requests, print, drain.
+
+    Returns 0 when every answer was a valid subgraph, else 1.
+    """
+    from agentic_llm.client import Client
+    from agentic_llm.server import AgenticServer
+    from agentic_llm.serving import NodeEvent, ServingResult
+
+    out = out or sys.stdout
+
+    def say(text: str) -> None:
+        print(text, file=out, flush=True)
+
     server = AgenticServer(config, pipeline).start()
     ok = True
     try:
-        print(f"server listening on {server.address}")
+        say(f"server listening on {server.address}")
         with Client(server.address) as client:
-            print(f"health: {client.health()}")
+            say(f"health: {client.health()}")
             first = client.generate_subgraph(_REQUEST)
-            print(_line("GenerateSubgraph", first))
-            if args.show_text:
-                print(first.text)
+            say(_line("GenerateSubgraph", first))
+            if show_text:
+                say(first.text)
             again = client.generate_subgraph(_REQUEST)
-            print(_line("same request again", again))
-            ok = ok and first.valid and again.valid
+            say(_line("same request again", again))
+            ok = ok and first.valid and again.valid and again.cache_hit
             streamed = dict(_REQUEST, target_path="/dynamic/plan_2")
             for item in client.stream(streamed):
                 if isinstance(item, NodeEvent):
-                    print(f"  stream: node {item.index} {item.node.path} ({item.node.type}) "
-                          f"at {item.elapsed_ms:.0f} ms")
+                    say(f"  stream: node {item.index} {item.node.path} ({item.node.type}) "
+                        f"at {item.elapsed_ms:.0f} ms")
                 elif isinstance(item, ServingResult):
-                    print(_line("GenerateSubgraphStream", item))
+                    say(_line("GenerateSubgraphStream", item))
                     ok = ok and item.valid
             branches = [dict(_REQUEST, target_path=f"/dynamic/fork_{i}",
                              prompt=f"Branch {i}: " + _REQUEST["prompt"]) for i in range(3)]
             for b in client.fork(branches, dag_id="demo-dag"):
                 if b.result is not None:
-                    print(_line(f"GenerateFork[{b.branch_id}]", b.result))
+                    say(_line(f"GenerateFork[{b.branch_id}]", b.result))
                     ok = ok and b.result.valid
                 else:
-                    print(f"GenerateFork[{b.branch_id}] error: {b.error}")
+                    say(f"GenerateFork[{b.branch_id}] error: {b.error}")
                     ok = False
             stats = client.cache_stats()
-            print(f"cache: {stats['entries']:.0f} entries, {stats['exact_hits']:.0f} exact hits, "
-                  f"{stats['misses']:.0f} misses, prefix hit tokens {stats['prefix_hit_tokens']:.0f}"
-                  f"/{stats['prefix_query_tokens']:.0f}")
+            say(f"cache: {stats['entries']:.0f} entries, {stats['exact_hits']:.0f} exact hits, "
+                f"{stats['misses']:.0f} misses, prefix hit tokens {stats['prefix_hit_tokens']:.0f}"
+                f"/{stats['prefix_query_tokens']:.0f}")
     finally:
         server.drain(10)
-        pipeline.close()
     return 0 if ok else 1
