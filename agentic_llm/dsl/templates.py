@@ -49,7 +49,28 @@ def has_template(text: str) -> bool:
     return _OPEN.search(text) is not None
 
 
-def _reads(expr: str) -> set[str]:
+# The common case, a bare (dotted) variable, skips the LALR parser.
+_SIMPLE_VAR = re.compile(r"^\s*(\$\.)?([A-Za-z_][A-Za-z0-9_]*)(?:\.[A-Za-z0-9_]+)*\s*$")
+_WORDS = frozenset(
+    {"true", "false", "null", "True", "False", "None", "none", "and", "or", "not", "in",
+     "is", "if", "else"}
+)
+
+
+_CONSTANTS = frozenset({"true", "false", "null", "True", "False", "None", "none"})
+
+
+@lru_cache(maxsize=16384)
+def _reads(expr: str) -> frozenset[str]:
+    m = _SIMPLE_VAR.match(expr)
+    if m is not None and m.group(2) not in _WORDS:
+        return frozenset({m.group(2)})
+    if m is not None and m.group(1) is None and m.group(0).strip() in _CONSTANTS:
+        return frozenset()
+    return _parse_reads(expr)
+
+
+def _parse_reads(expr: str) -> frozenset[str]:
     try:
         tree = _parser().parse(expr)
     except LarkError as exc:
@@ -72,7 +93,7 @@ def _reads(expr: str) -> set[str]:
             else:
                 roots.add(root)
         stack.extend(item.children)
-    return roots
+    return frozenset(roots)
 
 
 def _statement(body: str, locals_: set[str]) -> set[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from agentic_llm.dsl.diagnostics import Diagnostic, Severity
-from agentic_llm.dsl.document import Document, NodeBlock, Subgraph
+from agentic_llm.dsl.document import Block, Document, NodeBlock, Subgraph
 from agentic_llm.dsl.nodes import Node, Permissions
 from agentic_llm.dsl.policy import RESERVED_TARGETS, ValidationPolicy
 from agentic_llm.dsl.templates import has_template
@@ -41,10 +41,13 @@ class Context:
     nodes: list[NodeRef] = field(default_factory=list)
     node_by_path: dict[str, NodeRef] = field(default_factory=dict)
     block_paths: set[str] = field(default_factory=set)
+    block_by_path: dict[str, Block] = field(default_factory=dict)
     external: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.block_paths = {b.path for b in self.doc.blocks}
+        for b in self.doc.blocks:
+            self.block_by_path.setdefault(b.path, b)
         for path, node, block in self.doc.iter_nodes():
             ref = NodeRef(path, node, block)
             self.nodes.append(ref)
@@ -87,7 +90,7 @@ class Context:
         base = strip_version(target)
         if base in self.node_by_path:
             return base
-        block = self.doc.block(base)
+        block = self.block_by_path.get(base)
         if isinstance(block, Subgraph):
             entry = block.entry_node()
             return block.node_path(entry) if entry is not None and entry.id is not None else None

@@ -106,7 +106,7 @@ def _has_signature(ctx: Context, block: Subgraph | NodeBlock) -> bool:
     # a node block inside a signed subgraph's path shares that contract
     parent = block.path.rsplit("/", 1)[0]
     while parent:
-        owner = ctx.doc.block(parent)
+        owner = ctx.block_by_path.get(parent)
         if isinstance(owner, Subgraph) and owner.signature is not None:
             return True
         parent = parent.rsplit("/", 1)[0]
