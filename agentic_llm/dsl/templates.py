@@ -96,10 +96,10 @@ def _parse_reads(expr: str) -> frozenset[str]:
     return frozenset(roots)
 
 
-def _statement(body: str, locals_: set[str]) -> set[str]:
+def _statement(body: str, locals_: set[str]) -> frozenset[str]:
     body = body.strip().lstrip("-").rstrip("-").strip()
     if body in _BARE:
-        return set()
+        return frozenset()
     word = body.split(None, 1)[0] if body else ""
     if word in _FORBIDDEN:
         raise TemplateSyntaxError(f"'{{% {word} %}}' is not allowed in AgenticDSL templates")

@@ -31,6 +31,13 @@ _PLAIN_TAGS = {
 }
 
 
+_TEXT_TAGS = {
+    "tag:yaml.org,2002:timestamp",
+    "tag:yaml.org,2002:binary",
+    "tag:yaml.org,2002:merge",
+}
+
+
 class YamlProblem(Exception):
     """A block's YAML could not be loaded; carries the diagnostic."""
 
@@ -117,8 +124,8 @@ class _Converter:
                     raise _problem(
                         ErrorCode.YAML, f"bad scalar {node.value!r}: {exc}", self.path, self.line(node)
                     ) from None
-            if node.tag.startswith("tag:yaml.org,2002:"):
-                # timestamps, binary, ...: keep the text as written
+            if node.tag in _TEXT_TAGS:
+                # dates, base64, the merge key: keep the text as written
                 return node.value
             raise _problem(
                 ErrorCode.YAML,
@@ -171,7 +178,12 @@ def load_block_yaml(
         raise
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        line = offset + mark.line if mark is not None else None
+        if mark is not None:
+            line: int | None = offset + mark.line
+        elif isinstance(getattr(exc, "position", None), int):
+            line = offset + text.count("\n", 0, exc.position)  # type: ignore[attr-defined]
+        else:
+            line = None
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise _problem(ErrorCode.YAML, f"invalid YAML: {problem}", path, line) from None
     except RecursionError:

@@ -30,6 +30,8 @@ from tests.dsl.strategies import (
 )
 
 LAWS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# The per-block tests repeat what documents() covers, aimed at one block kind.
+BLOCK_LAWS = settings(LAWS, max_examples=50)
 
 
 def _bodies(text: str) -> list[object]:
