@@ -195,15 +195,19 @@ def test_block_shapes() -> None:
 
 
 def test_meta_and_resources() -> None:
-    text = block(
-        "/__meta__",
-        "version: 3.1\nmode: dev\nentry_point: /main/start\nexecution_budget:\n"
-        "  max_nodes: 20\n  max_subgraph_depth: 2\nowner: me",
-    ) + "\n" + block(
-        "/__meta__/resources",
-        "type: resource_declare\nresources:\n  - type: tool\n    name: web_search\n"
-        "  - type: generate_subgraph\n    max_depth: 2\n  - type: network\n    outbound:\n"
-        '      domains: ["api.example.com"]',
+    text = (
+        block(
+            "/__meta__",
+            "version: 3.1\nmode: dev\nentry_point: /main/start\nexecution_budget:\n"
+            "  max_nodes: 20\n  max_subgraph_depth: 2\nowner: me",
+        )
+        + "\n"
+        + block(
+            "/__meta__/resources",
+            "type: resource_declare\nresources:\n  - type: tool\n    name: web_search\n"
+            "  - type: generate_subgraph\n    max_depth: 2\n  - type: network\n    outbound:\n"
+            '      domains: ["api.example.com"]',
+        )
     )
     doc = parse(text)
     meta, res = doc.blocks
@@ -218,12 +222,18 @@ def test_meta_and_resources() -> None:
     assert res.tools == frozenset({"web_search"}) and res.generate_subgraph_depth == 2
     assert doc.meta is meta and doc.resources is res
     assert parse(dumps(doc)) == doc
-    for bad in ("execution_budget:\n  max_nodes: many", "execution_budget:\n  max_cats: 1",
-                "execution_budget: 5"):
+    for bad in (
+        "execution_budget:\n  max_nodes: many",
+        "execution_budget:\n  max_cats: 1",
+        "execution_budget: 5",
+    ):
         with pytest.raises(DSLParseError):
             parse(block("/__meta__", bad))
-    for bad in ("type: other", "type: resource_declare\nresources: 5",
-                "type: resource_declare\nresources: [5]"):
+    for bad in (
+        "type: other",
+        "type: resource_declare\nresources: 5",
+        "type: resource_declare\nresources: [5]",
+    ):
         with pytest.raises(DSLParseError):
             parse(block("/__meta__/resources", bad))
 
@@ -260,5 +270,7 @@ def test_build_ast_in_code_then_dump() -> None:
     assert parse(text) == doc
     assert doc.node_count == 3
     assert [p for p, _, _ in doc.iter_nodes()] == [
-        "/dynamic/plan_1/start", "/dynamic/plan_1/search", "/dynamic/plan_1/done",
+        "/dynamic/plan_1/start",
+        "/dynamic/plan_1/search",
+        "/dynamic/plan_1/done",
     ]

@@ -113,9 +113,7 @@ def test_deep_nesting(body: str) -> None:
 def test_nesting_limit_is_configurable() -> None:
     text = block("/dynamic/x", "type: end\nmetadata:\n  a:\n    b:\n      c: 1")
     assert check_text(text) == []
-    assert _codes(check_text(text, limits=ParseLimits(max_depth=3))) == {
-        ErrorCode.NESTING_TOO_DEEP
-    }
+    assert _codes(check_text(text, limits=ParseLimits(max_depth=3))) == {ErrorCode.NESTING_TOO_DEEP}
 
 
 @pytest.mark.timeout(30)
@@ -162,7 +160,9 @@ def test_unusual_scalars_are_kept_as_text_or_numbers() -> None:
     body = "type: end\nmetadata:\n  when: 2024-01-01\n  big: 1e999\n  hex: 0x1F"
     doc = parse(block("/dynamic/x", body))
     assert doc.blocks[0].node.metadata == {  # type: ignore[union-attr]
-        "when": "2024-01-01", "big": "1e999", "hex": 31,
+        "when": "2024-01-01",
+        "big": "1e999",
+        "hex": 31,
     }
 
 

@@ -22,26 +22,42 @@ from tests.dsl.helpers import block
     [
         (
             "(a: number, b: number) -> sum: number",
-            Signature(inputs=(Param("a", "number"), Param("b", "number")),
-                      outputs=(Param("sum", "number"),)),
+            Signature(
+                inputs=(Param("a", "number"), Param("b", "number")),
+                outputs=(Param("sum", "number"),),
+            ),
             "(a: number, b: number) -> sum: number",
         ),
-        ("(query: string) -> results", Signature((Param("query", "string"),), (Param("results"),)),
-         "(query: string) -> results"),
+        (
+            "(query: string) -> results",
+            Signature((Param("query", "string"),), (Param("results"),)),
+            "(query: string) -> results",
+        ),
         ("()", Signature(), "()"),
         ("( )  ->  ( )", Signature(), "()"),
-        ("(input: string) -> {result: number}",
-         Signature((Param("input", "string"),), (Param("result", "number"),)),
-         "(input: string) -> result: number"),
-        ("(a?: array[ string | null ], b) -> (x: number, y)",
-         Signature((Param("a", "array[string|null]", False), Param("b")),
-                   (Param("x", "number"), Param("y"))),
-         "(a?: array[string|null], b) -> (x: number, y)"),
-        ("(e: string) -> r: array; version=1.0; stability=experimental",
-         Signature((Param("e", "string"),), (Param("r", "array"),), "1.0", "experimental"),
-         "(e: string) -> r: array; version=1.0; stability=experimental"),
-        ("(m: map[string, number])", Signature((Param("m", "map[string,number]"),)),
-         "(m: map[string,number])"),
+        (
+            "(input: string) -> {result: number}",
+            Signature((Param("input", "string"),), (Param("result", "number"),)),
+            "(input: string) -> result: number",
+        ),
+        (
+            "(a?: array[ string | null ], b) -> (x: number, y)",
+            Signature(
+                (Param("a", "array[string|null]", False), Param("b")),
+                (Param("x", "number"), Param("y")),
+            ),
+            "(a?: array[string|null], b) -> (x: number, y)",
+        ),
+        (
+            "(e: string) -> r: array; version=1.0; stability=experimental",
+            Signature((Param("e", "string"),), (Param("r", "array"),), "1.0", "experimental"),
+            "(e: string) -> r: array; version=1.0; stability=experimental",
+        ),
+        (
+            "(m: map[string, number])",
+            Signature((Param("m", "map[string,number]"),)),
+            "(m: map[string,number])",
+        ),
     ],
 )
 def test_string_form(text: str, expected: Signature, canonical: str) -> None:
@@ -53,8 +69,18 @@ def test_string_form(text: str, expected: Signature, canonical: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "(a", "a: number", "(a: number) ->", "(a: number) -> x; colour=red",
-     "(a) -> x; version=1; version=2", "(a) -> x; stability=rock", "(1a)", "(a: )", 5],
+    [
+        "",
+        "(a",
+        "a: number",
+        "(a: number) ->",
+        "(a: number) -> x; colour=red",
+        "(a) -> x; version=1; version=2",
+        "(a) -> x; stability=rock",
+        "(1a)",
+        "(a: )",
+        5,
+    ],
 )
 def test_string_form_errors(text: object) -> None:
     with pytest.raises(SignatureSyntaxError) as info:
@@ -64,11 +90,18 @@ def test_string_form_errors(text: object) -> None:
 
 def test_structured_form() -> None:
     value = {
-        "inputs": [{"name": "expr", "type": "string", "required": True},
-                   {"name": "hint", "type": "string", "required": False}],
-        "outputs": [{"name": "roots", "type": "array",
-                     "schema": {"type": "array", "items": {"type": "number"}}},
-                    {"name": "n", "schema": {"type": "integer"}}],
+        "inputs": [
+            {"name": "expr", "type": "string", "required": True},
+            {"name": "hint", "type": "string", "required": False},
+        ],
+        "outputs": [
+            {
+                "name": "roots",
+                "type": "array",
+                "schema": {"type": "array", "items": {"type": "number"}},
+            },
+            {"name": "n", "schema": {"type": "integer"}},
+        ],
         "version": 1.0,
         "stability": "stable",
     }
@@ -108,12 +141,12 @@ def test_both_forms_in_a_document_dump_as_string() -> None:
     structured = block(
         "/lib/m/solve",
         "graph_type: subgraph\nsignature:\n  inputs:\n    - name: expr\n      type: string\n"
-        "  outputs:\n    - name: roots\n      type: array\n  version: \"1.0\"\n"
-        "nodes:\n  - id: a\n    type: assign\n    assign:\n      roots: \"[]\"\n",
+        '  outputs:\n    - name: roots\n      type: array\n  version: "1.0"\n'
+        'nodes:\n  - id: a\n    type: assign\n    assign:\n      roots: "[]"\n',
     )
     string_form = structured.replace(
         "signature:\n  inputs:\n    - name: expr\n      type: string\n"
-        "  outputs:\n    - name: roots\n      type: array\n  version: \"1.0\"\n",
+        '  outputs:\n    - name: roots\n      type: array\n  version: "1.0"\n',
         'signature: "(expr: string) -> roots: array; version=1.0"\n',
     )
     a, b = parse(structured), parse(string_form)
