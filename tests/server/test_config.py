@@ -75,3 +75,23 @@ def test_serve_flags_become_overrides() -> None:
     assert isinstance(args, argparse.Namespace)
     cfg = config_from_args(args)
     assert cfg.listen == "127.0.0.1:7000" and cfg.limits.max_queue == 5
+
+
+def test_model_dir_resolution(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from agentic_llm.serving import resolve_model_dir
+
+    (tmp_path / "config.json").write_text("{}")
+    assert resolve_model_dir(str(tmp_path)) == tmp_path
+    monkeypatch.setenv("AGENTIC_MODEL_DIR", str(tmp_path))
+    assert resolve_model_dir("") == tmp_path
+    with pytest.raises(AgenticError) as info:
+        resolve_model_dir(str(tmp_path / "missing"))
+    assert info.value.code == ErrorCode.MODEL_NOT_FOUND
+    monkeypatch.delenv("AGENTIC_MODEL_DIR")
+    from agentic_llm.models import default_model_dir
+
+    if (default_model_dir() / "config.json").is_file():
+        assert resolve_model_dir("") == default_model_dir()
+    else:
+        with pytest.raises(AgenticError):
+            resolve_model_dir("")
