@@ -183,10 +183,12 @@ class GovernedRetrieval:
                query: RetrievalQuery) -> list[RetrievalResult]:
         written: list[RetrievalResult] = []
         default_ns = query.namespaces[0][0] if query.namespaces and query.namespaces[0] else "default"
+        allowed = {ns for row in query.namespaces for ns in row}
         for res in results[: self.config.retriever_top_k * max(len(query.namespaces), 1)]:
             if res.score < self.config.retriever_min_score:
                 continue
-            ns = res.namespace or default_ns
+            # Results land in a namespace the asking request may use, never elsewhere.
+            ns = res.namespace if res.namespace in allowed else default_ns
             if store.get(res.id, ns) is not None or self.governor.is_duplicate(store, res.key, ns):
                 continue
             evicted = self.governor.make_room(store)

@@ -15,6 +15,9 @@ __all__ = ["KVStoreRetriever"]
 class KVStoreRetriever(BaseRetriever):
     """Search a backing :class:`KVStore` (e.g. thousands of facts on the CPU).
 
+    Entries are found only in the namespaces of the row that asks, so a tenant never
+    retrieves another tenant's knowledge.
+
     Args:
         store: the backing store; its keys must live in the plugin's routing space.
         min_score: results below this cosine similarity are dropped.
@@ -30,7 +33,9 @@ class KVStoreRetriever(BaseRetriever):
         self.calls += 1
         view = self.store.get_active()
         q = query.query.to(device=view.keys.device, dtype=view.keys.dtype)
-        scores = (q @ view.keys.T).masked_fill(~view.valid, -2.0)
+        # Each query row searches only the namespaces its request may use.
+        visible = self.store.visibility(tuple(tuple(ns) for ns in query.namespaces))
+        scores = (q @ view.keys.T).masked_fill(~visible, -2.0)
         k = min(query.top_k, scores.shape[-1])
         top, idx = scores.topk(k, dim=-1)
         by_slot = {e.slot: e for e in self.store.entries()}
