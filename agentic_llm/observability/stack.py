@@ -203,6 +203,21 @@ class ObservabilityStack:
         """A non-critical reachability check: an unreachable store degrades service."""
         self.health.register(name, store_reachable_check(ping, name=name), critical=False)
 
+    def bind_pipeline(self, pipeline: Any, *, store: str = "default") -> None:
+        """Everything a serving pipeline offers: engine, engine loop, subgraph cache.
+
+        Binds ``pipeline.engine`` (KV pool check, live gauges, prefix counters), the
+        engine loop's heartbeat and thread (``engine_loop``, liveness) and the subgraph
+        cache's lookup counters. Request events come from the pipeline itself.
+        """
+        loop = getattr(pipeline, "loop", None)
+        self.bind_engine(pipeline.engine, heartbeat=getattr(loop, "heartbeat", None),
+                         loop_thread=getattr(loop, "thread", None))
+        parts = getattr(pipeline, "parts", None)
+        cache = getattr(parts, "cache", None)
+        if cache is not None:
+            self.bind_subgraph_cache(cache, store=store)
+
     def bind_subgraph_cache(self, cache: Any, *, store: str = "default",
                             ping: Callable[[], Any] | None = None) -> None:
         """Lookup counters from ``cache.stats()`` at scrape time; ``ping`` checks its store."""

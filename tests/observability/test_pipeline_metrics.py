@@ -1,0 +1,82 @@
+"""A real request through the serving pipeline, scraped from the real /metrics endpoint."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from agentic_llm.observability.config import ObservabilityConfig
+from agentic_llm.observability.events import EventBus, set_default_bus
+from agentic_llm.observability.stack import ObservabilityStack
+
+REQUEST: dict[str, Any] = {
+    "target_path": "/dynamic/plan_1",
+    "prompt": "Find three hotels in {{ city }} and rank them",
+    "context": {"available_vars": {"city": "string"}, "values": {"city": "Rome"}},
+    "budget": {"max_nodes": 4, "max_tokens": 120, "timeout_sec": 60},
+}
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from agentic_llm.config import ServerConfig
+    from agentic_llm.serving import build_pipeline
+    from tests.server.tiny_model import build_tiny_model
+
+    model = build_tiny_model(tmp_path_factory.mktemp("pipeline-model"))
+    cfg = ServerConfig.from_dict({"model": {"dir": str(model), "num_blocks": 256},
+                                  "cache": {"store": "memory"}})
+    p = build_pipeline(cfg)
+    yield p
+    p.close()
+
+
+def scrape(url: str) -> dict[tuple[str, tuple], float]:
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for fam in text_string_to_metric_families(text) for s in fam.samples}
+
+
+def test_served_requests_move_the_metrics(pipeline: Any) -> None:
+    from agentic_llm.planner import GenerateRequest
+
+    bus = EventBus()
+    previous = set_default_bus(bus)  # the pipeline emits on the default bus
+    stack = ObservabilityStack(ObservabilityConfig(), bus=bus).start()
+    try:
+        stack.bind_pipeline(pipeline, store="memory")
+        url = stack.url or ""
+        first = pipeline.run(GenerateRequest.from_json(REQUEST))
+        s1 = scrape(url)
+        second = pipeline.run(GenerateRequest.from_json(REQUEST))
+        s2 = scrape(url)
+        with urllib.request.urlopen(url + "/livez", timeout=10) as r:
+            live = json.loads(r.read())
+    finally:
+        stack.shutdown()
+        set_default_bus(previous)
+
+    def req(outcome: str, s: dict) -> float:
+        return s.get(("agentic_requests_total", (("error_code", "none"), ("outcome", outcome))), 0)
+
+    # The engine loop's heartbeat and thread are the liveness check.
+    assert live["status"] == "healthy" and "engine_loop" in live["checks"]
+    assert req("success", s1) == 1
+    # The grammar makes the first answer valid, so it is cached and the same request is
+    # then served from the subgraph cache: a cached outcome and a counted exact hit.
+    assert first.valid and second.cache == "exact"
+    assert req("cached", s2) == 1
+    exact = ("agentic_subgraph_cache_lookups_total", (("outcome", "exact"), ("store", "memory")))
+    assert s1.get(exact, 0) == 0 and s2[exact] == 1
+    assert s2[("agentic_request_stage_seconds_count", (("stage", "plan"),))] == 2
+    assert s1[("agentic_request_ttft_seconds_count", ())] == 1
+    assert s1[("agentic_generation_tokens_total", ())] > 0
+    assert s2[("agentic_prefix_cache_query_tokens_total", ())] > 0
+    used, free = s2[("agentic_kv_pages_used", ())], s2[("agentic_kv_pages_free", ())]
+    assert used + free == 256
