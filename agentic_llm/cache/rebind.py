@@ -117,13 +117,29 @@ def _occurrences(text: str, needle: str) -> list[int]:
     return out
 
 
-def rebind(text: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> RebindResult:
+def _word_in(needle: str, haystack: str) -> bool:
+    """``needle`` occurs in ``haystack`` not glued to word characters on its word-ish ends."""
+    for s in _occurrences(haystack, needle):
+        e = s + len(needle)
+        if (_is_word(needle[0]) and s > 0 and _is_word(haystack[s - 1])) or (
+            _is_word(needle[-1]) and e < len(haystack) and _is_word(haystack[e])
+        ):
+            continue
+        return True
+    return False
+
+
+def rebind(text: str, old: Mapping[str, Any], new: Mapping[str, Any], *, reserved: str = "") -> RebindResult:
     """Replace the old context values in ``text`` by the new ones, or refuse.
 
     Args:
         text: canonical subgraph text generated with the ``old`` values.
         old: context values the text was generated with.
         new: context values of the current request (same variable names and types).
+        reserved: text the model saw besides the values (the prompt without its
+            values line: goal, tools, library, rules). An old value that also occurs
+            there may have been copied from it rather than from the variable, so its
+            rebinding is refused.
 
     Returns:
         RebindResult with the new text (the input itself when no value occurs), how
@@ -153,6 +169,8 @@ def rebind(text: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> RebindR
         for j, v in old.items():
             if j != k and _render(v) == r_old:
                 return RebindResult(None, 0, f"{k!r} and {j!r} share the value that occurs")
+        if reserved and _word_in(r_old, reserved):
+            return RebindResult(None, 0, f"old value of {k!r} also occurs in the prompt itself")
         for s in found:
             e = s + len(r_old)
             if not any(a <= s and e <= b for a, b in spans):

@@ -58,6 +58,13 @@ def prompt_digest(prompt: str) -> str:
     return digest(prompt)
 
 
+def _without_values(prompt: str) -> str:
+    """The prompt minus the lines that carry context values (``VALUES: ...``)."""
+    if not prompt:
+        return ""
+    return "\n".join(line for line in prompt.splitlines() if not line.startswith("VALUES:"))
+
+
 def _same_request(entry: CacheEntry, key: SubgraphKey, values: Mapping[str, Any], prompt_hash: str) -> bool:
     """An exact hit needs the same key, the same values and (when both are known) the same prompt."""
     if entry.key != key or not same_values(entry.values, values):
@@ -106,11 +113,13 @@ class SubgraphCache:
 
     def lookup_plan(self, plan: ExecutionPlan) -> Lookup:
         """:meth:`lookup` with the key, policy, values and prompt of ``plan``."""
+        prompt = plan.render_prompt()
         return self.lookup(
             SubgraphKey.from_plan(plan),
             values=plan.request.context.values,
             policy=plan.validation_policy(),
-            prompt_hash=prompt_digest(plan.render_prompt()),
+            prompt_hash=prompt_digest(prompt),
+            reserved=prompt,
         )
 
     def lookup(
@@ -120,6 +129,7 @@ class SubgraphCache:
         values: Mapping[str, Any],
         policy: ValidationPolicy | None,
         prompt_hash: str = "",
+        reserved: str = "",
     ) -> Lookup:
         """Find a stored subgraph for ``key`` that validates under ``policy``.
 
@@ -128,6 +138,8 @@ class SubgraphCache:
             values: the request's context values.
             policy: the current plan's validation policy (None: parse only).
             prompt_hash: :func:`prompt_digest` of the current prompt ("" to skip).
+            reserved: the current prompt; its lines that list values are ignored, and
+                an old value occurring in the rest is not rebound (see ``rebind``).
         """
         with self._lock:
             if key.engine_version != self.engine_version:
@@ -147,7 +159,7 @@ class SubgraphCache:
                 hint = self._hint(skey, entry)
                 log.debug("stored subgraph for %s no longer validates: %s", key.path, problem)
             if self.config.fuzzy:
-                found, hint2 = self._fuzzy(key, skey, values, policy, now)
+                found, hint2 = self._fuzzy(key, skey, values, policy, now, _without_values(reserved))
                 if found is not None:
                     return found
                 hint = hint or hint2
@@ -156,7 +168,7 @@ class SubgraphCache:
 
     def _fuzzy(
         self, key: SubgraphKey, skey: str, values: Mapping[str, Any],
-        policy: ValidationPolicy | None, now: float,
+        policy: ValidationPolicy | None, now: float, reserved: str,
     ) -> tuple[Lookup | None, KvHint | None]:
         group = key.group_prefix()
         if self.store.shared:
@@ -172,7 +184,7 @@ class SubgraphCache:
             if entry is None or entry.key.tenant != key.tenant:
                 continue
             hint = hint or self._hint(ck, entry)
-            rb = rebind(entry.text, entry.values, values)
+            rb = rebind(entry.text, entry.values, values, reserved=reserved)
             if rb.text is None:
                 self.ambiguous += 1
                 continue

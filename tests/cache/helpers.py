@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agentic_llm.dsl.emit import quote
 from agentic_llm.planner import ExecutionPlan, GenerateRequest, plan
 
 __all__ = ["make_plan", "hotel_text", "request_json"]
@@ -38,6 +39,7 @@ def make_plan(**kw: Any) -> ExecutionPlan:
 
 def hotel_text(city: str = "Rome", budget: int = 120, path: str = "/dynamic/plan_1") -> str:
     """A canonical subgraph that carries the values literally."""
+    city = quote(city)[1:-1]
     return f"""### AgenticDSL `{path}`
 ```yaml
 # --- BEGIN AgenticDSL ---
