@@ -287,6 +287,12 @@ class AGAPlugin:
         return [e.to_dict() for e in self.audit.query(operation=operation, namespace=namespace,
                                                       limit=limit, **filters)]
 
+    def row_diagnostics(self) -> list[dict[str, Any]]:
+        """Per batch row of the latest step (``request_id``, ``aga_applied``, ``gate_mean``,
+        ``layers_applied``): what a server streams next to each request's new token."""
+        last = self.runtime.last_record()
+        return last.row_diagnostics() if last is not None else []
+
     def create_streaming_session(self) -> StreamingSession:
         """A session that sees every forward step from now on."""
         session = StreamingSession(self, self.config.streaming_diagnostics_buffer_size)

@@ -83,7 +83,7 @@ def test_engine_batch_rows_of_two_tenants_are_isolated(llama_dir: Path) -> None:
             for o in engine.step():
                 if o.finished:
                     outs[o.request_id] = o.output_token_ids
-        rows = plugin.runtime.last_record().row_diagnostics()  # type: ignore[union-attr]
+        rows = plugin.row_diagnostics()
     finally:
         plugin.detach()
     assert outs[rids[1]] == base  # tenant_b sees nothing

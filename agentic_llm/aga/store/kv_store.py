@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from agentic_llm.aga.store.vectors import check_vector
 from agentic_llm.aga.types import (
     DEFAULT_NAMESPACE,
     SOURCE_REGISTERED,
@@ -163,8 +164,8 @@ class KVStore:
         if not 0.0 <= float(reliability) <= 1.0:
             raise AgenticError(ErrorCode.INVALID_REQUEST,
                                f"reliability must be in [0, 1], got {reliability}")
-        k = self._check_vector(key, self.key_dim, "key")
-        v = self._check_vector(value, self.value_dim, "value")
+        k = check_vector(key, self.key_dim, "key", self.device)
+        v = check_vector(value, self.value_dim, "value", self.device)
         k = k / k.norm().clamp_min(1e-12)
         if self.value_norm_target is not None:
             v = v * (self.value_norm_target / v.norm().clamp_min(1e-12)).clamp(max=1.0)
@@ -328,20 +329,3 @@ class KVStore:
         self._release(victim)
         self.evictions += 1
         return victim
-
-    def _check_vector(self, t: Any, dim: int, name: str) -> torch.Tensor:
-        if not isinstance(t, torch.Tensor):
-            try:
-                t = torch.as_tensor(t, dtype=torch.float32)
-            except (TypeError, ValueError) as exc:
-                raise AgenticError(ErrorCode.INVALID_REQUEST, f"{name} is not a vector: {exc}") from exc
-        t = t.detach().reshape(-1) if t.dim() == 2 and 1 in t.shape else t.detach()
-        if t.dim() != 1 or t.shape[0] != dim:
-            raise AgenticError(ErrorCode.INVALID_REQUEST,
-                               f"{name} must have shape [{dim}], got {list(t.shape)}")
-        t = t.to(device=self.device, dtype=torch.float32)
-        if not bool(torch.isfinite(t).all()):
-            raise AgenticError(ErrorCode.NUMERIC, f"{name} contains NaN or infinity")
-        if name == "key" and float(t.norm()) == 0.0:
-            raise AgenticError(ErrorCode.INVALID_REQUEST, "key must not be the zero vector")
-        return t
