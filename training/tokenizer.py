@@ -50,6 +50,9 @@ def train_tokenizer(corpus: Path, vocab_size: int = 3072) -> Tokenizer:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Split(Regex(_PIECE), behavior="isolated"),
+        # Digits one by one: a path such as /dynamic/plan_72 then tokenizes alike in
+        # the prompt, the heading and every reference, which makes it easy to copy.
+        pre_tokenizers.Digits(individual_digits=True),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
     ])
     tok.decoder = decoders.ByteLevel()
