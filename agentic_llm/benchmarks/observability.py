@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -292,11 +293,12 @@ def run(args: argparse.Namespace) -> int:
             verdict = "meets" if results["meets_target"] else "misses"
             print(f"on/off {e['ratio']:.3f} {verdict} the >= {TARGET} target")
     if args.plot:
-        _plot(results, args.plot)
+        path = _plot(results, args.plot)
+        print(f"wrote {path}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 
-def _plot(results: dict[str, Any], where: str) -> None:
+def _plot(results: dict[str, Any], where: str) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -313,7 +315,8 @@ def _plot(results: dict[str, Any], where: str) -> None:
     fig.tight_layout()
     path = default_plot_path("observability") if where == "auto" else Path(where)
     fig.savefig(path)
-    print(f"wrote {path}")
+    plt.close(fig)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
