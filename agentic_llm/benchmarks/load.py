@@ -62,6 +62,7 @@ class _Result:
     valid: bool = False
     cache: str = ""
     code: str = ""
+    note: str = ""
 
 
 def _rss_kb(pid: int) -> int:
@@ -138,7 +139,10 @@ def run_load(args: argparse.Namespace, address: str, server_pid: int | None) -> 
                 t0 = time.perf_counter()
                 try:
                     r = c.generate_subgraph(req)
-                    res = _Result(t0, time.perf_counter() - t0, True, r.valid, r.cache.value)
+                    note = "" if r.valid else (
+                        f"{r.target_path} finish={r.finish_reason} "
+                        + "; ".join(f"{d.code}: {d.message}" for d in r.diagnostics[:2]))
+                    res = _Result(t0, time.perf_counter() - t0, True, r.valid, r.cache.value, note=note)
                     key = r.dag_id
                     if r.target_path != req["target_path"]:
                         with lock:
@@ -191,6 +195,7 @@ def run_load(args: argparse.Namespace, address: str, server_pid: int | None) -> 
         "lost": lost,
         "duplicated": duplicated,
         "invalid": sum(1 for r in results if r.ok and not r.valid) + mismatched,
+        "invalid_examples": [r.note for r in results if r.ok and not r.valid][:5],
         "server_rss_mb": {"start": rss_before / 1024, "after_warmup": rss_warm / 1024,
                           "end": rss_end / 1024, "peak_measured": rss_peak / 1024},
         "rss_series": rss,

@@ -369,6 +369,14 @@ class Pipeline:
         doc, diags = _check(text, policy)
         tm.mark("validate_ms")
         valid = doc is not None and not any(d.is_error for d in diags)
+        if not valid and reason == "length":
+            # Cut off by the token budget: an incomplete document is a budget
+            # refusal, not an answer (the nodes already streamed stay valid).
+            raise AgenticError(
+                ErrorCode.BUDGET_EXCEEDED,
+                f"the subgraph was not complete after max_tokens={p.max_tokens} tokens; "
+                "raise budget.max_tokens or lower budget.max_nodes",
+                max_tokens=p.max_tokens, nodes_completed=nodes.count)
         if valid and use_cache:
             assert cache is not None
             try:

@@ -154,3 +154,13 @@ def test_every_code_maps_to_a_documented_status() -> None:
     assert grpc_code_for(ErrorCode.UNAVAILABLE) == grpc.StatusCode.UNAVAILABLE
     assert grpc_code_for(ErrorCode.OVERLOADED) == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert grpc_code_for(ErrorCode.TIMEOUT) == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def test_cut_off_by_max_tokens_is_budget_exceeded(client: Client) -> None:
+    # The long random document needs ~740 tokens; 150 cuts it off mid-way.
+    req = dict(LONG_REQUEST, target_path="/dynamic/cut", budget={
+        "max_nodes": 8, "max_tokens": 150, "timeout_sec": 60})
+    exc = _refusal(client, req)
+    assert exc.code == ErrorCode.BUDGET_EXCEEDED
+    assert exc.status == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert exc.details["max_tokens"] == "150"

@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-import yaml
 
 from agentic_llm.client import Client, RetryPolicy, ServiceError
 from agentic_llm.client.protos import SERVICE_NAME, load
@@ -86,39 +82,20 @@ def test_client_that_never_reads_its_stream(server: Any, client: Client) -> None
     assert client.health() == "SERVING"
 
 
-def _start_server(tmp: Path, model_dir: Path) -> tuple[subprocess.Popen[str], str]:
-    cfg = {"listen": "127.0.0.1:0", "model": {"dir": str(model_dir), "num_blocks": 512},
-           "cache": {"store": "memory"},
-           "limits": {"max_concurrent": 8, "max_queue": 8, "drain_timeout_sec": 60}}
-    path = tmp / "server.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "agentic_llm.cli.main", "serve", "--config", str(path)],
-                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
-    assert proc.stderr is not None
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        if "serving on" in line:
-            threading.Thread(target=proc.stderr.read, daemon=True).start()
-            return proc, line.strip().rsplit(" ", 1)[-1]
-    proc.kill()
-    raise AssertionError("the server did not start")
-
-
-def test_sigterm_under_load_drains(tmp_path: Path, tiny_model_dir: Path) -> None:
-    proc, address = _start_server(tmp_path, tiny_model_dir)
+def test_sigterm_under_load_drains(make_server: Any) -> None:
+    """SIGTERM (delivered for real to this process) while four streams are running:
+    they complete with valid results, new calls get UNAVAILABLE, the server stops."""
+    srv = make_server(**{"limits.max_concurrent": 8, "limits.drain_timeout_sec": 60})
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    srv.install_signal_handlers()
     try:
         n = 4
         results: list[Any] = [None] * n
         first_seen = threading.Barrier(n + 1, timeout=60)
 
         def run(i: int) -> None:
-            with Client(address, retry=RetryPolicy(max_attempts=1), timeout=60) as c:
-                req = dict(MULTI_NODE_REQUEST, target_path=f"/dynamic/drain_{i}",
-                           sampling={"temperature": 1.0, "seed": 7})
+            with Client(srv.address, retry=RetryPolicy(max_attempts=1), timeout=60) as c:
+                req = dict(MULTI_NODE_REQUEST, target_path=f"/dynamic/drain_{i}")
                 stream = c.stream(req, tokens=True)
                 try:
                     assert isinstance(next(stream), TokenDelta)
@@ -131,9 +108,12 @@ def test_sigterm_under_load_drains(tmp_path: Path, tiny_model_dir: Path) -> None
         for t in threads:
             t.start()
         first_seen.wait()  # every request is in flight
-        proc.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
-        late = Client(address, retry=RetryPolicy(max_attempts=1), timeout=10)
+        os.kill(os.getpid(), signal.SIGTERM)
+        end = time.monotonic() + 5
+        while not srv.draining and time.monotonic() < end:
+            time.sleep(0.01)
+        assert srv.draining
+        late = Client(srv.address, retry=RetryPolicy(max_attempts=1), timeout=10)
         with late, pytest.raises(ServiceError) as info:
             late.generate_subgraph(dict(REQUEST, target_path="/dynamic/late"))
         assert info.value.status == grpc.StatusCode.UNAVAILABLE
@@ -141,8 +121,7 @@ def test_sigterm_under_load_drains(tmp_path: Path, tiny_model_dir: Path) -> None
         for t in threads:
             t.join(90)
         assert all(isinstance(r, ServingResult) and r.valid for r in results), results
-        assert proc.wait(60) == 0
+        assert srv.wait(60)  # stopped once drained
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
