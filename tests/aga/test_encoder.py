@@ -71,5 +71,8 @@ def test_text_needs_a_tokenizer(llama: torch.nn.Module) -> None:
     try:
         with pytest.raises(AgenticError, match="tokenizer"):
             plugin.register_text("t", "The capital of France is", " Paris")
+        with pytest.raises(AgenticError, match="outside the vocabulary"):
+            plugin.register_text("t", [1, 2, 3], 10**6)
+        assert plugin.knowledge_count == 0
     finally:
         plugin.detach()

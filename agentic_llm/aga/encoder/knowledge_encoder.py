@@ -126,9 +126,17 @@ class KnowledgeEncoder:
         ids = self.tokens(prompt)
         if not ids:
             raise AgenticError(ErrorCode.INVALID_REQUEST, "fact prompt is empty")
-        target_id = target if isinstance(target, int) else (self.tokens(target) or [None])[0]
-        if target_id is None:
-            raise AgenticError(ErrorCode.INVALID_REQUEST, "fact target is empty")
+        if isinstance(target, int):
+            target_id = target
+        else:
+            target_ids = self.tokens(target)
+            if not target_ids:
+                raise AgenticError(ErrorCode.INVALID_REQUEST, "fact target is empty")
+            target_id = target_ids[0]
+        vocab = self.model.get_output_embeddings().weight.shape[0]  # type: ignore[union-attr,operator]
+        if not 0 <= target_id < vocab:
+            raise AgenticError(ErrorCode.INVALID_REQUEST,
+                               f"target token {target_id} is outside the vocabulary (0..{vocab - 1})")
         key = self.key_for(ids)
         cfg = self.config
         scale = cfg.max_gate
