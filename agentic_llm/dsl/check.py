@@ -21,18 +21,25 @@ def check_text(
     """Parse and validate ``text``; every problem comes back as a Diagnostic.
 
     Parse errors are returned as they are (validation needs a Document); an empty list
-    means the text is valid and clean.
+    means the text is valid and clean. A failure inside the checker itself comes back
+    as an ``ERR_INTERNAL`` diagnostic rather than an exception, so a service checking
+    untrusted text never fails on it.
     """
     try:
         doc = parse(text, limits=limits)
+        return validate(doc, policy)
     except DSLParseError as exc:
         return list(exc.diagnostics)
     except RecursionError:
         return [Diagnostic(ErrorCode.NESTING_TOO_DEEP, Severity.ERROR, "input nests too deeply")]
-    try:
-        return validate(doc, policy)
-    except RecursionError:
-        return [Diagnostic(ErrorCode.NESTING_TOO_DEEP, Severity.ERROR, "input nests too deeply")]
+    except (TypeError, ValueError, LookupError, AttributeError) as exc:
+        return [
+            Diagnostic(
+                ErrorCode.INTERNAL,
+                Severity.ERROR,
+                f"the checker failed on this input ({type(exc).__name__}: {exc}); please report it",
+            )
+        ]
 
 
 def is_valid(text: str | bytes, policy: ValidationPolicy | None = None) -> bool:

@@ -166,6 +166,9 @@ def dump_block(block: Subgraph | NodeBlock | Meta | Resources) -> str:
         _resources(body, block)
     else:
         raise TypeError(f"not a block: {type(block).__name__}")
+    if not body:
+        # The runtime's block pattern needs at least one line between the markers.
+        body = ["{}"]
     lines = [f"### AgenticDSL `{block.path}`", "```yaml", BEGIN_MARKER, *body, END_MARKER, "```"]
     return "\n".join(lines)
 
