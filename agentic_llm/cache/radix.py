@@ -211,6 +211,37 @@ class RadixCache:
         if over > 0:
             self._evict(over, count_freed=False)
 
+    def pin(self, tokens: Sequence[int]) -> object | None:
+        """Lock the longest cached prefix of ``tokens`` without taking page references.
+
+        For holders that want cached KV kept resident without using it now (the
+        subgraph cache keeps one per entry). Returns a handle for :meth:`release`, or
+        None when not even one page is cached. Counters are not touched.
+        """
+        now = self._clock()
+        bs = self.block_size
+        node = self._root
+        pos = 0
+        while pos // bs < len(tokens) // bs:
+            child = node.children.get(tuple(tokens[pos : pos + bs]))
+            if child is None:
+                break
+            k = self._common_blocks(child, tokens, pos)
+            if k < len(child.block_ids):
+                child = self._split(child, k)
+            pos += k * bs
+            node = child
+        if node is self._root:
+            return None
+        n: _Node | None = node
+        while n is not None:
+            n.last_access = now
+            n = n.parent
+        handle = _Handle(node)
+        self._lock(node, +1)
+        self._live[id(handle)] = handle
+        return handle
+
     def release(self, handle: object) -> None:
         """Unlock the path a :meth:`match` locked. Each handle is released once.
 

@@ -179,3 +179,40 @@ def test_rejects_too_few_tokens_and_bad_config() -> None:
         RadixCache(pool, ttl_s=0)
     with pytest.raises(ValueError):
         RadixCache(pool, capacity_blocks=-1)
+
+
+def test_pin_keeps_pages_resident_without_references() -> None:
+    pool = ListBlockPool(16, BS)
+    clock = Clock()
+    cache = RadixCache(pool, ttl_s=10.0, clock=clock)
+    toks = list(range(8))
+    run_sequence(pool, cache, toks)
+    assert cache.pin([50, 51, 52, 53]) is None
+    handle = cache.pin(toks + [1, 2])
+    assert handle is not None
+    assert [pool.ref_count(b) for b in cache.cached_block_ids()] == [1, 1]  # no new references
+    assert cache.queries_tokens == 8  # pins are not queries
+    clock.t += 100
+    assert cache.expire() == 0 and cache.evict(10) == 0  # locked: neither expires nor evicts
+    cache.check_integrity()
+    cache.release(handle)
+    assert cache.evict(10) == 2
+
+
+def test_subgraph_cache_releases_pinned_kv_when_its_entry_goes() -> None:
+    from agentic_llm.cache.subgraph import SubgraphCache
+    from tests.cache.helpers import hotel_text, make_plan
+
+    pool = ListBlockPool(16, BS)
+    radix = RadixCache(pool)
+    toks = list(range(8))
+    run_sequence(pool, radix, toks)
+    p = make_plan()
+    sg = SubgraphCache(engine_version=p.engine_version, release_kv=radix.release)
+    sg.register_plan(p, hotel_text(), kv_tokens=8, kv_handle=radix.pin(toks))
+    found = sg.lookup_plan(p)
+    assert found.kv_hint is not None and found.kv_hint.handle is not None
+    assert radix.stats().locked_handles == 1
+    assert sg.invalidate_path("/dynamic") == 1
+    assert radix.stats().locked_handles == 0
+    radix.check_integrity()

@@ -41,6 +41,7 @@ class RadixMachine(RuleBasedStateMachine):
         self.pool = ListBlockPool(NUM_BLOCKS, BS)
         self.cache = RadixCache(self.pool, capacity_blocks=16, ttl_s=50.0, clock=lambda: self.t)
         self.seqs: list[Seq] = []
+        self.pins: list[object] = []
 
     @rule(tokens=token_lists)
     def admit(self, tokens: list[int]) -> None:
@@ -93,6 +94,17 @@ class RadixMachine(RuleBasedStateMachine):
         if seq.handle is not None:
             self.cache.release(seq.handle)
 
+    @rule(tokens=token_lists)
+    def pin(self, tokens: list[int]) -> None:
+        handle = self.cache.pin(tokens)
+        if handle is not None:
+            self.pins.append(handle)
+
+    @precondition(lambda self: self.pins)
+    @rule(i=st.integers(0, 100))
+    def unpin(self, i: int) -> None:
+        self.cache.release(self.pins.pop(i % len(self.pins)))
+
     @rule(n=st.integers(0, 8))
     def evict(self, n: int) -> None:
         free_before = self.pool.num_free
@@ -112,10 +124,12 @@ class RadixMachine(RuleBasedStateMachine):
             expected.update(s.table)
         for b in range(NUM_BLOCKS):
             assert self.pool.ref_count(b) == expected[b], f"block {b} refcount"
-        locked = sum(1 for s in self.seqs if s.handle is not None)
+        locked = sum(1 for s in self.seqs if s.handle is not None) + len(self.pins)
         assert self.cache.stats().locked_handles == locked
 
     def teardown(self) -> None:
+        for h in self.pins:
+            self.cache.release(h)
         for s in self.seqs:
             self.pool.free(s.table)
             if s.handle is not None:
