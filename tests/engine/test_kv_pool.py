@@ -95,8 +95,9 @@ def test_write_and_gather_through_tables() -> None:
     v = torch.randn(6, 2, 8)
     slots = torch.tensor([table[t // 4] * 4 + t % 4 for t in range(6)])
     p.write(2, slots, k, v)
-    kg, vg = p.gather(2, torch.tensor([table]))
-    assert torch.equal(kg[0, :6], k) and torch.equal(vg[0, :6], v)
+    kg, vg = p.gather(2, torch.tensor([table]))  # [rows, kv_heads, slots, d]
+    assert kg.shape == (1, 2, 8, 8)
+    assert torch.equal(kg[0, :, :6].transpose(0, 1), k) and torch.equal(vg[0, :, :6].transpose(0, 1), v)
 
 
 def test_integrity_catches_corruption() -> None:

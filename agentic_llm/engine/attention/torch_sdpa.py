@@ -1,8 +1,10 @@
 """Portable attention backend: torch's scaled_dot_product_attention over gathered pages.
 
-Each row's pages are gathered into a dense ``[rows, slots, kv_heads, d]`` tensor
-(padded to the longest row), queries are scattered into ``[rows, max_q, heads, d]``,
-and one SDPA call with a boolean causal-and-length mask covers the whole step.
+Rows are split into two groups, decode-like rows (a few new tokens) and prefill
+rows, so that a long prefill chunk never pads every decode row to its length. In
+each group the rows' pages are gathered into a dense ``[rows, kv_heads, slots, d]``
+tensor (padded to the group's longest row), queries are scattered into a padded
+grid, and one SDPA call with a boolean causal-and-length mask covers the group.
 Works on any device torch supports.
 """
 
@@ -20,15 +22,25 @@ from agentic_llm.registry import register
 
 __all__ = ["TorchSDPABackend"]
 
+#: rows computing at most this many tokens form the decode group
+_SHORT_QUERY = 16
+
 
 @dataclass
-class _Meta:
-    mask: torch.Tensor  # [R, 1, Q, K] bool, True = may attend
+class _Group:
+    rows: list[int]  # batch rows in this group
+    token_idx: torch.Tensor  # [t] packed token indices of the group
+    local_rows: torch.Tensor  # [t] row of each token inside the group
+    cols: torch.Tensor  # [t] index of each token inside its row's chunk
+    block_tables: torch.Tensor  # [g_rows, blocks] trimmed to the group's longest row
+    context_lens: list[int]
+    query_lens: list[int]
+    mask: torch.Tensor  # [g_rows, 1, Q, K] bool, True = may attend
     max_q: int
     _grouped: dict[int, torch.Tensor] = field(default_factory=dict)
 
     def grouped_mask(self, groups: int) -> torch.Tensor:
-        """The mask for ``groups`` query heads per KV head: ``[R, 1, groups * Q, K]``."""
+        """The mask for ``groups`` query heads per KV head: ``[rows, 1, groups * Q, K]``."""
         m = self._grouped.get(groups)
         if m is None:
             r, _, q, k = self.mask.shape
@@ -37,23 +49,68 @@ class _Meta:
         return m
 
 
+@dataclass
+class _Meta:
+    groups: list[_Group]
+    row_to_group: dict[int, tuple[int, int]]  # batch row -> (group, local row)
+
+
 @register(BACKEND_KIND, "torch_sdpa")
 class TorchSDPABackend:
     """Attention with ``torch.nn.functional.scaled_dot_product_attention``."""
 
     def prepare(self, batch: ForwardBatch, pool: PagedKVPool) -> None:
-        max_q = batch.max_query_len
-        num_slots = batch.block_tables.shape[1] * pool.block_size
+        short = [r for r, n in enumerate(batch.query_lens) if n <= _SHORT_QUERY]
+        long = [r for r, n in enumerate(batch.query_lens) if n > _SHORT_QUERY]
         dev = batch.input_ids.device
-        kpos = torch.arange(num_slots, device=dev)
-        qlens = torch.tensor(batch.query_lens, device=dev)
-        starts = batch.context_lens - qlens
-        qpos = starts[:, None] + torch.arange(max_q, device=dev)[None, :]  # [R, Q]
-        mask = kpos[None, None, :] <= qpos[:, :, None]  # [R, Q, K]
-        # padded query slots must still see one key, or SDPA yields NaN rows
-        pad_q = torch.arange(max_q, device=dev)[None, :] >= qlens[:, None]
-        mask = mask | (pad_q[:, :, None] & (kpos[None, None, :] == 0))
-        batch.attn_meta = _Meta(mask=mask[:, None], max_q=max_q)
+        ctx_all = batch.context_lens.tolist()
+        starts: list[int] = []
+        acc = 0
+        for n in batch.query_lens:
+            starts.append(acc)
+            acc += n
+        groups: list[_Group] = []
+        row_to_group: dict[int, tuple[int, int]] = {}
+        for rows in (short, long):
+            if not rows:
+                continue
+            qlens = [batch.query_lens[r] for r in rows]
+            ctx = [ctx_all[r] for r in rows]
+            tok: list[int] = []
+            local: list[int] = []
+            cols: list[int] = []
+            for i, r in enumerate(rows):
+                tok.extend(range(starts[r], starts[r] + qlens[i]))
+                local.extend([i] * qlens[i])
+                cols.extend(range(qlens[i]))
+                row_to_group[r] = (len(groups), i)
+            nb = max(-(-c // pool.block_size) for c in ctx)
+            max_q = max(qlens)
+            kpos = torch.arange(nb * pool.block_size, device=dev)
+            ql = torch.tensor(qlens, device=dev)
+            qpos = torch.tensor(ctx, device=dev)[:, None] - ql[:, None] + torch.arange(max_q, device=dev)[None, :]
+            mask = kpos[None, None, :] <= qpos[:, :, None]  # [R, Q, K]
+            # padded query slots must still see one key, or SDPA yields NaN rows
+            pad_q = torch.arange(max_q, device=dev)[None, :] >= ql[:, None]
+            mask = mask | (pad_q[:, :, None] & (kpos[None, None, :] == 0))
+
+            def t(x: list[int]) -> torch.Tensor:
+                return torch.tensor(x, dtype=torch.long, device=dev)
+
+            groups.append(
+                _Group(
+                    rows=rows,
+                    token_idx=t(tok),
+                    local_rows=t(local),
+                    cols=t(cols),
+                    block_tables=batch.block_tables[t(rows), :nb],
+                    context_lens=ctx,
+                    query_lens=qlens,
+                    mask=mask[:, None],
+                    max_q=max_q,
+                )
+            )
+        batch.attn_meta = _Meta(groups, row_to_group)
 
     def forward(
         self,
@@ -68,34 +125,60 @@ class TorchSDPABackend:
         meta = batch.attn_meta
         assert isinstance(meta, _Meta), "prepare() must run before forward()"
         pool.write(layer, batch.slots, k, v)
-        kg, vg = pool.gather(layer, batch.block_tables)  # [R, K, kvh, d]
-        rows, heads, d = batch.num_rows, q.shape[1], q.shape[2]
-        kv_heads = kg.shape[2]
+        if len(meta.groups) == 1 and meta.groups[0].token_idx.shape[0] == q.shape[0]:
+            out = self._group(layer, q, meta.groups[0], pool, scale, batch, meta)
+            return out
+        out = torch.empty_like(q)
+        for g in meta.groups:
+            out[g.token_idx] = self._group(layer, q[g.token_idx], g, pool, scale, batch, meta)
+        return out
+
+    def _group(
+        self,
+        layer: int,
+        q: torch.Tensor,
+        g: _Group,
+        pool: PagedKVPool,
+        scale: float,
+        batch: ForwardBatch,
+        meta: _Meta,
+    ) -> torch.Tensor:
+        kg, vg = pool.gather(layer, g.block_tables)  # [R, kvh, K, d]
+        kg, vg = kg.to(q.dtype), vg.to(q.dtype)
+        rows, heads, d = len(g.rows), q.shape[1], q.shape[2]
+        kv_heads = kg.shape[1]
         groups = heads // kv_heads
-        qp = q.new_zeros((rows, meta.max_q, heads, d))
-        qp[batch.token_rows, batch.token_cols] = q
+        qp = q.new_zeros((rows, g.max_q, heads, d))
+        qp[g.local_rows, g.cols] = q
         # grouped-query layout: the query heads sharing a KV head become extra query
         # rows of that head, so K/V are never repeated
-        qg = qp.permute(0, 2, 1, 3).reshape(rows, kv_heads, groups * meta.max_q, d)
-        kg = kg.to(q.dtype).transpose(1, 2)  # [R, kvh, K, d]
-        vg = vg.to(q.dtype).transpose(1, 2)
-        out = F.scaled_dot_product_attention(qg, kg, vg, attn_mask=meta.grouped_mask(groups), scale=scale)
+        qg = qp.permute(0, 2, 1, 3).reshape(rows, kv_heads, groups * g.max_q, d)
+        out = F.scaled_dot_product_attention(qg, kg, vg, attn_mask=g.grouped_mask(groups), scale=scale)
         cap = batch.capture
         if cap is not None and layer in cap.layers:
-            self._capture(layer, qp, kg, groups, batch, scale)
-        out = out.reshape(rows, heads, meta.max_q, d).transpose(1, 2)  # [R, Q, h, d]
-        return out[batch.token_rows, batch.token_cols]
+            for r in cap.rows:
+                gi, local = meta.row_to_group[r]
+                if g is meta.groups[gi]:
+                    self._capture(layer, r, local, qp, kg, groups, g, cap.window, cap.weights, scale)
+        out = out.reshape(rows, heads, g.max_q, d).transpose(1, 2)  # [R, Q, h, d]
+        return out[g.local_rows, g.cols]
 
     @staticmethod
     def _capture(
-        layer: int, qp: torch.Tensor, kg: torch.Tensor, groups: int, batch: ForwardBatch, scale: float
+        layer: int,
+        row: int,
+        local: int,
+        qp: torch.Tensor,
+        kg: torch.Tensor,
+        groups: int,
+        g: _Group,
+        window: int,
+        weights: dict[tuple[int, int], torch.Tensor],
+        scale: float,
     ) -> None:
-        cap = batch.capture
-        assert cap is not None
-        for r in cap.rows:
-            j = batch.query_lens[r] - 1
-            ctx = int(batch.context_lens[r])
-            keys = kg[r, :, :ctx].repeat_interleave(groups, dim=0)  # [h, ctx, d]
-            scores = (keys @ qp[r, j, :, :, None]).squeeze(-1).float() * scale  # [h, ctx]
-            w = torch.softmax(scores, dim=-1)
-            cap.weights[(layer, r)] = w[:, max(0, ctx - cap.window) :].detach().cpu()
+        j = g.query_lens[local] - 1
+        ctx = g.context_lens[local]
+        keys = kg[local, :, :ctx].repeat_interleave(groups, dim=0)  # [h, ctx, d]
+        scores = (keys @ qp[local, j, :, :, None]).squeeze(-1).float() * scale  # [h, ctx]
+        w = torch.softmax(scores, dim=-1)
+        weights[(layer, row)] = w[:, max(0, ctx - window) :].detach().cpu()

@@ -22,7 +22,10 @@ def bytes_per_block(
 
 
 class PagedKVPool(BlockPool):
-    """K/V storage of shape ``[layers, blocks, block_size, kv_heads, head_dim]``.
+    """K/V storage of shape ``[layers, blocks, kv_heads, block_size, head_dim]``.
+
+    Heads come before slots so that gathering a row's pages yields K/V directly in
+    the ``[rows, kv_heads, slots, head_dim]`` layout attention kernels read.
 
     Args:
         num_blocks: pages in the pool.
@@ -51,7 +54,8 @@ class PagedKVPool(BlockPool):
         self.num_blocks = num_blocks
         self.block_size = block_size
         self.num_layers = num_layers
-        shape = (num_layers, num_blocks, block_size, num_kv_heads, head_dim)
+        shape = (num_layers, num_blocks, num_kv_heads, block_size, head_dim)
+        self._heads = torch.arange(num_kv_heads, device=device)
         self.k_cache = torch.zeros(shape, dtype=dtype, device=device)
         self.v_cache = torch.zeros(shape, dtype=dtype, device=device)
         self._refs = [0] * num_blocks
@@ -134,15 +138,22 @@ class PagedKVPool(BlockPool):
 
     # -- slot access used by attention backends --------------------------------
     def write(self, layer: int, slots: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
-        """Store ``k``/``v`` (``[tokens, kv_heads, head_dim]``) at flat ``slots``."""
-        kc = self.k_cache[layer].view(-1, *self.k_cache.shape[-2:])
-        vc = self.v_cache[layer].view(-1, *self.v_cache.shape[-2:])
-        kc[slots] = k.to(kc.dtype)
-        vc[slots] = v.to(vc.dtype)
+        """Store ``k``/``v`` (``[tokens, kv_heads, head_dim]``) at flat slots ``block * block_size + offset``."""
+        blocks = slots // self.block_size
+        offsets = slots % self.block_size
+        self.k_cache[layer][blocks, :, offsets] = k.to(self.k_cache.dtype)
+        self.v_cache[layer][blocks, :, offsets] = v.to(self.v_cache.dtype)
 
     def gather(self, layer: int, block_tables: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """K/V of padded block tables ``[rows, max_blocks]`` as ``[rows, slots, kv_heads, d]``."""
+        """K/V of padded block tables ``[rows, max_blocks]`` as ``[rows, kv_heads, slots, head_dim]``.
+
+        One copy: indexing blocks and heads together lays the result out by
+        (row, head, block), so merging blocks and slots is a free view.
+        """
         rows, nb = block_tables.shape
-        k = self.k_cache[layer][block_tables].reshape(rows, nb * self.block_size, *self.k_cache.shape[-2:])
-        v = self.v_cache[layer][block_tables].reshape(rows, nb * self.block_size, *self.v_cache.shape[-2:])
+        idx_b = block_tables[:, None, :]
+        idx_h = self._heads[None, :, None]
+        kh, d = self.k_cache.shape[2], self.k_cache.shape[-1]
+        k = self.k_cache[layer][idx_b, idx_h].reshape(rows, kh, nb * self.block_size, d)
+        v = self.v_cache[layer][idx_b, idx_h].reshape(rows, kh, nb * self.block_size, d)
         return k, v
