@@ -138,5 +138,5 @@ class RadixMachine(RuleBasedStateMachine):
         assert self.pool.num_free == NUM_BLOCKS, "pages leaked"
 
 
-RadixMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
+RadixMachine.TestCase.settings = settings(max_examples=30, stateful_step_count=30, deadline=None)
 TestRadixMachine = RadixMachine.TestCase

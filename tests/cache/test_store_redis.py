@@ -156,3 +156,12 @@ def test_redis_killed_mid_run_degrades_to_local_and_recovers(
     other = SubgraphCache(open_store(StoreConfig(kind="redis", url=redis_server.url)),
                           engine_version=make_plan().engine_version)
     assert other.lookup_plan(make_plan(city="Paris")).kind == "exact"
+
+
+def test_redis_down_from_the_start_serves_locally() -> None:
+    store = RedisStore(f"redis://127.0.0.1:{_free_port()}/0", socket_timeout_s=0.2, retry_s=30.0)
+    cache = SubgraphCache(store, engine_version=make_plan().engine_version)  # opening never fails
+    assert store.degraded
+    assert cache.lookup_plan(make_plan()).kind == "miss"
+    assert cache.register_plan(make_plan(), hotel_text()) is not None
+    assert cache.lookup_plan(make_plan()).kind == "exact"
