@@ -131,3 +131,26 @@ def test_default_bus_is_shared_and_replaceable() -> None:
     finally:
         set_default_bus(old)
     assert get_default_bus() is a
+
+
+def test_concurrent_emitters_lose_nothing_below_the_bound() -> None:
+    from agentic_llm.observability import emit
+    from agentic_llm.observability.prometheus import PrometheusExporter
+
+    bus = EventBus()
+    exporter = PrometheusExporter(bus, queue_size=100_000).start()
+
+    def work(n: int) -> None:
+        for _ in range(n):
+            emit.prefix_cache_match(16, 8, bus=bus)
+
+    threads = [threading.Thread(target=work, args=(2000,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    text = exporter.exposition().decode()
+    assert "agentic_prefix_cache_query_tokens_total 128000.0" in text
+    assert "agentic_prefix_cache_hit_tokens_total 64000.0" in text
+    assert bus.stats().dropped == 0
+    exporter.stop()
