@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import importlib
 
+from agentic_llm.errors import AgenticError, ErrorCode
+
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "grammar": ("agentic_llm.benchmarks.grammar", "grammar compile and mask cost on a 151k vocabulary"),
     "engine": ("agentic_llm.benchmarks.engine", "engine throughput, TTFT/TPOT against transformers"),
@@ -20,28 +22,32 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
 }
 
 
-
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser("bench", help="run a benchmark", description=__doc__)
     bench_sub = parser.add_subparsers(dest="bench", metavar="NAME")
     for name, (module, help_text) in BENCHMARKS.items():
-        p = bench_sub.add_parser(name, help=help_text)
-        p.set_defaults(func=_runner(module), _bench_module=module)
-        # Options are added by the module itself, but importing every benchmark
-        # module for --help would pull in torch; parse the rest lazily instead.
-        p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        # Options (and --help) belong to the benchmark module's own parser, built
+        # only when it runs: importing every benchmark for `bench --help` would pull
+        # in torch.
+        p = bench_sub.add_parser(name, help=help_text, add_help=False)
+        p.set_defaults(func=_runner(module), takes_extra_args=True)
     parser.set_defaults(func=lambda _args: (parser.print_help(), 2)[1])
 
 
 def _runner(module_name: str):  # type: ignore[no-untyped-def]
     def run(args: argparse.Namespace) -> int:
-        module = importlib.import_module(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise AgenticError(
+                ErrorCode.RESOURCE_UNAVAILABLE, f"benchmark {args.bench!r} cannot load: {exc}"
+            ) from exc
         p = argparse.ArgumentParser(prog=f"agentic-llm bench {args.bench}")
         p.add_argument("--json", action="store_true", help="print one JSON object, nothing else")
         p.add_argument("--plot", metavar="PNG", nargs="?", const="auto", default=None,
                        help="also write a PNG chart (default path under bench/results/)")
         module.add_arguments(p)
-        inner = p.parse_args(args.rest)
+        inner = p.parse_args(args.extra_args)
         return int(module.run(inner))
 
     return run

@@ -43,19 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _shield_bench_options(argv: list[str]) -> list[str]:
-    """``bench NAME --opt ...``: NAME's options belong to the benchmark's own parser
-    (``agentic_llm.cli.bench``); a ``--`` keeps the top-level parser from reading them."""
-    if len(argv) >= 3 and argv[0] == "bench" and not argv[1].startswith("-") and argv[2] != "--":
-        return [*argv[:2], "--", *argv[2:]]
-    return argv
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(_shield_bench_options(list(sys.argv[1:] if argv is None else argv)))
-    if isinstance(getattr(args, "rest", None), list) and args.rest[:1] == ["--"]:
-        args.rest = args.rest[1:]
+    # `bench NAME` hands everything after NAME to the benchmark's own parser, so
+    # unknown options are kept for commands that say they take them.
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "takes_extra_args", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra_args = extra
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)
