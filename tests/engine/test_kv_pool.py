@@ -95,9 +95,11 @@ def test_write_and_gather_through_tables() -> None:
     v = torch.randn(6, 2, 8)
     slots = torch.tensor([table[t // 4] * 4 + t % 4 for t in range(6)])
     p.write(2, slots, k, v)
-    kg, vg = p.gather(2, torch.tensor([table]))  # [rows, kv_heads, slots, d]
-    assert kg.shape == (1, 2, 8, 8)
-    assert torch.equal(kg[0, :, :6].transpose(0, 1), k) and torch.equal(vg[0, :, :6].transpose(0, 1), v)
+    kg, vg = p.gather(2, torch.tensor([table, [0, 4]]))  # [kv_heads, rows, slots, d]
+    assert kg.shape == (2, 2, 8, 8)
+    assert torch.equal(kg[:, 0, :6].transpose(0, 1), k) and torch.equal(vg[:, 0, :6].transpose(0, 1), v)
+    assert torch.equal(kg[:, 1, 4:], kg[:, 0, :4])  # block 4 again, second in the table
+    assert torch.equal(p.k_cache[2, 4, :, 1], k[1])  # block-first view
 
 
 def test_integrity_catches_corruption() -> None:

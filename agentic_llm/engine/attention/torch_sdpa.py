@@ -2,7 +2,7 @@
 
 Rows are split into two groups, decode-like rows (a few new tokens) and prefill
 rows, so that a long prefill chunk never pads every decode row to its length. In
-each group the rows' pages are gathered into a dense ``[rows, kv_heads, slots, d]``
+each group the rows' pages are gathered into a dense ``[kv_heads, rows, slots, d]``
 tensor (padded to the group's longest row), queries are scattered into a padded
 grid, and one SDPA call with a boolean causal-and-length mask covers the group.
 Works on any device torch supports.
@@ -40,11 +40,11 @@ class _Group:
     _grouped: dict[int, torch.Tensor] = field(default_factory=dict)
 
     def grouped_mask(self, groups: int) -> torch.Tensor:
-        """The mask for ``groups`` query heads per KV head: ``[rows, 1, groups * Q, K]``."""
+        """The mask for ``groups`` query heads per KV head: ``[1, rows, groups * Q, K]``."""
         m = self._grouped.get(groups)
         if m is None:
             r, _, q, k = self.mask.shape
-            m = self.mask[:, :, None].expand(r, 1, groups, q, k).reshape(r, 1, groups * q, k)
+            m = self.mask[:, :, None].expand(r, 1, groups, q, k).reshape(1, r, groups * q, k)
             self._grouped[groups] = m
         return m
 
@@ -143,16 +143,17 @@ class TorchSDPABackend:
         batch: ForwardBatch,
         meta: _Meta,
     ) -> torch.Tensor:
-        kg, vg = pool.gather(layer, g.block_tables)  # [R, kvh, K, d]
+        kg, vg = pool.gather(layer, g.block_tables)  # [kvh, R, K, d]
         kg, vg = kg.to(q.dtype), vg.to(q.dtype)
         rows, heads, d = len(g.rows), q.shape[1], q.shape[2]
-        kv_heads = kg.shape[1]
+        kv_heads = kg.shape[0]
         groups = heads // kv_heads
         qp = q.new_zeros((rows, g.max_q, heads, d))
         qp[g.local_rows, g.cols] = q
         # grouped-query layout: the query heads sharing a KV head become extra query
-        # rows of that head, so K/V are never repeated
-        qg = qp.permute(0, 2, 1, 3).reshape(rows, kv_heads, groups * g.max_q, d)
+        # rows of that head, so K/V are never repeated; KV heads lead, as in the pool
+        qg = qp.view(rows, g.max_q, kv_heads, groups, d).permute(2, 0, 3, 1, 4)
+        qg = qg.reshape(kv_heads, rows, groups * g.max_q, d)
         out = F.scaled_dot_product_attention(qg, kg, vg, attn_mask=g.grouped_mask(groups), scale=scale)
         cap = batch.capture
         if cap is not None and layer in cap.layers:
@@ -160,8 +161,8 @@ class TorchSDPABackend:
                 gi, local = meta.row_to_group[r]
                 if g is meta.groups[gi]:
                     self._capture(layer, r, local, qp, kg, groups, g, cap.window, cap.weights, scale)
-        out = out.reshape(rows, heads, g.max_q, d).transpose(1, 2)  # [R, Q, h, d]
-        return out[g.local_rows, g.cols]
+        out = out.view(kv_heads, rows, groups, g.max_q, d).permute(1, 3, 0, 2, 4)  # [R, Q, kvh, g, d]
+        return out.reshape(rows, g.max_q, heads, d)[g.local_rows, g.cols]
 
     @staticmethod
     def _capture(
@@ -178,7 +179,7 @@ class TorchSDPABackend:
     ) -> None:
         j = g.query_lens[local] - 1
         ctx = g.context_lens[local]
-        keys = kg[local, :, :ctx].repeat_interleave(groups, dim=0)  # [h, ctx, d]
+        keys = kg[:, local, :ctx].repeat_interleave(groups, dim=0)  # [h, ctx, d]
         scores = (keys @ qp[local, j, :, :, None]).squeeze(-1).float() * scale  # [h, ctx]
         w = torch.softmax(scores, dim=-1)
         weights[(layer, row)] = w[:, max(0, ctx - window) :].detach().cpu()

@@ -22,10 +22,13 @@ def bytes_per_block(
 
 
 class PagedKVPool(BlockPool):
-    """K/V storage of shape ``[layers, blocks, kv_heads, block_size, head_dim]``.
+    """K/V pages for every layer.
 
-    Heads come before slots so that gathering a row's pages yields K/V directly in
-    the ``[rows, kv_heads, slots, head_dim]`` layout attention kernels read.
+    Storage is ``[layers, kv_heads, blocks, block_size, head_dim]``: heads outermost,
+    so that gathering the pages of many rows is one copy of contiguous pages that
+    lands directly in the ``[kv_heads, rows, slots, head_dim]`` layout attention
+    reads. :attr:`k_cache` / :attr:`v_cache` are views indexed by block first,
+    ``[layers, blocks, kv_heads, block_size, head_dim]``.
 
     Args:
         num_blocks: pages in the pool.
@@ -54,15 +57,24 @@ class PagedKVPool(BlockPool):
         self.num_blocks = num_blocks
         self.block_size = block_size
         self.num_layers = num_layers
-        shape = (num_layers, num_blocks, num_kv_heads, block_size, head_dim)
-        self._heads = torch.arange(num_kv_heads, device=device)
-        self.k_cache = torch.zeros(shape, dtype=dtype, device=device)
-        self.v_cache = torch.zeros(shape, dtype=dtype, device=device)
+        shape = (num_layers, num_kv_heads, num_blocks, block_size, head_dim)
+        self.k_store = torch.zeros(shape, dtype=dtype, device=device)
+        self.v_store = torch.zeros(shape, dtype=dtype, device=device)
         self._refs = [0] * num_blocks
         order = list(range(num_blocks))
         if shuffle_seed is not None:
             random.Random(shuffle_seed).shuffle(order)
         self._free: deque[int] = deque(order)
+
+    @property
+    def k_cache(self) -> torch.Tensor:
+        """K as ``[layers, blocks, kv_heads, block_size, head_dim]`` (a view)."""
+        return self.k_store.transpose(1, 2)
+
+    @property
+    def v_cache(self) -> torch.Tensor:
+        """V as ``[layers, blocks, kv_heads, block_size, head_dim]`` (a view)."""
+        return self.v_store.transpose(1, 2)
 
     @classmethod
     def from_memory_budget(
@@ -116,8 +128,8 @@ class PagedKVPool(BlockPool):
         if self._refs[block_id] == 1:
             return block_id
         (new,) = self.allocate(1)
-        self.k_cache[:, new].copy_(self.k_cache[:, block_id])
-        self.v_cache[:, new].copy_(self.v_cache[:, block_id])
+        self.k_store[:, :, new].copy_(self.k_store[:, :, block_id])
+        self.v_store[:, :, new].copy_(self.v_store[:, :, block_id])
         self.free([block_id])
         return new
 
@@ -141,19 +153,14 @@ class PagedKVPool(BlockPool):
         """Store ``k``/``v`` (``[tokens, kv_heads, head_dim]``) at flat slots ``block * block_size + offset``."""
         blocks = slots // self.block_size
         offsets = slots % self.block_size
-        self.k_cache[layer][blocks, :, offsets] = k.to(self.k_cache.dtype)
-        self.v_cache[layer][blocks, :, offsets] = v.to(self.v_cache.dtype)
+        self.k_store[layer][:, blocks, offsets] = k.transpose(0, 1).to(self.k_store.dtype)
+        self.v_store[layer][:, blocks, offsets] = v.transpose(0, 1).to(self.v_store.dtype)
 
     def gather(self, layer: int, block_tables: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """K/V of padded block tables ``[rows, max_blocks]`` as ``[rows, kv_heads, slots, head_dim]``.
-
-        One copy: indexing blocks and heads together lays the result out by
-        (row, head, block), so merging blocks and slots is a free view.
-        """
+        """K/V of padded block tables ``[rows, max_blocks]`` as ``[kv_heads, rows, slots, head_dim]``."""
         rows, nb = block_tables.shape
-        idx_b = block_tables[:, None, :]
-        idx_h = self._heads[None, :, None]
-        kh, d = self.k_cache.shape[2], self.k_cache.shape[-1]
-        k = self.k_cache[layer][idx_b, idx_h].reshape(rows, kh, nb * self.block_size, d)
-        v = self.v_cache[layer][idx_b, idx_h].reshape(rows, kh, nb * self.block_size, d)
+        flat = block_tables.reshape(-1)
+        kh, d = self.k_store.shape[1], self.k_store.shape[-1]
+        k = self.k_store[layer][:, flat].view(kh, rows, nb * self.block_size, d)
+        v = self.v_store[layer][:, flat].view(kh, rows, nb * self.block_size, d)
         return k, v
