@@ -128,7 +128,8 @@ class AgenticLLMServicer:
                 return
             order = [i for i, _ in reqs]
             prepared = [replace(r, branch_id=r.branch_id or str(i)) for i, r in reqs]
-            for br in self.pipeline.fork(prepared, dag_id=request.dag_id, deadline=_deadline(context)):
+            for br in self.pipeline.fork(prepared, dag_id=request.dag_id, deadline=_deadline(context),
+                                         cancel=self._cancel_token(context)):
                 index = order[br.index]
                 if br.result is not None:
                     yield pb.GenerateForkResponse(index=index, branch_id=br.branch_id,

@@ -98,6 +98,17 @@ class CancelToken:
         self._lock = threading.Lock()
         self.cancelled = False
         self._abort: Callable[[], None] | None = None
+        self._children: list[CancelToken] = []
+
+    def child(self) -> CancelToken:
+        """A token cancelled together with this one (one per fork branch)."""
+        token = CancelToken()
+        with self._lock:
+            self._children.append(token)
+            fire = self.cancelled
+        if fire:
+            token.cancel()
+        return token
 
     def bind(self, abort: Callable[[], None]) -> None:
         with self._lock:
@@ -110,8 +121,11 @@ class CancelToken:
         with self._lock:
             self.cancelled = True
             abort = self._abort
+            children = list(self._children)
         if abort is not None:
             abort()
+        for c in children:
+            c.cancel()
 
 
 class Pipeline:
@@ -219,19 +233,22 @@ class Pipeline:
         *,
         dag_id: str = "",
         deadline: float | None = None,
+        cancel: CancelToken | None = None,
     ) -> Iterator[BranchResult]:
         """Run the branches of one fork together; yield each result as it completes.
 
         Branches without a ``dag_id`` get ``dag_id``; without a ``branch_id``, their
         index. A failing branch yields a :class:`BranchResult` with its error and does
-        not stop the others.
+        not stop the others. Cancelling ``cancel`` stops every branch still running.
         """
         reqs = []
         for i, b in enumerate(branches):
             reqs.append(replace(b, dag_id=b.dag_id or dag_id or None,
                                 branch_id=b.branch_id or str(i)))
         futures = {
-            self._pool.submit(self.run, r, deadline=deadline): (i, r.branch_id or str(i))
+            self._pool.submit(self.run, r, deadline=deadline,
+                              cancel=cancel.child() if cancel is not None else None):
+                (i, r.branch_id or str(i))
             for i, r in enumerate(reqs)
         }
         from concurrent.futures import as_completed

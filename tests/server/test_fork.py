@@ -46,3 +46,39 @@ def test_fork_with_too_many_branches_is_refused(make_server: Any) -> None:
             assert exc.status.name == "RESOURCE_EXHAUSTED"
         else:
             raise AssertionError("a fork over the branch limit was accepted")
+
+
+def test_cancelling_a_fork_stops_every_branch(server: Any, pipeline: Any) -> None:
+    import threading
+    import time
+
+    import grpc
+
+    from agentic_llm.client.convert import request_to_proto
+    from agentic_llm.client.protos import load
+    from agentic_llm.planner import GenerateRequest
+    from tests.server.conftest import LONG_REQUEST
+
+    pb = load().pb2
+    msg = pb.GenerateForkRequest(dag_id="dag-cancel")
+    for i in range(2):
+        msg.branches.append(request_to_proto(GenerateRequest.from_json(
+            dict(LONG_REQUEST, target_path=f"/dynamic/cancel_{i}"))))
+    admission = server.pipeline.admission
+    with grpc.insecure_channel(server.address) as ch:
+        call = load().pb2_grpc.AgenticLLMStub(ch).GenerateFork(msg, timeout=60)
+        end = time.monotonic() + 20
+        while admission.stats().running < 2 and time.monotonic() < end:
+            time.sleep(0.01)
+        assert admission.stats().running == 2
+        threading.Timer(0.2, call.cancel).start()
+        try:
+            list(call)
+        except grpc.RpcError as exc:
+            assert exc.code() == grpc.StatusCode.CANCELLED
+        # Both branches are stopped long before they could have finished (~10 s each).
+        end = time.monotonic() + 5
+        while (admission.stats().running or pipeline.engine.stats()["running"]) and time.monotonic() < end:
+            time.sleep(0.02)
+        assert admission.stats().running == 0
+        assert pipeline.engine.stats()["running"] == 0
