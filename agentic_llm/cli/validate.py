@@ -70,7 +70,10 @@ def run(args: argparse.Namespace) -> int:
             message = f"cannot read {path}: {exc.strerror or exc}"
             if args.json:
                 record: dict[str, Any] = {
-                    "path": str(path), "valid": False, "diagnostics": [], "error": message,
+                    "path": str(path),
+                    "valid": False,
+                    "diagnostics": [],
+                    "error": message,
                 }
                 print(json.dumps(record))
             print(f"agentic-llm validate: {message}", file=sys.stderr)

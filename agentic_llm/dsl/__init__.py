@@ -1,10 +1,10 @@
 """AgenticDSL language core: typed AST, parser, canonical writer, validator.
 
-    from agentic_llm.dsl import parse, dumps, validate, check_text
-    doc = parse(text)                  # raises DSLParseError with .diagnostics
-    text2 = dumps(doc)                 # canonical form (docs/canonical-form.md)
-    diags = validate(doc, ValidationPolicy(granted_tools={"web_search"}))
-    diags = check_text(text)           # parse + validate, never raises on bad input
+from agentic_llm.dsl import parse, dumps, validate, check_text
+doc = parse(text)                  # raises DSLParseError with .diagnostics
+text2 = dumps(doc)                 # canonical form (docs/canonical-form.md)
+diags = validate(doc, ValidationPolicy(granted_tools={"web_search"}))
+diags = check_text(text)           # parse + validate, never raises on bad input
 """
 
 from __future__ import annotations

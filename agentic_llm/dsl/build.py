@@ -67,7 +67,9 @@ def _str_list(value: Any, key: Key, what: str) -> tuple[str, ...]:
         return (value,)
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return tuple(value)
-    raise BuildProblem(ErrorCode.INVALID_FIELD, f"{what} must be a string or a list of strings", key)
+    raise BuildProblem(
+        ErrorCode.INVALID_FIELD, f"{what} must be a string or a list of strings", key
+    )
 
 
 def _opt_str_list(raw: Mapping[str, Any], name: str, key: Key) -> tuple[str, ...] | None:
@@ -107,7 +109,7 @@ def _signature(value: Any, key: Key) -> Signature | None:
         raise BuildProblem(ErrorCode.SIGNATURE_SYNTAX, exc.message, key) from None
     raise BuildProblem(
         ErrorCode.SIGNATURE_SYNTAX,
-        "signature must be a string like \"(a: number) -> sum: number\" or a mapping "
+        'signature must be a string like "(a: number) -> sum: number" or a mapping '
         "with inputs/outputs",
         key,
     )
@@ -126,7 +128,7 @@ def _permission_item(item: Any, key: Key) -> str:
             return f"{kind}:" + ",".join(f"{a}={b}" for a, b in val.items())
     raise BuildProblem(
         ErrorCode.INVALID_FIELD,
-        "each permission must be a string such as \"tool:web_search\"",
+        'each permission must be a string such as "tool:web_search"',
         key,
     )
 

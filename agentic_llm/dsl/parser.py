@@ -21,7 +21,11 @@ def decode_input(data: str | bytes, limits: ParseLimits) -> str:
     """
     if isinstance(data, str):
         # A str's UTF-8 size is at least its length; encode only when close to the cap.
-        size = len(data) if len(data) > limits.max_input_bytes else len(data.encode("utf-8", "surrogatepass"))
+        size = (
+            len(data)
+            if len(data) > limits.max_input_bytes
+            else len(data.encode("utf-8", "surrogatepass"))
+        )
     elif isinstance(data, bytes | bytearray):
         size = len(data)
     else:
@@ -91,6 +95,6 @@ def parse(text: str | bytes, *, limits: ParseLimits | None = None) -> Document:
         except BuildProblem as exc:
             diags.append(problem_diagnostic(exc, raw.path, lines, raw.heading_line))
     if diags:
-        diags.sort(key=lambda d: (d.line or 0))
+        diags.sort(key=lambda d: d.line or 0)
         raise DSLParseError(diags)
     return Document(tuple(blocks))

@@ -106,7 +106,9 @@ class ValidationPolicy:
         if not isinstance(self.unknown_var_severity, Severity):
             setattr_(self, "unknown_var_severity", Severity(self.unknown_var_severity))
         if self.max_nodes is not None and (
-            not isinstance(self.max_nodes, int) or isinstance(self.max_nodes, bool) or self.max_nodes < 1
+            not isinstance(self.max_nodes, int)
+            or isinstance(self.max_nodes, bool)
+            or self.max_nodes < 1
         ):
             raise ValueError(f"max_nodes must be a positive integer, got {self.max_nodes!r}")
 

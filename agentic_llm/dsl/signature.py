@@ -206,7 +206,9 @@ def signature_from_mapping(value: Mapping[str, Any]) -> Signature:
     """
     unknown = set(value) - {"inputs", "outputs", "version", "stability"}
     if unknown:
-        raise SignatureSyntaxError(f"unknown signature keys: {', '.join(sorted(map(str, unknown)))}")
+        raise SignatureSyntaxError(
+            f"unknown signature keys: {', '.join(sorted(map(str, unknown)))}"
+        )
     inputs = value.get("inputs") or []
     outputs = value.get("outputs") or []
     if not isinstance(inputs, list) or not isinstance(outputs, list):
@@ -215,7 +217,9 @@ def signature_from_mapping(value: Mapping[str, Any]) -> Signature:
     if version is not None:
         version = str(version)
         if not _ATTR_VALUE.match(version):
-            raise SignatureSyntaxError(f"signature version {version!r} may use only [A-Za-z0-9_.+-]")
+            raise SignatureSyntaxError(
+                f"signature version {version!r} may use only [A-Za-z0-9_.+-]"
+            )
     stability = value.get("stability")
     if stability is not None and stability not in STABILITIES:
         raise SignatureSyntaxError(

@@ -52,8 +52,22 @@ def has_template(text: str) -> bool:
 # The common case, a bare (dotted) variable, skips the LALR parser.
 _SIMPLE_VAR = re.compile(r"^\s*(\$\.)?([A-Za-z_][A-Za-z0-9_]*)(?:\.[A-Za-z0-9_]+)*\s*$")
 _WORDS = frozenset(
-    {"true", "false", "null", "True", "False", "None", "none", "and", "or", "not", "in",
-     "is", "if", "else"}
+    {
+        "true",
+        "false",
+        "null",
+        "True",
+        "False",
+        "None",
+        "none",
+        "and",
+        "or",
+        "not",
+        "in",
+        "is",
+        "if",
+        "else",
+    }
 )
 
 

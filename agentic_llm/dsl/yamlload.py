@@ -3,8 +3,9 @@ from each value's position to its source line.
 
 PyYAML's composer recurses once per nesting level and its constructor shares aliased
 objects, so a deep or alias-heavy input could overflow the stack or explode when
-walked. The event stream is scanned first (iteratively) and rejected past the caps;
-only then is the node graph composed and converted, counting every alias use.
+walked. Values are built here straight from the (iterative) event stream instead:
+nesting is checked as collections open, every alias use counts the values it stands
+for, and the caps stop a hostile block long before it costs time or memory.
 """
 
 from __future__ import annotations
@@ -50,116 +51,159 @@ def _problem(code: ErrorCode, message: str, path: str, line: int | None) -> Yaml
     return YamlProblem(Diagnostic(code, Severity.ERROR, message, path, line))
 
 
-def _prescan(text: str, limits: ParseLimits, path: str, offset: int) -> None:
-    depth = 0
-    aliases = 0
-    docs = 0
-    for events, event in enumerate(yaml.parse(text, Loader=_Loader), 1):
-        line = offset + event.start_mark.line if event.start_mark is not None else None
-        if isinstance(event, yaml.CollectionStartEvent):
-            depth += 1
-            if depth > limits.max_depth:
-                raise _problem(
-                    ErrorCode.NESTING_TOO_DEEP,
-                    f"YAML nests deeper than {limits.max_depth} levels",
-                    path,
-                    line,
-                )
-        elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
-        elif isinstance(event, yaml.AliasEvent):
-            aliases += 1
-            if aliases > limits.max_aliases:
-                raise _problem(
-                    ErrorCode.INPUT_TOO_LARGE,
-                    f"more than {limits.max_aliases} YAML alias uses in one block",
-                    path,
-                    line,
-                )
-        elif isinstance(event, yaml.DocumentStartEvent):
-            docs += 1
-            if docs > 1:
-                raise _problem(
-                    ErrorCode.YAML,
-                    "a block holds one YAML document; remove the '---' separator",
-                    path,
-                    line,
-                )
-        if events > limits.max_values * 2:
-            raise _problem(
-                ErrorCode.INPUT_TOO_LARGE,
-                f"block has more than {limits.max_values} YAML values",
-                path,
-                line,
-            )
+_RESOLVER = yaml.resolver.Resolver()
+_CONSTRUCTOR = yaml.constructor.SafeConstructor()
+_COLLECTION_TAGS = {None, "!", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"}
 
 
-class _Converter:
+class _Frame:
+    """An open mapping or sequence while its events arrive."""
+
+    __slots__ = ("value", "key", "pending", "anchor", "start_count", "event")
+
+    def __init__(
+        self, value: Any, key: tuple[Any, ...], anchor: str | None, count: int, event: yaml.Event
+    ) -> None:
+        self.event = event  # the start event: where the collection begins
+        self.value = value
+        self.key = key
+        self.pending: str | None = None
+        self.anchor = anchor
+        self.start_count = count
+
+
+class _Builder:
     def __init__(self, limits: ParseLimits, path: str, offset: int) -> None:
         self.limits = limits
         self.path = path
         self.offset = offset
         self.count = 0
+        self.aliases = 0
+        self.docs = 0
         self.lines: LineMap = {}
-        self.constructor = yaml.constructor.SafeConstructor()
+        self.anchors: dict[str, tuple[Any, int]] = {}
+        self.stack: list[_Frame] = []
+        self.root: Any = None
 
-    def line(self, node: yaml.Node) -> int:
-        return self.offset + node.start_mark.line
+    def fail(self, code: ErrorCode, message: str, event: yaml.Event) -> YamlProblem:
+        return _problem(code, message, self.path, self.line(event))
 
-    def convert(self, node: yaml.Node, key: tuple[Any, ...]) -> Any:
-        self.count += 1
+    def grow(self, n: int, event: yaml.Event) -> None:
+        self.count += n
         if self.count > self.limits.max_values:
-            raise _problem(
+            raise self.fail(
                 ErrorCode.INPUT_TOO_LARGE,
                 f"block expands to more than {self.limits.max_values} YAML values "
                 "(aliases count at every use)",
-                self.path,
-                self.line(node),
+                event,
             )
-        if isinstance(node, yaml.ScalarNode):
-            if node.tag in _PLAIN_TAGS:
-                try:
-                    return self.constructor.construct_object(node)
-                except (yaml.YAMLError, ValueError, OverflowError) as exc:
-                    raise _problem(
-                        ErrorCode.YAML, f"bad scalar {node.value!r}: {exc}", self.path, self.line(node)
-                    ) from None
-            if node.tag in _TEXT_TAGS:
-                # dates, base64, the merge key: keep the text as written
-                return node.value
-            raise _problem(
-                ErrorCode.YAML,
-                f"YAML tag {node.tag!r} is not allowed; remove the tag",
-                self.path,
-                self.line(node),
+
+    def child_key(self, event: yaml.Event) -> tuple[Any, ...] | None:
+        """Key path of the value that starts with ``event``; None for a mapping key."""
+        if not self.stack:
+            return ()
+        top = self.stack[-1]
+        if isinstance(top.value, list):
+            return (*top.key, len(top.value))
+        if top.pending is None:
+            return None
+        return (*top.key, top.pending)
+
+    def line(self, event: yaml.Event) -> int:
+        mark = event.start_mark
+        return self.offset + (mark.line if mark is not None else 0)
+
+    def place(self, value: Any, event: yaml.Event, is_scalar: bool) -> None:
+        line = self.line(event)
+        if not self.stack:
+            self.root = value
+            self.lines[()] = line
+            return
+        top = self.stack[-1]
+        if isinstance(top.value, list):
+            self.lines[(*top.key, len(top.value))] = line
+            top.value.append(value)
+        elif top.pending is None:
+            if not is_scalar:
+                raise self.fail(ErrorCode.YAML, "mapping keys must be plain strings", event)
+            name = str(value)
+            if name in top.value:
+                raise self.fail(ErrorCode.YAML, f"duplicate key {name!r}", event)
+            self.lines[(*top.key, name)] = line
+            top.pending = name
+        else:
+            top.value[top.pending] = value
+            top.pending = None
+
+    def scalar(self, event: yaml.ScalarEvent) -> Any:
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = _RESOLVER.resolve(yaml.ScalarNode, event.value, event.implicit)
+        if tag in _TEXT_TAGS:
+            # dates, base64, the merge key: keep the text as written
+            return event.value
+        if tag not in _PLAIN_TAGS:
+            raise self.fail(
+                ErrorCode.YAML, f"YAML tag {tag!r} is not allowed; remove the tag", event
             )
-        if node.tag not in ("tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"):
-            raise _problem(
-                ErrorCode.YAML,
-                f"YAML tag {node.tag!r} is not allowed; remove the tag",
-                self.path,
-                self.line(node),
-            )
-        if isinstance(node, yaml.SequenceNode):
-            out_list = []
-            for idx, item in enumerate(node.value):
-                self.lines[(*key, idx)] = self.line(item)
-                out_list.append(self.convert(item, (*key, idx)))
-            return out_list
-        out: dict[str, Any] = {}
-        for knode, vnode in node.value:
-            if not isinstance(knode, yaml.ScalarNode):
-                raise _problem(
-                    ErrorCode.YAML, "mapping keys must be plain strings", self.path, self.line(knode)
+        node = yaml.ScalarNode(tag, event.value, style=event.style)
+        try:
+            return _CONSTRUCTOR.yaml_constructors[tag](_CONSTRUCTOR, node)
+        except (yaml.YAMLError, ValueError, OverflowError) as exc:
+            raise self.fail(ErrorCode.YAML, f"bad scalar {event.value!r}: {exc}", event) from None
+
+    def feed(self, event: yaml.Event) -> None:
+        if isinstance(event, yaml.ScalarEvent):
+            self.grow(1, event)
+            top = self.stack[-1] if self.stack else None
+            is_key = top is not None and isinstance(top.value, dict) and top.pending is None
+            value = event.value if is_key else self.scalar(event)
+            if event.anchor is not None:
+                self.anchors[event.anchor] = (value, 1)
+            self.place(value, event, True)
+        elif isinstance(event, yaml.CollectionStartEvent):
+            if len(self.stack) >= self.limits.max_depth:
+                raise self.fail(
+                    ErrorCode.NESTING_TOO_DEEP,
+                    f"YAML nests deeper than {self.limits.max_depth} levels",
+                    event,
                 )
-            name = str(knode.value)
-            if name in out:
-                raise _problem(
-                    ErrorCode.YAML, f"duplicate key {name!r}", self.path, self.line(knode)
+            if event.tag not in _COLLECTION_TAGS:
+                raise self.fail(
+                    ErrorCode.YAML, f"YAML tag {event.tag!r} is not allowed; remove the tag", event
                 )
-            self.lines[(*key, name)] = self.line(knode)
-            out[name] = self.convert(vnode, (*key, name))
-        return out
+            key = self.child_key(event)
+            if key is None:
+                raise self.fail(ErrorCode.YAML, "mapping keys must be plain strings", event)
+            self.grow(1, event)
+            container: Any = [] if isinstance(event, yaml.SequenceStartEvent) else {}
+            self.stack.append(_Frame(container, key, event.anchor, self.count, event))
+        elif isinstance(event, yaml.CollectionEndEvent):
+            frame = self.stack.pop()
+            if frame.anchor is not None:
+                self.anchors[frame.anchor] = (frame.value, self.count - frame.start_count + 1)
+            self.place(frame.value, frame.event, False)
+        elif isinstance(event, yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > self.limits.max_aliases:
+                raise self.fail(
+                    ErrorCode.INPUT_TOO_LARGE,
+                    f"more than {self.limits.max_aliases} YAML alias uses in one block",
+                    event,
+                )
+            if event.anchor not in self.anchors:
+                raise self.fail(ErrorCode.YAML, f"unknown alias *{event.anchor}", event)
+            shared, size = self.anchors[event.anchor]
+            self.grow(size, event)
+            self.place(shared, event, not isinstance(shared, dict | list))
+        elif isinstance(event, yaml.DocumentStartEvent):
+            self.docs += 1
+            if self.docs > 1:
+                raise self.fail(
+                    ErrorCode.YAML,
+                    "a block holds one YAML document; remove the '---' separator",
+                    event,
+                )
 
 
 def load_block_yaml(
@@ -170,28 +214,20 @@ def load_block_yaml(
     Raises:
         YamlProblem: bad YAML, or a cap exceeded.
     """
-    offset = first_line
+    builder = _Builder(limits, path, first_line)
     try:
-        _prescan(text, limits, path, offset)
-        root = yaml.compose(text, Loader=_Loader)
+        for event in yaml.parse(text, Loader=_Loader):
+            builder.feed(event)
     except YamlProblem:
         raise
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         if mark is not None:
-            line: int | None = offset + mark.line
+            line: int | None = first_line + mark.line
         elif isinstance(getattr(exc, "position", None), int):
-            line = offset + text.count("\n", 0, exc.position)  # type: ignore[attr-defined]
+            line = first_line + text.count("\n", 0, exc.position)  # type: ignore[attr-defined]
         else:
             line = None
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise _problem(ErrorCode.YAML, f"invalid YAML: {problem}", path, line) from None
-    except RecursionError:
-        raise _problem(
-            ErrorCode.NESTING_TOO_DEEP, "YAML nests too deeply", path, offset
-        ) from None
-    if root is None:
-        return None, {}
-    conv = _Converter(limits, path, offset)
-    conv.lines[()] = conv.line(root)
-    return conv.convert(root, ()), conv.lines
+    return builder.root, builder.lines if builder.root is not None else {}

@@ -120,7 +120,8 @@ def _check_cycles(ctx: Context, edges: dict[str, list[str]]) -> None:
         first = ctx.node_by_path.get(comp[0])
         ctx.report(
             ErrorCode.CYCLE,
-            "control flow has a cycle through " + " -> ".join(comp + [comp[0]])
+            "control flow has a cycle through "
+            + " -> ".join(comp + [comp[0]])
             + "; AgenticDSL graphs must be acyclic",
             comp[0],
             first.node.line if first else None,

@@ -173,14 +173,14 @@ def _check_meta(ctx: Context) -> None:
         if meta is None:
             ctx.report(
                 ErrorCode.MISSING_ENTRY_POINT,
-                f"a whole program needs a {META_PATH} block with entry_point (e.g. \"/main/start\")",
+                f'a whole program needs a {META_PATH} block with entry_point (e.g. "/main/start")',
                 None,
                 ctx.doc.blocks[0].line if ctx.doc.blocks else None,
             )
         elif meta.entry_point is None:
             ctx.report(
                 ErrorCode.MISSING_ENTRY_POINT,
-                f"{META_PATH} has no entry_point; add entry_point: \"/main/start\"",
+                f'{META_PATH} has no entry_point; add entry_point: "/main/start"',
                 meta.path,
                 meta.line,
             )
@@ -206,9 +206,7 @@ def _check_subgraphs(ctx: Context) -> None:
         ids: dict[str, int | None] = {}
         for node in block.nodes:
             if node.id is None:
-                ctx.report(
-                    ErrorCode.MISSING_FIELD, "node has no 'id'", block.path, node.line
-                )
+                ctx.report(ErrorCode.MISSING_FIELD, "node has no 'id'", block.path, node.line)
                 continue
             if not ID_RE.match(node.id):
                 ctx.report(
@@ -227,9 +225,11 @@ def _check_subgraphs(ctx: Context) -> None:
                 )
             else:
                 ids[node.id] = node.line
-        if block.entry is not None and block.entry not in ids and block.entry not in {
-            block.node_path(n) for n in block.nodes
-        }:
+        if (
+            block.entry is not None
+            and block.entry not in ids
+            and block.entry not in {block.node_path(n) for n in block.nodes}
+        ):
             ctx.report(
                 ErrorCode.UNRESOLVED_REFERENCE,
                 f"entry {block.entry!r} is not the id of a node in {block.path}",

@@ -64,7 +64,11 @@ def _check_tools(ctx: Context) -> None:
             ctx.report(
                 ErrorCode.TOOL_NOT_GRANTED,
                 f"tool {node.tool!r} is not granted"
-                + (f" (granted: {', '.join(sorted(granted))})" if granted else " (no tools are granted)"),
+                + (
+                    f" (granted: {', '.join(sorted(granted))})"
+                    if granted
+                    else " (no tools are granted)"
+                ),
                 ref.path,
                 line,
             )
