@@ -13,14 +13,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from agentic_llm import registry
 from agentic_llm.engine.kv.base import BlockPool, OutOfBlocks
 from agentic_llm.engine.outputs import FinishReason
 from agentic_llm.engine.prefix import PrefixCache
 from agentic_llm.errors import AgenticError, ErrorCode
-from agentic_llm.scheduler.policy import SchedulingPolicy
+from agentic_llm.scheduler.policy import POLICY_KIND, SchedulingPolicy
 from agentic_llm.scheduler.request import Request, RequestStatus
 
 __all__ = ["Scheduler", "ScheduledRow", "SchedulerOutput"]
+
+registry.declare(POLICY_KIND, "branch_aware", "agentic_llm.scheduler.branch_aware")
 
 
 @dataclass
@@ -75,6 +78,9 @@ class Scheduler:
         self.waiting: list[Request] = []
         self.running: list[Request] = []
         self.num_preemptions = 0
+        attach = getattr(policy, "attach", None)
+        if callable(attach):  # policies that read the pool or queues (branch_aware)
+            attach(self)
 
     # -- queue ------------------------------------------------------------------
     def add(self, req: Request) -> None:
