@@ -25,6 +25,8 @@ def check_text(
     as an ``ERR_INTERNAL`` diagnostic rather than an exception, so a service checking
     untrusted text never fails on it.
     """
+    if not isinstance(text, str | bytes | bytearray):
+        raise TypeError(f"check_text() takes str or bytes, not {type(text).__name__}")
     try:
         doc = parse(text, limits=limits)
         return validate(doc, policy)
