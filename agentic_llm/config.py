@@ -29,6 +29,7 @@ __all__ = [
     "TLSConfig",
     "AuthConfig",
     "AgaConfig",
+    "ObservabilityServerConfig",
     "ServerConfig",
     "load_config",
     "profile_names",
@@ -168,6 +169,25 @@ class AgaConfig:
 
 
 @dataclass(frozen=True)
+class ObservabilityServerConfig:
+    """Metrics and health over HTTP (``/metrics``, ``/health``, ``/livez``, ``/readyz``).
+
+    ``config`` is an observability YAML profile (logs, audit, alerts, tracing); when
+    empty, only the HTTP server and the Prometheus exporter run, on ``http_listen``.
+    """
+
+    enabled: bool = False
+    http_listen: str = "127.0.0.1:9464"
+    config: str = ""
+
+    def __post_init__(self) -> None:
+        host, sep, port = self.http_listen.rpartition(":")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            raise _bad("observability.http_listen",
+                       f"expected HOST:PORT (port 0 picks a free one), got {self.http_listen!r}")
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     """Everything ``agentic-llm serve`` needs."""
 
@@ -178,6 +198,7 @@ class ServerConfig:
     tls: TLSConfig = field(default_factory=TLSConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     aga: AgaConfig = field(default_factory=AgaConfig)
+    observability: ObservabilityServerConfig = field(default_factory=ObservabilityServerConfig)
     reflection: bool = True
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

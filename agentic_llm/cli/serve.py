@@ -71,12 +71,36 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     pipeline = build_pipeline(config)
-    server = AgenticServer(config, pipeline).start()
+    stack = _observability(config, pipeline)
+    server = AgenticServer(config, pipeline,
+                           health_registry=stack.health if stack is not None else None).start()
     server.install_signal_handlers()
+    if stack is not None:
+        print(f"agentic-llm: metrics and health on {stack.url}", file=sys.stderr, flush=True)
     print(f"agentic-llm: serving on {server.address}", file=sys.stderr, flush=True)
     try:
         while not server.wait(0.5):
             pass
     finally:
         pipeline.close()
+        if stack is not None:
+            stack.shutdown()
     return 0
+
+
+def _observability(config: Any, pipeline: Any) -> Any:
+    """Start the metrics/health HTTP stack bound to ``pipeline`` when configured."""
+    obs = config.observability
+    if not obs.enabled:
+        return None
+    from agentic_llm.observability.config import ObservabilityConfig
+    from agentic_llm.observability.stack import ObservabilityStack
+
+    host, _, port = obs.http_listen.rpartition(":")
+    if obs.config:
+        oc = ObservabilityConfig.from_yaml(obs.config)
+    else:
+        oc = ObservabilityConfig(http_host=host, http_port=int(port))
+    stack = ObservabilityStack(oc).start()
+    stack.bind_pipeline(pipeline, store=config.cache.store)
+    return stack

@@ -112,7 +112,8 @@ class AgenticServer:
     """
 
     def __init__(self, config: ServerConfig, pipeline: Pipeline, *,
-                 knowledge: KnowledgeAdmin | None = None) -> None:
+                 knowledge: KnowledgeAdmin | None = None,
+                 health_registry: HealthRegistry | None = None) -> None:
         self.config = config
         self.pipeline = pipeline
         lim = config.limits
@@ -142,13 +143,17 @@ class AgenticServer:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         # gRPC health mirrors the observability health checks: the engine loop must
         # be alive and beating; a nearly full KV pool only degrades (still SERVING).
-        self.health_checks = HealthRegistry()
-        loop = pipeline.loop
-        self.health_checks.register(
-            "engine_loop", heartbeat_check(loop.heartbeat, thread=loop.thread), liveness=True)
-        stats = getattr(pipeline.engine, "stats", None)
-        if callable(stats):
-            self.health_checks.register("kv_pool", kv_pool_check(stats), critical=False)
+        # A given registry (an ObservabilityStack's, already bound to the pipeline)
+        # is shared, so /health over HTTP and gRPC health agree.
+        self._own_registry = health_registry is None
+        self.health_checks = health_registry or HealthRegistry()
+        if self._own_registry:
+            loop = pipeline.loop
+            self.health_checks.register(
+                "engine_loop", heartbeat_check(loop.heartbeat, thread=loop.thread), liveness=True)
+            stats = getattr(pipeline.engine, "stats", None)
+            if callable(stats):
+                self.health_checks.register("kv_pool", kv_pool_check(stats), critical=False)
         self._health_adapter = GrpcHealthAdapter(
             self.health_checks, self.health, services=(SERVICE_NAME,), interval_s=2.0)
         if config.reflection:
@@ -211,7 +216,8 @@ class AgenticServer:
         done = self.pipeline.admission.wait_idle(timeout)
         # Streams whose last message is still being sent get a moment to flush.
         self._server.stop(grace=1.0).wait()
-        self.health_checks.close()
+        if self._own_registry:
+            self.health_checks.close()
         self._stopped.set()
         _log.info("agentic-llm stopped (%s)", "drained" if done else "drain timed out")
         return done
@@ -222,7 +228,8 @@ class AgenticServer:
         self._health_adapter.stop()
         self.pipeline.admission.drain()
         self._server.stop(grace=None).wait()
-        self.health_checks.close()
+        if self._own_registry:
+            self.health_checks.close()
         self._stopped.set()
 
     def wait(self, timeout: float | None = None) -> bool:
