@@ -95,3 +95,17 @@ def test_model_dir_resolution(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     else:
         with pytest.raises(AgenticError):
             resolve_model_dir("")
+
+
+def test_default_profile_cache_store_opens(tmp_path: Path) -> None:
+    from agentic_llm.serving import open_subgraph_cache
+
+    cfg = load_config("default", {"cache.path": str(tmp_path / "sg.lmdb")})
+    cache = open_subgraph_cache(cfg.cache)
+    assert cache is not None
+    try:
+        assert cache.stats()["entries"] == 0
+        assert cache.invalidate(path_prefix="/dynamic") == 0
+    finally:
+        cache.close()
+    assert open_subgraph_cache(load_config("default", {"cache.store": "none"}).cache) is None
