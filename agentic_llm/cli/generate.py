@@ -44,6 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                      help="a context variable (JSON values keep their type; else a string)")
     src.add_argument("--max-nodes", type=int, default=None, help="node budget (default 8)")
     src.add_argument("--max-tokens", type=int, default=None, help="output token budget (default 512)")
+    src.add_argument("--timeout", type=float, default=None, metavar="SEC",
+                     help="wall-clock budget of the request (default 30)")
     src.add_argument("--temperature", type=float, default=None, help="0 = greedy (default)")
     src.add_argument("--seed", type=int, default=None)
     run_g = p.add_argument_group("run")
@@ -53,6 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                        help="decode without the grammar (to compare validity)")
     run_g.add_argument("--no-jump-forward", action="store_true",
                        help="sample forced text token by token instead of appending it")
+    run_g.add_argument("--threads", type=int, default=None,
+                       help="torch CPU threads (default: torch's choice; 1 is faster on a busy machine)")
     run_g.add_argument("--json", action="store_true", help="print one JSON object, nothing else")
     p.set_defaults(func=run)
 
@@ -135,6 +139,8 @@ def request_from_args(args: argparse.Namespace) -> dict[str, Any]:
         budget["max_nodes"] = args.max_nodes
     if args.max_tokens is not None:
         budget["max_tokens"] = args.max_tokens
+    if args.timeout is not None:
+        budget["timeout_sec"] = args.timeout
     if budget:
         req["budget"] = budget
     sampling = dict(req.get("sampling") or {})
@@ -197,6 +203,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"agentic-llm generate: {exc}", file=sys.stderr)
         return 2
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(max(1, args.threads))
     model_dir = Path(args.model) if args.model else default_model_dir()
     gen = SubgraphGenerator.from_model_dir(model_dir, max_num_seqs=1)
     try:
