@@ -190,6 +190,10 @@ class BranchAwarePolicy:
             return list(unit.members)
         donor = self._donor(unit.members[0], running)
         if donor is not None:
+            want = min(common_prefix_len([donor.token_ids, fresh[0].token_ids]), donor.num_prompt_tokens)
+            if donor.num_computed_tokens < want // bs * bs:
+                # the donor is still prefilling the shared part: wait for its pages
+                return [r for r in unit.members if r not in fresh]
             for r in fresh:
                 self._fork_prefix(r, donor)
             return list(unit.members)
@@ -208,8 +212,7 @@ class BranchAwarePolicy:
         for r in running:
             if r.dag_id != req.dag_id or r is req:
                 continue
-            n = common_prefix_len([r.token_ids, req.token_ids])
-            n = min(n, r.num_computed_tokens, req.num_tokens - 1) // bs
+            n = min(common_prefix_len([r.token_ids, req.token_ids]), req.num_tokens - 1) // bs
             if n > best_n:
                 best, best_n = r, n
         return best
@@ -237,7 +240,7 @@ class BranchAwarePolicy:
         sched = self.scheduler
         if sched is None:
             return 1 << 62
-        free = sched.pool.num_free()
+        free = sched.pool.num_free
         cached = getattr(sched.prefix_cache, "cached_block_ids", None)
         if callable(cached):
             free += sum(1 for b in cached() if sched.pool.ref_count(b) == 1)
