@@ -50,7 +50,7 @@ EXAMPLE = (
 
 
 @pytest.mark.timeout(120)
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(
         st.tuples(st.integers(0, len(EXAMPLE)), st.integers(0, 8), st.text(max_size=3)), max_size=4

@@ -24,7 +24,7 @@ from agentic_llm.errors import ErrorCode
 from tests.dsl.helpers import block
 
 EXAMPLE = (Path(__file__).parents[2] / "examples" / "main_program.md").read_text()
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _codes(diags: list[Diagnostic]) -> set[ErrorCode]:
