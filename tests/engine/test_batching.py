@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import torch
 
 from agentic_llm.engine import LLMEngine, SamplingParams
@@ -86,3 +87,17 @@ def test_streamed_deltas_add_up(llama_dir: Path) -> None:
     assert final is not None and final.finished
     assert seen == final.output_token_ids and len(seen) == 9
     assert final.metrics.first_token_time is not None and final.metrics.num_decode_steps == 9
+
+
+@pytest.mark.gpu
+def test_cuda_batched_equals_sequential_and_cpu(llama_dir: Path) -> None:
+    prompts = random_prompts(4, [5, 11, 17, 30])
+    params = SamplingParams(max_tokens=16)
+    cuda = engine(llama_dir, device="cuda")
+    batched = cuda.generate(prompts, params)
+    sequential = [cuda.generate([p], params)[0] for p in prompts]
+    assert [o.output_token_ids for o in batched] == [o.output_token_ids for o in sequential]
+    seeded = SamplingParams(max_tokens=12, temperature=1.0, seed=7)
+    a = cuda.generate(prompts[:1], seeded)[0].output_token_ids
+    b = cuda.generate(prompts, seeded)[0].output_token_ids
+    assert a == b
