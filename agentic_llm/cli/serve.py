@@ -73,8 +73,10 @@ def run(args: argparse.Namespace) -> int:
     pipeline = build_pipeline(config)
     stack = _observability(config, pipeline)
     server = AgenticServer(config, pipeline,
-                           health_registry=stack.health if stack is not None else None).start()
+                           health_registry=stack.health if stack is not None else None)
+    # Handlers first: a SIGTERM that arrives as the port opens must drain, not kill.
     server.install_signal_handlers()
+    server.start()
     if stack is not None:
         print(f"agentic-llm: metrics and health on {stack.url}", file=sys.stderr, flush=True)
     print(f"agentic-llm: serving on {server.address}", file=sys.stderr, flush=True)

@@ -171,7 +171,9 @@ class AgenticServer:
         return f"{host}:{self.port}"
 
     def start(self) -> AgenticServer:
-        """Bind the listen address and start serving."""
+        """Bind the listen address and start serving (a no-op once draining)."""
+        if self._draining:
+            return self
         tls = self.config.tls
         if tls.enabled:
             creds = grpc.ssl_server_credentials(
