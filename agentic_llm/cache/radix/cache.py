@@ -28,65 +28,16 @@ The engine's prefill needs at least one uncached token to produce logits; it pas
 from __future__ import annotations
 
 import heapq
-import itertools
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import NamedTuple
 
+from agentic_llm.cache.radix.integrity import check_tree, walk
+from agentic_llm.cache.radix.node import Handle, Node, PrefixMatch, RadixStats
 from agentic_llm.engine.kv.base import BlockPool
 
-try:  # the engine defines the protocol's result type; keep one type when it exists
-    from agentic_llm.engine.prefix import PrefixMatch
-except ImportError:  # pragma: no cover - only before the engine's module exists
-
-    class PrefixMatch(NamedTuple):  # type: ignore[no-redef]
-        """Result of :meth:`RadixCache.match`."""
-
-        block_ids: list[int]
-        num_tokens: int
-        handle: object
-
-
-__all__ = ["RadixCache", "RadixStats", "PrefixMatch", "DEFAULT_TTL_S"]
+__all__ = ["RadixCache", "DEFAULT_TTL_S"]
 
 DEFAULT_TTL_S = 24 * 3600.0
-
-_node_ids = itertools.count()
-
-
-@dataclass(eq=False)
-class _Node:
-    """One edge of the tree plus the node it leads to."""
-
-    key: tuple[int, ...]
-    block_ids: list[int]
-    parent: _Node | None
-    last_access: float
-    children: dict[tuple[int, ...], _Node] = field(default_factory=dict)
-    # number of live handles whose matched path runs through this node
-    lock_ref: int = 0
-    uid: int = field(default_factory=lambda: next(_node_ids))
-
-
-@dataclass(eq=False)
-class _Handle:
-    """A lock on the path from the root to ``node``, returned inside PrefixMatch."""
-
-    node: _Node
-    active: bool = True
-
-
-class RadixStats(NamedTuple):
-    """Counters and sizes of a :class:`RadixCache`."""
-
-    nodes: int
-    cached_blocks: int
-    locked_handles: int
-    queries_tokens: int
-    hit_tokens: int
-    evicted_blocks: int
-    expired_blocks: int
 
 
 class RadixCache:
@@ -117,12 +68,12 @@ class RadixCache:
         self.capacity_blocks = pool.num_blocks if capacity_blocks is None else capacity_blocks
         self.ttl_s = ttl_s
         self._clock = clock
-        self._root = _Node(key=(), block_ids=[], parent=None, last_access=clock())
+        self._root = Node(key=(), block_ids=[], parent=None, last_access=clock())
         # sweeping the whole tree for expired nodes costs O(nodes); do it at most
         # this often, which delays expiry by at most this much
         self._sweep_every = min(ttl_s / 16, 60.0)
         self._next_sweep = clock() + self._sweep_every
-        self._live: dict[int, _Handle] = {}
+        self._live: dict[int, Handle] = {}
         self.cached_blocks = 0
         self.queries_tokens = 0
         self.hit_tokens = 0
@@ -158,7 +109,7 @@ class RadixCache:
             blocks.extend(child.block_ids)
             pos += k * bs
             node = child
-        handle = _Handle(node)
+        handle = Handle(node)
         self._lock(node, +1)
         self._live[id(handle)] = handle
         if blocks:
@@ -191,7 +142,7 @@ class RadixCache:
             child = node.children.get(first)
             if child is None:
                 new_blocks = list(block_ids[pos // bs :])
-                leaf = _Node(
+                leaf = Node(
                     key=tuple(tokens[pos : n * bs]),
                     block_ids=new_blocks,
                     parent=node,
@@ -233,11 +184,11 @@ class RadixCache:
             node = child
         if node is self._root:
             return None
-        n: _Node | None = node
+        n: Node | None = node
         while n is not None:
             n.last_access = now
             n = n.parent
-        handle = _Handle(node)
+        handle = Handle(node)
         self._lock(node, +1)
         self._live[id(handle)] = handle
         return handle
@@ -248,7 +199,7 @@ class RadixCache:
         Raises:
             ValueError: ``handle`` did not come from this cache or was released already.
         """
-        if not isinstance(handle, _Handle) or self._live.pop(id(handle), None) is not handle:
+        if not isinstance(handle, Handle) or self._live.pop(id(handle), None) is not handle:
             raise ValueError("unknown or already released prefix-cache handle")
         handle.active = False
         self._lock(handle.node, -1)
@@ -295,63 +246,15 @@ class RadixCache:
         return before - self.cached_blocks
 
     def check_integrity(self) -> None:
-        """Raise ``AssertionError`` when the tree, the locks or the pool disagree.
-
-        Checks: every edge holds whole pages and is filed under its first page's tokens;
-        parent links; no page is indexed twice and each indexed page is allocated in
-        the pool; ``cached_blocks`` equals the pages indexed; every node's lock count
-        equals the live handles whose path runs through it; a parent was touched no
-        earlier than its children.
-        """
-        bs = self.block_size
-        expected_locks: dict[int, int] = {}
-        for h in self._live.values():
-            assert h.active, "released handle still registered"
-            n: _Node | None = h.node
-            while n is not None:
-                expected_locks[n.uid] = expected_locks.get(n.uid, 0) + 1
-                n = n.parent
-        seen: set[int] = set()
-        total = 0
-        for node in self._walk():
-            assert node.lock_ref == expected_locks.get(node.uid, 0), (
-                f"node lock_ref {node.lock_ref} != {expected_locks.get(node.uid, 0)}"
-            )
-            if node is not self._root:
-                assert node.block_ids, "non-root node without pages"
-                assert len(node.key) == len(node.block_ids) * bs, "edge is not whole pages"
-                assert node.parent is not None
-                assert node.parent.children.get(node.key[:bs]) is node, "misfiled child"
-                assert node.parent.last_access >= node.last_access, "parent older than child"
-            for b in node.block_ids:
-                assert b not in seen, f"block {b} indexed twice"
-                seen.add(b)
-                assert self.pool.ref_count(b) >= 1, f"cached block {b} is free in the pool"
-            total += len(node.block_ids)
-            for first, child in node.children.items():
-                assert child.parent is node, "broken parent link"
-                assert child.key[:bs] == first, "child key mismatch"
-        assert total == self.cached_blocks, f"cached_blocks {self.cached_blocks} != {total}"
-        for h in self._live.values():
-            assert self._reachable(h.node), "a live handle points at a dropped node"
-
+        """Raise ``AssertionError`` when the tree, the locks or the pool disagree
+        (see :func:`agentic_llm.cache.radix.integrity.check_tree`)."""
+        check_tree(self._root, list(self._live.values()), self.pool, self.block_size, self.cached_blocks)
     # ------------------------------------------------------------------ internals
 
-    def _walk(self) -> Iterator[_Node]:
-        stack = [self._root]
-        while stack:
-            node = stack.pop()
-            yield node
-            stack.extend(node.children.values())
+    def _walk(self) -> Iterator[Node]:
+        return walk(self._root)
 
-    def _reachable(self, node: _Node) -> bool:
-        while node.parent is not None:
-            if node.parent.children.get(node.key[: self.block_size]) is not node:
-                return False
-            node = node.parent
-        return node is self._root
-
-    def _common_blocks(self, child: _Node, tokens: Sequence[int], pos: int) -> int:
+    def _common_blocks(self, child: Node, tokens: Sequence[int], pos: int) -> int:
         """Whole pages of ``child.key`` equal to ``tokens[pos:]`` (at least 1 by lookup)."""
         bs = self.block_size
         key = child.key
@@ -361,12 +264,12 @@ class RadixCache:
             k += 1
         return k
 
-    def _split(self, child: _Node, k: int) -> _Node:
+    def _split(self, child: Node, k: int) -> Node:
         """Cut ``child``'s edge after ``k`` pages; return the new upper node."""
         bs = self.block_size
         parent = child.parent
         assert parent is not None
-        upper = _Node(
+        upper = Node(
             key=child.key[: k * bs],
             block_ids=child.block_ids[:k],
             parent=parent,
@@ -380,12 +283,12 @@ class RadixCache:
         upper.children[child.key[:bs]] = child
         return upper
 
-    def _lock(self, node: _Node | None, delta: int) -> None:
+    def _lock(self, node: Node | None, delta: int) -> None:
         while node is not None:
             node.lock_ref += delta
             node = node.parent
 
-    def _remove_leaf(self, leaf: _Node) -> int:
+    def _remove_leaf(self, leaf: Node) -> int:
         """Drop an unlocked leaf, releasing the cache's references; return pages freed."""
         parent = leaf.parent
         assert parent is not None and not leaf.children and leaf.lock_ref == 0
@@ -398,7 +301,7 @@ class RadixCache:
 
     def _evict(self, goal: int, *, count_freed: bool) -> int:
         """Drop LRU unlocked leaves until ``goal`` pages are freed (or released)."""
-        heap: list[tuple[float, int, _Node]] = [
+        heap: list[tuple[float, int, Node]] = [
             (n.last_access, n.uid, n)
             for n in self._walk()
             if n is not self._root and not n.children and n.lock_ref == 0
@@ -439,7 +342,7 @@ class RadixCache:
                     stack.append(child)
         return freed
 
-    def _drop_subtree(self, top: _Node) -> int:
+    def _drop_subtree(self, top: Node) -> int:
         order = []
         stack = [top]
         while stack:
