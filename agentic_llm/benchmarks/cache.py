@@ -249,7 +249,7 @@ def _transparency(results: dict[str, ModeResult], requests: list[dict[str, Any]]
     from agentic_llm.planner import GenerateRequest, plan
 
     base = results.get("none")
-    checked = false_hits = fuzzy_invalid = fuzzy_checked = 0
+    checked = false_hits = fuzzy_invalid = fuzzy_checked = fuzzy_same = 0
     for mode in ("exact", "fuzzy"):
         res = results.get(mode)
         if res is None:
@@ -266,8 +266,11 @@ def _transparency(results: dict[str, ModeResult], requests: list[dict[str, Any]]
                 except DSLParseError:
                     bad = True
                 fuzzy_invalid += bad
+                # not required (a fuzzy hit is a rebound earlier answer), but worth knowing
+                fuzzy_same += base is not None and s.text == base.samples[i].text
     return {"exact_hits_checked": checked, "exact_false_hits": false_hits,
-            "fuzzy_hits_checked": fuzzy_checked, "fuzzy_invalid": fuzzy_invalid}
+            "fuzzy_hits_checked": fuzzy_checked, "fuzzy_invalid": fuzzy_invalid,
+            "fuzzy_equal_to_cache_off": fuzzy_same}
 
 
 def run_benchmark(requests: list[dict[str, Any]], *, modes: tuple[str, ...] = MODES, model: str | None = None,
