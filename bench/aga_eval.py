@@ -43,7 +43,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--layers", type=int, default=6)
     p.add_argument("--vocab", type=int, default=2048)
     p.add_argument("--bottleneck", type=int, default=64)
-    p.add_argument("--min-score", type=float, default=0.8, help="gate2_min_score (cosine floor)")
+    p.add_argument("--min-score", type=float, default=0.85, help="gate2_min_score (cosine floor)")
     p.add_argument("--value-norm", type=float, default=50.0, help="value_norm_target")
     p.add_argument("--encoder-steps", type=int, default=60)
     p.add_argument("--seed", type=int, default=0)
