@@ -29,6 +29,17 @@ def run_step(engine: LLMEngine) -> list[Request]:
     changed: list[Request] = list(sched.failed)
     rows = sched.rows
     if not rows:
+        stuck = engine.scheduler.waiting if not engine.scheduler.running and not sched.preempted else []
+        if stuck:
+            # nothing runs and nothing can be admitted: pages are held by requests
+            # that cannot move; end the first waiting one rather than spin forever
+            req = stuck[0]
+            engine.scheduler.finish(req, FinishReason.ERROR, AgenticError(
+                ErrorCode.OVERLOADED,
+                f"no KV blocks can be freed for this request ({engine.pool.num_free} of "
+                f"{engine.pool.num_blocks} free); retry later or enlarge the pool",
+            ))
+            changed.append(req)
         return changed
     chunks = [(r.request.token_ids[r.start : r.start + r.num_tokens], r.start, r.request.block_table) for r in rows]
     batch = build_forward_batch(chunks, engine.pool.block_size, engine.device)

@@ -65,3 +65,34 @@ def test_copy_on_write_copies_every_layer(llama_dir: Path) -> None:
     loaded.model(build_forward_batch([([7, 8], 6, sib_table)], 4, "cpu"), pool, backend)
     after = loaded.model(build_forward_batch([([seq[-1]], 5, table)], 4, "cpu"), pool, backend)
     assert torch.equal(before, after)
+
+
+def test_waiting_requests_never_deadlock(llama_dir: Path) -> None:
+    """Pages held by waiting fork children: the stuck request ends with ERR_OVERLOADED."""
+    from agentic_llm.errors import ErrorCode
+
+    eng = LLMEngine.from_pretrained(llama_dir, num_blocks=6, block_size=4, max_num_seqs=1)
+    parent = eng.add_request(list(range(9)), SamplingParams(max_tokens=2), request_id="p")
+    eng.step()
+    # queued first, "big" needs the whole pool, but fork siblings queued after it
+    # hold the parent's pages: FCFS cannot admit anyone
+    blocker = eng.add_request(list(range(20)), SamplingParams(max_tokens=3), request_id="big")
+    for i in range(3):
+        eng.fork(parent, request_id_child=f"c{i}")
+    final = run_outputs(eng)
+    assert final[blocker].error is not None and final[blocker].error.code is ErrorCode.OVERLOADED
+    assert all(final[f"c{i}"].error is None for i in range(3))
+    eng.pool.check_integrity()
+    assert eng.pool.num_free == eng.pool.num_blocks
+
+
+def run_outputs(eng: LLMEngine) -> dict[str, object]:
+    final: dict[str, object] = {}
+    for _ in range(500):
+        if not eng.has_unfinished_requests():
+            break
+        for o in eng.step():
+            if o.finished:
+                final[o.request_id] = o
+    assert not eng.has_unfinished_requests()
+    return final
