@@ -57,18 +57,16 @@ def build_engine(config: ServerConfig, model_dir: Path) -> Any:
     from agentic_llm.engine import LLMEngine
 
     m = config.model
-    engine = LLMEngine.from_pretrained(
-        model_dir, device=m.device, dtype=_DTYPES[m.dtype], num_blocks=m.num_blocks,
-        block_size=m.block_size, max_num_seqs=max(1, config.limits.max_concurrent),
-    )
+    prefix_cache = None
     if m.prefix_cache:
         from agentic_llm.cache import RadixCache
 
-        # The radix index lives over the engine's own pool, which exists only once
-        # the engine is built; attach it before the first request.
-        radix = RadixCache(engine.pool)
-        engine.prefix_cache = radix
-        engine.scheduler.prefix_cache = radix
+        prefix_cache = RadixCache  # built by the engine over its own KV pool
+    engine = LLMEngine.from_pretrained(
+        model_dir, device=m.device, dtype=_DTYPES[m.dtype], num_blocks=m.num_blocks,
+        block_size=m.block_size, max_num_seqs=max(1, config.limits.max_concurrent),
+        prefix_cache=prefix_cache,
+    )
     return engine
 
 
