@@ -34,7 +34,7 @@ class EngineConfig:
     num_blocks: int | None = None
     kv_memory_bytes: int = 256 * 1024 * 1024
     max_num_seqs: int = 64
-    max_num_batched_tokens: int = 1024
+    max_num_batched_tokens: int = 4096
     max_model_len: int | None = None
     attention_backend: str = "torch_sdpa"
     scheduling_policy: str = "fcfs"
