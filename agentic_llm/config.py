@@ -48,7 +48,8 @@ class ModelConfig:
     """The checkpoint and how the engine holds it.
 
     ``dir`` empty means the shipped model (``agentic_llm.models.default_model_dir()``)
-    or ``AGENTIC_MODEL_DIR`` when set.
+    or ``AGENTIC_MODEL_DIR`` when set. ``scheduling_policy`` names a registered
+    scheduler policy: ``branch_aware`` groups fork siblings, ``fcfs`` is first come.
     """
 
     dir: str = ""
@@ -57,8 +58,11 @@ class ModelConfig:
     num_blocks: int = 1024
     block_size: int = 16
     prefix_cache: bool = True
+    scheduling_policy: str = "branch_aware"
 
     def __post_init__(self) -> None:
+        if not self.scheduling_policy:
+            raise _bad("model.scheduling_policy", "must name a policy (fcfs, branch_aware)")
         if self.num_blocks < 2:
             raise _bad("model.num_blocks", f"must be >= 2, got {self.num_blocks}")
         if self.block_size < 1 or self.block_size & (self.block_size - 1):
