@@ -40,7 +40,10 @@ def small_config(**overrides: Any) -> AGAConfig:
     """Config sized for the tiny model."""
     kw: dict[str, Any] = dict(hidden_dim=HIDDEN, bottleneck_dim=16, max_slots=32,
                               gate2_top_k=4, value_norm_target=50.0, encoder_steps=60,
-                              event_buffer_size=100)
+                              event_buffer_size=100,
+                              # generous limits: the shared test machine can stall a
+                              # thread for tens of ms; timeouts are tested explicitly
+                              max_forward_timeout_ms=10_000.0, retriever_timeout_ms=10_000.0)
     kw.update(overrides)
     return AGAConfig(**kw)
 

@@ -92,7 +92,7 @@ class _BrokenRetriever(BaseRetriever):
     def retrieve(self, query: RetrievalQuery) -> list[RetrievalResult]:
         if self.mode == "raise":
             raise ConnectionError("vector db down")
-        time.sleep(0.2)
+        time.sleep(1.0)
         return []
 
 
@@ -100,7 +100,8 @@ class _BrokenRetriever(BaseRetriever):
 def test_broken_retriever_fails_open(llama: torch.nn.Module, mode: str) -> None:
     ids = torch.tensor(random_ids(1, 6, seed=14))
     base = _logits(llama, ids)
-    plugin = AGAPlugin(small_config(retriever_timeout_ms=20.0), retriever=_BrokenRetriever(mode))
+    timeout_ms = 50.0 if mode == "hang" else 10_000.0
+    plugin = AGAPlugin(small_config(retriever_timeout_ms=timeout_ms), retriever=_BrokenRetriever(mode))
     plugin.attach(llama)
     try:
         assert torch.equal(_logits(llama, ids), base)
