@@ -101,3 +101,12 @@ def test_cuda_batched_equals_sequential_and_cpu(llama_dir: Path) -> None:
     a = cuda.generate(prompts[:1], seeded)[0].output_token_ids
     b = cuda.generate(prompts, seeded)[0].output_token_ids
     assert a == b
+
+
+def test_half_precision_engine_runs(llama_dir: Path) -> None:
+    prompts = random_prompts(3, seed=13)
+    eng = engine(llama_dir, dtype=torch.bfloat16)
+    outs = eng.generate(prompts, SamplingParams(max_tokens=6))
+    assert eng.pool.k_store.dtype == torch.bfloat16
+    assert next(eng.model.parameters()).dtype == torch.bfloat16
+    assert all(o.error is None and len(o.output_token_ids) == 6 for o in outs)
