@@ -90,3 +90,30 @@ def test_engine_batch_rows_of_two_tenants_are_isolated(llama_dir: Path) -> None:
     assert outs[rids[0]] != base  # tenant_a's knowledge reached its row
     by_req = {r["request_id"]: r for r in rows}
     assert by_req[rids[1]]["aga_applied"] is False
+
+
+def test_concurrent_threads_keep_their_own_namespaces(llama: torch.nn.Module) -> None:
+    import threading
+
+    ids = torch.tensor(random_ids(1, 8, seed=23))
+    base = _logits(llama, ids)
+    plugin = _tenant_plugin().attach(llama)
+    try:
+        with plugin.using_namespaces("tenant_a"):
+            a_ref = _logits(llama, ids)
+        results: dict[str, list[bool]] = {"tenant_a": [], "tenant_b": []}
+
+        def worker(ns: str, expected: torch.Tensor) -> None:
+            with plugin.using_namespaces(ns):
+                for _ in range(5):
+                    results[ns].append(torch.equal(_logits(llama, ids), expected))
+
+        threads = [threading.Thread(target=worker, args=("tenant_a", a_ref)),
+                   threading.Thread(target=worker, args=("tenant_b", base))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        plugin.detach()
+    assert results == {"tenant_a": [True] * 5, "tenant_b": [True] * 5}
