@@ -142,10 +142,8 @@ class BranchAwarePolicy:
             budget -= need
             members = self._admissible(unit, running)
             ordered.extend(members)
-            if len(members) < len(unit.members):
-                # the leader prefills the shared prefix first; its siblings follow once
-                # its pages exist, so later units wait too (the group keeps its place)
-                break
+            # a group whose leader goes first keeps its place: its siblings lead the
+            # order at the next step, once the leader's pages exist
         return ordered
 
     def choose_victim(self, candidates: Sequence[Request]) -> Request:
