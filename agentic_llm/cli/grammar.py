@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s.add_argument("--tokenizer", default="qwen", help="'qwen' or a tokenizer.json path")
     s.add_argument("--check", action="store_true",
                    help="parse, validate and YAML-load every document; exit 1 on any failure")
+    s.add_argument("--max-string", type=int, default=48, metavar="CHARS",
+                   help="strings close once they reach this many characters (default 48)")
     s.add_argument("--jsonl", action="store_true", help="one JSON object per document")
     s.set_defaults(func=_sample)
     c = gs.add_parser("check", help="check a document token by token")
@@ -62,7 +64,7 @@ def _sample(args: argparse.Namespace) -> int:
     policy = p.validation_policy() if args.check else None
     failures = 0
     for i in range(args.n):
-        r = random_walk(compiler.matcher_for(p), compiler.vocab, rng)
+        r = random_walk(compiler.matcher_for(p, max_string=args.max_string), compiler.vocab, rng)
         problems: list[str] = [] if r.completed else [f"walk stopped: {r.reason}"]
         if args.check and r.completed:
             problems += [f"{d.code}: {d.message}" for d in check_text(r.text, policy)

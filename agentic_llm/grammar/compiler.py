@@ -1,7 +1,6 @@
 """``GrammarCompiler``: plan -> compiled grammar (cached) -> per-request ``DSLMatcher``.
 
-The grammar text depends only on the plan's node-type whitelist and on whether it
-has template variables (``GrammarSpec``), so compiled grammars are shared by every
+The grammar text depends only on the plan's node-type whitelist (``GrammarSpec``), so compiled grammars are shared by every
 plan with the same shape; everything else a plan varies (target, tools, argument
 keys, references, budget) lives in the graph layer, which costs microseconds per
 plan. ``precompile_standard()`` compiles the shapes the planner produces by default.
@@ -74,18 +73,19 @@ class GrammarCompiler:
         return hit
 
     def precompile_standard(self) -> int:
-        """Compile the standard shapes (with and without template variables)."""
-        n = 0
+        """Compile the standard shapes; returns how many were compiled."""
         for types in STANDARD_SHAPES:
-            for with_vars in (True, False):
-                self.compiled_for(GrammarSpec(types, with_vars))
-                n += 1
-        return n
+            self.compiled_for(GrammarSpec(types))
+        return len(STANDARD_SHAPES)
 
-    def matcher_for(self, plan: Any) -> DSLMatcher:
-        """A fresh matcher for ``plan`` (an ``ExecutionPlan``)."""
+    def matcher_for(self, plan: Any, *, max_string: int | None = None) -> DSLMatcher:
+        """A fresh matcher for ``plan`` (an ``ExecutionPlan``).
+
+        ``max_string`` caps string contents at about that many characters (a string
+        that reaches it must close); random walks use it to stay finite.
+        """
         compiled = self.compiled_for(GrammarSpec.from_plan(plan))
-        return DSLMatcher(compiled, GraphPlan.from_plan(plan), self.vocab)
+        return DSLMatcher(compiled, GraphPlan.from_plan(plan, max_string=max_string), self.vocab)
 
     def json_baseline(self) -> Any:
         """xgrammar's builtin JSON grammar on the same vocabulary (benchmark baseline)."""

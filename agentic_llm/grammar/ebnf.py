@@ -5,8 +5,8 @@ indentation of every node type, the string escapes of the canonical form and the
 ``{{ name }}`` template syntax. It is deliberately generic in what changes per
 request: node ids, tool names and argument keys are plain patterns here and the
 graph layer (``agentic_llm.grammar.graph``) narrows them to the plan's finite sets
-at decode time. What does enter the text (target path, external targets, node
-types, template variables, signature) is small, so a new plan compiles in a few ms.
+at decode time. Only the node-type whitelist enters the text, so a handful of
+compiled grammars serve every plan.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ _BODIES: dict[str, str] = {
 }
 
 # Characters the canonical form writes as \uXXXX, and the escapes it uses.
-_RAW_CHAR = r'[^"\\{\u0000-\u001f\u007f-\u009f\u2028\u2029\ufeff\ufffe\uffff]'
+_RAW_CHAR = r'[^"\\\u0000-\u001f\u007f-\u009f\u2028\u2029\ufeff\ufffe\uffff]'
 _ESCAPE = (r'"\\" ["\\\\nrt] | "\\u00" [01] [0-9a-f] | "\\u007f" | "\\u00" [89] [0-9a-f] '
            r'| "\\u202" [89] | "\\ufeff" | "\\ufff" [ef]')
 
@@ -62,27 +62,27 @@ def _lit(text: str) -> str:
 
 @dataclass(frozen=True)
 class GrammarSpec:
-    """What of a plan enters the grammar text; it keys the compile cache.
-
-    ``template_vars`` is only "any or none": the names are checked by the graph layer.
-    """
+    """What of a plan enters the grammar text (the node-type whitelist); it keys the
+    compile cache."""
 
     node_types: tuple[str, ...]
-    template_vars: bool
 
     @classmethod
     def from_plan(cls, plan) -> GrammarSpec:  # type: ignore[no-untyped-def]
-        return cls(tuple(plan.node_types), bool(plan.template_vars))
+        return cls(tuple(plan.node_types))
 
     @property
     def fingerprint(self) -> str:
-        return json.dumps([list(self.node_types), self.template_vars])
+        return json.dumps(list(self.node_types))
 
 
 def build_ebnf(spec: GrammarSpec) -> str:
     """The EBNF text of ``spec``'s grammar (root rule ``root``).
 
-    Only the node-type whitelist and whether templates are possible enter the text;
+    Only the node-type whitelist enters the text; template braces are plain string
+    characters here (a ``{{ name }}`` alternative inside the string repetition makes
+    xgrammar's masks three orders of magnitude slower) and the graph layer allows a
+    ``{`` only as the start of ``{{ name }}`` with a plan variable;
     the target path, signature, references, ids, tool names, argument keys and
     variable names are generic patterns that the graph layer narrows per plan.
     Repetition bounds (``{0,31}``) are left to the graph layer too: they multiply
@@ -90,10 +90,7 @@ def build_ebnf(spec: GrammarSpec) -> str:
     """
     content = [n for n in spec.node_types if n in _BODIES]
     part = f"part ::= {_RAW_CHAR} | {_ESCAPE}"
-    cond = '"true" | "false"'
-    if spec.template_vars:
-        part += ' | "{{ " var " }}"'
-        cond += ' | "{{ " var " }}"'
+    cond = '"true" | "false" | "{{ " var " }}"'
     rules = [
         'root ::= "### AgenticDSL `" path "`\\n```yaml\\n# --- BEGIN AgenticDSL ---\\n'
         'graph_type: subgraph\\n" ("signature: " str "\\n")? "entry: \\"start\\"\\nnodes:\\n'
@@ -115,8 +112,7 @@ def build_ebnf(spec: GrammarSpec) -> str:
         part,
         f'cond ::= "\\"" ({cond}) "\\""',
     ]
-    if spec.template_vars:
-        rules.append("var ::= [A-Za-z_] [A-Za-z0-9_]*")
+    rules.append("var ::= [A-Za-z_] [A-Za-z0-9_]*")
     for n in content:
         rules.append(f"t_{n} ::= {_BODIES[n]}")
     return "\n".join(rules) + "\n"

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from agentic_llm.grammar.ebnf import NODE_FIELDS
 
@@ -53,15 +53,19 @@ class GraphPlan:
     externals: tuple[str, ...]
     variables: frozenset[str]
     max_nodes: int
+    max_string: int | None = None
 
     @classmethod
-    def from_plan(cls, plan) -> GraphPlan:  # type: ignore[no-untyped-def]
+    def from_plan(cls, plan, *, max_string: int | None = None) -> GraphPlan:  # type: ignore[no-untyped-def]
+        """The graph plan of ``plan``; ``max_string`` caps string contents (characters,
+        softly: a string at the cap must close), which keeps random walks finite."""
         import json
 
         sig = None
         if plan.signature:
             sig = "signature: " + json.dumps(plan.signature, ensure_ascii=False)
-        return cls(
+            sig = sig.encode().decode("latin-1")
+        return cls(max_string=max_string,
             target=plan.target_path, signature_line=sig, node_types=tuple(plan.node_types),
             tools={t.name: tuple((a.name, a.required) for a in t.arguments) for t in plan.tools},
             externals=tuple(plan.external_targets), variables=frozenset(plan.template_vars),
@@ -91,7 +95,7 @@ class GraphState:
     reps: int = 0                        # entries written at a repeating step
     tool: str = ""
     arg_pos: int = -1                    # schema index of the last argument written
-    succ_cache: dict[str, frozenset[str]] = field(default_factory=dict, compare=False, repr=False)
+    memo: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def reaches(self, a: str, b: str) -> bool:
         """True when ``b`` is reachable from ``a`` along edges (``a == b`` counts)."""
@@ -271,6 +275,14 @@ def _parse_refs(ctx: _RefCtx, rest: str, single: bool) -> tuple[bool, str, bool]
 
 def _options(gp: GraphPlan, g: GraphState) -> list[Step]:
     """Line kinds the grammar allows at this line start, filtered by the graph."""
+    memo = g.memo.get("options")
+    if memo is None or memo[0] is not gp:
+        memo = (gp, _compute_options(gp, g))
+        g.memo["options"] = memo
+    return memo[1]
+
+
+def _compute_options(gp: GraphPlan, g: GraphState) -> list[Step]:
     if g.done:
         return [Step("", "any", False)]
     hdr = gp.header_lines()
@@ -336,15 +348,17 @@ def _type_allowed(gp: GraphPlan, g: GraphState, t: str) -> bool:
 
 
 def _vars_ok(gp: GraphPlan, text: str, complete: bool) -> bool:
-    i = text.find("{{ ")
+    """Every ``{`` in ``text`` starts ``{{ name }}`` with a plan variable (or, at the
+    end of an unfinished line, a prefix of one)."""
+    i = text.find("{")
     while i >= 0:
-        j = text.find(" }}", i + 3)
+        rest = text[i:]
+        j = rest.find(" }}")
         if j < 0:
-            rest = text[i + 3:]
-            return not complete and any((v + " }}").startswith(rest) for v in gp.variables)
-        if text[i + 3:j] not in gp.variables:
+            return not complete and any(("{{ " + v + " }}").startswith(rest) for v in gp.variables)
+        if not rest.startswith("{{ ") or rest[3:j] not in gp.variables:
             return False
-        i = text.find("{{ ", j + 3)
+        i = text.find("{", i + j + 3)
     return True
 
 
@@ -485,10 +499,12 @@ def slot(gp: GraphPlan, g: GraphState, line: str) -> Slot:
                 part = rest[i + 3:]
                 return Slot(False, tuple((v + " }}")[len(part):] for v in sorted(gp.variables)
                                          if (v + " }}").startswith(part)))
-            if i < 0 and rest.endswith("{{"):
+            if rest.endswith("{{"):
                 return Slot(False, tuple(" " + v + " }}" for v in sorted(gp.variables)))
             if rest.endswith("{"):
                 return Slot(False, tuple("{ " + v + " }}" for v in sorted(gp.variables)))
+            if gp.max_string is not None and _string_full(rest, gp.max_string):
+                return Slot(False, ('"',))
             return Slot(True)
         if kind in ("fixed", "end"):
             return Slot(False, ("",))
@@ -511,6 +527,48 @@ def slot(gp: GraphPlan, g: GraphState, line: str) -> Slot:
         if kind in ("refs", "waits", "onfail"):
             return _ref_slot(gp, g, kind, rest)
     return Slot(False, tuple(texts))
+
+
+def _string_full(rest: str, cap: int) -> bool:
+    """True when ``rest`` ends inside a string whose content reached ``cap`` characters
+    at a point where a closing quote is grammatical (not inside an escape, a template
+    or a multi-byte character)."""
+    inside = False
+    start = 0
+    i = 0
+    n = len(rest)
+    while i < n:
+        c = rest[i]
+        if inside and c == "\\":
+            i += 2
+            continue
+        if c == '"':
+            inside = not inside
+            start = i + 1
+        i += 1
+    if not inside or n - start < cap:
+        return False
+    tail = rest[start:]
+    if tail.endswith("\\") and (len(tail) - len(tail.rstrip("\\"))) % 2 == 1:
+        return False
+    if "\\u" in tail[-6:]:
+        k = tail.rfind("\\u")
+        if len(tail) - k < 6:
+            return False
+    try:
+        tail[-4:].encode("latin-1").decode("utf-8")
+    except UnicodeDecodeError:
+        # a multi-byte character may be cut at the start of the window; only an
+        # unfinished one at the end matters
+        raw = tail.encode("latin-1")
+        j = len(raw) - 1
+        while j >= 0 and raw[j] & 0xC0 == 0x80:
+            j -= 1
+        if j >= 0 and raw[j] >= 0xC0:
+            need = 2 if raw[j] < 0xE0 else 3 if raw[j] < 0xF0 else 4
+            if len(raw) - j < need:
+                return False
+    return True
 
 
 def _ref_slot(gp: GraphPlan, g: GraphState, kind: str, rest: str) -> Slot:

@@ -12,7 +12,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from agentic_llm.grammar.graph import GraphPlan, GraphState, apply_line, initial_state, line_ok, slot
+from agentic_llm.grammar.graph import (
+    GraphPlan,
+    GraphState,
+    apply_line,
+    initial_state,
+    line_ok,
+    slot,
+)
 from agentic_llm.grammar.vocab import MAX_ID, VocabIndex
 
 __all__ = ["DSLMatcher"]
@@ -86,9 +93,9 @@ class DSLMatcher:
         texts = [t if t else "\n" for t in sl.texts]
         for a in texts:
             allowed += v.prefixes_of(a)
-            for tid in v.with_prefix(a):
-                if len(v.texts[tid]) > len(a) and (row[tid >> 5] >> (tid & 31)) & 1 and self._ok(tid):
-                    allowed.append(tid)
+            for tid in v.longer_with_prefix(a, row):
+                if self._ok(int(tid)):
+                    allowed.append(int(tid))
         keep = np.zeros_like(row)
         if sl.fresh >= 0:
             room = MAX_ID - sl.fresh

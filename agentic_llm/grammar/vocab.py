@@ -42,7 +42,8 @@ class VocabIndex:
         self.words = (self.info.vocab_size + 31) // 32
         pairs = sorted((t, i) for i, t in enumerate(self.texts) if t)
         self._keys = [t for t, _ in pairs]
-        self._ids = [i for _, i in pairs]
+        self._ids = np.asarray([i for _, i in pairs], dtype=np.int64)
+        self.lengths = np.asarray([len(t) for t in self.texts], dtype=np.int64)
         self.by_text: dict[str, int] = {}
         for t, i in pairs:
             self.by_text.setdefault(t, i)
@@ -69,11 +70,21 @@ class VocabIndex:
             self.idrun_le.append(self.idrun_le[-1] | _bits(idrun[k], self.words))
             self.idrun_letter_le.append(self.idrun_letter_le[-1] | _bits(idrun_letter[k], self.words))
 
-    def with_prefix(self, prefix: str) -> list[int]:
+    def with_prefix(self, prefix: str) -> np.ndarray:
         """Ids of tokens whose text starts with ``prefix`` (``prefix`` itself included)."""
         lo = bisect.bisect_left(self._keys, prefix)
         hi = bisect.bisect_left(self._keys, prefix + "\U0010ffff")
         return self._ids[lo:hi]
+
+    def longer_with_prefix(self, prefix: str, row: np.ndarray) -> np.ndarray:
+        """Ids of tokens that start with ``prefix``, are longer than it, and whose bit
+        is set in ``row``."""
+        ids = self.with_prefix(prefix)
+        if ids.size == 0:
+            return ids
+        ids = ids[self.lengths[ids] > len(prefix)]
+        on = (row[ids >> 5] >> (ids & 31).astype(np.uint32)) & 1
+        return ids[on.astype(bool)]
 
     def prefixes_of(self, text: str) -> list[int]:
         """Ids of tokens that are a non-empty prefix of ``text``."""
