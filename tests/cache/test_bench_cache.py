@@ -1,18 +1,18 @@
-"""The cache benchmark end to end on a tiny random model: hits, transparency, counters."""
+"""The cache benchmark end to end on the shipped model: hits, transparency, counters."""
 
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 
-from agentic_llm.benchmarks.cache import build_tiny_model, run_benchmark
+from agentic_llm.benchmarks.cache import run_benchmark
 from agentic_llm.benchmarks.workloads import WorkloadSpec, synthetic_workload
+from agentic_llm.models import shipped_model_dir
 
 
 @pytest.mark.slow
-def test_exact_and_fuzzy_hits_are_transparent_and_counted(tmp_path: Path) -> None:
+def test_exact_and_fuzzy_hits_are_transparent_and_counted() -> None:
     first = synthetic_workload(WorkloadSpec(num_requests=1, num_templates=1, fork_prob=0.0, seed=0))[0]
     other = copy.deepcopy(first)
     other["context"]["values"] = {"city": "Quito", "budget": 260}
@@ -20,7 +20,7 @@ def test_exact_and_fuzzy_hits_are_transparent_and_counted(tmp_path: Path) -> Non
         other["context"]["values"]["budget"] = 95
     requests = [first, other, copy.deepcopy(first)]
     out = run_benchmark(requests, modes=("none", "fuzzy"), num_blocks=256, show_progress=False,
-                        model=str(build_tiny_model(tmp_path / "tiny")))
+                        model=str(shipped_model_dir()))
     none, fuzzy = out["modes"]["none"], out["modes"]["fuzzy"]
     assert none["request_hit_rate"] == 0.0 and none["invalid_generations"] == 0
     assert fuzzy["exact_hits"] == 1 and fuzzy["fuzzy_hits"] == 1
