@@ -234,3 +234,43 @@ def test_greedy_outputs_identical_under_both_policies(tiny_dir: Path) -> None:
     assert eng.stats()["preemptions"] > 0
     assert tight == fcfs
     eng.pool.check_integrity()
+
+
+def test_heterogeneous_fork_batch_same_outputs_as_fcfs() -> None:
+    """Constrained fork branches and unconstrained requests share steps; results do not move."""
+    import json
+
+    from agentic_llm.grammar import GrammarCompiler, TokenizerInfo
+    from agentic_llm.models import shipped_model_dir
+    from agentic_llm.planner import GenerateRequest, plan
+
+    d = shipped_model_dir()
+    raw = json.loads((Path(__file__).resolve().parents[2] / "bench" / "validity_requests.jsonl")
+                     .read_text(encoding="utf-8").splitlines()[0])
+    plans = []
+    for i in range(3):
+        r = dict(raw, target_path=f"/dynamic/branch_{i}", dag_id="fork-1", branch_id=str(i))
+        r["budget"] = {"max_nodes": 3, "max_tokens": 160, "timeout_sec": 60}
+        plans.append(plan(GenerateRequest.from_json(r)))
+    results = {}
+    vocab = json.loads((d / "config.json").read_text())["vocab_size"]
+    compiler = GrammarCompiler(TokenizerInfo.from_hf_tokenizer_json(d / "tokenizer.json", vocab_size=vocab))
+    for policy in ("fcfs", "branch_aware"):
+        engine = LLMEngine.from_pretrained(d, block_size=16, num_blocks=256, scheduling_policy=policy,
+                                           prefix_cache=RadixCache)
+        params = SamplingParams(max_tokens=40)
+        for i, p in enumerate(plans):
+            engine.add_request(p.render_prompt(), params, compiler.matcher_for(p), request_id=f"b{i}",
+                               dag_id="fork-1", branch_id=str(i))
+        engine.add_request("free text request", SamplingParams(max_tokens=12, ignore_eos=True), request_id="free")
+        outs = {}
+        while engine.has_unfinished_requests():
+            for o in engine.step():
+                if o.finished:
+                    assert o.error is None
+                    outs[o.request_id] = o.output_token_ids
+        if policy == "branch_aware":
+            assert engine.scheduler.policy.shared_tokens > 0  # type: ignore[attr-defined]
+        engine.close()
+        results[policy] = outs
+    assert results["fcfs"] == results["branch_aware"]
