@@ -289,9 +289,8 @@ def _compute_options(gp: GraphPlan, g: GraphState) -> list[Step]:
     if g.header < len(hdr):
         return [Step(hdr[g.header], "fixed", False)]
     out: list[Step] = []
-    if not g.ctype:
-        if g.cur:  # after the id line: the type line
-            return [Step(TYPE_PREFIX, "type", False)]
+    if not g.ctype and g.cur:  # after the id line: the type line
+        return [Step(TYPE_PREFIX, "type", False)]
     steps = _STEPS[g.ctype or "start"]
     for k in range(g.step, len(steps)):
         st = steps[k]
@@ -348,15 +347,19 @@ def _type_allowed(gp: GraphPlan, g: GraphState, t: str) -> bool:
 
 
 def _vars_ok(gp: GraphPlan, text: str, complete: bool) -> bool:
-    """Every ``{`` in ``text`` starts ``{{ name }}`` with a plan variable (or, at the
-    end of an unfinished line, a prefix of one)."""
+    return vars_ok(gp.variables, text, complete)
+
+
+def vars_ok(variables: frozenset[str], text: str, complete: bool) -> bool:
+    """Every ``{`` in ``text`` starts ``{{ name }}`` with one of ``variables`` (or, at
+    the end of unfinished text, a prefix of one)."""
     i = text.find("{")
     while i >= 0:
         rest = text[i:]
         j = rest.find(" }}")
         if j < 0:
-            return not complete and any(("{{ " + v + " }}").startswith(rest) for v in gp.variables)
-        if not rest.startswith("{{ ") or rest[3:j] not in gp.variables:
+            return not complete and any(("{{ " + v + " }}").startswith(rest) for v in variables)
+        if not rest.startswith("{{ ") or rest[3:j] not in variables:
             return False
         i = text.find("{", i + j + 3)
     return True
@@ -478,6 +481,7 @@ class Slot(NamedTuple):
     free: bool
     texts: tuple[str, ...] = ()
     fresh: int = -1
+    fresh_entry: str = ""  # a text after which the fresh-id part begins
 
 
 def slot(gp: GraphPlan, g: GraphState, line: str) -> Slot:
@@ -503,7 +507,8 @@ def slot(gp: GraphPlan, g: GraphState, line: str) -> Slot:
                 return Slot(False, tuple(" " + v + " }}" for v in sorted(gp.variables)))
             if rest.endswith("{"):
                 return Slot(False, tuple("{ " + v + " }}" for v in sorted(gp.variables)))
-            if gp.max_string is not None and _string_full(rest, gp.max_string):
+            body = '"' + rest if kind == "argentry" else rest  # the prefix opened a quote
+            if gp.max_string is not None and _string_full(body, gp.max_string):
                 return Slot(False, ('"',))
             return Slot(True)
         if kind in ("fixed", "end"):
@@ -591,7 +596,8 @@ def _ref_slot(gp: GraphPlan, g: GraphState, kind: str, rest: str) -> Slot:
         t = gp.target + "/"
         if t.startswith(e) and len(e) < len(t):
             texts.append(t[len(e):])
-        elif e.startswith(t):
+            return Slot(False, tuple(dict.fromkeys(texts)), -1, t[len(e):])
+        if e.startswith(t):
             f = e[len(t):]
             fresh = len(f)
             if f and f not in ctx.banned_ids():

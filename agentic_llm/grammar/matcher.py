@@ -25,6 +25,15 @@ from agentic_llm.grammar.vocab import MAX_ID, VocabIndex
 __all__ = ["DSLMatcher"]
 
 
+_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyz")
+_ID_CHARS = _LETTERS | frozenset("0123456789_")
+
+
+def _fresh_tail(tail: str) -> bool:
+    """A token tail that starts a fresh node id (a letter, then id characters)."""
+    return 0 < len(tail) < MAX_ID and tail[0] in _LETTERS and set(tail) <= _ID_CHARS
+
+
 class DSLMatcher:
     """Per-request constraint state for one plan.
 
@@ -82,7 +91,9 @@ class DSLMatcher:
         v = self._vocab
         sl = slot(self._gp, self._g, self._line)
         if sl.free:
-            cand = v.ids_in(row & v.special_bits)
+            # a `{` is only ever the start of `{{ name }}`: context-free per token here
+            np.bitwise_and(row, ~(v.brace_bits & ~v.brace_ok_bits(self._gp.variables)), out=row)
+            cand = v.ids_in(row & v.newline_bits)
             if cand.size:
                 bad = [int(t) for t in cand if not self._ok(int(t))]
                 if bad:
@@ -94,7 +105,7 @@ class DSLMatcher:
         for a in texts:
             allowed += v.prefixes_of(a)
             for tid in v.longer_with_prefix(a, row):
-                if self._ok(int(tid)):
+                if a == sl.fresh_entry and _fresh_tail(v.texts[tid][len(a):]) or self._ok(int(tid)):
                     allowed.append(int(tid))
         keep = np.zeros_like(row)
         if sl.fresh >= 0:
@@ -106,9 +117,9 @@ class DSLMatcher:
         if allowed:
             a = np.asarray(allowed, dtype=np.int64)
             np.bitwise_or.at(keep, a >> 5, (np.uint32(1) << (a & 31).astype(np.uint32)))
-        if self._line.startswith(("    tool: ", '      "')) and self._g.ctype == "tool_call":
-            if np.any(row & ~keep):
-                self.masked_tool_attempts += 1
+        if (self._g.ctype == "tool_call" and self._line.startswith(("    tool: ", '      "'))
+                and np.any(row & ~keep)):
+            self.masked_tool_attempts += 1
         np.bitwise_and(row, keep, out=row)
 
     def accept_token(self, token_id: int) -> bool:

@@ -47,7 +47,7 @@ class VocabIndex:
         self.by_text: dict[str, int] = {}
         for t, i in pairs:
             self.by_text.setdefault(t, i)
-        special, quote = [], []
+        special, quote, brace, newline = [], [], [], []
         idrun: list[list[int]] = [[] for _ in range(MAX_ID + 1)]
         idrun_letter: list[list[int]] = [[] for _ in range(MAX_ID + 1)]
         for i, t in enumerate(self.texts):
@@ -55,6 +55,10 @@ class VocabIndex:
                 continue
             if "\n" in t or "{" in t:
                 special.append(i)
+            if "\n" in t:
+                newline.append(i)
+            elif "{" in t:
+                brace.append(i)
             if '"' in t:
                 quote.append(i)
             if len(t) <= MAX_ID and set(t) <= _ID_CHARS:
@@ -62,6 +66,10 @@ class VocabIndex:
                 if t[0] in _LETTERS:
                     idrun_letter[len(t)].append(i)
         self.special_bits = _bits(special, self.words)
+        self.newline_bits = _bits(newline, self.words)
+        self.brace_ids = brace
+        self.brace_bits = _bits(brace, self.words)
+        self._brace_ok: dict[frozenset[str], np.ndarray] = {}
         self.quote_bits = _bits(quote, self.words)
         # idrun_le[k]: pure id-character tokens of length <= k (cumulative)
         self.idrun_le = [np.zeros(self.words, dtype=np.uint32)]
@@ -69,6 +77,22 @@ class VocabIndex:
         for k in range(1, MAX_ID + 1):
             self.idrun_le.append(self.idrun_le[-1] | _bits(idrun[k], self.words))
             self.idrun_letter_le.append(self.idrun_letter_le[-1] | _bits(idrun_letter[k], self.words))
+
+    def brace_ok_bits(self, variables: frozenset[str]) -> np.ndarray:
+        """Tokens (without a newline) whose every ``{`` starts ``{{ name }}`` for one of
+        ``variables``, or a prefix of that at the token's end: the brace tokens a free
+        string position allows. Cached per variable set."""
+        hit = self._brace_ok.get(variables)
+        if hit is not None:
+            return hit
+        from agentic_llm.grammar.graph import vars_ok
+
+        ok = [i for i in self.brace_ids if vars_ok(variables, self.texts[i], False)]
+        bits = _bits(ok, self.words)
+        if len(self._brace_ok) > 256:
+            self._brace_ok.clear()
+        self._brace_ok[variables] = bits
+        return bits
 
     def with_prefix(self, prefix: str) -> np.ndarray:
         """Ids of tokens whose text starts with ``prefix`` (``prefix`` itself included)."""
