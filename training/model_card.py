@@ -104,10 +104,9 @@ prompt is `plan(request).render_prompt()`, the text the server sends.
 Byte-level BPE trained with `tokenizers` on the corpus (`training/tokenizer.py`):
 {cfg['vocab_size']} tokens including `<|pad|>`, `<|bos|>` (prepended to every prompt) and
 `<|endoftext|>` (ends every answer). Pre-tokenization cuts after `": "`, `': "'`,
-`': ["'`, quotes, newlines and between digits, so the canonical form's fixed
-pieces (`'    next: ["'`) are single tokens that end where the grammar hands the
-choice back to the model, and a target path tokenizes alike in the prompt and in
-every reference.
+`': ["'`, quotes and newlines, so the canonical form's fixed pieces
+(`'    next: ["'`) are single tokens that end where the grammar hands the choice
+back to the model, and jump-forward text tokenizes as in training.
 
 ## Training
 
