@@ -67,6 +67,7 @@ class _Run:
     steps: int = 0
     prefill_tokens: int = 0
     output_tokens: int = 0
+    errors: list[str] = field(default_factory=list)
     finish: dict[str, float] = field(default_factory=dict)
     outputs: dict[str, list[int]] = field(default_factory=dict)
 
@@ -178,6 +179,8 @@ def run_policy(model_dir: Path, policy: str, workload: list[Arrival], *, max_tok
                     run.finish[key] = run.clock
                     run.outputs[key] = list(o.output_token_ids)
                     run.output_tokens += len(o.output_token_ids)
+                    if o.error is not None:
+                        run.errors.append(f"{key}: {o.error.code.value}")
                     next(it, None)
     finally:
         engine.close()
@@ -199,6 +202,8 @@ def _summary(run: _Run, workload: list[Arrival]) -> dict[str, Any]:
         "makespan_s": run.clock,
         "steps": run.steps,
         "output_tokens": run.output_tokens,
+        "failed_requests": len(run.errors),
+        "errors": run.errors[:5],
     }
 
 
@@ -232,7 +237,7 @@ def run_benchmark(*, dags: int = 10, independent: int = 20, shared_len: int = 25
         "ratios": ratios,
         "targets": {k: f"{op} {lim}" for k, (op, lim) in TARGETS.items()},
         "targets_met": met,
-        "outputs_identical": not mismatched and len(a) == len(b),
+        "outputs_identical": not mismatched and len(a) == len(b) and not any(r.errors for r in runs.values()),
         "mismatched_requests": mismatched,
     }
 
@@ -284,6 +289,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"workload: {out['workload']}  clock: {out['clock']}")
     print_table(["metric", "fcfs", "branch_aware", "ratio", "target", "met"], rows)
     print(f"greedy outputs identical under both policies: {out['outputs_identical']}")
+    for p in POLICIES:
+        if out["policies"][p]["failed_requests"]:
+            print(f"{p}: {out['policies'][p]['failed_requests']} requests failed, e.g. {out['policies'][p]['errors']}")
     if "plot" in out:
         print(f"chart: {out['plot']}")
     return 0
