@@ -8,10 +8,14 @@ K/V goes in the paged pool.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
 from agentic_llm.engine.hooks import HookContext
+
+if TYPE_CHECKING:
+    from agentic_llm.engine.models.layers import RopeTables
 
 __all__ = ["ForwardBatch", "AttentionCapture", "build_forward_batch"]
 
@@ -50,6 +54,8 @@ class ForwardBatch:
         hook_ctx: context for decoder hooks (None when no hooks are registered).
         capture: optional attention-weight recording.
         attn_meta: backend-specific metadata built once per step.
+        max_position: the largest entry of ``positions`` (-1 when unknown).
+        rope: the step's RoPE factors, computed once and shared by every layer.
     """
 
     input_ids: torch.Tensor
@@ -64,6 +70,8 @@ class ForwardBatch:
     hook_ctx: HookContext | None = None
     capture: AttentionCapture | None = None
     attn_meta: object = None
+    max_position: int = -1
+    rope: RopeTables | None = None
 
     @property
     def num_rows(self) -> int:
@@ -116,4 +124,5 @@ def build_forward_batch(
         context_lens=t(ctx),
         query_lens=qlens,
         last_token_idx=t(last),
+        max_position=max(ctx) - 1,
     )

@@ -158,6 +158,7 @@ def load_model(
         model.lm_head.weight = model.model.embed_tokens.weight
     # buffers were created on the meta device; rebuild them for real
     model.rotary.inv_freq = rope_inv_freq(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling).to(device)
+    model.fuse_projections()
     model.eval()
     tok_path = d / "tokenizer.json"
     tokenizer = Tokenizer.from_file(str(tok_path)) if tok_path.is_file() else None

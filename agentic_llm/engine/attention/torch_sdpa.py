@@ -143,11 +143,18 @@ class TorchSDPABackend:
         batch: ForwardBatch,
         meta: _Meta,
     ) -> torch.Tensor:
-        kg, vg = pool.gather(layer, g.block_tables)  # [kvh, R, K, d]
-        kg, vg = kg.to(q.dtype), vg.to(q.dtype)
+        kv = pool.gather_kv(layer, g.block_tables)  # [2, kvh, R, K, d]
+        if kv.dtype != q.dtype:
+            kv = kv.to(q.dtype)
+        kg, vg = kv[0], kv[1]
         rows, heads, d = len(g.rows), q.shape[1], q.shape[2]
         kv_heads = kg.shape[0]
         groups = heads // kv_heads
+        if g.max_q == 1 and batch.capture is None:
+            # decode rows only: one query per row, no padding grid to scatter into
+            qg = q.view(rows, kv_heads, groups, d).transpose(0, 1)
+            out = F.scaled_dot_product_attention(qg, kg, vg, attn_mask=g.grouped_mask(groups), scale=scale)
+            return out.transpose(0, 1).reshape(rows, heads, d)
         qp = q.new_zeros((rows, g.max_q, heads, d))
         qp[g.local_rows, g.cols] = q
         # grouped-query layout: the query heads sharing a KV head become extra query

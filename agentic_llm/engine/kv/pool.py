@@ -24,8 +24,9 @@ def bytes_per_block(
 class PagedKVPool(BlockPool):
     """K/V pages for every layer.
 
-    Storage is ``[layers, kv_heads, blocks, block_size, head_dim]``: heads outermost,
-    so that gathering the pages of many rows is one copy of contiguous pages that
+    Storage is one tensor :attr:`kv_store`, ``[layers, 2, kv_heads, blocks, block_size,
+    head_dim]`` (K then V; :attr:`k_store` / :attr:`v_store` are its halves), heads
+    outside blocks, so that a layer's write is one ``index_copy_`` and gathering the pages of many rows is one copy of contiguous pages that
     lands directly in the ``[kv_heads, rows, slots, head_dim]`` layout attention
     reads. :attr:`k_cache` / :attr:`v_cache` are views indexed by block first,
     ``[layers, blocks, kv_heads, block_size, head_dim]``.
@@ -57,9 +58,13 @@ class PagedKVPool(BlockPool):
         self.num_blocks = num_blocks
         self.block_size = block_size
         self.num_layers = num_layers
-        shape = (num_layers, num_kv_heads, num_blocks, block_size, head_dim)
-        self.k_store = torch.zeros(shape, dtype=dtype, device=device)
-        self.v_store = torch.zeros(shape, dtype=dtype, device=device)
+        # K and V share one tensor, so a layer's write and gather are one op each
+        shape = (num_layers, 2, num_kv_heads, num_blocks, block_size, head_dim)
+        self.kv_store = torch.zeros(shape, dtype=dtype, device=device)
+        self.k_store = self.kv_store[:, 0]
+        self.v_store = self.kv_store[:, 1]
+        self._kv_heads = num_kv_heads
+        self._head_dim = head_dim
         self._refs = [0] * num_blocks
         order = list(range(num_blocks))
         if shuffle_seed is not None:
@@ -128,8 +133,7 @@ class PagedKVPool(BlockPool):
         if self._refs[block_id] == 1:
             return block_id
         (new,) = self.allocate(1)
-        self.k_store[:, :, new].copy_(self.k_store[:, :, block_id])
-        self.v_store[:, :, new].copy_(self.v_store[:, :, block_id])
+        self.kv_store[:, :, :, new].copy_(self.kv_store[:, :, :, block_id])
         self.free([block_id])
         return new
 
@@ -151,16 +155,20 @@ class PagedKVPool(BlockPool):
     # -- slot access used by attention backends --------------------------------
     def write(self, layer: int, slots: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
         """Store ``k``/``v`` (``[tokens, kv_heads, head_dim]``) at flat slots ``block * block_size + offset``."""
-        blocks = slots // self.block_size
-        offsets = slots % self.block_size
-        self.k_store[layer][:, blocks, offsets] = k.transpose(0, 1).to(self.k_store.dtype)
-        self.v_store[layer][:, blocks, offsets] = v.transpose(0, 1).to(self.v_store.dtype)
+        kv = torch.cat((k, v), dim=1).transpose(0, 1)  # [2 * kv_heads, tokens, d]
+        if kv.dtype != self.kv_store.dtype:
+            kv = kv.to(self.kv_store.dtype)
+        flat = self.kv_store[layer].view(2 * self._kv_heads, self.num_blocks * self.block_size, self._head_dim)
+        flat.index_copy_(1, slots, kv)
+
+    def gather_kv(self, layer: int, block_tables: torch.Tensor) -> torch.Tensor:
+        """K and V of padded block tables as one ``[2, kv_heads, rows, slots, head_dim]`` tensor."""
+        rows, nb = block_tables.shape
+        src = self.kv_store[layer].view(2 * self._kv_heads, self.num_blocks, self.block_size, self._head_dim)
+        out = src.index_select(1, block_tables.reshape(-1))
+        return out.view(2, self._kv_heads, rows, nb * self.block_size, self._head_dim)
 
     def gather(self, layer: int, block_tables: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """K/V of padded block tables ``[rows, max_blocks]`` as ``[kv_heads, rows, slots, head_dim]``."""
-        rows, nb = block_tables.shape
-        flat = block_tables.reshape(-1)
-        kh, d = self.k_store.shape[1], self.k_store.shape[-1]
-        k = self.k_store[layer][:, flat].view(kh, rows, nb * self.block_size, d)
-        v = self.v_store[layer][:, flat].view(kh, rows, nb * self.block_size, d)
-        return k, v
+        kv = self.gather_kv(layer, block_tables)
+        return kv[0], kv[1]

@@ -8,6 +8,7 @@ pool and the step's block tables (see :class:`~agentic_llm.engine.forward.Forwar
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from agentic_llm.engine.attention.base import AttentionBackend
@@ -37,6 +38,34 @@ class Attention(nn.Module):
         self.o_proj = nn.Linear(self.heads * self.head_dim, cfg.hidden_size, bias=b and cfg.model_type != "qwen2")
         self.q_norm = RMSNorm(self.head_dim, cfg.rms_norm_eps) if cfg.qk_norm else None
         self.k_norm = RMSNorm(self.head_dim, cfg.rms_norm_eps) if cfg.qk_norm else None
+        self._qkv: torch.Tensor | None = None  # [(heads + 2 kv_heads) * d, hidden]
+        self._qkv_bias: torch.Tensor | None = None
+        self._qkv_ptrs: tuple[int, int, int] = (0, 0, 0)
+
+    def fuse(self) -> None:
+        """Store q/k/v projections as views of one matrix, so one matmul computes all three.
+
+        Parameter names and values are unchanged and in-place updates reach the fused
+        matrix; if a parameter is later replaced, :meth:`forward` falls back to three
+        matmuls.
+        """
+        projs = (self.q_proj, self.k_proj, self.v_proj)
+        with torch.no_grad():
+            w = torch.cat([m.weight for m in projs])
+            biases = [m.bias for m in projs]
+            b = torch.cat(biases) if all(x is not None for x in biases) else None  # type: ignore[misc]
+            start = 0
+            for m in projs:
+                n = m.weight.shape[0]
+                m.weight = nn.Parameter(w[start : start + n], requires_grad=False)
+                if b is not None:
+                    m.bias = nn.Parameter(b[start : start + n], requires_grad=False)
+                start += n
+        self._qkv, self._qkv_bias = w, b
+        self._qkv_ptrs = self._ptrs()
+
+    def _ptrs(self) -> tuple[int, int, int]:
+        return (self.q_proj.weight.data_ptr(), self.k_proj.weight.data_ptr(), self.v_proj.weight.data_ptr())
 
     def forward(
         self,
@@ -47,12 +76,26 @@ class Attention(nn.Module):
         backend: AttentionBackend,
     ) -> torch.Tensor:
         t = x.shape[0]
-        q = self.q_proj(x).view(t, self.heads, self.head_dim)
-        k = self.k_proj(x).view(t, self.kv_heads, self.head_dim)
-        v = self.v_proj(x).view(t, self.kv_heads, self.head_dim)
-        if self.q_norm is not None and self.k_norm is not None:
-            q, k = self.q_norm(q), self.k_norm(k)
-        q, k = rope(batch.positions, q, k)
+        h, kvh, d = self.heads, self.kv_heads, self.head_dim
+        tables = batch.rope
+        if tables is None:
+            tables = batch.rope = rope.cos_sin(batch.positions, x.dtype)
+        if self._qkv is not None and self._ptrs() == self._qkv_ptrs:
+            qkv = F.linear(x, self._qkv, self._qkv_bias).view(t, h + 2 * kvh, d)
+            if self.q_norm is None:
+                # q and k heads are adjacent: one rotation covers both
+                qk = tables.apply(qkv[:, : h + kvh])
+                q, k = qk[:, :h], qk[:, h:]
+            else:
+                q, k = tables.apply(self.q_norm(qkv[:, :h])), tables.apply(self.k_norm(qkv[:, h : h + kvh]))  # type: ignore[misc]
+            v = qkv[:, h + kvh :]
+        else:
+            q = self.q_proj(x).view(t, h, d)
+            k = self.k_proj(x).view(t, kvh, d)
+            v = self.v_proj(x).view(t, kvh, d)
+            if self.q_norm is not None and self.k_norm is not None:
+                q, k = self.q_norm(q), self.k_norm(k)
+            q, k = tables.apply(q), tables.apply(k)
         out = backend.forward(self.layer_idx, q, k, v, batch, pool, self.scale)
         return self.o_proj(out.reshape(t, self.heads * self.head_dim))
 
@@ -113,6 +156,12 @@ class CausalLM(nn.Module):
         self.rotary = RotaryEmbedding(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling)
         self.hooks = HookRegistry(cfg.num_hidden_layers)
 
+    def fuse_projections(self) -> None:
+        """Fuse q/k/v and gate/up projections of every layer (fewer, larger matmuls)."""
+        for layer in self.model.layers:
+            layer.self_attn.fuse()
+            layer.mlp.fuse()
+
     @torch.inference_mode()
     def forward(
         self, batch: ForwardBatch, pool: PagedKVPool, backend: AttentionBackend
@@ -120,6 +169,8 @@ class CausalLM(nn.Module):
         """Run one packed step; return float32 logits ``[rows, vocab]`` of each row's last token."""
         backend.prepare(batch, pool)
         h = self.model.embed_tokens(batch.input_ids)
+        top = batch.max_position if batch.max_position >= 0 else None
+        batch.rope = self.rotary.cos_sin(batch.positions, h.dtype, top)
         for layer in self.model.layers:
             h = layer(h, self.rotary, batch, pool, backend, self.hooks)
         last = self.model.norm(h[batch.last_token_idx])

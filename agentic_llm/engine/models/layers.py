@@ -10,7 +10,7 @@ from torch import nn
 
 from agentic_llm.engine.config import RopeScaling
 
-__all__ = ["RMSNorm", "RotaryEmbedding", "SwiGLU", "rope_inv_freq"]
+__all__ = ["RMSNorm", "RopeTables", "RotaryEmbedding", "SwiGLU", "rope_inv_freq"]
 
 
 class RMSNorm(nn.Module):
@@ -22,9 +22,11 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.float32 and self.weight.dtype == torch.float32:
+            # one fused kernel instead of six elementwise ops
+            return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
         dtype = x.dtype
-        h = x.float()
-        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        h = F.rms_norm(x.float(), (x.shape[-1],), None, self.eps)
         return self.weight * h.to(dtype)
 
 
@@ -68,19 +70,40 @@ class RotaryEmbedding(nn.Module):
             self._cos, self._sin = emb.cos(), emb.sin()
         return self._cos, self._sin
 
+    def cos_sin(self, positions: torch.Tensor, dtype: torch.dtype, max_position: int | None = None) -> RopeTables:
+        """Per-token ``cos`` and sign-folded ``sin`` ``[T, 1, d]``, computed once per step.
+
+        ``max_position`` (the largest entry of ``positions``) saves a device sync when known.
+        """
+        top = int(positions.max()) if max_position is None else max_position
+        cos_t, sin_t = self._table(top + 1, positions.device)
+        cos = cos_t.index_select(0, positions)[:, None, :].to(dtype)
+        sin = sin_t.index_select(0, positions)
+        half = sin.shape[-1] // 2
+        # rotate_half(x) * sin == roll(x, half) * [-sin_lo, sin_hi]: one roll, no cat
+        signed = torch.cat((-sin[:, :half], sin[:, half:]), dim=-1)[:, None, :].to(dtype)
+        return RopeTables(cos, signed)
+
     def forward(
         self, positions: torch.Tensor, q: torch.Tensor, k: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Rotate ``q`` ``[T, h, d]`` and ``k`` ``[T, kvh, d]`` by their positions."""
-        cos_t, sin_t = self._table(int(positions.max()) + 1, positions.device)
-        cos = cos_t[positions][:, None, :].to(q.dtype)
-        sin = sin_t[positions][:, None, :].to(q.dtype)
-        return q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
+        t = self.cos_sin(positions, q.dtype)
+        return t.apply(q), t.apply(k)
 
 
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+class RopeTables:
+    """One step's RoPE factors; :meth:`apply` rotates any ``[T, heads, d]`` tensor."""
+
+    __slots__ = ("cos", "sin_signed")
+
+    def __init__(self, cos: torch.Tensor, sin_signed: torch.Tensor) -> None:
+        self.cos = cos
+        self.sin_signed = sin_signed
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        rolled = torch.roll(x, x.shape[-1] // 2, dims=-1)
+        return torch.addcmul(x * self.cos, rolled, self.sin_signed)
 
 
 class SwiGLU(nn.Module):
@@ -92,5 +115,32 @@ class SwiGLU(nn.Module):
         self.up_proj = nn.Linear(hidden, inter, bias=bias)
         self.down_proj = nn.Linear(inter, hidden, bias=bias)
 
+        self._fused: torch.Tensor | None = None  # [2 * inter, hidden]: gate rows then up rows
+        self._fused_bias: torch.Tensor | None = None
+        self._fused_ptrs: tuple[int, int] = (0, 0)
+
+    def fuse(self) -> None:
+        """Store gate and up as views of one matrix, so the MLP runs one input matmul.
+
+        The parameters stay (same names, same values); in-place updates reach the
+        fused matrix. If a parameter is later replaced, the unfused path is used.
+        """
+        with torch.no_grad():
+            w = torch.cat((self.gate_proj.weight, self.up_proj.weight))
+            inter = self.gate_proj.weight.shape[0]
+            self.gate_proj.weight = nn.Parameter(w[:inter], requires_grad=False)
+            self.up_proj.weight = nn.Parameter(w[inter:], requires_grad=False)
+            b = None
+            if self.gate_proj.bias is not None and self.up_proj.bias is not None:
+                b = torch.cat((self.gate_proj.bias, self.up_proj.bias))
+                self.gate_proj.bias = nn.Parameter(b[:inter], requires_grad=False)
+                self.up_proj.bias = nn.Parameter(b[inter:], requires_grad=False)
+        self._fused, self._fused_bias = w, b
+        self._fused_ptrs = (self.gate_proj.weight.data_ptr(), self.up_proj.weight.data_ptr())
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self._fused
+        if w is not None and (self.gate_proj.weight.data_ptr(), self.up_proj.weight.data_ptr()) == self._fused_ptrs:
+            gate, up = F.linear(x, w, self._fused_bias).chunk(2, dim=-1)
+            return self.down_proj(F.silu(gate) * up)
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
