@@ -95,6 +95,7 @@ class GraphState:
     reps: int = 0                        # entries written at a repeating step
     tool: str = ""
     arg_pos: int = -1                    # schema index of the last argument written
+    akeys: tuple[str, ...] = ()          # keys of the node's `assign` mapping so far
     memo: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def reaches(self, a: str, b: str) -> bool:
@@ -371,7 +372,14 @@ def _content_ok(gp: GraphPlan, g: GraphState, st: Step, rest: str, complete: boo
         return rest == "" or not complete and rest == ""
     if kind == "any":
         return True
-    if kind in ("free", "entry", "outkeys"):
+    if kind == "entry":
+        if not rest.startswith('"'):
+            return rest == "" and not complete
+        j = rest.find('"', 1)
+        if j >= 0 and rest[1:j] in g.akeys:
+            return False
+        return _vars_ok(gp, rest, complete)
+    if kind in ("free", "outkeys"):
         return _vars_ok(gp, rest, complete)
     if kind == "id":
         full = [p + '"' for p in g.pending]
@@ -427,7 +435,7 @@ def apply_line(gp: GraphPlan, g: GraphState, text: str) -> GraphState:
         nid = text[len(NODE_PREFIX):-1]
         return replace(g, count=g.count + 1, declared=g.declared + (nid,),
                        pending=tuple(p for p in g.pending if p != nid), cur=nid, ctype="",
-                       step=0, reps=0, tool="", arg_pos=-1)
+                       step=0, reps=0, tool="", arg_pos=-1, akeys=())
     if not g.ctype:
         return replace(g, ctype=text[len(TYPE_PREFIX):], step=0, reps=0)
     steps = _STEPS[g.ctype]
@@ -444,6 +452,8 @@ def _advance(gp: GraphPlan, g: GraphState, k: int, st: Step, rest: str) -> Graph
     g2 = replace(g, step=nxt, reps=reps if st.repeat else 0)
     if st.kind == "tool":
         return replace(g2, tool=rest[1:-1])
+    if st.kind == "entry":
+        return replace(g2, akeys=g.akeys + (rest[1:rest.index('"', 1)],))
     if st.kind == "args" and rest == " {}":
         return replace(g2, step=k + 2)  # no entries follow
     if st.kind == "argentry":
@@ -482,6 +492,7 @@ class Slot(NamedTuple):
     texts: tuple[str, ...] = ()
     fresh: int = -1
     fresh_entry: str = ""  # a text after which the fresh-id part begins
+    check_quotes: bool = False  # free, but a token with a quote is checked exactly
 
 
 def slot(gp: GraphPlan, g: GraphState, line: str) -> Slot:
@@ -497,6 +508,11 @@ def slot(gp: GraphPlan, g: GraphState, line: str) -> Slot:
             continue
         rest = line[len(st.prefix):]
         kind = st.kind
+        if kind == "entry" and rest.count('"') < 2:
+            key = rest[1:]
+            if gp.max_string is not None and len(key) >= gp.max_string and key not in g.akeys:
+                return Slot(False, ('"',))
+            return Slot(True, check_quotes=True)  # an assign key: unique in its mapping
         if kind in ("free", "entry", "outkeys") or (kind == "argentry" and '": ' in rest):
             i = rest.rfind("{{ ")
             if i >= 0 and rest.find(" }}", i) < 0:

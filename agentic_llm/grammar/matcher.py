@@ -93,7 +93,8 @@ class DSLMatcher:
         if sl.free:
             # a `{` is only ever the start of `{{ name }}`: context-free per token here
             np.bitwise_and(row, ~(v.brace_bits & ~v.brace_ok_bits(self._gp.variables)), out=row)
-            cand = v.ids_in(row & v.newline_bits)
+            cand = v.ids_in(row & (v.newline_bits | v.quote_bits if sl.check_quotes
+                                   else v.newline_bits))
             if cand.size:
                 bad = [int(t) for t in cand if not self._ok(int(t))]
                 if bad:
