@@ -72,6 +72,10 @@ class GrammarCompiler:
                 self._cache[key] = hit
         return hit
 
+    def compiled_for_plan(self, plan: Any) -> Any:
+        """The compiled grammar for ``plan`` (cached by its grammar shape)."""
+        return self.compiled_for(GrammarSpec.from_plan(plan))
+
     def precompile_standard(self) -> int:
         """Compile the standard shapes; returns how many were compiled."""
         for types in STANDARD_SHAPES:

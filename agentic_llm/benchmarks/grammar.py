@@ -1,0 +1,306 @@
+"""``agentic-llm bench grammar``: compile and mask cost on the 151k Qwen vocabulary.
+
+Measures, beside xgrammar's builtin JSON grammar on the same vocabulary (baseline):
+cold compile of a new plan with 10 / 100 / 500 tools (grammar caches emptied), warm
+(cached) compile, per-token mask time p50 / p99 / max while feeding realistic
+documents, and the share of output characters jump-forward supplies. ``--walks N``
+also runs N soundness random walks over varied plans and counts failures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from typing import Any
+
+from agentic_llm.benchmarks.report import emit, print_table, progress, ratio, summarize
+
+__all__ = ["add_arguments", "run", "realistic_documents"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--repeat", type=int, default=5, help="repetitions of each compile timing")
+    p.add_argument("--walks", type=int, default=0, help="also run N soundness random walks")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _request(n_tools: int, target: str = "/dynamic/plan_1") -> dict[str, Any]:
+    tools = [{"name": "web_search", "arguments": [{"name": "query"}, {"name": "limit", "type": "integer", "required": False}]},
+             {"name": "rank", "arguments": [{"name": "items", "type": "array"}, {"name": "by"}]}]
+    tools += [{"name": f"tool_{i}", "arguments": [{"name": "x"}, {"name": "y", "required": False}]}
+              for i in range(max(0, n_tools - 2))]
+    return {"target_path": target, "prompt": "Find three hotels in {{ city }} and rank them",
+            "context": {"available_vars": {"city": "string", "budget": "number"},
+                        "values": {"city": "Rome", "budget": 120}},
+            "tools": tools[:n_tools] if n_tools >= 2 else tools[:n_tools],
+            "library": [{"path": "/lib/math/add", "signature": "(a: number, b: number) -> sum: number"}],
+            "budget": {"max_nodes": 12, "max_tokens": 2048}}
+
+
+def realistic_documents() -> list[tuple[dict[str, Any], str]]:
+    """(request, canonical document) pairs shaped like what an agent would ask for."""
+    t = "/dynamic/plan_1"
+    head = f"### AgenticDSL `{t}`\n```yaml\n# --- BEGIN AgenticDSL ---\ngraph_type: subgraph\nentry: \"start\"\nnodes:\n"
+    tail = "# --- END AgenticDSL ---\n```\n"
+    d1 = head + f'''  - id: "start"
+    type: start
+    next: ["{t}/search"]
+  - id: "search"
+    type: tool_call
+    tool: "web_search"
+    arguments:
+      "query": "hotels in {{{{ city }}}} under {{{{ budget }}}} euros"
+      "limit": "10"
+    output_keys: ["results"]
+    next: ["{t}/rank_them"]
+  - id: "rank_them"
+    type: tool_call
+    tool: "rank"
+    arguments:
+      "items": "{{{{ city }}}}"
+      "by": "price and rating"
+    output_keys: ["ranked"]
+    next: ["{t}/check"]
+  - id: "check"
+    type: assert
+    condition: "{{{{ city }}}}"
+    on_failure: "/lib/math/add"
+    next: ["{t}/done"]
+  - id: "done"
+    type: end
+    termination_mode: soft
+''' + tail
+    d2 = head + f'''  - id: "start"
+    type: start
+    next: ["{t}/split"]
+  - id: "split"
+    type: fork
+    fork:
+      branches: ["{t}/search_a", "{t}/search_b"]
+  - id: "search_a"
+    type: tool_call
+    tool: "web_search"
+    arguments:
+      "query": "cheap hotels {{{{ city }}}}"
+    output_keys: ["cheap"]
+    next: ["{t}/merge"]
+  - id: "search_b"
+    type: tool_call
+    tool: "web_search"
+    arguments:
+      "query": "best rated hotels {{{{ city }}}}"
+    output_keys: ["best"]
+    next: ["{t}/merge"]
+  - id: "merge"
+    type: join
+    join:
+      wait_for: ["{t}/search_a", "{t}/search_b"]
+    next: ["{t}/summary"]
+  - id: "summary"
+    type: assign
+    assign:
+      "shortlist": "{{{{ city }}}}: three hotels under {{{{ budget }}}}"
+    next: ["{t}/end"]
+  - id: "end"
+    type: end
+''' + tail
+    d3 = head + f'''  - id: "start"
+    type: start
+    next: ["{t}/plan_more"]
+  - id: "plan_more"
+    type: generate_subgraph
+    prompt_template: "Plan a day trip in {{{{ city }}}} for less than {{{{ budget }}}}"
+    output_keys: ["trip"]
+    next: ["/lib/math/add"]
+''' + tail
+    return [(_request(2), d1), (_request(2), d2), (_request(2), d3)]
+
+
+def _mask_times(compiler: Any, p: Any, ids: list[int]) -> list[float]:
+    import xgrammar as xgr
+
+    m = compiler.matcher_for(p)
+    bm = xgr.allocate_token_bitmask(1, compiler.tokenizer_info.vocab_size)
+    out = []
+    for tid in ids:
+        t0 = time.perf_counter()
+        m.fill_next_token_bitmask(bm, 0)
+        out.append(time.perf_counter() - t0)
+        if not m.accept_token(tid):
+            raise RuntimeError(f"benchmark document rejected at token {tid}")
+    return out
+
+
+def _jump_share(compiler: Any, p: Any, doc: str) -> float:
+    enc = compiler.tokenizer_info.encode
+    m = compiler.matcher_for(p)
+    pos = jumped = 0
+    while pos < len(doc):
+        jf = m.find_jump_forward_string()
+        if jf and doc.startswith(jf, pos) and m.accept_string(jf):
+            jumped += len(jf)
+            pos += len(jf)
+            continue
+        tid = enc(doc[pos:])[0]
+        if not m.accept_token(tid):
+            raise RuntimeError(f"benchmark document rejected at character {pos}")
+        pos += len(compiler.tokenizer_info.token_bytes[tid].decode("utf-8", "replace"))
+    return jumped / len(doc)
+
+
+def _json_baseline(compiler: Any, docs: list[str]) -> dict[str, Any]:
+    import xgrammar as xgr
+
+    xc = xgr.GrammarCompiler(compiler.tokenizer_info.xgrammar, max_threads=2, cache_enabled=False)
+    t0 = time.perf_counter()
+    cg = xc.compile_builtin_json_grammar()
+    compile_s = time.perf_counter() - t0
+    times: list[float] = []
+    bm = xgr.allocate_token_bitmask(1, compiler.tokenizer_info.vocab_size)
+    for doc in docs:
+        m = xgr.GrammarMatcher(cg)
+        for tid in compiler.tokenizer_info.encode(doc):
+            t1 = time.perf_counter()
+            m.fill_next_token_bitmask(bm, 0)
+            times.append(time.perf_counter() - t1)
+            m.accept_token(tid)
+    return {"compile_s": compile_s, "mask": summarize(times)}
+
+
+def _walks(compiler: Any, n: int, seed: int, quiet: bool) -> dict[str, Any]:
+    import yaml
+
+    from agentic_llm.dsl import check_text
+    from agentic_llm.grammar.walk import random_walk
+    from agentic_llm.planner import GenerateRequest, PlanRefusal, plan
+
+    rng = random.Random(seed)
+    fails: list[dict[str, Any]] = []
+    for i in progress(range(n), total=n, desc="walks", enabled=not quiet):
+        n_tools = rng.choice([0, 1, 3, 10, 50, 200])
+        req = _request(n_tools, target=f"/dynamic/w{i}")
+        req["budget"] = {"max_nodes": rng.randint(1, 50), "max_tokens": 8192}
+        if rng.random() < 0.5:
+            req["library"] = []
+        try:
+            p = plan(GenerateRequest.from_json(req))
+        except PlanRefusal:
+            continue
+        r = random_walk(compiler.matcher_for(p, max_string=24), compiler.vocab, rng)
+        problems = [] if r.completed else [r.reason]
+        if r.completed:
+            problems += [d.message for d in check_text(r.text, p.validation_policy())
+                         if d.severity == "error"]
+            try:
+                yaml.safe_load(r.text.split("```yaml\n", 1)[1].rsplit("```", 1)[0])
+            except yaml.YAMLError as exc:
+                problems.append(str(exc))
+        if problems:
+            fails.append({"walk": i, "problems": problems[:3]})
+    return {"walks": n, "failures": len(fails), "examples": fails[:3]}
+
+
+def run(args: argparse.Namespace) -> int:
+    from agentic_llm.grammar import GrammarCompiler, TokenizerInfo
+    from agentic_llm.planner import GenerateRequest, plan
+
+    quiet = args.json
+    t0 = time.perf_counter()
+    ti = TokenizerInfo.from_qwen()
+    compiler = GrammarCompiler(ti)
+    setup_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    compiler.precompile_standard()
+    precompile_s = time.perf_counter() - t0
+
+    result: dict[str, Any] = {"vocab_size": ti.vocab_size, "setup_s": setup_s,
+                              "precompile_standard_s": precompile_s}
+    cold: dict[str, Any] = {}
+    for n in (10, 100, 500):
+        p = plan(GenerateRequest.from_json(_request(n)))
+        new_shape, known_shape = [], []
+        for _ in range(max(1, args.repeat // 2)):
+            compiler._cache.clear()  # noqa: SLF001 - a cold compile on purpose
+            compiler._xc.clear_cache()  # noqa: SLF001
+            t1 = time.perf_counter()
+            compiler.matcher_for(p)
+            new_shape.append(time.perf_counter() - t1)
+        compiler.precompile_standard()
+        for i in range(args.repeat):
+            q = plan(GenerateRequest.from_json(_request(n, target=f"/dynamic/cold_{n}_{i}")))
+            t1 = time.perf_counter()
+            compiler.matcher_for(q)
+            known_shape.append(time.perf_counter() - t1)
+        cold[str(n)] = {"new_plan_s": summarize(known_shape)["p50"],
+                        "new_grammar_shape_s": summarize(new_shape)["p50"]}
+    result["cold_compile"] = cold
+    p = plan(GenerateRequest.from_json(_request(10)))
+    compiler.matcher_for(p)
+    result["warm_compile_s"] = summarize([_timed(lambda: compiler.compiled_for_plan(p))
+                                          for _ in range(200)])["p50"]
+
+    docs = realistic_documents()
+    times: list[float] = []
+    shares = []
+    for req, doc in progress(docs, desc="documents", enabled=not quiet):
+        dp = plan(GenerateRequest.from_json(req))
+        times += _mask_times(compiler, dp, ti.encode(doc))
+        shares.append(_jump_share(compiler, dp, doc))
+    result["mask"] = summarize(times)
+    result["jump_forward_share"] = sum(shares) / len(shares)
+    result["json_baseline"] = _json_baseline(compiler, [json.dumps(r, indent=2) for r, _ in docs])
+    result["mask_p50_ratio_vs_json"] = ratio(result["mask"]["p50"], result["json_baseline"]["mask"]["p50"])
+    result["mask_p99_ratio_vs_json"] = ratio(result["mask"]["p99"], result["json_baseline"]["mask"]["p99"])
+    if args.walks:
+        result["soundness"] = _walks(compiler, args.walks, args.seed, quiet)
+
+    emit(result, as_json=args.json)
+    if not args.json:
+        rows = [[f"cold compile, new plan, {n} tools (ms)", cold[n]["new_plan_s"] * 1e3, 50.0]
+                for n in cold]
+        rows += [[f"cold compile, new grammar shape, {n} tools (ms)", cold[n]["new_grammar_shape_s"] * 1e3, "-"]
+                 for n in cold]
+        rows += [
+            ["warm compile (ms)", result["warm_compile_s"] * 1e3, 0.1],
+            ["mask p50 (us)", result["mask"]["p50"] * 1e6, 10.0],
+            ["mask p99 (us)", result["mask"]["p99"] * 1e6, 200.0],
+            ["mask max (us)", result["mask"]["max"] * 1e6, "-"],
+            ["json baseline mask p50 (us)", result["json_baseline"]["mask"]["p50"] * 1e6, "-"],
+            ["json baseline mask p99 (us)", result["json_baseline"]["mask"]["p99"] * 1e6, "-"],
+            ["json baseline compile (ms)", result["json_baseline"]["compile_s"] * 1e3, "-"],
+            ["jump-forward share of chars", result["jump_forward_share"], 0.30],
+        ]
+        print_table(["measure", "value", "target"], rows)
+        if args.walks:
+            s = result["soundness"]
+            print(f"soundness: {s['walks']} walks, {s['failures']} failures")
+    if args.plot:
+        _plot(result, args.plot)
+    return 1 if args.walks and result["soundness"]["failures"] else 0
+
+
+def _timed(fn: Any) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _plot(result: dict[str, Any], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from agentic_llm.benchmarks.report import default_plot_path
+
+    out = default_plot_path("grammar") if path == "auto" else path
+    fig, ax = plt.subplots(figsize=(6, 3))
+    labels = ["dsl p50", "dsl p99", "json p50", "json p99"]
+    vals = [result["mask"]["p50"], result["mask"]["p99"], result["json_baseline"]["mask"]["p50"],
+            result["json_baseline"]["mask"]["p99"]]
+    ax.bar(labels, [v * 1e6 for v in vals])
+    ax.set_ylabel("mask time (us)")
+    fig.tight_layout()
+    fig.savefig(out)
