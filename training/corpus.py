@@ -7,7 +7,7 @@ exactly, as the server renders it; the answer is the scenario's node list built 
 with zero errors against ``ExecutionPlan.validation_policy()`` (an example that does
 not is a bug in the generator and stops the run).
 
-    python -m training.corpus --out /tmp/agentic-corpus --train 6000 --heldout 200
+    python -m training.corpus --out /tmp/agentic-corpus --train 8000 --heldout 200
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.corpus", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, required=True, help="output directory")
-    p.add_argument("--train", type=int, default=6000, help="training examples")
+    p.add_argument("--train", type=int, default=8000, help="training examples")
     p.add_argument("--heldout", type=int, default=200, help="held-out examples (other seed)")
     p.add_argument("--seed", type=int, default=TRAIN_SEED)
     args = p.parse_args(argv)
