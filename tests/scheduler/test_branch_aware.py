@@ -274,3 +274,18 @@ def test_heterogeneous_fork_batch_same_outputs_as_fcfs() -> None:
         engine.close()
         results[policy] = outs
     assert results["fcfs"] == results["branch_aware"]
+
+
+def test_benchmark_counts_one_prefill_per_fork(tiny_dir: Path) -> None:
+    """The benchmark's deterministic figures: same outputs, the shared prompt computed once."""
+    from agentic_llm.benchmarks.scheduler import run_benchmark
+
+    out = run_benchmark(dags=2, independent=2, shared_len=48, max_tokens=3, rate=1e6, num_blocks=256,
+                        model=str(tiny_dir))
+    assert out["outputs_identical"]
+    pol = out["policies"]
+    assert pol["fcfs"]["failed_requests"] == pol["branch_aware"]["failed_requests"] == 0
+    assert pol["fcfs"]["output_tokens"] == pol["branch_aware"]["output_tokens"] == 3 * out["workload"]["requests"]
+    # every fork's 48 shared tokens: prefilled by each branch under FCFS, once under branch-aware
+    assert pol["branch_aware"]["prefill_tokens"] < pol["fcfs"]["prefill_tokens"]
+    assert set(out["ratios"]) == {"group_p50", "throughput", "prefill_tokens", "independent_p99"}
