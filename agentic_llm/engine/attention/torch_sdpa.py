@@ -37,15 +37,20 @@ class _Group:
     query_lens: list[int]
     mask: torch.Tensor  # [g_rows, 1, Q, K] bool, True = may attend
     max_q: int
-    _grouped: dict[int, torch.Tensor] = field(default_factory=dict)
+    _grouped: dict[tuple[int, torch.dtype], torch.Tensor] = field(default_factory=dict)
 
-    def grouped_mask(self, groups: int) -> torch.Tensor:
-        """The mask for ``groups`` query heads per KV head: ``[1, rows, groups * Q, K]``."""
-        m = self._grouped.get(groups)
+    def grouped_mask(self, groups: int, dtype: torch.dtype) -> torch.Tensor:
+        """Additive mask (0 / -inf) for ``groups`` query heads per KV head: ``[1, rows, groups * Q, K]``.
+
+        Additive rather than boolean because SDPA's CPU kernels run about twice as
+        fast with it; built once per step and shared by every layer.
+        """
+        m = self._grouped.get((groups, dtype))
         if m is None:
             r, _, q, k = self.mask.shape
-            m = self.mask[:, :, None].expand(r, 1, groups, q, k).reshape(1, r, groups * q, k)
-            self._grouped[groups] = m
+            allowed = self.mask[:, :, None].expand(r, 1, groups, q, k).reshape(1, r, groups * q, k)
+            m = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill_(~allowed, float("-inf"))
+            self._grouped[(groups, dtype)] = m
         return m
 
 
@@ -153,7 +158,7 @@ class TorchSDPABackend:
         if g.max_q == 1 and batch.capture is None:
             # decode rows only: one query per row, no padding grid to scatter into
             qg = q.view(rows, kv_heads, groups, d).transpose(0, 1)
-            out = F.scaled_dot_product_attention(qg, kg, vg, attn_mask=g.grouped_mask(groups), scale=scale)
+            out = F.scaled_dot_product_attention(qg, kg, vg, attn_mask=g.grouped_mask(groups, q.dtype), scale=scale)
             return out.transpose(0, 1).reshape(rows, heads, d)
         qp = q.new_zeros((rows, g.max_q, heads, d))
         qp[g.local_rows, g.cols] = q
@@ -161,7 +166,7 @@ class TorchSDPABackend:
         # rows of that head, so K/V are never repeated; KV heads lead, as in the pool
         qg = qp.view(rows, g.max_q, kv_heads, groups, d).permute(2, 0, 3, 1, 4)
         qg = qg.reshape(kv_heads, rows, groups * g.max_q, d)
-        out = F.scaled_dot_product_attention(qg, kg, vg, attn_mask=g.grouped_mask(groups), scale=scale)
+        out = F.scaled_dot_product_attention(qg, kg, vg, attn_mask=g.grouped_mask(groups, q.dtype), scale=scale)
         cap = batch.capture
         if cap is not None and layer in cap.layers:
             for r in cap.rows:
