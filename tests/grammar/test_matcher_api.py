@@ -1,0 +1,119 @@
+"""Matcher API: jump-forward, rollback, termination, tool masking, check/sample CLI."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import xgrammar as xgr
+
+from agentic_llm.benchmarks.grammar import realistic_documents
+from agentic_llm.cli.main import main
+from agentic_llm.engine.constraints import TokenMatcher
+from agentic_llm.grammar import VocabIndex
+from agentic_llm.planner import GenerateRequest, plan
+
+
+def _docs():  # type: ignore[no-untyped-def]
+    return [(plan(GenerateRequest.from_json(r)), d) for r, d in realistic_documents()]
+
+
+def test_protocol(compiler) -> None:  # type: ignore[no-untyped-def]
+    p, _ = _docs()[0]
+    assert isinstance(compiler.matcher_for(p), TokenMatcher)
+
+
+def test_realistic_documents_accepted_and_terminate(compiler) -> None:  # type: ignore[no-untyped-def]
+    for p, doc in _docs():
+        m = compiler.matcher_for(p)
+        for t in compiler.tokenizer_info.encode(doc):
+            assert m.accept_token(t)
+        assert m.is_terminated()
+        assert m.node_count == doc.count("  - id: ")
+
+
+def test_jump_forward_is_forced_text(compiler) -> None:  # type: ignore[no-untyped-def]
+    enc = compiler.tokenizer_info.encode
+    for p, doc in _docs():
+        m = compiler.matcher_for(p)
+        pos = jumped = 0
+        while pos < len(doc):
+            jf = m.find_jump_forward_string()
+            if jf:
+                assert doc.startswith(jf, pos), (pos, jf)
+                assert m.accept_string(jf)
+                pos += len(jf)
+                jumped += len(jf)
+                continue
+            tid = enc(doc[pos:])[0]
+            assert m.accept_token(tid)
+            pos += len(compiler.tokenizer_info.token_bytes[tid].decode())
+        assert m.is_terminated()
+        assert jumped / len(doc) > 0.3
+
+
+def test_rollback_restores_state(compiler) -> None:  # type: ignore[no-untyped-def]
+    p, doc = _docs()[1]
+    ids = compiler.tokenizer_info.encode(doc)
+    m = compiler.matcher_for(p)
+    bm = xgr.allocate_token_bitmask(1, compiler.tokenizer_info.vocab_size)
+    for t in ids[:80]:
+        assert m.accept_token(t)
+    m.fill_next_token_bitmask(bm)
+    before = bm.clone()
+    for t in ids[80:120]:
+        assert m.accept_token(t)
+    m.rollback(40)
+    m.fill_next_token_bitmask(bm)
+    assert bool((bm == before).all())
+    for t in ids[80:]:
+        assert m.accept_token(t)
+    assert m.is_terminated()
+
+
+def test_rejects_ungranted_tool_and_counts_attempts(compiler) -> None:  # type: ignore[no-untyped-def]
+    p, doc = _docs()[0]
+    bad = doc.replace('"rank"', '"rank_all"')
+    m = compiler.matcher_for(p)
+    ids = compiler.tokenizer_info.encode(bad)
+    bm = xgr.allocate_token_bitmask(1, compiler.tokenizer_info.vocab_size)
+    ok = True
+    for t in ids:
+        m.fill_next_token_bitmask(bm)
+        if not m.accept_token(t):
+            ok = False
+            break
+    assert not ok
+    assert m.masked_tool_attempts >= 1
+
+
+def test_mask_never_empty_before_end(compiler) -> None:  # type: ignore[no-untyped-def]
+    p, _ = _docs()[0]
+    rng = random.Random(3)
+    m = compiler.matcher_for(p, max_string=16)
+    bm = xgr.allocate_token_bitmask(1, compiler.tokenizer_info.vocab_size)
+    while not m.is_terminated():
+        m.fill_next_token_bitmask(bm)
+        ids = VocabIndex.ids_in(bm[0].numpy().view(np.uint32))
+        assert ids.size
+        assert m.accept_token(int(ids[rng.randrange(ids.size)]))
+
+
+def test_cli_check_and_sample(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    req, doc = realistic_documents()[0]
+    rp = tmp_path / "req.json"
+    rp.write_text(json.dumps(req))
+    good = tmp_path / "good.md"
+    good.write_text(doc)
+    bad = tmp_path / "bad.md"
+    bad.write_text(doc.replace('"web_search"', '"web_crawl"'))
+    assert main(["grammar", "check", "--request", str(rp), str(good)]) == 0
+    assert main(["grammar", "check", "--request", str(rp), str(bad)]) == 1
+    assert "rejected at line" in capsys.readouterr().out
+    assert main(["grammar", "check", "--request", str(rp), str(tmp_path / "missing.md")]) == 2
+    assert main(["grammar", "sample", "--request", str(rp), "-n", "2", "--seed", "1", "--check",
+                 "--max-string", "12"]) == 0
+    assert "AgenticDSL" in capsys.readouterr().out
+    assert main(["plan", "--request", str(rp), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["target_path"] == "/dynamic/plan_1"
