@@ -80,6 +80,38 @@ class DSLMatcher:
         tok = self._vocab.texts[tid] if tid < len(self._vocab.texts) else ""
         return bool(tok) and self._advance(self._g, self._line, tok) is not None
 
+    def _free_rejects(self, cand: np.ndarray, exact: bool) -> list[int]:
+        """Candidates (newline tokens) a free position rejects.
+
+        Finishing a free line leads to the same next state whatever its text (the
+        line's key is already written), so that state is computed once and the
+        next-line prefixes are checked once each.
+        """
+        gp, g, line, texts = self._gp, self._g, self._line, self._vocab.texts
+        bad: list[int] = []
+        nxt: GraphState | None = None
+        after_ok: dict[str, bool] = {}
+        for t in cand:
+            tid = int(t)
+            tok = texts[tid]
+            if exact or tok.count("\n") != 1:
+                if not self._ok(tid):
+                    bad.append(tid)
+                continue
+            before, after = tok.split("\n", 1)
+            full = line + before
+            if not line_ok(gp, g, full, True):
+                bad.append(tid)
+                continue
+            if nxt is None:
+                nxt = apply_line(gp, g, full)
+            ok = after_ok.get(after)
+            if ok is None:
+                ok = after_ok[after] = line_ok(gp, nxt, after, False)
+            if not ok:
+                bad.append(tid)
+        return bad
+
     # -- TokenMatcher -------------------------------------------------------------
 
     def fill_next_token_bitmask(self, bitmask: torch.Tensor, index: int = 0) -> None:
@@ -96,7 +128,7 @@ class DSLMatcher:
             cand = v.ids_in(row & (v.newline_bits | v.quote_bits if sl.check_quotes
                                    else v.newline_bits))
             if cand.size:
-                bad = [int(t) for t in cand if not self._ok(int(t))]
+                bad = self._free_rejects(cand, sl.check_quotes)
                 if bad:
                     a = np.asarray(bad, dtype=np.int64)
                     np.bitwise_and.at(row, a >> 5, ~(np.uint32(1) << (a & 31).astype(np.uint32)))
