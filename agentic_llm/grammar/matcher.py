@@ -134,13 +134,22 @@ class DSLMatcher:
                     np.bitwise_and.at(row, a >> 5, ~(np.uint32(1) << (a & 31).astype(np.uint32)))
             return
         allowed: list[int] = []
+        keep = np.zeros_like(row)
         texts = [t if t else "\n" for t in sl.texts]
         for a in texts:
             allowed += v.prefixes_of(a)
-            for tid in v.longer_with_prefix(a, row):
+            longer = v.longer_with_prefix(a, row)
+            if a == "/" and a == sl.fresh_entry and longer.size:
+                # "/" + id characters start a fresh id; only tokens that also close it
+                # (hold a quote) need the exact check, the rest cannot continue
+                keep |= v.slash_id_bits
+                shift = (longer & 31).astype(np.uint32)
+                in_ids = ((v.slash_id_bits[longer >> 5] >> shift) & 1).astype(bool)
+                quoted = ((v.quote_bits[longer >> 5] >> shift) & 1).astype(bool)
+                longer = longer[~in_ids & quoted]
+            for tid in longer:
                 if a == sl.fresh_entry and _fresh_tail(v.texts[tid][len(a):]) or self._ok(int(tid)):
                     allowed.append(int(tid))
-        keep = np.zeros_like(row)
         if sl.fresh >= 0:
             room = MAX_ID - sl.fresh
             keep |= (v.idrun_letter_le if sl.fresh == 0 else v.idrun_le)[room]

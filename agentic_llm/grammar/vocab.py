@@ -47,7 +47,7 @@ class VocabIndex:
         self.by_text: dict[str, int] = {}
         for t, i in pairs:
             self.by_text.setdefault(t, i)
-        special, quote, brace, newline = [], [], [], []
+        special, quote, brace, newline, slash_id = [], [], [], [], []
         idrun: list[list[int]] = [[] for _ in range(MAX_ID + 1)]
         idrun_letter: list[list[int]] = [[] for _ in range(MAX_ID + 1)]
         for i, t in enumerate(self.texts):
@@ -61,6 +61,8 @@ class VocabIndex:
                 brace.append(i)
             if '"' in t:
                 quote.append(i)
+            if 1 < len(t) <= MAX_ID and t[0] == "/" and t[1] in _LETTERS and set(t[1:]) <= _ID_CHARS:
+                slash_id.append(i)
             if len(t) <= MAX_ID and set(t) <= _ID_CHARS:
                 idrun[len(t)].append(i)
                 if t[0] in _LETTERS:
@@ -71,6 +73,8 @@ class VocabIndex:
         self.brace_bits = _bits(brace, self.words)
         self._brace_ok: dict[frozenset[str], np.ndarray] = {}
         self.quote_bits = _bits(quote, self.words)
+        # "/" then the start of a node id: what follows a target path in a reference
+        self.slash_id_bits = _bits(slash_id, self.words)
         # idrun_le[k]: pure id-character tokens of length <= k (cumulative)
         self.idrun_le = [np.zeros(self.words, dtype=np.uint32)]
         self.idrun_letter_le = [np.zeros(self.words, dtype=np.uint32)]
