@@ -395,11 +395,11 @@ def _content_ok(gp: GraphPlan, g: GraphState, st: Step, rest: str, complete: boo
         opts = ([" {}"] if not any(r for _k, r in keys) else []) + ([""] if keys else [])
         return rest in opts if complete else any(o.startswith(rest) for o in opts)
     if kind == "argentry":
-        keys = [k + '": ' for k in _next_arg_keys(gp, g)]
-        for k in keys:
+        ktexts = [k + '": ' for k in _next_arg_keys(gp, g)]
+        for k in ktexts:
             if rest.startswith(k):
                 return _vars_ok(gp, rest[len(k):], complete)
-        return not complete and any(k.startswith(rest) for k in keys)
+        return not complete and any(k.startswith(rest) for k in ktexts)
     if kind in ("refs", "waits", "onfail"):
         ctx = _RefCtx(gp, g, waits=kind == "waits")
         ok, _state, closed = _parse_refs(ctx, rest, single=kind == "onfail")

@@ -130,8 +130,8 @@ class DSLMatcher:
             if cand.size:
                 bad = self._free_rejects(cand, sl.check_quotes)
                 if bad:
-                    a = np.asarray(bad, dtype=np.int64)
-                    np.bitwise_and.at(row, a >> 5, ~(np.uint32(1) << (a & 31).astype(np.uint32)))
+                    arr = np.asarray(bad, dtype=np.int64)
+                    np.bitwise_and.at(row, arr >> 5, ~(np.uint32(1) << (arr & 31).astype(np.uint32)))
             return
         allowed: list[int] = []
         keep = np.zeros_like(row)

@@ -16,7 +16,7 @@ from agentic_llm.dsl import Subgraph, check_text, parse
 from agentic_llm.grammar.walk import random_walk
 from tests.grammar.plans import random_plan
 
-WALKS = 60
+WALKS = 200
 
 
 def _check_document(text: str, p) -> list[str]:  # type: ignore[no-untyped-def]
