@@ -157,8 +157,8 @@ class DSLMatcher:
                 if self._ok(int(tid)):
                     allowed.append(int(tid))
         if allowed:
-            a = np.asarray(allowed, dtype=np.int64)
-            np.bitwise_or.at(keep, a >> 5, (np.uint32(1) << (a & 31).astype(np.uint32)))
+            ids = np.asarray(allowed, dtype=np.int64)
+            np.bitwise_or.at(keep, ids >> 5, (np.uint32(1) << (ids & 31).astype(np.uint32)))
         if (self._g.ctype == "tool_call" and self._line.startswith(("    tool: ", '      "'))
                 and np.any(row & ~keep)):
             self.masked_tool_attempts += 1
