@@ -51,9 +51,9 @@ class Attention(nn.Module):
         """
         projs = (self.q_proj, self.k_proj, self.v_proj)
         with torch.no_grad():
-            w = torch.cat([m.weight for m in projs])
+            w = torch.cat(tuple(m.weight for m in projs))
             biases = [m.bias for m in projs]
-            b = torch.cat(biases) if all(x is not None for x in biases) else None  # type: ignore[misc]
+            b = torch.cat(tuple(x for x in biases if x is not None)) if all(x is not None for x in biases) else None
             start = 0
             for m in projs:
                 n = m.weight.shape[0]
@@ -159,6 +159,7 @@ class CausalLM(nn.Module):
     def fuse_projections(self) -> None:
         """Fuse q/k/v and gate/up projections of every layer (fewer, larger matmuls)."""
         for layer in self.model.layers:
+            assert isinstance(layer, DecoderLayer)
             layer.self_attn.fuse()
             layer.mlp.fuse()
 
