@@ -81,14 +81,16 @@ class TorchSDPABackend:
                 continue
             qlens = [batch.query_lens[r] for r in rows]
             ctx = [ctx_all[r] for r in rows]
+            whole = len(rows) == batch.num_rows  # one group: the batch's own index tensors serve
             tok: list[int] = []
             local: list[int] = []
             cols: list[int] = []
             for i, r in enumerate(rows):
-                tok.extend(range(starts[r], starts[r] + qlens[i]))
-                local.extend([i] * qlens[i])
-                cols.extend(range(qlens[i]))
                 row_to_group[r] = (len(groups), i)
+                if not whole:
+                    tok.extend(range(starts[r], starts[r] + qlens[i]))
+                    local.extend([i] * qlens[i])
+                    cols.extend(range(qlens[i]))
             nb = max(-(-c // pool.block_size) for c in ctx)
             max_q = max(qlens)
             kpos = torch.arange(nb * pool.block_size, device=dev)
@@ -105,10 +107,10 @@ class TorchSDPABackend:
             groups.append(
                 _Group(
                     rows=rows,
-                    token_idx=t(tok),
-                    local_rows=t(local),
-                    cols=t(cols),
-                    block_tables=batch.block_tables[t(rows), :nb],
+                    token_idx=torch.arange(acc, device=dev) if whole else t(tok),
+                    local_rows=batch.token_rows if whole else t(local),
+                    cols=batch.token_cols if whole else t(cols),
+                    block_tables=batch.block_tables[:, :nb] if whole else batch.block_tables[t(rows), :nb],
                     context_lens=ctx,
                     query_lens=qlens,
                     mask=mask[:, None],
