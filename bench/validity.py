@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agentic_llm.benchmarks.report import emit, print_table, progress
+from agentic_llm.benchmarks.report import display_path, emit, print_table, progress
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_REQUESTS = HERE / "validity_requests.jsonl"
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                  for c in ((True,) if args.constrained_only else (True, False))]
     finally:
         gen.close()
-    result = {"model": str(args.model or "shipped"), "requests_file": str(args.requests),
+    result = {"model": str(args.model or "shipped"), "requests_file": display_path(args.requests),
               "modes": modes}
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

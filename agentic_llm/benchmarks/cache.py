@@ -29,6 +29,7 @@ from typing import Any
 
 from agentic_llm.benchmarks.report import (
     default_plot_path,
+    display_path,
     emit,
     print_table,
     progress,
@@ -287,7 +288,7 @@ def run_benchmark(requests: list[dict[str, Any]], *, modes: tuple[str, ...] = MO
         results = {m: _run_mode(m, clean, model_dir, compiler, num_blocks, show_progress) for m in modes}
     oracle = _oracle(clean)
     summary = {m: r.summary(oracle) for m, r in results.items()}
-    out: dict[str, Any] = {"model": str(model_dir), "model_source": source, "requests": len(clean),
+    out: dict[str, Any] = {"model": display_path(model_dir), "model_source": source, "requests": len(clean),
                            "modes": summary, "transparency": _transparency(results, clean)}
     out["targets"] = _targets(summary)
     return out

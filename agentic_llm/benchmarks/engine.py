@@ -28,7 +28,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agentic_llm.benchmarks.report import default_plot_path, emit, print_table, progress, ratio
+from agentic_llm.benchmarks.report import (
+    default_plot_path,
+    display_path,
+    emit,
+    print_table,
+    progress,
+    ratio,
+)
 
 __all__ = ["add_arguments", "run", "run_benchmark", "TARGETS"]
 
@@ -217,7 +224,7 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
         "jump_forward_saves_ge_30pct": jf["saved"] >= TARGETS["jump_forward_saved_min"],
     }
     return {
-        "model": str(model_dir),
+        "model": display_path(model_dir),
         "device": "cpu",
         "threads": args.threads,
         "new_tokens": args.new_tokens,

@@ -25,6 +25,7 @@ __all__ = [
     "default_plot_path",
     "time_calls",
     "progress",
+    "display_path",
 ]
 
 
@@ -116,3 +117,13 @@ def progress(iterable: Iterable[Any], *, total: int | None = None, desc: str = "
     from tqdm import tqdm
 
     return tqdm(iterable, total=total, desc=desc, file=sys.stderr, leave=False)
+
+
+def display_path(path: str | Path) -> str:
+    """``path`` relative to the current directory when it lies below it (results
+    files stay meaningful on another checkout), else as given."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(p)

@@ -1,6 +1,6 @@
 """KnowledgeEncoder: text fact -> (routing key, knowledge value) using the host model.
 
-A fact is a prompt and the continuation it should get ("The CEO of Acme is" ->
+A fact is a prompt and the continuation it should get ("The lead engineer of Acme is" ->
 " Alice"). The encoder runs the host model on the prompt and reads the attention
 output of the injection layer (the plugin's first hooked layer) at the prompt's last
 token:
