@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
 
 from agentic_llm.engine.constraints import TokenMatcher, bitmask_words
+from agentic_llm.observability import emit
 
 __all__ = ["MaskFiller"]
 
@@ -27,9 +29,11 @@ class MaskFiller:
         return self._pool.submit(self._fill, matchers)
 
     def _fill(self, matchers: list[TokenMatcher]) -> torch.Tensor:
+        t0 = time.perf_counter()
         mask = torch.zeros((len(matchers), bitmask_words(self.vocab_size)), dtype=torch.int32)
         for i, m in enumerate(matchers):
             m.fill_next_token_bitmask(mask, i)
+        emit.grammar_mask(time.perf_counter() - t0, batch_size=len(matchers))
         return mask
 
     def close(self) -> None:

@@ -215,6 +215,8 @@ class Pipeline:
             outcome = "success"
         except AgenticError as exc:
             code = exc.code.value
+            if exc.code is ErrorCode.TIMEOUT:
+                emit.budget_stop("timeout", request_id=rid)
             outcome = {ErrorCode.TIMEOUT: "timeout", ErrorCode.CANCELLED: "cancelled"}.get(
                 exc.code, "refused" if exc.code in _REFUSALS else "error")
             raise
@@ -253,7 +255,14 @@ class Pipeline:
         }
         from concurrent.futures import as_completed
 
+        started = time.monotonic()
+        pending = len(futures)
         for fut in as_completed(futures):
+            pending -= 1
+            if pending == 0:
+                # what the runtime waits for: the last sibling of the group
+                emit.fork_group_done(time.monotonic() - started, len(futures),
+                                     group_id=dag_id or (reqs[0].dag_id or "") if reqs else "")
             i, bid = futures[fut]
             try:
                 yield BranchResult(i, bid, result=fut.result())
@@ -389,6 +398,7 @@ class Pipeline:
         if not valid and reason == "length":
             # Cut off by the token budget: an incomplete document is a budget
             # refusal, not an answer (the nodes already streamed stay valid).
+            emit.budget_stop("max_tokens", request_id=rid)
             raise AgenticError(
                 ErrorCode.BUDGET_EXCEEDED,
                 f"the subgraph was not complete after max_tokens={p.max_tokens} tokens; "

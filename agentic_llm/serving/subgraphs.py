@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from agentic_llm.config import CacheConfig
+from agentic_llm.observability import emit
 from agentic_llm.serving.result import CacheOutcome
 
 __all__ = ["CacheHit", "SubgraphStore", "SubgraphCacheAdapter", "open_subgraph_cache"]
@@ -48,8 +49,9 @@ class SubgraphStore(Protocol):
 class SubgraphCacheAdapter:
     """:class:`SubgraphStore` over ``agentic_llm.cache.SubgraphCache``."""
 
-    def __init__(self, cache: Any) -> None:
+    def __init__(self, cache: Any, *, store: str = "memory") -> None:
         self.cache = cache
+        self.store = store
 
     def lookup(self, plan: Any) -> CacheHit | None:
         found = self.cache.lookup_plan(plan)
@@ -60,6 +62,7 @@ class SubgraphCacheAdapter:
 
     def insert(self, plan: Any, text: str) -> None:
         self.cache.register_plan(plan, text)
+        emit.subgraph_cache_insert(store=self.store)
 
     def invalidate(self, *, path_prefix: str = "", tenant: str = "") -> int:
         if path_prefix:
@@ -98,4 +101,4 @@ def open_subgraph_cache(config: CacheConfig) -> SubgraphCacheAdapter | None:
         store_cfg = StoreConfig(kind="memory")
     cache = SubgraphCache(open_store(store_cfg), SubgraphCacheConfig(fuzzy=config.fuzzy),
                           engine_version=ENGINE_VERSION)
-    return SubgraphCacheAdapter(cache)
+    return SubgraphCacheAdapter(cache, store=store_cfg.kind)

@@ -56,6 +56,12 @@ def test_served_requests_move_the_metrics(pipeline: Any) -> None:
         s1 = scrape(url)
         second = pipeline.run(GenerateRequest.from_json(REQUEST))
         s2 = scrape(url)
+        branches = [GenerateRequest.from_json({**REQUEST, "target_path": f"/dynamic/branch_{i}",
+                                               "flags": {"bypass_cache": True}})
+                    for i in range(3)]
+        fork_results = list(pipeline.fork(branches, dag_id="dag-metrics"))
+        stack.flush()
+        s3 = scrape(url)
         with urllib.request.urlopen(url + "/livez", timeout=10) as r:
             live = json.loads(r.read())
     finally:
@@ -80,3 +86,12 @@ def test_served_requests_move_the_metrics(pipeline: Any) -> None:
     assert s2[("agentic_prefix_cache_query_tokens_total", ())] > 0
     used, free = s2[("agentic_kv_pages_used", ())], s2[("agentic_kv_pages_free", ())]
     assert used + free == 256
+    # Constrained decoding filled masks on the engine's worker thread, and the first
+    # valid answer was written to the subgraph cache.
+    assert s1[("agentic_grammar_mask_fill_seconds_count", ())] > 0
+    assert s1[("agentic_subgraph_cache_inserts_total", (("store", "memory"),))] == 1
+    # A fork of three branches is one group of size three, timed once.
+    assert len(fork_results) == 3
+    assert s2.get(("agentic_fork_group_seconds_count", ()), 0) == 0
+    assert s3[("agentic_fork_group_seconds_count", ())] == 1
+    assert s3[("agentic_fork_group_size_sum", ())] == 3
