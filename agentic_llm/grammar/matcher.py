@@ -152,7 +152,15 @@ class DSLMatcher:
                     allowed.append(int(tid))
         if sl.fresh >= 0:
             room = MAX_ID - sl.fresh
-            keep |= (v.idrun_letter_le if sl.fresh == 0 else v.idrun_le)[room]
+            runs = v.idrun_letter_le if sl.fresh == 0 else v.idrun_le
+            if room >= 1:
+                # An id shorter than MAX_ID can always still become an unused one, so
+                # shorter runs pass wholesale; a run that fills the id to exactly
+                # MAX_ID ends it, and must not end it on an id already taken.
+                keep |= runs[room - 1]
+                for tid in v.ids_in(row & runs[room] & ~runs[room - 1]):
+                    if self._ok(int(tid)):
+                        allowed.append(int(tid))
             for tid in v.ids_in(row & v.quote_bits):
                 if self._ok(int(tid)):
                     allowed.append(int(tid))

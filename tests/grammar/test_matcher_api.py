@@ -117,3 +117,29 @@ def test_cli_check_and_sample(tmp_path, capsys) -> None:  # type: ignore[no-unty
     assert "AgenticDSL" in capsys.readouterr().out
     assert main(["plan", "--request", str(rp), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["target_path"] == "/dynamic/plan_1"
+
+
+def test_mask_never_allows_a_full_length_id_that_is_taken(compiler) -> None:  # type: ignore[no-untyped-def]
+    """A fresh id typed to MAX_ID - 1 characters may not be finished on an id already
+    referenced on the same line: every token the mask allows must be accepted."""
+    from agentic_llm.grammar.vocab import MAX_ID
+
+    p = plan(GenerateRequest.from_json({"target_path": "/dynamic/p", "prompt": "x",
+                                         "budget": {"max_nodes": 8, "max_tokens": 512}}))
+    m = compiler.matcher_for(p)
+    taken = "a" * (MAX_ID - 1) + "2"
+    head = ('### AgenticDSL `/dynamic/p`\n```yaml\n# --- BEGIN AgenticDSL ---\n'
+            'graph_type: subgraph\nentry: "start"\nnodes:\n  - id: "start"\n    type: start\n'
+            f'    next: ["/dynamic/p/{taken}", "/dynamic/p/{taken[:-1]}')
+    for t in compiler.tokenizer_info.encode(head):
+        assert m.accept_token(t)
+    bm = xgr.allocate_token_bitmask(1, compiler.tokenizer_info.vocab_size)
+    m.fill_next_token_bitmask(bm, 0)
+    allowed = np.flatnonzero(np.unpackbits(bm[0].numpy().view(np.uint8), bitorder="little"))
+    allowed = allowed[allowed < compiler.tokenizer_info.vocab_size]
+    assert allowed.size > 0
+    two = compiler.tokenizer_info.encode("2")
+    assert len(two) == 1 and two[0] not in set(allowed.tolist())
+    for t in allowed.tolist():
+        assert m.accept_token(t), t
+        m.rollback(1)
