@@ -103,55 +103,12 @@ class ModeResult:
 def build_tiny_model(path: Path) -> Path:
     """A random-weight Llama checkpoint (HF layout) with a byte-level BPE trained on
     DSL text; for development and tests when no trained model is available."""
-    import torch
-    from safetensors.torch import save_file
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
+    from agentic_llm.models.random_init import write_random_llama
     from agentic_llm.planner.prompt import STABLE_PROMPT_PREFIX
 
     corpus = [STABLE_PROMPT_PREFIX, "TARGET BUDGET TYPES TOOLS LIBRARY CONTEXT VALUES GOAL OUTPUT"]
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(corpus * 10, trainers.BpeTrainer(
-        vocab_size=700, special_tokens=["<|endoftext|>"], show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    path.mkdir(parents=True, exist_ok=True)
-    tok.save(str(path / "tokenizer.json"))
-    eos = tok.token_to_id("<|endoftext|>")
-    vocab, hidden, inter, layers, heads, kv_heads = tok.get_vocab_size(), 64, 128, 2, 4, 2
-    head_dim = hidden // heads
-    config = {
-        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": vocab,
-        "hidden_size": hidden, "intermediate_size": inter, "num_hidden_layers": layers,
-        "num_attention_heads": heads, "num_key_value_heads": kv_heads, "hidden_act": "silu",
-        "max_position_embeddings": 4096, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
-        "eos_token_id": eos, "bos_token_id": eos, "tie_word_embeddings": False,
-        "torch_dtype": "float32",
-    }
-    (path / "config.json").write_text(json.dumps(config, indent=2))
-    gen = torch.Generator().manual_seed(0)
-
-    def w(*shape: int) -> torch.Tensor:
-        return torch.randn(*shape, generator=gen) * 0.02
-
-    tensors = {"model.embed_tokens.weight": w(vocab, hidden), "model.norm.weight": torch.ones(hidden),
-               "lm_head.weight": w(vocab, hidden)}
-    for i in range(layers):
-        pre = f"model.layers.{i}."
-        tensors.update({
-            pre + "self_attn.q_proj.weight": w(heads * head_dim, hidden),
-            pre + "self_attn.k_proj.weight": w(kv_heads * head_dim, hidden),
-            pre + "self_attn.v_proj.weight": w(kv_heads * head_dim, hidden),
-            pre + "self_attn.o_proj.weight": w(hidden, heads * head_dim),
-            pre + "mlp.gate_proj.weight": w(inter, hidden),
-            pre + "mlp.up_proj.weight": w(inter, hidden),
-            pre + "mlp.down_proj.weight": w(hidden, inter),
-            pre + "input_layernorm.weight": torch.ones(hidden),
-            pre + "post_attention_layernorm.weight": torch.ones(hidden),
-        })
-    save_file(tensors, str(path / "model.safetensors"))
-    return path
+    return write_random_llama(path, vocab_size=700, max_positions=4096,
+                              tokenizer_corpus=corpus * 10)
 
 
 def _model_dir(arg: str | None, tmp: Path) -> tuple[Path, str]:
