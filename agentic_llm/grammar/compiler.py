@@ -18,6 +18,7 @@ from agentic_llm.grammar.graph import GraphPlan
 from agentic_llm.grammar.matcher import DSLMatcher
 from agentic_llm.grammar.tokenizer import TokenizerInfo
 from agentic_llm.grammar.vocab import VocabIndex
+from agentic_llm.observability import emit
 
 __all__ = ["GrammarCompiler", "STANDARD_SHAPES"]
 
@@ -88,8 +89,13 @@ class GrammarCompiler:
         ``max_string`` caps string contents at about that many characters (a string
         that reaches it must close); random walks use it to stay finite.
         """
-        compiled = self.compiled_for(GrammarSpec.from_plan(plan))
-        return DSLMatcher(compiled, GraphPlan.from_plan(plan, max_string=max_string), self.vocab)
+        t0 = time.perf_counter()
+        spec = GrammarSpec.from_plan(plan)
+        cache_hit = spec.fingerprint in self._cache
+        compiled = self.compiled_for(spec)
+        matcher = DSLMatcher(compiled, GraphPlan.from_plan(plan, max_string=max_string), self.vocab)
+        emit.grammar_compile(time.perf_counter() - t0, cache_hit)
+        return matcher
 
     def json_baseline(self) -> Any:
         """xgrammar's builtin JSON grammar on the same vocabulary (benchmark baseline)."""

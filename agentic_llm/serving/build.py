@@ -75,7 +75,11 @@ def _compiler(model_dir: Path, engine: Any) -> Any:
 
     info = TokenizerInfo.from_hf_tokenizer_json(
         model_dir / "tokenizer.json", vocab_size=engine.model_config.vocab_size)
-    return GrammarCompiler(info)
+    compiler = GrammarCompiler(info)
+    # The standard node-type whitelists are compiled now, so a request's grammar
+    # is a cache hit and its first token is not delayed by a compile.
+    compiler.precompile_standard()
+    return compiler
 
 
 def build_pipeline(config: ServerConfig, *, engine: Any = None, model_dir: Path | None = None) -> Pipeline:

@@ -95,3 +95,7 @@ def test_served_requests_move_the_metrics(pipeline: Any) -> None:
     assert s2.get(("agentic_fork_group_seconds_count", ()), 0) == 0
     assert s3[("agentic_fork_group_seconds_count", ())] == 1
     assert s3[("agentic_fork_group_size_sum", ())] == 3
+    # The standard grammars were compiled at start-up, so each request's grammar was a
+    # compiled-grammar cache hit.
+    hits = s3[("agentic_grammar_cache_lookups_total", (("result", "hit"),))]
+    assert hits >= 1 + 3 and hits == s1[("agentic_grammar_cache_lookups_total", (("result", "hit"),))] + 3
