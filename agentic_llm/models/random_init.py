@@ -28,7 +28,10 @@ def _train_tokenizer(corpus: Sequence[str], vocab_size: int, path: Path) -> tupl
         vocab_size=vocab_size, special_tokens=[EOS_TOKEN], show_progress=False,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     tok.save(str(path / "tokenizer.json"))
-    return tok.get_vocab_size(), int(tok.token_to_id(EOS_TOKEN))
+    eos = tok.token_to_id(EOS_TOKEN)
+    if eos is None:  # the trainer always adds the special token; guard the type
+        raise RuntimeError(f"tokenizer trainer dropped {EOS_TOKEN}")
+    return tok.get_vocab_size(), eos
 
 
 def write_random_llama(
