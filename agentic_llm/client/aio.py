@@ -20,8 +20,7 @@ from agentic_llm.client.common import (
     RetryPolicy,
     as_request,
     auth_metadata,
-    channel_options,
-    credentials,
+    open_channel,
 )
 from agentic_llm.client.convert import (
     branch_from_proto,
@@ -52,12 +51,8 @@ class AsyncClient:
         max_message_bytes: int = 64 * 1024 * 1024,
         server_name: str | None = None,
     ) -> None:
-        opts = channel_options(max_message_bytes)
-        if server_name:
-            opts.append(("grpc.ssl_target_name_override", server_name))
-        creds = credentials(root_certificates)
-        self._channel = (grpc.aio.secure_channel(address, creds, options=opts) if creds
-                         else grpc.aio.insecure_channel(address, options=opts))
+        self._channel = open_channel(grpc.aio, address, root_certificates=root_certificates,
+                                     max_message_bytes=max_message_bytes, server_name=server_name)
         self._stub = load().pb2_grpc.AgenticLLMStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self._metadata = auth_metadata(token)

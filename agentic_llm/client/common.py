@@ -14,7 +14,7 @@ import grpc
 from agentic_llm.errors import AgenticError, ErrorCode
 from agentic_llm.planner import GenerateRequest
 
-__all__ = ["RetryPolicy", "as_request", "channel_options", "credentials", "auth_metadata"]
+__all__ = ["RetryPolicy", "as_request", "channel_options", "credentials", "auth_metadata", "open_channel"]
 
 
 @dataclass(frozen=True)
@@ -81,3 +81,22 @@ def credentials(root_certificates: bytes | str | Path | None) -> grpc.ChannelCre
 
 def auth_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),) if token else ()
+
+
+def open_channel(
+    grpc_module: Any,
+    address: str,
+    *,
+    root_certificates: bytes | str | Path | None,
+    max_message_bytes: int,
+    server_name: str | None,
+) -> Any:
+    """A channel to ``address`` from ``grpc`` or ``grpc.aio`` (the only difference
+    between the sync and asyncio clients): TLS when root certificates are given."""
+    opts = channel_options(max_message_bytes)
+    if server_name:
+        opts.append(("grpc.ssl_target_name_override", server_name))
+    creds = credentials(root_certificates)
+    if creds is not None:
+        return grpc_module.secure_channel(address, creds, options=opts)
+    return grpc_module.insecure_channel(address, options=opts)
