@@ -15,6 +15,7 @@ from typing import Any
 from agentic_llm.errors import AgenticError, ErrorCode
 from agentic_llm.grammar.ebnf import GrammarSpec, build_ebnf
 from agentic_llm.grammar.graph import GraphPlan
+from agentic_llm.grammar.maskcache import MaskCache
 from agentic_llm.grammar.matcher import DSLMatcher
 from agentic_llm.grammar.tokenizer import TokenizerInfo
 from agentic_llm.grammar.vocab import VocabIndex
@@ -52,6 +53,7 @@ class GrammarCompiler:
         self.vocab = VocabIndex(tokenizer_info)
         self._xc = xgr.GrammarCompiler(tokenizer_info.xgrammar, max_threads=max_threads)
         self._cache: dict[str, Any] = {}
+        self._mask_caches: dict[str, MaskCache] = {}
         self._lock = threading.Lock()
         self.compile_seconds: dict[str, float] = {}
 
@@ -83,17 +85,34 @@ class GrammarCompiler:
             self.compiled_for(GrammarSpec(types))
         return len(STANDARD_SHAPES)
 
-    def matcher_for(self, plan: Any, *, max_string: int | None = None) -> DSLMatcher:
+    def mask_cache(self, spec: GrammarSpec) -> MaskCache:
+        """The mask cache shared by every matcher of ``spec``'s compiled grammar."""
+        mc = self._mask_caches.get(spec.fingerprint)
+        if mc is None:
+            mc = self._mask_caches.setdefault(spec.fingerprint, MaskCache())
+        return mc
+
+    def clear_caches(self) -> None:
+        """Forget compiled grammars and cached masks (cold-start measurements)."""
+        with self._lock:
+            self._cache.clear()
+            self._mask_caches.clear()
+            self._xc.clear_cache()
+
+    def matcher_for(self, plan: Any, *, max_string: int | None = None,
+                    verify: bool = False) -> DSLMatcher:
         """A fresh matcher for ``plan`` (an ``ExecutionPlan``).
 
         ``max_string`` caps string contents at about that many characters (a string
-        that reaches it must close); random walks use it to stay finite.
+        that reaches it must close); random walks use it to stay finite. ``verify``
+        checks every mask against the directly computed one (tests).
         """
         t0 = time.perf_counter()
         spec = GrammarSpec.from_plan(plan)
         cache_hit = spec.fingerprint in self._cache
         compiled = self.compiled_for(spec)
-        matcher = DSLMatcher(compiled, GraphPlan.from_plan(plan, max_string=max_string), self.vocab)
+        matcher = DSLMatcher(compiled, GraphPlan.from_plan(plan, max_string=max_string), self.vocab,
+                             cache=self.mask_cache(spec), verify=verify)
         emit.grammar_compile(time.perf_counter() - t0, cache_hit)
         return matcher
 

@@ -30,7 +30,8 @@ from typing import Any, NamedTuple
 
 from agentic_llm.grammar.ebnf import NODE_FIELDS
 
-__all__ = ["GraphPlan", "GraphState", "Slot", "line_ok", "apply_line", "slot", "initial_state"]
+__all__ = ["GraphPlan", "GraphState", "Slot", "line_ok", "apply_line", "slot", "initial_state",
+           "options", "ref_context"]
 
 _ID = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
@@ -96,7 +97,7 @@ class GraphState:
     tool: str = ""
     arg_pos: int = -1                    # schema index of the last argument written
     akeys: tuple[str, ...] = ()          # keys of the node's `assign` mapping so far
-    memo: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
+    memo: dict[Any, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def reaches(self, a: str, b: str) -> bool:
         """True when ``b`` is reachable from ``a`` along edges (``a == b`` counts)."""
@@ -172,7 +173,15 @@ class _RefCtx:
         return not self.waits and len(self._pending()) < self.gp.max_nodes - self.g.count
 
     def finite(self) -> list[str]:
-        """Allowed element texts (without quotes), fresh ids aside."""
+        """Allowed element texts (without quotes), fresh ids aside (memoized on the
+        line state for this list position)."""
+        key = ("finite", self.waits, tuple(self.used), tuple(self.new_pending))
+        hit = self.g.memo.get(key)
+        if hit is None or hit[0] is not self.gp:
+            hit = self.g.memo[key] = (self.gp, self._finite())
+        return hit[1]  # type: ignore[no-any-return]
+
+    def _finite(self) -> list[str]:
         t = self.gp.target + "/"
         cur = self.g.cur
         if self.waits:
@@ -283,6 +292,9 @@ def _options(gp: GraphPlan, g: GraphState) -> list[Step]:
     return memo[1]
 
 
+options = _options
+
+
 def _compute_options(gp: GraphPlan, g: GraphState) -> list[Step]:
     if g.done:
         return [Step("", "any", False)]
@@ -339,6 +351,14 @@ def _step_allowed(gp: GraphPlan, g: GraphState, st: Step) -> bool:
     return True
 
 
+def _types(gp: GraphPlan, g: GraphState) -> list[str]:
+    """Node types the type line may name here (memoized on the line state)."""
+    hit = g.memo.get("types")
+    if hit is None or hit[0] is not gp:
+        hit = g.memo["types"] = (gp, [t for t in gp.node_types if _type_allowed(gp, g, t)])
+    return hit[1]  # type: ignore[no-any-return]
+
+
 def _type_allowed(gp: GraphPlan, g: GraphState, t: str) -> bool:
     if t == "start" or t not in gp.node_types:
         return False
@@ -385,7 +405,7 @@ def _content_ok(gp: GraphPlan, g: GraphState, st: Step, rest: str, complete: boo
         full = [p + '"' for p in g.pending]
         return rest in full if complete else any(f.startswith(rest) for f in full)
     if kind == "type":
-        types = [t for t in gp.node_types if _type_allowed(gp, g, t)]
+        types = _types(gp, g)
         return rest in types if complete else any(t.startswith(rest) for t in types)
     if kind == "tool":
         full = [f'"{n}"' for n in gp.tools]
@@ -533,8 +553,7 @@ def slot(gp: GraphPlan, g: GraphState, line: str) -> Slot:
             full = [p + '"' for p in g.pending]
             return Slot(False, tuple(f[len(rest):] for f in full if f.startswith(rest)))
         if kind == "type":
-            return Slot(False, tuple(t[len(rest):] for t in gp.node_types
-                                     if _type_allowed(gp, g, t) and t.startswith(rest)))
+            return Slot(False, tuple(t[len(rest):] for t in _types(gp, g) if t.startswith(rest)))
         if kind == "tool":
             full = [f'"{n}"' for n in gp.tools]
             return Slot(False, tuple(f[len(rest):] for f in full if f.startswith(rest)))
@@ -590,6 +609,19 @@ def _string_full(rest: str, cap: int) -> bool:
             if len(raw) - j < need:
                 return False
     return True
+
+
+def ref_context(gp: GraphPlan, g: GraphState, line: str) -> tuple[_RefCtx, str] | None:
+    """When ``line`` ends inside a reference element: the reference context (what the
+    list may still name) and the element's text so far; else ``None``."""
+    for st in _options(gp, g):
+        if st.kind in ("refs", "waits", "onfail") and line.startswith(st.prefix):
+            ctx = _RefCtx(gp, g, waits=st.kind == "waits")
+            ok, state, _closed = _parse_refs(ctx, line[len(st.prefix):], single=st.kind == "onfail")
+            if ok and state.startswith("elem:"):
+                return ctx, state[5:]
+            return None
+    return None
 
 
 def _ref_slot(gp: GraphPlan, g: GraphState, kind: str, rest: str) -> Slot:

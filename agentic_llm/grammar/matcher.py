@@ -15,11 +15,15 @@ import torch
 from agentic_llm.grammar.graph import (
     GraphPlan,
     GraphState,
+    Slot,
     apply_line,
     initial_state,
     line_ok,
+    ref_context,
     slot,
 )
+from agentic_llm.grammar.lexclass import mask_key
+from agentic_llm.grammar.maskcache import MaskCache, MaskEntry
 from agentic_llm.grammar.vocab import MAX_ID, VocabIndex
 
 __all__ = ["DSLMatcher"]
@@ -27,6 +31,11 @@ __all__ = ["DSLMatcher"]
 
 _LETTERS = frozenset("abcdefghijklmnopqrstuvwxyz")
 _ID_CHARS = _LETTERS | frozenset("0123456789_")
+
+
+def _fresh_id(text: str) -> bool:
+    """A complete fresh node id: a letter, then id characters, at most MAX_ID long."""
+    return 0 < len(text) <= MAX_ID and text[0] in _LETTERS and set(text) <= _ID_CHARS
 
 
 def _fresh_tail(tail: str) -> bool:
@@ -37,18 +46,34 @@ def _fresh_tail(tail: str) -> bool:
 class DSLMatcher:
     """Per-request constraint state for one plan.
 
+    Args:
+        compiled: the xgrammar compiled grammar of the plan's shape.
+        gp: the plan's graph layer.
+        vocab: the shared vocabulary index.
+        cache: the compiled grammar's ``MaskCache``; without one every mask is
+            computed directly (``fill_reference``).
+        verify: compare every mask with ``fill_reference`` and raise on a difference
+            (tests).
+
     Attributes:
         node_count: nodes declared so far.
         masked_tool_attempts: steps at which xgrammar allowed a token at a tool-name
             or argument-key position that the graph layer masked out.
     """
 
-    def __init__(self, compiled: Any, gp: GraphPlan, vocab: VocabIndex) -> None:
+    def __init__(self, compiled: Any, gp: GraphPlan, vocab: VocabIndex, *,
+                 cache: MaskCache | None = None, verify: bool = False) -> None:
         import xgrammar as xgr
 
         self._xm = xgr.GrammarMatcher(compiled)
         self._gp = gp
         self._vocab = vocab
+        self._cache = cache
+        self.verify = verify
+        self._rowview: tuple[Any, ...] | None = None
+        self._vbuf: torch.Tensor | None = None
+        self._line_memo: dict[str, tuple[GraphState, bool, GraphState]] = {}
+        self._slot_pre: tuple[GraphState, str, Slot] | None = None
         self._g: GraphState = initial_state()
         self._line = ""
         self._history: list[tuple[GraphState, str]] = []
@@ -70,10 +95,19 @@ class DSLMatcher:
         if "\n" not in text:
             return (g, text) if line_ok(self._gp, g, text, False) else None
         parts = text.split("\n")
+        memo = self._line_memo
         for full in parts[:-1]:
-            if not line_ok(self._gp, g, full, True):
+            # the state after a finished line is computed once and shared (mask
+            # checks of many tokens, then accept), so its memos carry over
+            hit = memo.get(full)
+            if hit is None or hit[0] is not g:
+                if len(memo) > 256:
+                    memo.clear()
+                ok = line_ok(self._gp, g, full, True)
+                hit = memo[full] = (g, ok, apply_line(self._gp, g, full) if ok else g)
+            if not hit[1]:
                 return None
-            g = apply_line(self._gp, g, full)
+            g = hit[2]
         return (g, parts[-1]) if line_ok(self._gp, g, parts[-1], False) else None
 
     def _ok(self, tid: int) -> bool:
@@ -91,6 +125,7 @@ class DSLMatcher:
         bad: list[int] = []
         nxt: GraphState | None = None
         after_ok: dict[str, bool] = {}
+        before_ok: dict[str, bool] = {}
         for t in cand:
             tid = int(t)
             tok = texts[tid]
@@ -100,7 +135,10 @@ class DSLMatcher:
                 continue
             before, after = tok.split("\n", 1)
             full = line + before
-            if not line_ok(gp, g, full, True):
+            bo = before_ok.get(before)
+            if bo is None:
+                bo = before_ok[before] = line_ok(gp, g, full, True)
+            if not bo:
                 bad.append(tid)
                 continue
             if nxt is None:
@@ -115,7 +153,103 @@ class DSLMatcher:
     # -- TokenMatcher -------------------------------------------------------------
 
     def fill_next_token_bitmask(self, bitmask: torch.Tensor, index: int = 0) -> None:
-        """Write the allowed-token set for the next position into row ``index``."""
+        """Write the allowed-token set for the next position into row ``index``.
+
+        Three paths, all equal to ``fill_reference``: inside fixed or finite text
+        whose tokens cannot run past it, the prefix tokens of the allowed texts (no
+        xgrammar call: every prefix of an allowed text is grammatical); elsewhere
+        xgrammar's row for the position's lexical class (cached per compiled
+        grammar, ``lexclass``) narrowed by the graph layer; and, for a position
+        with no safe class, the direct computation.
+        """
+        if self._g.done:
+            self._xm.fill_next_token_bitmask(bitmask, index)
+            return
+        if self._cache is None:
+            self.fill_reference(bitmask, index)
+            return
+        sl = self._current_slot()
+        row = self._row_view(bitmask, index)
+        if not sl.free and sl.fresh < 0 and not sl.fresh_entry and not self._tool_line():
+            closure = self._vocab.prefix_closure(sl.texts)
+            if closure is None:
+                closure = self._closure_through(sl)
+            if closure is not None:
+                row.fill(0)
+                row[closure[0]] = closure[1]
+                if self.verify:
+                    self._check_against_reference(row)
+                return
+        key = mask_key(self._gp, self._g, self._line)
+        if key is None:
+            self.fill_reference(bitmask, index)
+            return
+        entry = self._cache.get(key)
+        if entry is None:
+            self._xm.fill_next_token_bitmask(bitmask, index)
+            entry = self._cache.put(key, row.copy())
+        self._fill_graph(row, entry, sl, key)
+        if self.verify:
+            self._check_against_reference(row)
+
+    def _closure_through(self, sl: Slot, limit: int = 24) -> tuple[np.ndarray, np.ndarray] | None:
+        """Like ``prefix_closure`` for texts that tokens run past: such a text is
+        extended by the finite texts the graph allows right after it (repeatedly),
+        and the closure of the extended texts is the allowed set. ``None`` when what
+        follows is not finite text, or after ``limit`` extensions."""
+        v = self._vocab
+        ext: list[str] = []
+        work = [a or "\n" for a in sl.texts]
+        while work:
+            t = work.pop()
+            if v.with_prefix(t).size <= (1 if t in v.by_text else 0):
+                ext.append(t)
+                continue
+            limit -= 1
+            nxt = self._advance(self._g, self._line, t) if limit >= 0 else None
+            if nxt is None or nxt[0].done:
+                return None
+            sl2 = slot(self._gp, nxt[0], nxt[1])
+            if sl2.free or sl2.fresh >= 0 or sl2.fresh_entry or not sl2.texts:
+                return None
+            work += [t + (b or "\n") for b in sl2.texts]
+        return v.prefix_closure(tuple(ext))
+
+    def _tool_line(self) -> bool:
+        """A tool-name or argument-key line, where ``masked_tool_attempts`` is counted."""
+        return self._g.ctype == "tool_call" and self._line.startswith(("    tool: ", '      "'))
+
+    def _current_slot(self) -> Slot:
+        """``slot()`` of the current position, carried over from the previous position
+        when the last token only advanced inside finite text."""
+        pre = self._slot_pre
+        if pre is not None and pre[0] is self._g and pre[1] == self._line:
+            return pre[2]  # type: ignore[no-any-return]
+        sl = slot(self._gp, self._g, self._line)
+        self._slot_pre = (self._g, self._line, sl)
+        return sl
+
+    def _carry_slot(self, tok: str) -> None:
+        """After ``tok`` was accepted at the position whose slot is cached: when the
+        token ended strictly inside finite text, the next slot is what remains of
+        the texts it entered."""
+        pre = self._slot_pre
+        self._slot_pre = None
+        if pre is None or "\n" in tok:
+            return
+        g, line, sl = pre
+        if sl.free or sl.fresh >= 0 or sl.fresh_entry or line + tok != self._line or g is not self._g:
+            return
+        n = len(tok)
+        if any(a == tok for a in sl.texts):
+            return
+        rem = tuple(a[n:] for a in sl.texts if a.startswith(tok))
+        if rem:
+            self._slot_pre = (self._g, self._line, Slot(False, rem))
+
+    def fill_reference(self, bitmask: torch.Tensor, index: int = 0) -> None:
+        """The mask computed directly (xgrammar's row, then the graph layer): the
+        definition ``fill_next_token_bitmask`` must equal, and its fallback."""
         self._xm.fill_next_token_bitmask(bitmask, index)
         if self._g.done:
             return
@@ -172,6 +306,161 @@ class DSLMatcher:
             self.masked_tool_attempts += 1
         np.bitwise_and(row, keep, out=row)
 
+    # -- fast path --------------------------------------------------------------------
+
+    def _row_view(self, bitmask: torch.Tensor, index: int) -> np.ndarray:
+        """Row ``index`` of ``bitmask`` as uint32 words (the view is reused while the
+        engine keeps passing the same tensor)."""
+        rv = self._rowview
+        if rv is not None and rv[0] is bitmask and rv[1] == index and rv[2] == bitmask.data_ptr():
+            return rv[3]  # type: ignore[no-any-return]
+        row = bitmask[index].numpy().view(np.uint32)
+        self._rowview = (bitmask, index, bitmask.data_ptr(), row)
+        return row
+
+    def _fill_graph(self, row: np.ndarray, entry: MaskEntry, sl: Slot, key: Any) -> None:
+        """``row`` := xgrammar's cached row for this class, narrowed by the graph layer.
+
+        Equal to ``fill_reference`` (the ``verify`` mode checks it); cheaper because
+        every candidate list derived from the xgrammar row is memoized on the entry
+        and the graph's exact checks share one next-line state per position.
+        """
+        xrow = entry.row
+        memo = entry.memo
+        v = self._vocab
+        gp = self._gp
+        if sl.free:
+            np.bitwise_and(xrow, v.brace_drop_bits(gp.variables), out=row)
+            ck = ("free", sl.check_quotes)
+            cand = memo.get(ck)
+            if cand is None:
+                sel = (v.newline_bits | v.quote_bits) if sl.check_quotes else v.newline_bits
+                cand = memo[ck] = v.ids_in(xrow & sel).tolist()
+            if cand:
+                # Outside an assign key the verdicts depend only on the line's state
+                # and the class (the line's fixed part is written, its free part has
+                # no open template), so they are shared by the line's free positions.
+                rk = ("rejects", key)
+                bad = None if sl.check_quotes else self._g.memo.get(rk)
+                if bad is None:
+                    bad = self._free_rejects(cand, sl.check_quotes)
+                    if not sl.check_quotes:
+                        self._g.memo[rk] = bad
+                for tid in bad:
+                    row[tid >> 5] &= np.uint32(~(1 << (tid & 31)) & 0xFFFFFFFF)
+            return
+        allowed: list[int] = []
+        keep: np.ndarray | None = None
+        texts = v.texts
+        for a in (t if t else "\n" for t in sl.texts):
+            for tid in v.prefixes_of(a):
+                if (int(xrow[tid >> 5]) >> (tid & 31)) & 1:
+                    allowed.append(tid)
+            fresh_slash = a == "/" and a == sl.fresh_entry
+            lk = ("long", a, fresh_slash)
+            longer = memo.get(lk)
+            if longer is None:
+                arr = v.longer_with_prefix(a, xrow)
+                if fresh_slash and arr.size:
+                    # "/" + id characters start a fresh id and pass wholesale (below);
+                    # only tokens that also close it (hold a quote) need the exact check
+                    shift = (arr & 31).astype(np.uint32)
+                    in_ids = ((v.slash_id_bits[arr >> 5] >> shift) & 1).astype(bool)
+                    quoted = ((v.quote_bits[arr >> 5] >> shift) & 1).astype(bool)
+                    arr = arr[~in_ids & quoted]
+                longer = memo[lk] = arr.tolist()
+            if fresh_slash:
+                keep = v.slash_id_bits
+            for tid in longer:
+                if a == sl.fresh_entry and _fresh_tail(texts[tid][len(a):]) or self._ok(tid):
+                    allowed.append(tid)
+        if sl.fresh >= 0:
+            room = MAX_ID - sl.fresh
+            runs = v.idrun_letter_le if sl.fresh == 0 else v.idrun_le
+            if room >= 1:
+                keep = runs[room - 1] if keep is None else keep | runs[room - 1]
+                ek = ("edge", sl.fresh == 0, room)
+                edge = memo.get(ek)
+                if edge is None:
+                    edge = memo[ek] = v.ids_in(xrow & runs[room] & ~runs[room - 1]).tolist()
+                allowed += [tid for tid in edge if self._ok(tid)]
+            allowed += self._fresh_closers(memo, xrow)
+        if self._g.ctype == "tool_call" and self._line.startswith(("    tool: ", '      "')):
+            pop = memo.get("pop")
+            if pop is None:
+                pop = memo["pop"] = int(np.unpackbits(xrow.view(np.uint8)).sum())
+            kept = len(set(allowed)) + (int(np.unpackbits((xrow & keep).view(np.uint8)).sum())
+                                        if keep is not None else 0)
+            if pop > kept:
+                self.masked_tool_attempts += 1
+        if keep is None:
+            row.fill(0)
+        else:
+            np.bitwise_and(xrow, keep, out=row)
+        if allowed:
+            words: dict[int, int] = {}
+            for tid in allowed:
+                words[tid >> 5] = words.get(tid >> 5, 0) | (1 << (tid & 31))
+            w = np.fromiter(words.keys(), dtype=np.int64, count=len(words))
+            row[w] |= np.fromiter(words.values(), dtype=np.uint32, count=len(words))
+
+    def _fresh_closers(self, memo: dict[Any, Any], xrow: np.ndarray) -> list[int]:
+        """Tokens that finish a fresh id and close its reference (text ``x"y``).
+
+        Such a token is allowed when ``x`` makes an allowed element and ``y`` is an
+        allowed continuation after the closed element; whether ``y`` is allowed does
+        not depend on which fresh id was closed, so it is checked once per distinct
+        ``y`` (with the first token that has it), and ``x`` by set lookups.
+        """
+        groups = memo.get("closers")
+        if groups is None:
+            by_y: dict[str, list[tuple[int, str]]] = {}
+            for tid in self._vocab.ids_in(xrow & self._vocab.quote_bits).tolist():
+                x, y = self._vocab.texts[tid].split('"', 1)
+                by_y.setdefault(y, []).append((tid, x))
+            groups = memo["closers"] = list(by_y.items())
+        ctx = ref_context(self._gp, self._g, self._line)
+        if ctx is None:
+            return [tid for _y, items in groups for tid, _x in items if self._ok(tid)]
+        refs, e = ctx
+        fin = set(refs.finite())
+        banned = refs.banned_ids()
+        fresh_ok = refs.fresh_allowed()
+        t = self._gp.target + "/"
+        f = e[len(t):] if e.startswith(t) else None
+        out: list[int] = []
+        for _y, items in groups:
+            # y's verdict differs only by whether the element was fresh (a fresh id
+            # takes a place of the node budget)
+            y_ok: dict[bool, bool] = {}
+            for tid, x in items:
+                elem = e + x
+                known = elem in fin
+                if not known and not (fresh_ok and f is not None and _fresh_id(f + x)
+                                      and f + x not in banned):
+                    continue
+                ok = y_ok.get(known)
+                if ok is None:
+                    ok = y_ok[known] = self._ok(tid)
+                if ok:
+                    out.append(tid)
+        return out
+
+    def _check_against_reference(self, row: np.ndarray) -> None:
+        import xgrammar as xgr
+
+        if self._vbuf is None:
+            self._vbuf = xgr.allocate_token_bitmask(1, self._vocab.info.vocab_size)
+        attempts = self.masked_tool_attempts
+        self.fill_reference(self._vbuf, 0)
+        self.masked_tool_attempts = attempts
+        ref = self._vbuf[0].numpy().view(np.uint32)
+        if not np.array_equal(row, ref):
+            extra = VocabIndex.ids_in(row & ~ref)[:8].tolist()
+            missing = VocabIndex.ids_in(ref & ~row)[:8].tolist()
+            raise RuntimeError(f"mask differs from the reference after {self._line!r}: "
+                               f"extra {extra}, missing {missing}")
+
     def accept_token(self, token_id: int) -> bool:
         """Advance by ``token_id``; False (and no state change) if it is not allowed."""
         if self._g.done:
@@ -184,6 +473,7 @@ class DSLMatcher:
             return False
         self._history.append((self._g, self._line))
         self._g, self._line = nxt
+        self._carry_slot(tok)
         return True
 
     def accept_string(self, text: str) -> bool:
@@ -192,6 +482,7 @@ class DSLMatcher:
         nxt = self._advance(self._g, self._line, tok) if not self._g.done else (self._g, "")
         if nxt is None or not self._xm.accept_string(text):
             return False
+        self._slot_pre = None
         self._history.append((self._g, self._line))
         self._g, self._line = nxt
         return True
@@ -201,6 +492,7 @@ class DSLMatcher:
         if num_tokens <= 0:
             return
         self._xm.rollback(num_tokens)
+        self._slot_pre = None
         for _ in range(min(num_tokens, len(self._history))):
             self._g, self._line = self._history.pop()
 
@@ -232,4 +524,5 @@ class DSLMatcher:
         self._g = initial_state()
         self._line = ""
         self._history.clear()
+        self._slot_pre = None
         self.masked_tool_attempts = 0

@@ -71,7 +71,8 @@ class VocabIndex:
         self.newline_bits = _bits(newline, self.words)
         self.brace_ids = brace
         self.brace_bits = _bits(brace, self.words)
-        self._brace_ok: dict[frozenset[str], np.ndarray] = {}
+        self._brace_ok: dict[object, np.ndarray] = {}
+        self._closure: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray] | None] = {}
         self.quote_bits = _bits(quote, self.words)
         # "/" then the start of a node id: what follows a target path in a reference
         self.slash_id_bits = _bits(slash_id, self.words)
@@ -98,6 +99,16 @@ class VocabIndex:
         self._brace_ok[variables] = bits
         return bits
 
+    def brace_drop_bits(self, variables: frozenset[str]) -> np.ndarray:
+        """AND-mask that removes the brace tokens a free string position forbids
+        (the complement of brace tokens outside ``brace_ok_bits``)."""
+        key = ("drop", variables)
+        hit = self._brace_ok.get(key)  # type: ignore[call-overload]
+        if hit is None:
+            hit = ~(self.brace_bits & ~self.brace_ok_bits(variables))
+            self._brace_ok[key] = hit  # type: ignore[index]
+        return hit
+
     def with_prefix(self, prefix: str) -> np.ndarray:
         """Ids of tokens whose text starts with ``prefix`` (``prefix`` itself included)."""
         lo = bisect.bisect_left(self._keys, prefix)
@@ -113,6 +124,32 @@ class VocabIndex:
         ids = ids[self.lengths[ids] > len(prefix)]
         on = (row[ids >> 5] >> (ids & 31).astype(np.uint32)) & 1
         return ids[on.astype(bool)]
+
+    def prefix_closure(self, texts: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray] | None:
+        """Tokens that are a non-empty prefix of one of ``texts`` (``""`` standing
+        for a newline) as merged ``(word indices, bits)`` of a packed row, or
+        ``None`` when some token runs past one of them (then the exact set needs the
+        grammar). Memoized per ``texts``."""
+        hit = self._closure.get(texts, False)
+        if hit is not False:
+            return hit  # type: ignore[return-value]
+        ids: list[int] = []
+        out: tuple[np.ndarray, np.ndarray] | None = None
+        for t in texts:
+            a = t or "\n"
+            if self.with_prefix(a).size > (1 if a in self.by_text else 0):
+                break
+            ids += self.prefixes_of(a)
+        else:
+            words: dict[int, int] = {}
+            for tid in ids:
+                words[tid >> 5] = words.get(tid >> 5, 0) | (1 << (tid & 31))
+            out = (np.fromiter(words.keys(), dtype=np.int64, count=len(words)),
+                   np.fromiter(words.values(), dtype=np.uint32, count=len(words)))
+        if len(self._closure) > 65536:
+            self._closure.clear()
+        self._closure[texts] = out
+        return out
 
     def prefixes_of(self, text: str) -> list[int]:
         """Ids of tokens that are a non-empty prefix of ``text``."""

@@ -1,0 +1,120 @@
+"""The fast mask paths equal the directly computed mask at every position.
+
+``DSLMatcher(verify=True)`` computes ``fill_reference`` beside every fast fill and
+raises on any difference, so these walks check the lexical-class keys of the mask
+cache, the finite-text closures and the memoized graph checks against xgrammar's own
+masks on the 151k vocabulary.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import xgrammar as xgr
+
+from agentic_llm.benchmarks.grammar import realistic_documents
+from agentic_llm.grammar import GrammarCompiler
+from agentic_llm.grammar.ebnf import GrammarSpec
+from agentic_llm.grammar.lexclass import list_class, string_class
+from agentic_llm.grammar.maskcache import MaskCache
+from agentic_llm.grammar.walk import random_walk
+from agentic_llm.planner import GenerateRequest, plan
+from tests.grammar.plans import random_plan
+
+
+def test_verified_random_walks(compiler: GrammarCompiler) -> None:
+    rng = random.Random(99)
+    done = 0
+    for _ in range(40):
+        p = random_plan(rng, max_tools=20, max_nodes=8)
+        r = random_walk(compiler.matcher_for(p, max_string=12, verify=True), compiler.vocab, rng,
+                        max_tokens=600)
+        assert r.completed or r.reason == "token limit", r.reason
+        done += r.completed
+    assert done >= 30
+
+
+def test_verified_realistic_documents_cold_and_warm(compiler: GrammarCompiler) -> None:
+    bm = xgr.allocate_token_bitmask(1, compiler.tokenizer_info.vocab_size)
+    for _round in range(2):  # the second round runs on a warm cache
+        for req, doc in realistic_documents():
+            p = plan(GenerateRequest.from_json(req))
+            m = compiler.matcher_for(p, verify=True)
+            for tid in compiler.tokenizer_info.encode(doc):
+                m.fill_next_token_bitmask(bm, 0)
+                row = bm[0].numpy().view(np.uint32)
+                assert (int(row[tid >> 5]) >> (tid & 31)) & 1, tid
+                assert m.accept_token(tid)
+            assert m.is_terminated()
+    cache = compiler.mask_cache(GrammarSpec.from_plan(p))
+    assert cache.hits > 0 and len(cache) > 0
+
+
+def test_verify_catches_a_wrong_cached_row(compiler: GrammarCompiler) -> None:
+    req, doc = realistic_documents()[0]
+    p = plan(GenerateRequest.from_json(req))
+    bm = xgr.allocate_token_bitmask(1, compiler.tokenizer_info.vocab_size)
+    ids = compiler.tokenizer_info.encode(doc)
+    m = compiler.matcher_for(p, verify=True)
+    cache = compiler.mask_cache(GrammarSpec.from_plan(p))
+    for tid in ids[:60]:
+        m.fill_next_token_bitmask(bm, 0)
+        m.accept_token(tid)
+    # a string value position: its mask comes from the cached xgrammar row
+    while not m.text.startswith('      "query": "h'):
+        m.fill_next_token_bitmask(bm, 0)
+        m.accept_token(ids[len(m._history)])  # noqa: SLF001 - position in the document
+    from agentic_llm.grammar.lexclass import mask_key
+
+    key = mask_key(m._gp, m._g, m.text)  # noqa: SLF001
+    assert key is not None
+    m.fill_next_token_bitmask(bm, 0)
+    entry = cache.get(key)
+    assert entry is not None
+    saved = entry.row.copy()
+    entry.row[:] = 0
+    try:
+        with pytest.raises(RuntimeError, match="differs from the reference"):
+            m.fill_next_token_bitmask(bm, 0)
+    finally:
+        entry.row[:] = saved
+
+
+def test_string_classes() -> None:
+    assert string_class("") == "o"
+    assert string_class('"abc') == "s"
+    assert string_class('"a\\n') == "s"
+    assert string_class('"a\\') is None          # mid escape
+    assert string_class('"a\\u00') is None       # mid unicode escape
+    assert string_class('"caf\xc3') is None      # mid multi-byte character (latin-1 view)
+    assert string_class('"caf\xc3\xa9') == "s"
+    assert string_class('"done"') == "c"
+    assert string_class("x") is None
+
+
+def test_list_classes() -> None:
+    assert list_class("", True, "/") == ("",)
+    assert list_class("[", True, "/") == (0, "open")
+    assert list_class('["', True, "/") == (0, "q")
+    assert list_class('["/', True, "/") == (0, "q1")
+    assert list_class('["/a', True, "/") == (0, "q2")
+    assert list_class('["/abc', True, "/") == (0, "q3")
+    assert list_class('["k', True, "") == (0, "q1")   # keys: no fixed first character
+    a = list_class('["/x", "/y", "/z", "/w', True, "/")
+    b = list_class('["/x", "/y", "/z', True, "/")
+    assert a == b                                  # element counts fold at two
+    assert list_class('["/x"]', True, "/") == (1, "closed", "")
+    assert list_class('["/x",', True, "/") == (1, "comma")
+    assert list_class('x', True, "/") is None
+
+
+def test_mask_cache_is_bounded() -> None:
+    c = MaskCache(capacity=4)
+    for i in range(10):
+        c.put(i, np.zeros(2, dtype=np.uint32))
+    assert len(c) <= 4
+    assert c.get(9) is not None and c.get(0) is None
+    with pytest.raises(ValueError):
+        MaskCache(capacity=1)
