@@ -56,6 +56,9 @@ class ForwardBatch:
         attn_meta: backend-specific metadata built once per step.
         max_position: the largest entry of ``positions`` (-1 when unknown).
         rope: the step's RoPE factors, computed once and shared by every layer.
+        seq_ids: per row, an id of the sequence that stays the same from step to step
+            (backends may keep per-sequence state across steps); None when unknown.
+        context_lens_list: ``context_lens`` as a list (no device read needed).
     """
 
     input_ids: torch.Tensor
@@ -72,6 +75,8 @@ class ForwardBatch:
     attn_meta: object = None
     max_position: int = -1
     rope: RopeTables | None = None
+    seq_ids: list[int] | None = None
+    context_lens_list: list[int] | None = None
 
     @property
     def num_rows(self) -> int:
@@ -81,48 +86,75 @@ class ForwardBatch:
     def max_query_len(self) -> int:
         return max(self.query_lens)
 
+    def token_starts(self) -> list[int]:
+        """Index of each row's first token in the packed batch."""
+        out: list[int] = []
+        acc = 0
+        for n in self.query_lens:
+            out.append(acc)
+            acc += n
+        return out
+
 
 def build_forward_batch(
-    chunks: list[tuple[list[int], int, list[int]]], block_size: int, device: torch.device | str
+    chunks: list[tuple[list[int], int, list[int]]],
+    block_size: int,
+    device: torch.device | str,
+    seq_ids: list[int] | None = None,
 ) -> ForwardBatch:
     """Pack rows ``(new_token_ids, start_position, block_table)`` into a ForwardBatch.
 
     ``start_position`` is the number of tokens of the row already in KV; the block
-    table must cover ``start_position + len(new_token_ids)`` tokens.
+    table must cover ``start_position + len(new_token_ids)`` tokens. ``seq_ids``
+    (optional) names each row's sequence, stable across steps.
     """
     ids: list[int] = []
     pos: list[int] = []
     rows: list[int] = []
     cols: list[int] = []
+    slots: list[int] = []
     qlens: list[int] = []
     ctx: list[int] = []
     last: list[int] = []
     max_blocks = max(1, max(len(t) for _, _, t in chunks))
-    tables = [t + [0] * (max_blocks - len(t)) for _, _, t in chunks]
-    for r, (toks, start, _) in enumerate(chunks):
+    tables: list[list[int]] = []
+    for r, (toks, start, table) in enumerate(chunks):
         n = len(toks)
+        end = start + n
+        tables.append(table + [0] * (max_blocks - len(table)) if len(table) < max_blocks else table)
         ids.extend(toks)
-        pos.extend(range(start, start + n))
-        rows.extend([r] * n)
-        cols.extend(range(n))
+        if n == 1:  # decode rows: no ranges to build
+            pos.append(start)
+            rows.append(r)
+            cols.append(0)
+            slots.append(table[start // block_size] * block_size + start % block_size)
+        else:
+            pos.extend(range(start, end))
+            rows.extend([r] * n)
+            cols.extend(range(n))
+            for b in range(start // block_size, -(-end // block_size)):
+                base = table[b] * block_size
+                lo = max(start, b * block_size) - b * block_size
+                hi = min(end, (b + 1) * block_size) - b * block_size
+                slots.extend(range(base + lo, base + hi))
         qlens.append(n)
-        ctx.append(start + n)
+        ctx.append(end)
         last.append(len(ids) - 1)
 
     def t(x: list[int] | list[list[int]]) -> torch.Tensor:
         return torch.tensor(x, dtype=torch.long, device=device)
 
-    positions, token_rows, block_tables = t(pos), t(rows), t(tables)
-    slots = block_tables[token_rows, positions // block_size] * block_size + positions % block_size
     return ForwardBatch(
         input_ids=t(ids),
-        positions=positions,
-        token_rows=token_rows,
+        positions=t(pos),
+        token_rows=t(rows),
         token_cols=t(cols),
-        slots=slots,
-        block_tables=block_tables,
+        slots=t(slots),
+        block_tables=t(tables),
         context_lens=t(ctx),
         query_lens=qlens,
         last_token_idx=t(last),
         max_position=max(ctx) - 1,
+        seq_ids=seq_ids,
+        context_lens_list=ctx,
     )

@@ -42,7 +42,7 @@ def run_step(engine: LLMEngine) -> list[Request]:
             changed.append(req)
         return changed
     chunks = [(r.request.token_ids[r.start : r.start + r.num_tokens], r.start, r.request.block_table) for r in rows]
-    batch = build_forward_batch(chunks, engine.pool.block_size, engine.device)
+    batch = build_forward_batch(chunks, engine.pool.block_size, engine.device, [r.request.seq_no for r in rows])
     sample_idx = [i for i, r in enumerate(rows) if r.samples]
     constrained = [
         i for i in sample_idx if rows[i].request.matcher is not None and not rows[i].request.matcher.is_terminated()  # type: ignore[union-attr]
@@ -58,6 +58,9 @@ def run_step(engine: LLMEngine) -> list[Request]:
     except Exception as exc:  # a failing forward (a plugin hook, device OOM) ends this batch only
         if future is not None:
             _wait_quietly(future)
+        invalidate = getattr(engine.backend, "invalidate", None)
+        if callable(invalidate):  # state it kept across steps may be half written
+            invalidate()
         err = AgenticError(ErrorCode.INTERNAL, f"forward step failed: {type(exc).__name__}: {exc}")
         for r in rows:
             engine.scheduler.finish(r.request, FinishReason.ERROR, err)

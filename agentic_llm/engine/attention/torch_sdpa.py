@@ -1,11 +1,13 @@
-"""Portable attention backend: torch's scaled_dot_product_attention over gathered pages.
+"""Portable attention backend: torch's scaled_dot_product_attention over dense K/V.
 
 Rows are split into two groups, decode-like rows (a few new tokens) and prefill
-rows, so that a long prefill chunk never pads every decode row to its length. In
-each group the rows' pages are gathered into a dense ``[kv_heads, rows, slots, d]``
-tensor (padded to the group's longest row), queries are scattered into a padded
-grid, and one SDPA call with a boolean causal-and-length mask covers the group.
-Works on any device torch supports.
+rows, so that a long prefill chunk never pads every decode row to its length. Each
+group attends over a dense ``[kv_heads, rows, slots, d]`` K/V tensor: for decode rows
+the :class:`~agentic_llm.engine.attention.workspace.KVWorkspace` kept across steps
+(when the batch says which sequence each row is), otherwise the rows' pages gathered
+from the pool. Queries are scattered into a padded grid (not needed when every row
+has one query) and one SDPA call with an additive mask built once per step covers
+the group. Works on any device torch supports.
 """
 
 from __future__ import annotations
@@ -16,41 +18,66 @@ import torch
 import torch.nn.functional as F
 
 from agentic_llm.engine.attention.base import BACKEND_KIND
+from agentic_llm.engine.attention.workspace import KVWorkspace, WorkspaceBinding
 from agentic_llm.engine.forward import ForwardBatch
-from agentic_llm.engine.kv.pool import PagedKVPool
+from agentic_llm.engine.kv.pool import PagedKVPool, pack_kv
 from agentic_llm.registry import register
 
 __all__ = ["TorchSDPABackend"]
 
 #: rows computing at most this many tokens form the decode group
 _SHORT_QUERY = 16
+#: workspace size limit: a share of the pool's K/V bytes, within fixed bounds
+_WORKSPACE_SHARE = 0.25
+_WORKSPACE_MIN_BYTES = 64 * 1024 * 1024
+_WORKSPACE_MAX_BYTES = 512 * 1024 * 1024
 
 
 @dataclass
 class _Group:
     rows: list[int]  # batch rows in this group
-    token_idx: torch.Tensor  # [t] packed token indices of the group
+    rows_t: torch.Tensor | None  # the same as a tensor; None when the group is the whole batch
+    token_idx: torch.Tensor | None  # [t] packed token indices; None when the whole batch
     local_rows: torch.Tensor  # [t] row of each token inside the group
     cols: torch.Tensor  # [t] index of each token inside its row's chunk
     block_tables: torch.Tensor  # [g_rows, blocks] trimmed to the group's longest row
     context_lens: list[int]
     query_lens: list[int]
-    mask: torch.Tensor  # [g_rows, 1, Q, K] bool, True = may attend
     max_q: int
-    _grouped: dict[tuple[int, torch.dtype], torch.Tensor] = field(default_factory=dict)
+    key_len: int  # key slots attention reads per row
+    ws: WorkspaceBinding | None = None
+    _masks: dict[tuple[int, int, torch.dtype], torch.Tensor] = field(default_factory=dict)
 
-    def grouped_mask(self, groups: int, dtype: torch.dtype) -> torch.Tensor:
-        """Additive mask (0 / -inf) for ``groups`` query heads per KV head: ``[1, rows, groups * Q, K]``.
+    def mask(self, groups: int, dtype: torch.dtype, last_only: bool = False) -> torch.Tensor:
+        """Additive mask (0 / -inf), built once per step and shared by every layer.
 
+        ``[1, rows, groups * Q, K]`` for the group's queries, or ``[1, rows, 1, K]``
+        (broadcast over heads) when each row has one query or only its last is asked.
         Additive rather than boolean because SDPA's CPU kernels run about twice as
-        fast with it; built once per step and shared by every layer.
+        fast with it.
         """
-        m = self._grouped.get((groups, dtype))
-        if m is None:
-            r, _, q, k = self.mask.shape
-            allowed = self.mask[:, :, None].expand(r, 1, groups, q, k).reshape(1, r, groups * q, k)
-            m = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill_(~allowed, float("-inf"))
-            self._grouped[(groups, dtype)] = m
+        one = last_only or self.max_q == 1
+        key = (1 if one else groups, int(one), dtype)
+        m = self._masks.get(key)
+        if m is not None:
+            return m
+        dev = self.block_tables.device
+        kpos = torch.arange(self.key_len, device=dev)
+        ctx = torch.tensor(self.context_lens, device=dev)
+        if one:  # a row's last query sees its whole context
+            allowed = (kpos[None, :] < ctx[:, None])[None, :, None, :]
+        else:
+            ql = torch.tensor(self.query_lens, device=dev)
+            qi = torch.arange(self.max_q, device=dev)
+            qpos = ctx[:, None] - ql[:, None] + qi[None, :]
+            allowed = kpos[None, None, :] <= qpos[:, :, None]  # [R, Q, K]
+            # padded query slots must still see one key, or SDPA yields NaN rows
+            pad_q = qi[None, :] >= ql[:, None]
+            allowed = allowed | (pad_q[:, :, None] & (kpos[None, None, :] == 0))
+            r, q, k = allowed.shape
+            allowed = allowed[:, None].expand(r, groups, q, k).reshape(1, r, groups * q, k)
+        m = torch.zeros(allowed.shape, dtype=dtype, device=dev).masked_fill_(~allowed, float("-inf"))
+        self._masks[key] = m
         return m
 
 
@@ -64,60 +91,99 @@ class _Meta:
 class TorchSDPABackend:
     """Attention with ``torch.nn.functional.scaled_dot_product_attention``."""
 
+    def __init__(self) -> None:
+        self.workspace: KVWorkspace | None = None
+
+    def invalidate(self) -> None:
+        """Drop state kept across steps (after a failed step)."""
+        if self.workspace is not None:
+            self.workspace.invalidate()
+
+    def _workspace(self, pool: PagedKVPool) -> KVWorkspace:
+        if self.workspace is None:
+            pool_bytes = pool.kv_store.numel() * pool.kv_store.element_size()
+            share = int(pool_bytes * _WORKSPACE_SHARE)
+            self.workspace = KVWorkspace(min(_WORKSPACE_MAX_BYTES, max(_WORKSPACE_MIN_BYTES, share)))
+        return self.workspace
+
     def prepare(self, batch: ForwardBatch, pool: PagedKVPool) -> None:
-        short = [r for r, n in enumerate(batch.query_lens) if n <= _SHORT_QUERY]
-        long = [r for r, n in enumerate(batch.query_lens) if n > _SHORT_QUERY]
+        qlens = batch.query_lens
+        short = [r for r, n in enumerate(qlens) if n <= _SHORT_QUERY]
+        long = [r for r, n in enumerate(qlens) if n > _SHORT_QUERY]
         dev = batch.input_ids.device
-        ctx_all = batch.context_lens.tolist()
-        starts: list[int] = []
-        acc = 0
-        for n in batch.query_lens:
-            starts.append(acc)
-            acc += n
+        ctx_all = batch.context_lens_list or batch.context_lens.tolist()
+        bs = pool.block_size
         groups: list[_Group] = []
         row_to_group: dict[int, tuple[int, int]] = {}
+        bound = False
         for rows in (short, long):
             if not rows:
                 continue
-            qlens = [batch.query_lens[r] for r in rows]
-            ctx = [ctx_all[r] for r in rows]
             whole = len(rows) == batch.num_rows  # one group: the batch's own index tensors serve
-            tok: list[int] = []
-            local: list[int] = []
-            cols: list[int] = []
+            qlens_g = [qlens[r] for r in rows]
+            ctx = [ctx_all[r] for r in rows]
             for i, r in enumerate(rows):
                 row_to_group[r] = (len(groups), i)
-                if not whole:
-                    tok.extend(range(starts[r], starts[r] + qlens[i]))
-                    local.extend([i] * qlens[i])
-                    cols.extend(range(qlens[i]))
-            nb = max(-(-c // pool.block_size) for c in ctx)
-            max_q = max(qlens)
-            kpos = torch.arange(nb * pool.block_size, device=dev)
-            ql = torch.tensor(qlens, device=dev)
-            qpos = torch.tensor(ctx, device=dev)[:, None] - ql[:, None] + torch.arange(max_q, device=dev)[None, :]
-            mask = kpos[None, None, :] <= qpos[:, :, None]  # [R, Q, K]
-            # padded query slots must still see one key, or SDPA yields NaN rows
-            pad_q = torch.arange(max_q, device=dev)[None, :] >= ql[:, None]
-            mask = mask | (pad_q[:, :, None] & (kpos[None, None, :] == 0))
-
-            def t(x: list[int]) -> torch.Tensor:
-                return torch.tensor(x, dtype=torch.long, device=dev)
-
+            nb = max(-(-c // bs) for c in ctx)
+            if whole:
+                rows_t = token_idx = None
+                local, cols = batch.token_rows, batch.token_cols
+                tables = batch.block_tables[:, :nb]
+            else:
+                starts = batch.token_starts()
+                tok: list[int] = []
+                loc: list[int] = []
+                col: list[int] = []
+                for i, r in enumerate(rows):
+                    tok.extend(range(starts[r], starts[r] + qlens_g[i]))
+                    loc.extend([i] * qlens_g[i])
+                    col.extend(range(qlens_g[i]))
+                rows_t = torch.tensor(rows, dtype=torch.long, device=dev)
+                token_idx = torch.tensor(tok, dtype=torch.long, device=dev)
+                local = torch.tensor(loc, dtype=torch.long, device=dev)
+                cols = torch.tensor(col, dtype=torch.long, device=dev)
+                tables = batch.block_tables[rows_t, :nb]
+            ws = None
+            if rows is short and batch.seq_ids is not None and not bound:
+                seq = [batch.seq_ids[r] for r in rows]
+                starts_g = [c - q for c, q in zip(ctx, qlens_g, strict=True)]
+                ws = self._workspace(pool).bind(seq, starts_g, ctx, tables, pool)
+                bound = True
             groups.append(
                 _Group(
                     rows=rows,
-                    token_idx=torch.arange(acc, device=dev) if whole else t(tok),
-                    local_rows=batch.token_rows if whole else t(local),
-                    cols=batch.token_cols if whole else t(cols),
-                    block_tables=batch.block_tables[:, :nb] if whole else batch.block_tables[t(rows), :nb],
+                    rows_t=rows_t,
+                    token_idx=token_idx,
+                    local_rows=local,
+                    cols=cols,
+                    block_tables=tables,
                     context_lens=ctx,
-                    query_lens=qlens,
-                    mask=mask[:, None],
-                    max_q=max_q,
+                    query_lens=qlens_g,
+                    max_q=max(qlens_g),
+                    key_len=ws.key_len if ws is not None else nb * bs,
+                    ws=ws,
                 )
             )
         batch.attn_meta = _Meta(groups, row_to_group)
+
+    def _store(
+        self, layer: int, k: torch.Tensor, v: torch.Tensor, batch: ForwardBatch, pool: PagedKVPool, meta: _Meta
+    ) -> None:
+        kv = pack_kv(k, v)  # [2 * kv_heads, tokens, d]
+        pool.write_kv(layer, batch.slots, kv)
+        for g in meta.groups:
+            if g.ws is not None:
+                g.ws.write(layer, kv if g.token_idx is None else kv[:, g.token_idx])
+
+    def _keys_values(self, layer: int, g: _Group, pool: PagedKVPool, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        if g.ws is not None:
+            kg, vg = g.ws.keys_values(layer)
+        else:
+            kv = pool.gather_kv(layer, g.block_tables)  # [2, kvh, R, K, d]
+            kg, vg = kv[0], kv[1]
+        if kg.dtype != dtype:
+            kg, vg = kg.to(dtype), vg.to(dtype)
+        return kg, vg
 
     def forward(
         self,
@@ -131,14 +197,48 @@ class TorchSDPABackend:
     ) -> torch.Tensor:
         meta = batch.attn_meta
         assert isinstance(meta, _Meta), "prepare() must run before forward()"
-        pool.write(layer, batch.slots, k, v)
-        if len(meta.groups) == 1 and meta.groups[0].token_idx.shape[0] == q.shape[0]:
-            out = self._group(layer, q, meta.groups[0], pool, scale, batch, meta)
-            return out
+        self._store(layer, k, v, batch, pool, meta)
+        if len(meta.groups) == 1:
+            return self._group(layer, q, meta.groups[0], pool, scale, batch, meta)
         out = torch.empty_like(q)
         for g in meta.groups:
             out[g.token_idx] = self._group(layer, q[g.token_idx], g, pool, scale, batch, meta)
         return out
+
+    def forward_last(
+        self,
+        layer: int,
+        q_last: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        batch: ForwardBatch,
+        pool: PagedKVPool,
+        scale: float,
+    ) -> torch.Tensor:
+        """Store every token's ``k``/``v``; attend for each row's last query only.
+
+        ``q_last`` is ``[rows, heads, d]`` (row order); returns the same shape.
+        """
+        meta = batch.attn_meta
+        assert isinstance(meta, _Meta), "prepare() must run before forward_last()"
+        self._store(layer, k, v, batch, pool, meta)
+        if len(meta.groups) == 1:
+            return self._last_queries(layer, q_last, meta.groups[0], pool, scale)
+        out = torch.empty_like(q_last)
+        for g in meta.groups:
+            out[g.rows_t] = self._last_queries(layer, q_last[g.rows_t], g, pool, scale)
+        return out
+
+    def _last_queries(
+        self, layer: int, q: torch.Tensor, g: _Group, pool: PagedKVPool, scale: float
+    ) -> torch.Tensor:
+        kg, vg = self._keys_values(layer, g, pool, q.dtype)
+        rows, heads, d = q.shape
+        kv_heads = kg.shape[0]
+        groups = heads // kv_heads
+        qg = q.view(rows, kv_heads, groups, d).transpose(0, 1)
+        out = F.scaled_dot_product_attention(qg, kg, vg, attn_mask=g.mask(groups, q.dtype, True), scale=scale)
+        return out.transpose(0, 1).reshape(rows, heads, d)
 
     def _group(
         self,
@@ -150,26 +250,21 @@ class TorchSDPABackend:
         batch: ForwardBatch,
         meta: _Meta,
     ) -> torch.Tensor:
-        kv = pool.gather_kv(layer, g.block_tables)  # [2, kvh, R, K, d]
-        if kv.dtype != q.dtype:
-            kv = kv.to(q.dtype)
-        kg, vg = kv[0], kv[1]
+        cap = batch.capture
+        if g.max_q == 1 and (cap is None or layer not in cap.layers):
+            # one query per row: no padding grid to scatter into
+            return self._last_queries(layer, q, g, pool, scale)
+        kg, vg = self._keys_values(layer, g, pool, q.dtype)
         rows, heads, d = len(g.rows), q.shape[1], q.shape[2]
         kv_heads = kg.shape[0]
         groups = heads // kv_heads
-        if g.max_q == 1 and batch.capture is None:
-            # decode rows only: one query per row, no padding grid to scatter into
-            qg = q.view(rows, kv_heads, groups, d).transpose(0, 1)
-            out = F.scaled_dot_product_attention(qg, kg, vg, attn_mask=g.grouped_mask(groups, q.dtype), scale=scale)
-            return out.transpose(0, 1).reshape(rows, heads, d)
         qp = q.new_zeros((rows, g.max_q, heads, d))
         qp[g.local_rows, g.cols] = q
         # grouped-query layout: the query heads sharing a KV head become extra query
         # rows of that head, so K/V are never repeated; KV heads lead, as in the pool
         qg = qp.view(rows, g.max_q, kv_heads, groups, d).permute(2, 0, 3, 1, 4)
         qg = qg.reshape(kv_heads, rows, groups * g.max_q, d)
-        out = F.scaled_dot_product_attention(qg, kg, vg, attn_mask=g.grouped_mask(groups, q.dtype), scale=scale)
-        cap = batch.capture
+        out = F.scaled_dot_product_attention(qg, kg, vg, attn_mask=g.mask(groups, q.dtype), scale=scale)
         if cap is not None and layer in cap.layers:
             for r in cap.rows:
                 gi, local = meta.row_to_group[r]

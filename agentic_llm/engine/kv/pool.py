@@ -10,7 +10,7 @@ import torch
 
 from agentic_llm.engine.kv.base import BlockPool, OutOfBlocks
 
-__all__ = ["PagedKVPool", "bytes_per_block"]
+__all__ = ["PagedKVPool", "bytes_per_block", "pack_kv"]
 
 
 def bytes_per_block(
@@ -19,6 +19,28 @@ def bytes_per_block(
     """Bytes one block takes across all layers, K and V together."""
     elem = torch.empty((), dtype=dtype).element_size()
     return 2 * num_layers * block_size * num_kv_heads * head_dim * elem
+
+
+def pack_kv(k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """K and V ``[tokens, kv_heads, d]`` as one ``[2 * kv_heads, tokens, d]`` tensor (pool order).
+
+    When ``v`` directly follows ``k`` in memory (both views of one fused projection
+    output), this is a view and nothing is copied.
+    """
+    t, kvh, d = k.shape
+    if (
+        v.shape == k.shape
+        and v.dtype == k.dtype
+        and v.device == k.device
+        and v.stride() == k.stride()
+        and k.stride(2) == 1
+        and k.stride(1) == d
+        and v.data_ptr() == k.data_ptr() + kvh * d * k.element_size()
+    ):
+        kv = k.as_strided((t, 2 * kvh, d), k.stride())
+    else:
+        kv = torch.cat((k, v), dim=1)
+    return kv.transpose(0, 1)
 
 
 class PagedKVPool(BlockPool):
@@ -155,7 +177,10 @@ class PagedKVPool(BlockPool):
     # -- slot access used by attention backends --------------------------------
     def write(self, layer: int, slots: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
         """Store ``k``/``v`` (``[tokens, kv_heads, head_dim]``) at flat slots ``block * block_size + offset``."""
-        kv = torch.cat((k, v), dim=1).transpose(0, 1)  # [2 * kv_heads, tokens, d]
+        self.write_kv(layer, slots, pack_kv(k, v))
+
+    def write_kv(self, layer: int, slots: torch.Tensor, kv: torch.Tensor) -> None:
+        """Store ``kv`` (``[2 * kv_heads, tokens, head_dim]``, K heads then V heads) at flat slots."""
         if kv.dtype != self.kv_store.dtype:
             kv = kv.to(self.kv_store.dtype)
         flat = self.kv_store[layer].view(2 * self._kv_heads, self.num_blocks * self.block_size, self._head_dim)

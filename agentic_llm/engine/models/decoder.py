@@ -67,14 +67,8 @@ class Attention(nn.Module):
     def _ptrs(self) -> tuple[int, int, int]:
         return (self.q_proj.weight.data_ptr(), self.k_proj.weight.data_ptr(), self.v_proj.weight.data_ptr())
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        rope: RotaryEmbedding,
-        batch: ForwardBatch,
-        pool: PagedKVPool,
-        backend: AttentionBackend,
-    ) -> torch.Tensor:
+    def qkv(self, x: torch.Tensor, rope: RotaryEmbedding, batch: ForwardBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Project ``x`` and rotate: ``q`` ``[T, heads, d]``, ``k`` and ``v`` ``[T, kv_heads, d]``."""
         t = x.shape[0]
         h, kvh, d = self.heads, self.kv_heads, self.head_dim
         tables = batch.rope
@@ -83,9 +77,10 @@ class Attention(nn.Module):
         if self._qkv is not None and self._ptrs() == self._qkv_ptrs:
             qkv = F.linear(x, self._qkv, self._qkv_bias).view(t, h + 2 * kvh, d)
             if self.q_norm is None:
-                # q and k heads are adjacent: one rotation covers both
-                qk = tables.apply(qkv[:, : h + kvh])
-                q, k = qk[:, :h], qk[:, h:]
+                # q and k heads are adjacent: one rotation covers both, in place, so
+                # k and v stay adjacent and reach the pool without a copy
+                tables.apply_(qkv[:, : h + kvh])
+                q, k = qkv[:, :h], qkv[:, h : h + kvh]
             else:
                 q, k = tables.apply(self.q_norm(qkv[:, :h])), tables.apply(self.k_norm(qkv[:, h : h + kvh]))  # type: ignore[misc]
             v = qkv[:, h + kvh :]
@@ -96,8 +91,26 @@ class Attention(nn.Module):
             if self.q_norm is not None and self.k_norm is not None:
                 q, k = self.q_norm(q), self.k_norm(k)
             q, k = tables.apply(q), tables.apply(k)
+        return q, k, v
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        rope: RotaryEmbedding,
+        batch: ForwardBatch,
+        pool: PagedKVPool,
+        backend: AttentionBackend,
+    ) -> torch.Tensor:
+        q, k, v = self.qkv(x, rope, batch)
         out = backend.forward(self.layer_idx, q, k, v, batch, pool, self.scale)
-        return self.o_proj(out.reshape(t, self.heads * self.head_dim))
+        return self.o_proj(out.reshape(out.shape[0], self.heads * self.head_dim))
+
+    def add_output(self, residual: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
+        """``residual + o_proj(attn)``, the residual folded into the matmul."""
+        flat = attn.reshape(attn.shape[0], self.heads * self.head_dim)
+        if self.o_proj.bias is not None:
+            return residual + self.o_proj(flat)
+        return torch.addmm(residual, flat, self.o_proj.weight.t())
 
 
 class DecoderLayer(nn.Module):
@@ -120,14 +133,33 @@ class DecoderLayer(nn.Module):
         backend: AttentionBackend,
         hooks: HookRegistry,
     ) -> torch.Tensor:
-        a = self.self_attn(self.input_layernorm(h), rope, batch, pool, backend)
         if hooks:
+            a = self.self_attn(self.input_layernorm(h), rope, batch, pool, backend)
             a = hooks.run(HookPoint.ATTN_OUTPUT, self.layer_idx, a, batch.hook_ctx)
-        h = h + a
-        h = h + self.mlp(self.post_attention_layernorm(h))
-        if hooks:
-            h = hooks.run(HookPoint.LAYER_OUTPUT, self.layer_idx, h, batch.hook_ctx)
-        return h
+            h = h + a
+            h = h + self.mlp(self.post_attention_layernorm(h))
+            return hooks.run(HookPoint.LAYER_OUTPUT, self.layer_idx, h, batch.hook_ctx)
+        # no hooks: the residual additions ride on the output matmuls
+        attn = self.self_attn
+        q, k, v = attn.qkv(self.input_layernorm(h), rope, batch)
+        h = attn.add_output(h, backend.forward(self.layer_idx, q, k, v, batch, pool, attn.scale))
+        return self.mlp.add_to(h, self.post_attention_layernorm(h))
+
+    def forward_last(
+        self,
+        h: torch.Tensor,
+        rope: RotaryEmbedding,
+        batch: ForwardBatch,
+        pool: PagedKVPool,
+        backend: AttentionBackend,
+    ) -> torch.Tensor:
+        """The layer for each row's last token only (no hooks): K/V of every token are
+        still stored, but queries, output projection and MLP run for the last tokens."""
+        attn = self.self_attn
+        q, k, v = attn.qkv(self.input_layernorm(h), rope, batch)
+        out = backend.forward_last(self.layer_idx, q[batch.last_token_idx], k, v, batch, pool, attn.scale)  # type: ignore[attr-defined]
+        h = attn.add_output(h[batch.last_token_idx], out)
+        return self.mlp.add_to(h, self.post_attention_layernorm(h))
 
 
 class _Backbone(nn.Module):
@@ -172,7 +204,20 @@ class CausalLM(nn.Module):
         h = self.model.embed_tokens(batch.input_ids)
         top = batch.max_position if batch.max_position >= 0 else None
         batch.rope = self.rotary.cos_sin(batch.positions, h.dtype, top)
-        for layer in self.model.layers:
+        layers = self.model.layers
+        n = len(layers)
+        # rows that compute several tokens need only their last token out of the last
+        # layer (its K/V are stored all the same); hooks see every token, so not then
+        prune = (
+            not self.hooks
+            and batch.capture is None
+            and h.shape[0] > batch.num_rows
+            and hasattr(backend, "forward_last")
+        )
+        for i, layer in enumerate(layers):
+            if prune and i == n - 1:
+                h = layer.forward_last(h, self.rotary, batch, pool, backend)
+                return self.lm_head(self.model.norm(h)).float()
             h = layer(h, self.rotary, batch, pool, backend, self.hooks)
         last = self.model.norm(h[batch.last_token_idx])
         return self.lm_head(last).float()

@@ -60,15 +60,27 @@ class RotaryEmbedding(nn.Module):
         self.register_buffer("inv_freq", rope_inv_freq(head_dim, theta, scaling), persistent=False)
         self._cos = torch.empty(0)
         self._sin = torch.empty(0)
+        self._cast: dict[torch.dtype, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def _table(self, n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    def _table(self, n: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """``cos`` and sign-folded ``sin`` for positions ``0..n-1``, ``[n, 1, d]`` in ``dtype``."""
         if self._cos.shape[0] < n or self._cos.device != device:
             size = max(n, 2 * self._cos.shape[0], 256)
             inv = self.inv_freq.to(device=device, dtype=torch.float32)
             freqs = torch.arange(size, device=device, dtype=torch.float32)[:, None] * inv[None, :]
             emb = torch.cat((freqs, freqs), dim=-1)
-            self._cos, self._sin = emb.cos(), emb.sin()
-        return self._cos, self._sin
+            sin = emb.sin()
+            half = sin.shape[-1] // 2
+            # rotate_half(x) * sin == roll(x, half) * [-sin_lo, sin_hi]: one roll, no cat
+            sin[:, :half].neg_()
+            self._cos, self._sin = emb.cos()[:, None, :], sin[:, None, :]
+            self._cast = {}
+        if dtype == torch.float32:
+            return self._cos, self._sin
+        cast = self._cast.get(dtype)
+        if cast is None:
+            cast = self._cast[dtype] = (self._cos.to(dtype), self._sin.to(dtype))
+        return cast
 
     def cos_sin(self, positions: torch.Tensor, dtype: torch.dtype, max_position: int | None = None) -> RopeTables:
         """Per-token ``cos`` and sign-folded ``sin`` ``[T, 1, d]``, computed once per step.
@@ -76,13 +88,8 @@ class RotaryEmbedding(nn.Module):
         ``max_position`` (the largest entry of ``positions``) saves a device sync when known.
         """
         top = int(positions.max()) if max_position is None else max_position
-        cos_t, sin_t = self._table(top + 1, positions.device)
-        cos = cos_t.index_select(0, positions)[:, None, :].to(dtype)
-        sin = sin_t.index_select(0, positions)
-        half = sin.shape[-1] // 2
-        # rotate_half(x) * sin == roll(x, half) * [-sin_lo, sin_hi]: one roll, no cat
-        signed = torch.cat((-sin[:, :half], sin[:, half:]), dim=-1)[:, None, :].to(dtype)
-        return RopeTables(cos, signed)
+        cos_t, sin_t = self._table(top + 1, positions.device, dtype)
+        return RopeTables(cos_t.index_select(0, positions), sin_t.index_select(0, positions))
 
     def forward(
         self, positions: torch.Tensor, q: torch.Tensor, k: torch.Tensor
@@ -104,6 +111,11 @@ class RopeTables:
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         rolled = torch.roll(x, x.shape[-1] // 2, dims=-1)
         return torch.addcmul(x * self.cos, rolled, self.sin_signed)
+
+    def apply_(self, x: torch.Tensor) -> torch.Tensor:
+        """Rotate ``x`` in place (both operands are formed before the result is written)."""
+        rolled = torch.roll(x, x.shape[-1] // 2, dims=-1)
+        return torch.addcmul(x * self.cos, rolled, self.sin_signed, out=x)
 
 
 class SwiGLU(nn.Module):
@@ -138,9 +150,30 @@ class SwiGLU(nn.Module):
         self._fused, self._fused_bias = w, b
         self._fused_ptrs = (self.gate_proj.weight.data_ptr(), self.up_proj.weight.data_ptr())
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _fused_weights(self) -> tuple[torch.Tensor, torch.Tensor | None] | None:
         w = self._fused
         if w is not None and (self.gate_proj.weight.data_ptr(), self.up_proj.weight.data_ptr()) == self._fused_ptrs:
-            gate, up = F.linear(x, w, self._fused_bias).chunk(2, dim=-1)
-            return self.down_proj(F.silu(gate) * up)
+            return w, self._fused_bias
+        return None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fused = self._fused_weights()
+        if fused is not None:
+            return self.down_proj(self._act(F.linear(x, fused[0], fused[1])))
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+    def add_to(self, residual: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``residual + forward(x)``, with the residual folded into the down matmul."""
+        fused = self._fused_weights()
+        if fused is None or self.down_proj.bias is not None:
+            return residual + self.forward(x)
+        act = self._act(F.linear(x, fused[0], fused[1]))
+        return torch.addmm(residual, act, self.down_proj.weight.t())
+
+    @staticmethod
+    def _act(gate_up: torch.Tensor) -> torch.Tensor:
+        # in place on the fresh matmul output: no temporaries for silu and the product
+        inter = gate_up.shape[-1] // 2
+        gate = gate_up[..., :inter]
+        F.silu(gate, inplace=True)
+        return gate.mul_(gate_up[..., inter:])

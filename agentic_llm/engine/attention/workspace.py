@@ -1,0 +1,126 @@
+"""A dense K/V copy of the decoding rows, kept from one step to the next.
+
+Paged attention on the CPU pays, at every layer of every step, for gathering each
+row's pages into a dense tensor, although a decoding row only adds one token per
+step. The workspace keeps that dense tensor, ``[layers, 2 * kv_heads, rows, capacity,
+head_dim]``, across steps: while the same sequences decode in the same order, a step
+only appends the new tokens' K/V (next to the write into the pool, which stays the
+source of truth). Any other change (a row joins or leaves, a row was recomputed, the
+capacity is reached) rebuilds it with one gather of every layer.
+
+Sequences are identified by ``ForwardBatch.seq_ids``; a row is reused only when its
+sequence id matches and the tokens already in the workspace are exactly the tokens
+the row had computed before this step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from agentic_llm.engine.kv.pool import PagedKVPool
+
+__all__ = ["KVWorkspace", "WorkspaceBinding"]
+
+#: extra key slots allocated past the longest row at a rebuild (rounded to pages)
+_SLACK = 64
+#: key lengths are rounded up to this, so SDPA sees few distinct shapes
+_ALIGN = 8
+
+
+@dataclass
+class WorkspaceBinding:
+    """The workspace as one step uses it.
+
+    Attributes:
+        kv: ``[layers, 2 * kv_heads, rows, capacity, head_dim]``.
+        write_idx: ``[tokens]`` flat ``row * capacity + position`` of each new token.
+        key_len: key slots attention reads (covers every row's context).
+    """
+
+    kv: torch.Tensor
+    write_idx: torch.Tensor
+    key_len: int
+
+    def write(self, layer: int, kv_new: torch.Tensor) -> None:
+        """Store this step's ``[2 * kv_heads, tokens, head_dim]`` K/V of ``layer``."""
+        _, heads2, rows, cap, d = self.kv.shape
+        self.kv[layer].view(heads2, rows * cap, d).index_copy_(1, self.write_idx, kv_new)
+
+    def keys_values(self, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """K and V of ``layer`` as ``[kv_heads, rows, key_len, head_dim]`` views."""
+        kv = self.kv[layer, :, :, : self.key_len]
+        half = kv.shape[0] // 2
+        return kv[:half], kv[half:]
+
+
+class KVWorkspace:
+    """Dense K/V of one group of rows, reused while the same sequences keep decoding.
+
+    Args:
+        max_bytes: the workspace is not used for a group that would need more.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.kv: torch.Tensor | None = None
+        self.seq_ids: tuple[int, ...] = ()
+        self.lens: list[int] = []
+        self.num_rebuilds = 0
+
+    def invalidate(self) -> None:
+        """Forget the contents (the next bind rebuilds)."""
+        self.kv = None
+        self.seq_ids = ()
+        self.lens = []
+
+    def bind(
+        self,
+        seq_ids: list[int],
+        starts: list[int],
+        ctx: list[int],
+        block_tables: torch.Tensor,
+        pool: PagedKVPool,
+    ) -> WorkspaceBinding | None:
+        """Hold rows ``seq_ids`` whose first ``starts[i]`` tokens are in the pool.
+
+        ``block_tables`` are the rows' padded page tables (covering ``ctx``). Returns
+        None (and drops the workspace) when it would exceed ``max_bytes``.
+        """
+        need = max(ctx)
+        kv = self.kv
+        ids = tuple(seq_ids)
+        if kv is None or ids != self.seq_ids or starts != self.lens or need > kv.shape[3]:
+            kv = self._rebuild(len(ids), need, block_tables, pool)
+            if kv is None:
+                self.invalidate()
+                return None
+            self.seq_ids = ids
+        cap = kv.shape[3]
+        idx: list[int] = []
+        for i, (s, c) in enumerate(zip(starts, ctx, strict=True)):
+            base = i * cap
+            idx.extend(range(base + s, base + c))
+        self.lens = list(ctx)
+        key_len = min(cap, -(-need // _ALIGN) * _ALIGN)
+        return WorkspaceBinding(kv, torch.tensor(idx, dtype=torch.long, device=kv.device), key_len)
+
+    def _rebuild(
+        self, rows: int, need: int, block_tables: torch.Tensor, pool: PagedKVPool
+    ) -> torch.Tensor | None:
+        bs = pool.block_size
+        nb = -(-(need + _SLACK) // bs)
+        store = pool.kv_store  # [layers, 2, kv_heads, blocks, block_size, d]
+        layers, _, kvh, blocks, _, d = store.shape
+        if layers * 2 * kvh * rows * nb * bs * d * store.element_size() > self.max_bytes:
+            return None
+        have = min(nb, block_tables.shape[1])
+        table = block_tables[:, :have]
+        if have < nb:  # the slack past the tables reads page 0; the mask hides it
+            table = torch.cat((table, table.new_zeros((rows, nb - have))), dim=1)
+        src = store.view(layers * 2 * kvh, blocks, bs, d)
+        kv = src.index_select(1, table.reshape(-1)).view(layers, 2 * kvh, rows, nb * bs, d)
+        self.kv = kv
+        self.num_rebuilds += 1
+        return kv
