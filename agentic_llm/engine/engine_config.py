@@ -26,6 +26,8 @@ class EngineConfig:
         attention_backend: registry name of the attention backend.
         scheduling_policy: registry name of the scheduling policy.
         shuffle_seed: shuffle the pool's free list (tests: pages scattered).
+        share_prefill_prefixes: requests prefilled in the same step compute the
+            full KV pages their prompts share once (see ``engine.prefill_share``).
     """
 
     device: str = "cpu"
@@ -39,6 +41,7 @@ class EngineConfig:
     attention_backend: str = "torch_sdpa"
     scheduling_policy: str = "fcfs"
     shuffle_seed: int | None = None
+    share_prefill_prefixes: bool = True
 
     def __post_init__(self) -> None:
         if self.block_size < 1:

@@ -57,7 +57,8 @@ class ForwardBatch:
         max_position: the largest entry of ``positions`` (-1 when unknown).
         rope: the step's RoPE factors, computed once and shared by every layer.
         seq_ids: per row, an id of the sequence that stays the same from step to step
-            (backends may keep per-sequence state across steps); None when unknown.
+            (backends may keep per-sequence state across steps); None when unknown,
+            -1 for a row whose earlier K/V are not all in the pool before the step.
         context_lens_list: ``context_lens`` as a list (no device read needed).
     """
 

@@ -75,6 +75,7 @@ class LLMEngine:
         self._pending: list[Request] = []  # finished outside a step, reported by the next
         self._seq = itertools.count()
         self.num_steps = 0
+        self.num_shared_prefill_tokens = 0  # prompt tokens not computed: shared in-step
 
     @property
     def prefix_cache(self) -> PrefixCache | None:
@@ -354,6 +355,7 @@ class LLMEngine:
             "prefix_queries_tokens": getattr(pc, "queries_tokens", 0) if pc else 0,
             "prefix_hit_tokens": getattr(pc, "hit_tokens", 0) if pc else 0,
             "prefix_hit_rate": (pc.hit_tokens / pc.queries_tokens) if pc and pc.queries_tokens else 0.0,
+            "shared_prefill_tokens": self.num_shared_prefill_tokens,
         }
 
     def close(self) -> None:

@@ -13,6 +13,7 @@ from agentic_llm.engine.forward import AttentionCapture, ForwardBatch, build_for
 from agentic_llm.engine.hooks import HookContext
 from agentic_llm.engine.outputs import FinishReason
 from agentic_llm.engine.postprocess import accept_sampled, jump_forward, stop_reason
+from agentic_llm.engine.prefill_share import plan_shared_prefill
 from agentic_llm.engine.sampling import apply_bitmask, sample_row
 from agentic_llm.errors import AgenticError, ErrorCode
 from agentic_llm.scheduler import Request, ScheduledRow
@@ -41,8 +42,12 @@ def run_step(engine: LLMEngine) -> list[Request]:
             ))
             changed.append(req)
         return changed
-    chunks = [(r.request.token_ids[r.start : r.start + r.num_tokens], r.start, r.request.block_table) for r in rows]
-    batch = build_forward_batch(chunks, engine.pool.block_size, engine.device, [r.request.seq_no for r in rows])
+    share = plan_shared_prefill(
+        rows, engine.pool.block_size, engine.config.share_prefill_prefixes and not engine.model.hooks
+    )
+    # a row reading pages another row writes in this step has no prior K/V to keep
+    seq_ids = [r.request.seq_no if c[1] == r.start else -1 for r, c in zip(rows, share.chunks, strict=True)]
+    batch = build_forward_batch(share.chunks, engine.pool.block_size, engine.device, seq_ids)
     sample_idx = [i for i, r in enumerate(rows) if r.samples]
     constrained = [
         i for i in sample_idx if rows[i].request.matcher is not None and not rows[i].request.matcher.is_terminated()  # type: ignore[union-attr]
@@ -66,6 +71,8 @@ def run_step(engine: LLMEngine) -> list[Request]:
             engine.scheduler.finish(r.request, FinishReason.ERROR, err)
             changed.append(r.request)
         return changed
+    engine.pool.copy_blocks(share.src_blocks, share.dst_blocks)
+    engine.num_shared_prefill_tokens += share.shared_tokens
     for r in rows:
         r.request.num_computed_tokens = r.start + r.num_tokens
     if not sample_idx:

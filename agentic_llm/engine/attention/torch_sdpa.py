@@ -144,8 +144,8 @@ class TorchSDPABackend:
                 cols = torch.tensor(col, dtype=torch.long, device=dev)
                 tables = batch.block_tables[rows_t, :nb]
             ws = None
-            if rows is short and batch.seq_ids is not None and not bound:
-                seq = [batch.seq_ids[r] for r in rows]
+            seq = [batch.seq_ids[r] for r in rows] if batch.seq_ids is not None else []
+            if rows is short and seq and min(seq) >= 0 and not bound:
                 starts_g = [c - q for c, q in zip(ctx, qlens_g, strict=True)]
                 ws = self._workspace(pool).bind(seq, starts_g, ctx, tables, pool)
                 bound = True

@@ -159,6 +159,17 @@ class PagedKVPool(BlockPool):
         self.free([block_id])
         return new
 
+    def copy_blocks(self, src: list[int], dst: list[int]) -> None:
+        """Copy the K/V of pages ``src[i]`` into ``dst[i]`` on every layer (one gather, one scatter)."""
+        if not src:
+            return
+        layers, two, kvh, blocks, bs, d = self.kv_store.shape
+        flat = self.kv_store.view(layers * two * kvh, blocks, bs * d)
+        dev = self.kv_store.device
+        src_t = torch.tensor(src, dtype=torch.long, device=dev)
+        dst_t = torch.tensor(dst, dtype=torch.long, device=dev)
+        flat.index_copy_(1, dst_t, flat.index_select(1, src_t))
+
     @property
     def num_free(self) -> int:
         return len(self._free)
