@@ -33,6 +33,15 @@ _LETTERS = frozenset("abcdefghijklmnopqrstuvwxyz")
 _ID_CHARS = _LETTERS | frozenset("0123456789_")
 
 
+def _pack(ids: list[int], words: int) -> np.ndarray:
+    """A packed row with the bits of ``ids`` set."""
+    out = np.zeros(words, dtype=np.uint32)
+    if ids:
+        a = np.asarray(ids, dtype=np.int64)
+        np.bitwise_or.at(out, a >> 5, (np.uint32(1) << (a & 31).astype(np.uint32)))
+    return out
+
+
 def _fresh_id(text: str) -> bool:
     """A complete fresh node id: a letter, then id characters, at most MAX_ID long."""
     return 0 < len(text) <= MAX_ID and text[0] in _LETTERS and set(text) <= _ID_CHARS
@@ -134,15 +143,18 @@ class DSLMatcher:
                     bad.append(tid)
                 continue
             before, after = tok.split("\n", 1)
-            full = line + before
-            bo = before_ok.get(before)
+            # a free line's verdict depends on its templates only, so every brace-free
+            # ending shares one check
+            bk = before if "{" in before else "\x00" + before[-1:]
+            bo = before_ok.get(bk)
             if bo is None:
-                bo = before_ok[before] = line_ok(gp, g, full, True)
+                bo = before_ok[bk] = line_ok(gp, g, line + before, True)
             if not bo:
                 bad.append(tid)
                 continue
             if nxt is None:
-                nxt = apply_line(gp, g, full)
+                adv = self._advance(g, line, before + "\n")
+                nxt = adv[0] if adv is not None else apply_line(gp, g, line + before)
             ok = after_ok.get(after)
             if ok is None:
                 ok = after_ok[after] = line_ok(gp, nxt, after, False)
@@ -214,6 +226,15 @@ class DSLMatcher:
                 return None
             work += [t + (b or "\n") for b in sl2.texts]
         return v.prefix_closure(tuple(ext))
+
+    def _free_after(self, a: str) -> bool:
+        """True when the text ``a`` leads into a free field (no template open, not an
+        assign key): there the graph checks only braces and line ends."""
+        nxt = self._advance(self._g, self._line, a)
+        if nxt is None or nxt[0].done:
+            return False
+        sl2 = slot(self._gp, nxt[0], nxt[1])
+        return sl2.free and not sl2.check_quotes
 
     def _tool_line(self) -> bool:
         """A tool-name or argument-key line, where ``masked_tool_attempts`` is counted."""
@@ -352,6 +373,10 @@ class DSLMatcher:
         allowed: list[int] = []
         keep: np.ndarray | None = None
         texts = v.texts
+        # inside a reference element every token with a quote closes the element:
+        # those are decided together by _closers, not one by one
+        rc = ref_context(gp, self._g, self._line)
+        narrowed = False  # a token of xgrammar's row was dropped outside ``allowed``
         for a in (t if t else "\n" for t in sl.texts):
             for tid in v.prefixes_of(a):
                 if (int(xrow[tid >> 5]) >> (tid & 31)) & 1:
@@ -371,8 +396,28 @@ class DSLMatcher:
                 longer = memo[lk] = arr.tolist()
             if fresh_slash:
                 keep = v.slash_id_bits
+            if len(longer) > 4 and rc is None and self._free_after(a):
+                # ``a`` leads into a free field: xgrammar's row already holds the
+                # lexical rules there and the graph constrains only braces and line
+                # ends, so tokens without either pass wholesale
+                fk = ("into_free", a)
+                split = memo.get(fk)
+                if split is None:
+                    plain = [t for t in longer if "{" not in texts[t] and "\n" not in texts[t]]
+                    split = memo[fk] = (_pack(plain, v.words),
+                                        [t for t in longer if "{" in texts[t] or "\n" in texts[t]])
+                keep = split[0] if keep is None else keep | split[0]
+                # the rest finish the line or hold a brace: decided like the newline
+                # candidates of a free position
+                bad = set(self._free_rejects(split[1], False))
+                allowed += [t for t in split[1] if t not in bad]
+                longer = []
+                narrowed = narrowed or bool(bad)
             for tid in longer:
-                if a == sl.fresh_entry and _fresh_tail(texts[tid][len(a):]) or self._ok(tid):
+                tok = texts[tid]
+                if rc is not None and '"' in tok:
+                    continue
+                if a == sl.fresh_entry and _fresh_tail(tok[len(a):]) or self._ok(tid):
                     allowed.append(tid)
         if sl.fresh >= 0:
             room = MAX_ID - sl.fresh
@@ -384,14 +429,16 @@ class DSLMatcher:
                 if edge is None:
                     edge = memo[ek] = v.ids_in(xrow & runs[room] & ~runs[room - 1]).tolist()
                 allowed += [tid for tid in edge if self._ok(tid)]
-            allowed += self._fresh_closers(memo, xrow)
-        if self._g.ctype == "tool_call" and self._line.startswith(("    tool: ", '      "')):
-            pop = memo.get("pop")
-            if pop is None:
-                pop = memo["pop"] = int(np.unpackbits(xrow.view(np.uint8)).sum())
-            kept = len(set(allowed)) + (int(np.unpackbits((xrow & keep).view(np.uint8)).sum())
-                                        if keep is not None else 0)
-            if pop > kept:
+        if rc is not None or sl.fresh >= 0:
+            allowed += self._closers(memo, xrow, rc)
+        if self._tool_line():
+            # did xgrammar allow a token here that the graph's tool / key set drops?
+            if keep is None:
+                pop = memo.get("pop")
+                if pop is None:
+                    pop = memo["pop"] = int(np.unpackbits(xrow.view(np.uint8)).sum())
+                narrowed = pop > len(set(allowed))
+            if narrowed:
                 self.masked_tool_attempts += 1
         if keep is None:
             row.fill(0)
@@ -404,13 +451,15 @@ class DSLMatcher:
             w = np.fromiter(words.keys(), dtype=np.int64, count=len(words))
             row[w] |= np.fromiter(words.values(), dtype=np.uint32, count=len(words))
 
-    def _fresh_closers(self, memo: dict[Any, Any], xrow: np.ndarray) -> list[int]:
-        """Tokens that finish a fresh id and close its reference (text ``x"y``).
+    def _closers(self, memo: dict[Any, Any], xrow: np.ndarray,
+                 ctx: tuple[Any, str] | None) -> list[int]:
+        """Tokens that finish the current reference element and close it (``x"y``).
 
-        Such a token is allowed when ``x`` makes an allowed element and ``y`` is an
-        allowed continuation after the closed element; whether ``y`` is allowed does
-        not depend on which fresh id was closed, so it is checked once per distinct
-        ``y`` (with the first token that has it), and ``x`` by set lookups.
+        Such a token is allowed when ``e + x`` (``e``: the element so far) is an
+        allowed element and ``y`` an allowed continuation after it; whether ``y`` is
+        allowed does not depend on which element was closed, only on whether it was
+        a known one or a fresh id, so it is checked once per distinct ``y`` and kind,
+        and ``x`` by set lookups.
         """
         groups = memo.get("closers")
         if groups is None:
@@ -419,7 +468,6 @@ class DSLMatcher:
                 x, y = self._vocab.texts[tid].split('"', 1)
                 by_y.setdefault(y, []).append((tid, x))
             groups = memo["closers"] = list(by_y.items())
-        ctx = ref_context(self._gp, self._g, self._line)
         if ctx is None:
             return [tid for _y, items in groups for tid, _x in items if self._ok(tid)]
         refs, e = ctx
@@ -429,10 +477,14 @@ class DSLMatcher:
         t = self._gp.target + "/"
         f = e[len(t):] if e.startswith(t) else None
         out: list[int] = []
-        for _y, items in groups:
-            # y's verdict differs only by whether the element was fresh (a fresh id
-            # takes a place of the node budget)
+        # y's verdict differs only by whether the element was fresh (a fresh id takes
+        # a place of the node budget), so it is shared by every position inside this
+        # element (memo on the line state, keyed by the text before the element)
+        before = self._line[: len(self._line) - len(e)]
+        g_memo = self._g.memo
+        for y, items in groups:
             y_ok: dict[bool, bool] = {}
+            shareable = 'id: "' not in y  # past a new line's id, the id itself matters
             for tid, x in items:
                 elem = e + x
                 known = elem in fin
@@ -441,7 +493,13 @@ class DSLMatcher:
                     continue
                 ok = y_ok.get(known)
                 if ok is None:
-                    ok = y_ok[known] = self._ok(tid)
+                    mk = ("close", before, y, known)
+                    ok = g_memo.get(mk) if shareable else None
+                    if ok is None:
+                        ok = self._ok(tid)
+                        if shareable:
+                            g_memo[mk] = ok
+                    y_ok[known] = ok
                 if ok:
                     out.append(tid)
         return out
