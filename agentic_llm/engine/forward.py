@@ -142,19 +142,23 @@ def build_forward_batch(
         ctx.append(end)
         last.append(len(ids) - 1)
 
-    def t(x: list[int] | list[list[int]]) -> torch.Tensor:
-        return torch.tensor(x, dtype=torch.long, device=device)
-
+    # one host-to-device tensor for every index list (each op costs more than its data here)
+    n_tok, n_rows = len(ids), len(qlens)
+    flat = ids + pos + rows + cols + slots + ctx + last
+    for table in tables:
+        flat.extend(table)
+    all_t = torch.tensor(flat, dtype=torch.long, device=device)
+    parts = all_t.split([n_tok] * 5 + [n_rows] * 2 + [n_rows * max_blocks])
     return ForwardBatch(
-        input_ids=t(ids),
-        positions=t(pos),
-        token_rows=t(rows),
-        token_cols=t(cols),
-        slots=t(slots),
-        block_tables=t(tables),
-        context_lens=t(ctx),
+        input_ids=parts[0],
+        positions=parts[1],
+        token_rows=parts[2],
+        token_cols=parts[3],
+        slots=parts[4],
+        block_tables=parts[7].view(n_rows, max_blocks),
+        context_lens=parts[5],
         query_lens=qlens,
-        last_token_idx=t(last),
+        last_token_idx=parts[6],
         max_position=max(ctx) - 1,
         seq_ids=seq_ids,
         context_lens_list=ctx,

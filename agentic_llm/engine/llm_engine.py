@@ -292,11 +292,11 @@ class LLMEngine:
             self.requests.pop(req.request_id, None)
             if self.tokenizer is not None:
                 text = self.tokenizer.decode(out, skip_special_tokens=True)
-        return RequestOutput(
+        return RequestOutput(  # ``out`` and ``new`` are fresh lists (slices)
             request_id=req.request_id,
             prompt_token_ids=req.prompt_token_ids,
-            output_token_ids=list(out),
-            new_token_ids=list(new),
+            output_token_ids=out,
+            new_token_ids=new,
             finished=req.is_finished,
             finish_reason=req.finish_reason,
             error=req.error,

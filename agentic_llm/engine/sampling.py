@@ -16,7 +16,7 @@ import torch
 
 from agentic_llm.errors import AgenticError, ErrorCode
 
-__all__ = ["SamplingParams", "sample_row", "apply_bitmask", "make_generator"]
+__all__ = ["SamplingParams", "sample_row", "apply_bitmask", "masked_logits", "make_generator"]
 
 
 def _bad(msg: str) -> AgenticError:
@@ -100,6 +100,38 @@ def apply_bitmask(logits: torch.Tensor, bitmask: torch.Tensor) -> None:
         pad = allowed.new_zeros((allowed.shape[0], vocab - allowed.shape[1]))
         allowed = torch.cat([allowed, pad], dim=1)
     logits.masked_fill_(~allowed[:, :vocab].to(logits.device), float("-inf"))
+
+
+_BITS: dict[torch.device, torch.Tensor] = {}
+
+
+def _allowed(bitmask: torch.Tensor, vocab: int, device: torch.device) -> torch.Tensor:
+    """``[rows, vocab]`` bool from an xgrammar-layout int32 bitmask (tokens past it disallowed)."""
+    bits = _BITS.get(bitmask.device)
+    if bits is None:
+        bits = _BITS[bitmask.device] = torch.tensor(
+            [1 << j for j in range(31)] + [-(1 << 31)], dtype=torch.int32, device=bitmask.device
+        )
+    allowed = (bitmask.unsqueeze(-1) & bits).ne(0).view(bitmask.shape[0], -1)
+    if allowed.shape[1] < vocab:
+        allowed = torch.cat([allowed, allowed.new_zeros((allowed.shape[0], vocab - allowed.shape[1]))], dim=1)
+    return allowed[:, :vocab].to(device)
+
+
+def masked_logits(logits: torch.Tensor, bitmask: torch.Tensor, rows: list[int]) -> torch.Tensor:
+    """A copy of ``logits`` ``[S, vocab]`` with the tokens ``bitmask`` forbids set to -inf.
+
+    ``bitmask`` row ``i`` (xgrammar layout) applies to logits row ``rows[i]``; the
+    other rows are copied unchanged. No per-token work on the host: a few batched ops.
+    """
+    allowed = _allowed(bitmask, logits.shape[-1], logits.device)
+    ninf = torch.tensor(float("-inf"), dtype=logits.dtype, device=logits.device)
+    if rows == list(range(logits.shape[0])):
+        return torch.where(allowed, logits, ninf)
+    out = logits.clone()
+    idx = torch.tensor(rows, dtype=torch.long, device=logits.device)
+    out[idx] = torch.where(allowed, logits[idx], ninf)
+    return out
 
 
 def sample_row(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator) -> int:

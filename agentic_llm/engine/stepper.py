@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
@@ -14,7 +15,7 @@ from agentic_llm.engine.hooks import HookContext
 from agentic_llm.engine.outputs import FinishReason
 from agentic_llm.engine.postprocess import accept_sampled, jump_forward, stop_reason
 from agentic_llm.engine.prefill_share import plan_shared_prefill
-from agentic_llm.engine.sampling import apply_bitmask, sample_row
+from agentic_llm.engine.sampling import masked_logits, sample_row
 from agentic_llm.errors import AgenticError, ErrorCode
 from agentic_llm.scheduler import Request, ScheduledRow
 
@@ -130,36 +131,51 @@ def _sample_and_advance(
     batch: ForwardBatch,
     changed: list[Request],
 ) -> None:
-    raw = logits[sample_idx]  # [S, V] float32
+    raw = logits if len(sample_idx) == len(rows) else logits[sample_idx]  # [S, V] float32
     reqs = [rows[i].request for i in sample_idx]
     need_stats = bool(engine.model.hooks) or any(q.diagnostics is not None for q in reqs)
     ent, logp = entropy_and_logprobs(raw) if need_stats else (None, None)
     masked = raw
     mask_error: Exception | None = None
+    constrained_set: set[int] = set()
     if future is not None:
-        pos = [sample_idx.index(i) for i in constrained]
+        where = {row: s for s, row in enumerate(sample_idx)}
+        pos = [where[i] for i in constrained]
+        constrained_set = set(pos)
         try:
             mask = future.result()
         except Exception as exc:  # a broken matcher fails only its own requests
             mask_error = exc
         else:
-            masked = raw.clone()
-            sub = masked[pos]
-            apply_bitmask(sub, mask)
-            masked[pos] = sub
+            masked = masked_logits(raw, mask, pos)
     # one pass over the logits: a row's max is NaN or inf exactly when the row is
     # broken, its argmax is the greedy pick, and -inf means the mask allows nothing
     raw_max, raw_arg = raw.max(dim=-1)
-    finite = torch.isfinite(raw_max).tolist()
+    finite_t = torch.isfinite(raw_max)
+    all_finite = bool(finite_t.all())
+    finite = [True] * len(reqs) if all_finite else finite_t.tolist()
     if masked is raw:
         best, any_allowed = raw_arg.tolist(), finite
     else:
         m_max, m_arg = masked.max(dim=-1)
         best, any_allowed = m_arg.tolist(), (m_max > float("-inf")).tolist()
-    constrained_set = {sample_idx.index(i) for i in constrained}
     sched = engine.scheduler
+    eos, max_len = engine.eos_token_ids, engine.max_model_len
     for s, req in enumerate(reqs):
         changed.append(req)
+        if req.matcher is None and ent is None and finite[s]:
+            # the common case, inlined: no constraint, no statistics
+            p = req.params
+            tok = best[s] if p.greedy else sample_row(raw[s], p, req.generator)
+            req.token_ids.append(tok)
+            met = req.metrics
+            met.num_decode_steps += 1
+            if met.first_token_time is None:
+                met.first_token_time = time.monotonic()
+            reason = stop_reason(req, eos, max_len)
+            if reason is not None:
+                sched.finish(req, reason)
+            continue
         if not finite[s]:
             sched.finish(req, FinishReason.ERROR, AgenticError(
                 ErrorCode.NUMERIC, "the model produced NaN or infinite logits; the checkpoint or a hook is broken"))
@@ -181,9 +197,9 @@ def _sample_and_advance(
         if err is not None:
             sched.finish(req, FinishReason.ERROR, err)
             continue
-        reason = stop_reason(req, engine.eos_token_ids, engine.max_model_len)
-        if reason is None and jump_forward(req, engine.tokenizer, engine.max_model_len):
-            reason = stop_reason(req, engine.eos_token_ids, engine.max_model_len)
+        reason = stop_reason(req, eos, max_len)
+        if reason is None and jump_forward(req, engine.tokenizer, max_len):
+            reason = stop_reason(req, eos, max_len)
         if reason is not None:
             sched.finish(req, reason)
 

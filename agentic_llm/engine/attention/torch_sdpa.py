@@ -1,7 +1,7 @@
 """Portable attention backend: torch's scaled_dot_product_attention over dense K/V.
 
-Rows are split into two groups, decode-like rows (a few new tokens) and prefill
-rows, so that a long prefill chunk never pads every decode row to its length. Each
+Rows are split into groups, decode-like rows (a few new tokens) and prefill rows of
+similar lengths, so that a long prefill chunk never pads shorter rows to its length. Each
 group attends over a dense ``[kv_heads, rows, slots, d]`` K/V tensor: for decode rows
 the :class:`~agentic_llm.engine.attention.workspace.KVWorkspace` kept across steps
 (when the batch says which sequence each row is), otherwise the rows' pages gathered
@@ -27,6 +27,8 @@ __all__ = ["TorchSDPABackend"]
 
 #: rows computing at most this many tokens form the decode group
 _SHORT_QUERY = 16
+#: a prefill group's longest row computes at most this many times its shortest row's tokens
+_BUCKET_SPREAD = 1.5
 #: workspace size limit: a share of the pool's K/V bytes, within fixed bounds
 _WORKSPACE_SHARE = 0.25
 _WORKSPACE_MIN_BYTES = 64 * 1024 * 1024
@@ -46,6 +48,7 @@ class _Group:
     max_q: int
     key_len: int  # key slots attention reads per row
     ws: WorkspaceBinding | None = None
+    context_t: torch.Tensor | None = None  # context_lens as a tensor, when already at hand
     _masks: dict[tuple[int, int, torch.dtype], torch.Tensor] = field(default_factory=dict)
 
     def mask(self, groups: int, dtype: torch.dtype, last_only: bool = False) -> torch.Tensor:
@@ -63,7 +66,7 @@ class _Group:
             return m
         dev = self.block_tables.device
         kpos = torch.arange(self.key_len, device=dev)
-        ctx = torch.tensor(self.context_lens, device=dev)
+        ctx = self.context_t if self.context_t is not None else torch.tensor(self.context_lens, device=dev)
         if one:  # a row's last query sees its whole context
             allowed = (kpos[None, :] < ctx[:, None])[None, :, None, :]
         else:
@@ -109,14 +112,20 @@ class TorchSDPABackend:
     def prepare(self, batch: ForwardBatch, pool: PagedKVPool) -> None:
         qlens = batch.query_lens
         short = [r for r, n in enumerate(qlens) if n <= _SHORT_QUERY]
-        long = [r for r, n in enumerate(qlens) if n > _SHORT_QUERY]
+        # prefill rows in buckets of similar length: each is padded to its longest
+        buckets: list[list[int]] = []
+        for r in sorted((r for r, n in enumerate(qlens) if n > _SHORT_QUERY), key=lambda r: -qlens[r]):
+            if buckets and qlens[r] * _BUCKET_SPREAD >= qlens[buckets[-1][0]]:
+                buckets[-1].append(r)
+            else:
+                buckets.append([r])
         dev = batch.input_ids.device
         ctx_all = batch.context_lens_list or batch.context_lens.tolist()
         bs = pool.block_size
         groups: list[_Group] = []
         row_to_group: dict[int, tuple[int, int]] = {}
         bound = False
-        for rows in (short, long):
+        for rows in [short, *(sorted(b) for b in buckets)]:
             if not rows:
                 continue
             whole = len(rows) == batch.num_rows  # one group: the batch's own index tensors serve
@@ -162,6 +171,7 @@ class TorchSDPABackend:
                     max_q=max(qlens_g),
                     key_len=ws.key_len if ws is not None else nb * bs,
                     ws=ws,
+                    context_t=batch.context_lens if whole else None,
                 )
             )
         batch.attn_meta = _Meta(groups, row_to_group)
