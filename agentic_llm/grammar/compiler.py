@@ -85,6 +85,37 @@ class GrammarCompiler:
             self.compiled_for(GrammarSpec(types))
         return len(STANDARD_SHAPES)
 
+    def warm_masks(self, shapes: tuple[tuple[str, ...], ...] = STANDARD_SHAPES, *,
+                   walks: int = 2, seed: int = 0) -> int:
+        """Fill the mask caches of ``shapes``: each shape's exemplar document
+        (``warmup.exemplar_document``: every node type and field once) fed token by
+        token, then ``walks`` random walks. Start-up work, like
+        ``precompile_standard``, so that the first requests find the lexical
+        classes they use already cached. Returns the number of cached classes."""
+        import random
+
+        import xgrammar as xgr
+
+        from agentic_llm.grammar.walk import random_walk
+        from agentic_llm.grammar.warmup import exemplar_document, warm_request
+        from agentic_llm.planner import PlanRefusal, plan
+
+        rng = random.Random(seed)
+        bm = xgr.allocate_token_bitmask(1, self.tokenizer_info.vocab_size)
+        for types in shapes:
+            try:
+                p = plan(warm_request(types))
+            except PlanRefusal:
+                continue
+            m = self.matcher_for(p)
+            for tid in self.tokenizer_info.encode(exemplar_document(p.node_types)):
+                m.fill_next_token_bitmask(bm, 0)
+                if not m.accept_token(tid):
+                    break
+            for _ in range(walks):
+                random_walk(self.matcher_for(p, max_string=16), self.vocab, rng, max_tokens=1500)
+        return sum(len(c) for c in self._mask_caches.values())
+
     def mask_cache(self, spec: GrammarSpec) -> MaskCache:
         """The mask cache shared by every matcher of ``spec``'s compiled grammar."""
         mc = self._mask_caches.get(spec.fingerprint)

@@ -195,8 +195,11 @@ class _RefCtx:
 
     def banned_ids(self) -> set[str]:
         t = self.gp.target + "/"
-        return set(self.g.declared) | set(self._pending()) | {u[len(t):] for u in self.used
-                                                            if u.startswith(t)}
+        used = {u[len(t):] for u in self.used if u.startswith(t)}
+        base = self.g.memo.get("declared_set")
+        if base is None:
+            base = self.g.memo["declared_set"] = frozenset(self.g.declared) | frozenset(self.g.pending)
+        return set(base) | set(self.new_pending) | used
 
     def element_ok(self, e: str) -> bool:
         if e in self.finite():
@@ -234,6 +237,19 @@ class _RefCtx:
             f = e[len(t):]
             if f not in self.g.declared and f not in self._pending():
                 self.new_pending.append(f)
+
+
+def _parsed(gp: GraphPlan, g: GraphState, kind: str, rest: str) -> tuple[_RefCtx, bool, str, bool]:
+    """``_parse_refs`` of ``rest`` for a reference line of ``kind``, memoized on the
+    line state (the slot, the mask and the checks of one position all parse the same
+    text). The returned context must not be changed."""
+    key = ("parse", kind, rest)
+    hit = g.memo.get(key)
+    if hit is None or hit[0] is not gp:
+        ctx = _RefCtx(gp, g, waits=kind == "waits")
+        ok, state, closed = _parse_refs(ctx, rest, single=kind == "onfail")
+        hit = g.memo[key] = (gp, ctx, ok, state, closed)
+    return hit[1], hit[2], hit[3], hit[4]
 
 
 def _parse_refs(ctx: _RefCtx, rest: str, single: bool) -> tuple[bool, str, bool]:
@@ -421,8 +437,7 @@ def _content_ok(gp: GraphPlan, g: GraphState, st: Step, rest: str, complete: boo
                 return _vars_ok(gp, rest[len(k):], complete)
         return not complete and any(k.startswith(rest) for k in ktexts)
     if kind in ("refs", "waits", "onfail"):
-        ctx = _RefCtx(gp, g, waits=kind == "waits")
-        ok, _state, closed = _parse_refs(ctx, rest, single=kind == "onfail")
+        _ctx, ok, _state, closed = _parsed(gp, g, kind, rest)
         return ok and (closed or not complete)
     return False
 
@@ -616,8 +631,7 @@ def ref_context(gp: GraphPlan, g: GraphState, line: str) -> tuple[_RefCtx, str] 
     list may still name) and the element's text so far; else ``None``."""
     for st in _options(gp, g):
         if st.kind in ("refs", "waits", "onfail") and line.startswith(st.prefix):
-            ctx = _RefCtx(gp, g, waits=st.kind == "waits")
-            ok, state, _closed = _parse_refs(ctx, line[len(st.prefix):], single=st.kind == "onfail")
+            ctx, ok, state, _closed = _parsed(gp, g, st.kind, line[len(st.prefix):])
             if ok and state.startswith("elem:"):
                 return ctx, state[5:]
             return None
@@ -625,8 +639,7 @@ def ref_context(gp: GraphPlan, g: GraphState, line: str) -> tuple[_RefCtx, str] 
 
 
 def _ref_slot(gp: GraphPlan, g: GraphState, kind: str, rest: str) -> Slot:
-    ctx = _RefCtx(gp, g, waits=kind == "waits")
-    ok, state, _closed = _parse_refs(ctx, rest, single=kind == "onfail")
+    ctx, ok, state, _closed = _parsed(gp, g, kind, rest)
     if not ok or state == "closed":
         return Slot(False, ("",))
     if state == "start":

@@ -128,6 +128,16 @@ def list_class(rest: str, bracket: bool, elem_first: str) -> tuple[Any, ...] | N
     return (min(count, 2), state)
 
 
+def _name_class(text: str) -> tuple[Any, ...]:
+    """Class of an identifier-like name (id, tool name, argument key) and what
+    follows its closing quote: the first character has its own character class,
+    later ones repeat one."""
+    j = text.find('"')
+    if j < 0:
+        return ("n", min(len(text), 2))
+    return ("c", text[j:])
+
+
 def _rest_class(kind: str, prefix: str, rest: str) -> tuple[Any, ...] | None:
     if kind == "free":
         if prefix in _RAW_FIELDS:
@@ -140,9 +150,15 @@ def _rest_class(kind: str, prefix: str, rest: str) -> tuple[Any, ...] | None:
             if kind == "entry":
                 lc = list_class(rest, False, "") if rest else ("",)
                 return None if lc is None else ("key",) + lc
-            return ("raw", rest)
+            return ("arg",) + _name_class(rest)
         c = string_class(rest[i + 3:])
         return None if c is None else ("val", c)
+    if kind == "tool":
+        if not rest.startswith('"'):
+            return ("raw", rest)
+        return ("tool",) + _name_class(rest[1:])
+    if kind == "id":
+        return ("id",) + _name_class(rest)
     if kind in ("refs", "waits"):
         lc = list_class(rest, True, "/")
         return None if lc is None else ("refs",) + lc

@@ -123,7 +123,7 @@ class DSLMatcher:
         tok = self._vocab.texts[tid] if tid < len(self._vocab.texts) else ""
         return bool(tok) and self._advance(self._g, self._line, tok) is not None
 
-    def _free_rejects(self, cand: np.ndarray, exact: bool) -> list[int]:
+    def _free_rejects(self, cand: Any, exact: bool) -> list[int]:
         """Candidates (newline tokens) a free position rejects.
 
         Finishing a free line leads to the same next state whatever its text (the

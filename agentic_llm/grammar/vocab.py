@@ -45,8 +45,11 @@ class VocabIndex:
         self._ids = np.asarray([i for _, i in pairs], dtype=np.int64)
         self.lengths = np.asarray([len(t) for t in self.texts], dtype=np.int64)
         self.by_text: dict[str, int] = {}
+        self._maxlen2: dict[str, int] = {}
         for t, i in pairs:
             self.by_text.setdefault(t, i)
+            if len(t) > 1 and self._maxlen2.get(t[:2], 0) < len(t):
+                self._maxlen2[t[:2]] = len(t)
         special, quote, brace, newline, slash_id = [], [], [], [], []
         idrun: list[list[int]] = [[] for _ in range(MAX_ID + 1)]
         idrun_letter: list[list[int]] = [[] for _ in range(MAX_ID + 1)]
@@ -155,7 +158,11 @@ class VocabIndex:
         """Ids of tokens that are a non-empty prefix of ``text``."""
         get = self.by_text.get
         out = []
-        for k in range(1, len(text) + 1):
+        i = get(text[:1])
+        if i is not None:
+            out.append(i)
+        # no token starting with these two characters is longer than this
+        for k in range(2, min(len(text), self._maxlen2.get(text[:2], 0)) + 1):
             i = get(text[:k])
             if i is not None:
                 out.append(i)

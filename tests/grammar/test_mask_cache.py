@@ -118,3 +118,34 @@ def test_mask_cache_is_bounded() -> None:
     assert c.get(9) is not None and c.get(0) is None
     with pytest.raises(ValueError):
         MaskCache(capacity=1)
+
+
+def test_exemplars_are_valid_for_every_standard_shape(compiler: GrammarCompiler) -> None:
+    from agentic_llm.dsl import check_text
+    from agentic_llm.grammar.compiler import STANDARD_SHAPES
+    from agentic_llm.grammar.walk import check_text as feed
+    from agentic_llm.grammar.warmup import exemplar_document, warm_request
+
+    for shape in STANDARD_SHAPES:
+        p = plan(warm_request(shape))
+        doc = exemplar_document(p.node_types)
+        assert not [d for d in check_text(doc, p.validation_policy()) if d.severity == "error"]
+        ok, where = feed(compiler.matcher_for(p), compiler.tokenizer_info.encode(doc))
+        assert ok, (shape, where)
+
+
+def test_warm_up_covers_realistic_documents(qwen) -> None:  # type: ignore[no-untyped-def]
+    c = GrammarCompiler(qwen)
+    assert c.warm_masks(walks=0) > 50
+    bm = xgr.allocate_token_bitmask(1, qwen.vocab_size)
+    misses = 0
+    for req, doc in realistic_documents():
+        p = plan(GenerateRequest.from_json(req))
+        m = c.matcher_for(p)
+        cache = c.mask_cache(GrammarSpec.from_plan(p))
+        for tid in qwen.encode(doc):
+            before = cache.misses
+            m.fill_next_token_bitmask(bm, 0)
+            misses += cache.misses - before
+            assert m.accept_token(tid)
+    assert misses <= 5, misses
