@@ -79,6 +79,9 @@ def _compiler(model_dir: Path, engine: Any) -> Any:
     # The standard node-type whitelists are compiled now, so a request's grammar
     # is a cache hit and its first token is not delayed by a compile.
     compiler.precompile_standard()
+    # Their mask caches are filled from exemplar documents too (under a second on a
+    # small vocabulary), so early requests do not pay xgrammar's full mask per class.
+    compiler.warm_masks(walks=0)
     return compiler
 
 
