@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 from agentic_llm.grammar.ebnf import NODE_FIELDS
 
 __all__ = ["GraphPlan", "GraphState", "Slot", "line_ok", "apply_line", "slot", "initial_state",
-           "options", "ref_context"]
+           "options", "ref_context", "ends_line"]
 
 _ID = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
@@ -582,6 +582,15 @@ def slot(gp: GraphPlan, g: GraphState, line: str) -> Slot:
         if kind in ("refs", "waits", "onfail"):
             return _ref_slot(gp, g, kind, rest)
     return Slot(False, tuple(texts))
+
+
+def ends_line(gp: GraphPlan, g: GraphState, line: str) -> bool:
+    """True when ``line`` is inside a type, a node id or a tool name: each text of its
+    slot finishes the line (only a newline may follow it)."""
+    for st in _options(gp, g):
+        if st.prefix and line.startswith(st.prefix):
+            return st.kind in ("type", "id", "tool")
+    return False
 
 
 def _string_full(rest: str, cap: int) -> bool:

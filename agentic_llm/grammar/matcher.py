@@ -17,6 +17,7 @@ from agentic_llm.grammar.graph import (
     GraphState,
     Slot,
     apply_line,
+    ends_line,
     initial_state,
     line_ok,
     ref_context,
@@ -224,7 +225,11 @@ class DSLMatcher:
             sl2 = slot(self._gp, nxt[0], nxt[1])
             if sl2.free or sl2.fresh >= 0 or sl2.fresh_entry or not sl2.texts:
                 return None
-            work += [t + (b or "\n") for b in sl2.texts]
+            if ends_line(self._gp, nxt[0], nxt[1]):
+                # a type, id or tool name: a newline follows each text
+                work += [t + b + "\n" if b else t + "\n" for b in sl2.texts]
+            else:
+                work += [t + (b or "\n") for b in sl2.texts]
         return v.prefix_closure(tuple(ext))
 
     def _free_after(self, a: str) -> bool:
@@ -463,13 +468,15 @@ class DSLMatcher:
         """
         groups = memo.get("closers")
         if groups is None:
-            by_y: dict[str, list[tuple[int, str]]] = {}
+            # per token: id, x, and whether x can extend a fresh id (id characters
+            # only; may start one: begins with a letter)
+            by_y: dict[str, list[tuple[int, str, bool, bool]]] = {}
             for tid in self._vocab.ids_in(xrow & self._vocab.quote_bits).tolist():
                 x, y = self._vocab.texts[tid].split('"', 1)
-                by_y.setdefault(y, []).append((tid, x))
+                by_y.setdefault(y, []).append((tid, x, set(x) <= _ID_CHARS, x[:1] in _LETTERS))
             groups = memo["closers"] = list(by_y.items())
         if ctx is None:
-            return [tid for _y, items in groups for tid, _x in items if self._ok(tid)]
+            return [item[0] for _y, items in groups for item in items if self._ok(item[0])]
         refs, e = ctx
         fin = set(refs.finite())
         banned = refs.banned_ids()
@@ -482,14 +489,14 @@ class DSLMatcher:
         # element (memo on the line state, keyed by the text before the element)
         before = self._line[: len(self._line) - len(e)]
         g_memo = self._g.memo
+        room = MAX_ID - len(f) if fresh_ok and f is not None else -1
         for y, items in groups:
             y_ok: dict[bool, bool] = {}
             shareable = 'id: "' not in y  # past a new line's id, the id itself matters
-            for tid, x in items:
-                elem = e + x
-                known = elem in fin
-                if not known and not (fresh_ok and f is not None and _fresh_id(f + x)
-                                      and f + x not in banned):
+            for tid, x, id_chars, lead in items:
+                known = e + x in fin
+                if not known and not (id_chars and len(x) <= room and (f or lead) and (f or x)
+                                      and f + x not in banned):  # type: ignore[operator]
                     continue
                 ok = y_ok.get(known)
                 if ok is None:
