@@ -28,6 +28,9 @@ class EngineConfig:
         shuffle_seed: shuffle the pool's free list (tests: pages scattered).
         share_prefill_prefixes: requests prefilled in the same step compute the
             full KV pages their prompts share once (see ``engine.prefill_share``).
+        mask_fill_overlap: fill constraint masks on a worker thread during the
+            forward (True), inline before it (False), or whichever measures faster
+            on the running workload (None; see ``engine.masking``).
     """
 
     device: str = "cpu"
@@ -42,6 +45,7 @@ class EngineConfig:
     scheduling_policy: str = "fcfs"
     shuffle_seed: int | None = None
     share_prefill_prefixes: bool = True
+    mask_fill_overlap: bool | None = None
 
     def __post_init__(self) -> None:
         if self.block_size < 1:

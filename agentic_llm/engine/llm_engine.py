@@ -70,7 +70,7 @@ class LLMEngine:
             prefix_cache=prefix_cache,  # type: ignore[arg-type]
         )
         self.eos_token_ids = frozenset(loaded.eos_token_ids)
-        self.mask_filler = MaskFiller(mc.vocab_size)
+        self.mask_filler = MaskFiller(mc.vocab_size, config.mask_fill_overlap)
         self.requests: dict[str, Request] = {}
         self._pending: list[Request] = []  # finished outside a step, reported by the next
         self._seq = itertools.count()

@@ -13,9 +13,15 @@ from agentic_llm.scheduler.request import Request
 __all__ = ["accept_sampled", "stop_reason", "jump_forward"]
 
 
-def accept_sampled(req: Request, token: int) -> AgenticError | None:
-    """Append a sampled token, advancing the request's matcher. An error if refused."""
-    if req.matcher is not None and not req.matcher.is_terminated() and not req.matcher.accept_token(token):
+def accept_sampled(req: Request, token: int, live: bool | None = None) -> AgenticError | None:
+    """Append a sampled token, advancing the request's matcher. An error if refused.
+
+    ``live`` says whether the matcher is known not to be terminated (None: ask it).
+    """
+    m = req.matcher
+    if m is not None and live is None:
+        live = not m.is_terminated()
+    if m is not None and live and not m.accept_token(token):
         return AgenticError(
             ErrorCode.GRAMMAR,
             f"the constraint refused token {token} although its mask allowed it",

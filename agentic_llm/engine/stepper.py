@@ -147,6 +147,7 @@ def _sample_and_advance(
         except Exception as exc:  # a broken matcher fails only its own requests
             mask_error = exc
         else:
+            engine.mask_filler.mask_ready()
             masked = masked_logits(raw, mask, pos)
     # one pass over the logits: a row's max is NaN or inf exactly when the row is
     # broken, its argmax is the greedy pick, and -inf means the mask allows nothing
@@ -193,7 +194,7 @@ def _sample_and_advance(
             req.last_entropy = float(ent[s])
             if req.diagnostics is not None:
                 req.step_diagnostics.append(_diagnose(req, sample_idx[s], s, tok, ent, logp, batch))
-        err = accept_sampled(req, tok)
+        err = accept_sampled(req, tok, True if s in constrained_set else None)
         if err is not None:
             sched.finish(req, FinishReason.ERROR, err)
             continue
