@@ -1,0 +1,85 @@
+"""The mask filler: same masks inline or threaded, and it settles on the cheaper way."""
+
+from __future__ import annotations
+
+import torch
+
+from agentic_llm.engine.constraints import bitmask_words
+from agentic_llm.engine.masking import _PROBE, _RUN, MaskFiller
+from agentic_llm.engine.sampling import apply_bitmask, masked_logits
+
+VOCAB = 70
+
+
+class AllowSet:
+    """A constraint that allows a fixed set of token ids at every position."""
+
+    def __init__(self, allowed: set[int]) -> None:
+        self.allowed = allowed
+
+    def fill_next_token_bitmask(self, bitmask: torch.Tensor, index: int = 0) -> None:
+        for t in self.allowed:
+            word, bit = divmod(t, 32)
+            value = int(bitmask[index, word]) | (1 << bit)
+            bitmask[index, word] = value - (1 << 32) if value >= 1 << 31 else value
+
+    def accept_token(self, token_id: int) -> bool:
+        return token_id in self.allowed
+
+    def rollback(self, num_tokens: int) -> None:
+        return None
+
+    def find_jump_forward_string(self) -> str:
+        return ""
+
+    def is_terminated(self) -> bool:
+        return False
+
+
+class Broken(AllowSet):
+    def fill_next_token_bitmask(self, bitmask: torch.Tensor, index: int = 0) -> None:
+        raise RuntimeError("no mask today")
+
+
+def test_inline_and_threaded_masks_agree() -> None:
+    matchers = [AllowSet({0, 31, 32, 69}), AllowSet({5})]
+    masks = [MaskFiller(VOCAB, overlap=o).submit(matchers).result() for o in (True, False)]  # type: ignore[arg-type]
+    assert masks[0].shape == (2, bitmask_words(VOCAB))
+    assert torch.equal(masks[0], masks[1])
+    logits = torch.randn(2, VOCAB)
+    out = masked_logits(logits, masks[0], [0, 1])
+    assert torch.isfinite(out[0]).nonzero().flatten().tolist() == [0, 31, 32, 69]
+    assert torch.isfinite(out[1]).nonzero().flatten().tolist() == [5]
+    ref = logits.clone()
+    apply_bitmask(ref, masks[0])
+    assert torch.equal(out, ref)
+    # a mask for some rows only leaves the others alone
+    part = masked_logits(logits, masks[0][1:], [1])
+    assert torch.equal(part[0], logits[0]) and torch.equal(part[1], out[1])
+
+
+def test_inline_failure_reaches_the_future() -> None:
+    fut = MaskFiller(VOCAB, overlap=False).submit([Broken(set())])  # type: ignore[list-item]
+    exc = fut.exception()
+    assert isinstance(exc, RuntimeError) and "no mask today" in str(exc)
+
+
+def test_probes_both_ways_then_runs_the_cheaper() -> None:
+    filler = MaskFiller(VOCAB, overlap=None)
+    m = [AllowSet({1})]
+    ways = []
+    for _ in range(2 * _PROBE + _RUN + 2 * _PROBE):
+        ways.append(filler.threaded)
+        filler.submit(m).result()  # type: ignore[list-item]
+        filler.mask_ready()
+    assert ways[:_PROBE] == [True] * _PROBE
+    assert ways[_PROBE : 2 * _PROBE] == [False] * _PROBE
+    chosen = ways[2 * _PROBE]
+    assert ways[2 * _PROBE : 2 * _PROBE + _RUN] == [chosen] * _RUN
+    # then the other way is measured again before choosing anew
+    assert ways[2 * _PROBE + _RUN : 3 * _PROBE + _RUN] == [not chosen] * _PROBE
+    fixed = MaskFiller(VOCAB, overlap=True)
+    for _ in range(3 * _PROBE):
+        fixed.submit(m).result()  # type: ignore[list-item]
+        fixed.mask_ready()
+        assert fixed.threaded

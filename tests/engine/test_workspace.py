@@ -1,0 +1,68 @@
+"""The decode K/V workspace: reused while the same rows decode, rebuilt when they change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agentic_llm.engine import LLMEngine, SamplingParams
+from agentic_llm.engine.attention.torch_sdpa import TorchSDPABackend
+from agentic_llm.engine.attention.workspace import KVWorkspace
+
+from .conftest import random_prompts
+
+
+def make(d: Path, **kw: object) -> LLMEngine:
+    opts: dict[str, object] = {"num_blocks": 128, "block_size": 4, "shuffle_seed": 3}
+    opts.update(kw)
+    return LLMEngine.from_pretrained(d, **opts)  # type: ignore[arg-type]
+
+
+def test_reused_across_steps_and_same_tokens_as_gathering(llama_dir: Path) -> None:
+    prompts = random_prompts(4, [5, 9, 3, 14], seed=8)
+    params = [SamplingParams(max_tokens=n) for n in (20, 7, 13, 20)]  # rows leave at different steps
+    eng = make(llama_dir)
+    outs = eng.generate(prompts, params)
+    backend = eng.backend
+    assert isinstance(backend, TorchSDPABackend) and backend.workspace is not None
+    # one rebuild per change of the decoding rows (and capacity growth), not per step
+    assert 0 < backend.workspace.num_rebuilds <= 8 < eng.num_steps
+
+    plain = make(llama_dir)
+    assert isinstance(plain.backend, TorchSDPABackend)
+    plain.backend.workspace = KVWorkspace(max_bytes=0)  # never fits: pages gathered every layer
+    ref = plain.generate(prompts, params)
+    assert plain.backend.workspace.num_rebuilds == 0
+    assert [o.output_token_ids for o in outs] == [o.output_token_ids for o in ref]
+
+
+def test_rows_joining_and_leaving_keep_tokens(llama_dir: Path) -> None:
+    prompts = random_prompts(5, [4, 6, 21, 2, 9], seed=9)
+    params = SamplingParams(max_tokens=9)
+    eng = make(llama_dir)
+    done: dict[str, list[int]] = {}
+    rids = []
+    for p in prompts:  # a new row every other step: the workspace must follow
+        rids.append(eng.add_request(p, params))
+        for _ in range(2):
+            for o in eng.step():
+                if o.finished:
+                    done[o.request_id] = o.output_token_ids
+    while eng.has_unfinished_requests():
+        for o in eng.step():
+            if o.finished:
+                done[o.request_id] = o.output_token_ids
+    solo = make(llama_dir)
+    for rid, p in zip(rids, prompts, strict=True):
+        assert done[rid] == solo.generate([p], params)[0].output_token_ids
+    eng.pool.check_integrity()
+    assert eng.pool.num_free == eng.pool.num_blocks
+
+
+def test_a_failed_step_drops_the_workspace(llama_dir: Path) -> None:
+    eng = make(llama_dir)
+    eng.generate(random_prompts(2, [5, 6]), SamplingParams(max_tokens=4))
+    backend = eng.backend
+    assert isinstance(backend, TorchSDPABackend) and backend.workspace is not None
+    assert backend.workspace.kv is not None
+    backend.invalidate()
+    assert backend.workspace.kv is None and backend.workspace.seq_ids == ()
