@@ -16,7 +16,13 @@ from agentic_llm.engine.config import ModelConfig
 from agentic_llm.engine.forward import ForwardBatch
 from agentic_llm.engine.hooks import HookPoint, HookRegistry
 from agentic_llm.engine.kv.pool import PagedKVPool
-from agentic_llm.engine.models.layers import RMSNorm, RotaryEmbedding, SwiGLU
+from agentic_llm.engine.models.layers import (
+    RMSNorm,
+    RotaryEmbedding,
+    SwiGLU,
+    store_transposed,
+    transposed_storage,
+)
 
 __all__ = ["CausalLM"]
 
@@ -51,7 +57,7 @@ class Attention(nn.Module):
         """
         projs = (self.q_proj, self.k_proj, self.v_proj)
         with torch.no_grad():
-            w = torch.cat(tuple(m.weight for m in projs))
+            w = transposed_storage(torch.cat(tuple(m.weight for m in projs)))
             biases = [m.bias for m in projs]
             b = torch.cat(tuple(x for x in biases if x is not None)) if all(x is not None for x in biases) else None
             start = 0
@@ -189,11 +195,16 @@ class CausalLM(nn.Module):
         self.hooks = HookRegistry(cfg.num_hidden_layers)
 
     def fuse_projections(self) -> None:
-        """Fuse q/k/v and gate/up projections of every layer (fewer, larger matmuls)."""
+        """Fuse q/k/v and gate/up projections of every layer (fewer, larger matmuls) and
+        keep every projection in transposed storage (see ``transposed_storage``)."""
         for layer in self.model.layers:
             assert isinstance(layer, DecoderLayer)
             layer.self_attn.fuse()
             layer.mlp.fuse()
+            store_transposed(layer.self_attn.o_proj)
+            store_transposed(layer.mlp.down_proj)
+        if self.lm_head.weight is not self.model.embed_tokens.weight:  # tied: the embedding's layout stays
+            store_transposed(self.lm_head)
 
     @torch.inference_mode()
     def forward(

@@ -10,7 +10,22 @@ from torch import nn
 
 from agentic_llm.engine.config import RopeScaling
 
-__all__ = ["RMSNorm", "RopeTables", "RotaryEmbedding", "SwiGLU", "rope_inv_freq"]
+__all__ = ["RMSNorm", "RopeTables", "RotaryEmbedding", "SwiGLU", "rope_inv_freq", "transposed_storage", "store_transposed"]
+
+
+def transposed_storage(w: torch.Tensor) -> torch.Tensor:
+    """``w`` (``[out, in]``) as a view of a contiguous ``[in, out]`` tensor.
+
+    ``F.linear(x, w)`` multiplies by ``w.t()``; with this layout that operand is
+    contiguous, which CPU BLAS runs faster for the few-row inputs of decoding.
+    """
+    return w.detach().t().contiguous().t()
+
+
+def store_transposed(linear: nn.Linear) -> None:
+    """Keep ``linear.weight`` (same name, same values) in transposed storage."""
+    with torch.no_grad():
+        linear.weight = nn.Parameter(transposed_storage(linear.weight), requires_grad=False)
 
 
 class RMSNorm(nn.Module):
@@ -138,7 +153,7 @@ class SwiGLU(nn.Module):
         fused matrix. If a parameter is later replaced, the unfused path is used.
         """
         with torch.no_grad():
-            w = torch.cat((self.gate_proj.weight, self.up_proj.weight))
+            w = transposed_storage(torch.cat((self.gate_proj.weight, self.up_proj.weight)))
             inter = self.gate_proj.weight.shape[0]
             self.gate_proj.weight = nn.Parameter(w[:inter], requires_grad=False)
             self.up_proj.weight = nn.Parameter(w[inter:], requires_grad=False)
