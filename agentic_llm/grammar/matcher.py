@@ -215,7 +215,7 @@ class DSLMatcher:
         work = [a or "\n" for a in sl.texts]
         while work:
             t = work.pop()
-            if v.with_prefix(t).size <= (1 if t in v.by_text else 0):
+            if not v.has_longer(t):
                 ext.append(t)
                 continue
             limit -= 1

@@ -76,6 +76,7 @@ class VocabIndex:
         self.brace_bits = _bits(brace, self.words)
         self._brace_ok: dict[object, np.ndarray] = {}
         self._closure: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray] | None] = {}
+        self._longer: dict[str, bool] = {}
         self.quote_bits = _bits(quote, self.words)
         # "/" then the start of a node id: what follows a target path in a reference
         self.slash_id_bits = _bits(slash_id, self.words)
@@ -128,6 +129,15 @@ class VocabIndex:
         on = (row[ids >> 5] >> (ids & 31).astype(np.uint32)) & 1
         return ids[on.astype(bool)]
 
+    def has_longer(self, text: str) -> bool:
+        """True when some token starts with ``text`` and is longer (memoized)."""
+        hit = self._longer.get(text)
+        if hit is None:
+            if len(self._longer) > 65536:
+                self._longer.clear()
+            hit = self._longer[text] = self.with_prefix(text).size > (1 if text in self.by_text else 0)
+        return hit
+
     def prefix_closure(self, texts: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray] | None:
         """Tokens that are a non-empty prefix of one of ``texts`` (``""`` standing
         for a newline) as merged ``(word indices, bits)`` of a packed row, or
@@ -140,7 +150,7 @@ class VocabIndex:
         out: tuple[np.ndarray, np.ndarray] | None = None
         for t in texts:
             a = t or "\n"
-            if self.with_prefix(a).size > (1 if a in self.by_text else 0):
+            if self.has_longer(a):
                 break
             ids += self.prefixes_of(a)
         else:
