@@ -25,22 +25,13 @@ from agentic_llm.grammar.graph import (
 )
 from agentic_llm.grammar.lexclass import mask_key
 from agentic_llm.grammar.maskcache import MaskCache, MaskEntry
-from agentic_llm.grammar.vocab import MAX_ID, VocabIndex
+from agentic_llm.grammar.vocab import MAX_ID, VocabIndex, pack_ids
 
 __all__ = ["DSLMatcher"]
 
 
 _LETTERS = frozenset("abcdefghijklmnopqrstuvwxyz")
 _ID_CHARS = _LETTERS | frozenset("0123456789_")
-
-
-def _pack(ids: list[int], words: int) -> np.ndarray:
-    """A packed row with the bits of ``ids`` set."""
-    out = np.zeros(words, dtype=np.uint32)
-    if ids:
-        a = np.asarray(ids, dtype=np.int64)
-        np.bitwise_or.at(out, a >> 5, (np.uint32(1) << (a & 31).astype(np.uint32)))
-    return out
 
 
 def _fresh_id(text: str) -> bool:
@@ -409,7 +400,7 @@ class DSLMatcher:
                 split = memo.get(fk)
                 if split is None:
                     plain = [t for t in longer if "{" not in texts[t] and "\n" not in texts[t]]
-                    split = memo[fk] = (_pack(plain, v.words),
+                    split = memo[fk] = (pack_ids(plain, v.words),
                                         [t for t in longer if "{" in texts[t] or "\n" in texts[t]])
                 keep = split[0] if keep is None else keep | split[0]
                 # the rest finish the line or hold a brace: decided like the newline

@@ -14,14 +14,15 @@ import numpy as np
 
 from agentic_llm.grammar.tokenizer import TokenizerInfo
 
-__all__ = ["VocabIndex"]
+__all__ = ["VocabIndex", "pack_ids"]
 
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 _LETTERS = frozenset("abcdefghijklmnopqrstuvwxyz")
 MAX_ID = 32
 
 
-def _bits(ids: list[int], words: int) -> np.ndarray:
+def pack_ids(ids: list[int], words: int) -> np.ndarray:
+    """A packed row of ``words`` uint32 words with the bits of ``ids`` set."""
     out = np.zeros(words, dtype=np.uint32)
     if ids:
         a = np.asarray(ids, dtype=np.int64)
@@ -70,22 +71,22 @@ class VocabIndex:
                 idrun[len(t)].append(i)
                 if t[0] in _LETTERS:
                     idrun_letter[len(t)].append(i)
-        self.special_bits = _bits(special, self.words)
-        self.newline_bits = _bits(newline, self.words)
+        self.special_bits = pack_ids(special, self.words)
+        self.newline_bits = pack_ids(newline, self.words)
         self.brace_ids = brace
-        self.brace_bits = _bits(brace, self.words)
+        self.brace_bits = pack_ids(brace, self.words)
         self._brace_ok: dict[object, np.ndarray] = {}
         self._closure: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray] | None] = {}
         self._longer: dict[str, bool] = {}
-        self.quote_bits = _bits(quote, self.words)
+        self.quote_bits = pack_ids(quote, self.words)
         # "/" then the start of a node id: what follows a target path in a reference
-        self.slash_id_bits = _bits(slash_id, self.words)
+        self.slash_id_bits = pack_ids(slash_id, self.words)
         # idrun_le[k]: pure id-character tokens of length <= k (cumulative)
         self.idrun_le = [np.zeros(self.words, dtype=np.uint32)]
         self.idrun_letter_le = [np.zeros(self.words, dtype=np.uint32)]
         for k in range(1, MAX_ID + 1):
-            self.idrun_le.append(self.idrun_le[-1] | _bits(idrun[k], self.words))
-            self.idrun_letter_le.append(self.idrun_letter_le[-1] | _bits(idrun_letter[k], self.words))
+            self.idrun_le.append(self.idrun_le[-1] | pack_ids(idrun[k], self.words))
+            self.idrun_letter_le.append(self.idrun_letter_le[-1] | pack_ids(idrun_letter[k], self.words))
 
     def brace_ok_bits(self, variables: frozenset[str]) -> np.ndarray:
         """Tokens (without a newline) whose every ``{`` starts ``{{ name }}`` for one of
@@ -97,7 +98,7 @@ class VocabIndex:
         from agentic_llm.grammar.graph import vars_ok
 
         ok = [i for i in self.brace_ids if vars_ok(variables, self.texts[i], False)]
-        bits = _bits(ok, self.words)
+        bits = pack_ids(ok, self.words)
         if len(self._brace_ok) > 256:
             self._brace_ok.clear()
         self._brace_ok[variables] = bits
