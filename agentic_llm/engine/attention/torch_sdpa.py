@@ -224,14 +224,17 @@ class TorchSDPABackend:
         batch: ForwardBatch,
         pool: PagedKVPool,
         scale: float,
+        store: bool = True,
     ) -> torch.Tensor:
-        """Store every token's ``k``/``v``; attend for each row's last query only.
+        """Store every token's ``k``/``v`` (unless ``store`` is False: already stored);
+        attend for each row's last query only.
 
         ``q_last`` is ``[rows, heads, d]`` (row order); returns the same shape.
         """
         meta = batch.attn_meta
         assert isinstance(meta, _Meta), "prepare() must run before forward_last()"
-        self._store(layer, k, v, batch, pool, meta)
+        if store:
+            self._store(layer, k, v, batch, pool, meta)
         if len(meta.groups) == 1:
             return self._last_queries(layer, q_last, meta.groups[0], pool, scale)
         out = torch.empty_like(q_last)

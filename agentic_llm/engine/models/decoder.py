@@ -112,11 +112,14 @@ class Attention(nn.Module):
         return self.o_proj(out.reshape(out.shape[0], self.heads * self.head_dim))
 
     def add_output(self, residual: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
-        """``residual + o_proj(attn)``, the residual folded into the matmul."""
+        """``residual + o_proj(attn)``.
+
+        Not folded into one ``addmm``: that rounds differently from the hooked path
+        (which must see the projection alone), and a model whose hooks return their
+        input unchanged must give bit-identical results to one without hooks.
+        """
         flat = attn.reshape(attn.shape[0], self.heads * self.head_dim)
-        if self.o_proj.bias is not None:
-            return residual + self.o_proj(flat)
-        return torch.addmm(residual, flat, self.o_proj.weight.t())
+        return residual + F.linear(flat, self.o_proj.weight, self.o_proj.bias)
 
 
 class DecoderLayer(nn.Module):
@@ -145,7 +148,7 @@ class DecoderLayer(nn.Module):
             h = h + a
             h = h + self.mlp(self.post_attention_layernorm(h))
             return hooks.run(HookPoint.LAYER_OUTPUT, self.layer_idx, h, batch.hook_ctx)
-        # no hooks: the residual additions ride on the output matmuls
+        # no hooks: the same arithmetic with fewer module calls and tensors kept
         attn = self.self_attn
         q, k, v = attn.qkv(self.input_layernorm(h), rope, batch)
         h = attn.add_output(h, backend.forward(self.layer_idx, q, k, v, batch, pool, attn.scale))
@@ -166,6 +169,42 @@ class DecoderLayer(nn.Module):
         out = backend.forward_last(self.layer_idx, q[batch.last_token_idx], k, v, batch, pool, attn.scale)  # type: ignore[attr-defined]
         h = attn.add_output(h[batch.last_token_idx], out)
         return self.mlp.add_to(h, self.post_attention_layernorm(h))
+
+    def forward_last_hooked(
+        self,
+        h: torch.Tensor,
+        rope: RotaryEmbedding,
+        batch: ForwardBatch,
+        pool: PagedKVPool,
+        backend: AttentionBackend,
+        hooks: HookRegistry,
+    ) -> torch.Tensor:
+        """The full layer for the hooks (every token), with the last tokens' values
+        computed exactly as :meth:`forward_last` computes them.
+
+        BLAS may round a row differently in a matmul over fewer rows, so without this
+        a model whose hooks return their input unchanged would not give bit-identical
+        logits to the same model without hooks. Returns every token's hidden state.
+        """
+        attn = self.self_attn
+        last = batch.last_token_idx
+        t = h.shape[0]
+        flat_dim = attn.heads * attn.head_dim
+        q, k, v = attn.qkv(self.input_layernorm(h), rope, batch)
+        out = backend.forward(self.layer_idx, q, k, v, batch, pool, attn.scale)
+        out_last = backend.forward_last(  # type: ignore[attr-defined]
+            self.layer_idx, q[last], k, v, batch, pool, attn.scale, store=False
+        )
+        w, b = attn.o_proj.weight, attn.o_proj.bias
+        a = F.linear(out.reshape(t, flat_dim), w, b)
+        a[last] = F.linear(out_last.reshape(out_last.shape[0], flat_dim), w, b)
+        a = hooks.run(HookPoint.ATTN_OUTPUT, self.layer_idx, a, batch.hook_ctx)
+        h = h + a
+        x = self.post_attention_layernorm(h)
+        m = self.mlp(x)
+        m[last] = self.mlp(x[last])
+        h = h + m
+        return hooks.run(HookPoint.LAYER_OUTPUT, self.layer_idx, h, batch.hook_ctx)
 
 
 class _Backbone(nn.Module):
@@ -218,15 +257,14 @@ class CausalLM(nn.Module):
         layers = self.model.layers
         n = len(layers)
         # rows that compute several tokens need only their last token out of the last
-        # layer (its K/V are stored all the same); hooks see every token, so not then
-        prune = (
-            not self.hooks
-            and batch.capture is None
-            and h.shape[0] > batch.num_rows
-            and hasattr(backend, "forward_last")
-        )
+        # layer (its K/V are stored all the same); hooks see every token, so with
+        # hooks the layer runs whole, its last tokens computed the same way
+        prune = batch.capture is None and h.shape[0] > batch.num_rows and hasattr(backend, "forward_last")
         for i, layer in enumerate(layers):
             if prune and i == n - 1:
+                if self.hooks:
+                    h = layer.forward_last_hooked(h, self.rotary, batch, pool, backend, self.hooks)
+                    break
                 h = layer.forward_last(h, self.rotary, batch, pool, backend)
                 return self.lm_head(self.model.norm(h)).float()
             h = layer(h, self.rotary, batch, pool, backend, self.hooks)

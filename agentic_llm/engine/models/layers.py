@@ -178,12 +178,12 @@ class SwiGLU(nn.Module):
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
     def add_to(self, residual: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """``residual + forward(x)``, with the residual folded into the down matmul."""
+        """``residual + forward(x)`` (the same arithmetic as the hooked path, not an addmm)."""
         fused = self._fused_weights()
-        if fused is None or self.down_proj.bias is not None:
+        if fused is None:
             return residual + self.forward(x)
         act = self._act(F.linear(x, fused[0], fused[1]))
-        return torch.addmm(residual, act, self.down_proj.weight.t())
+        return residual + F.linear(act, self.down_proj.weight, self.down_proj.bias)
 
     @staticmethod
     def _act(gate_up: torch.Tensor) -> torch.Tensor:
