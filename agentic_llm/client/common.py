@@ -1,5 +1,5 @@
 """What the sync, asyncio and in-process clients share: request coercion, retries,
-channel options and credentials."""
+channel options and credentials, and the gRPC clients' common base."""
 
 from __future__ import annotations
 
@@ -10,11 +10,22 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from grpc_health.v1 import health_pb2_grpc
 
+from agentic_llm.client.errors import from_rpc_error
+from agentic_llm.client.protos import load
 from agentic_llm.errors import AgenticError, ErrorCode
 from agentic_llm.planner import GenerateRequest
 
-__all__ = ["RetryPolicy", "as_request", "channel_options", "credentials", "auth_metadata", "open_channel"]
+__all__ = [
+    "RetryPolicy",
+    "GrpcClientBase",
+    "as_request",
+    "channel_options",
+    "credentials",
+    "auth_metadata",
+    "open_channel",
+]
 
 
 @dataclass(frozen=True)
@@ -100,3 +111,59 @@ def open_channel(
     if creds is not None:
         return grpc_module.secure_channel(address, creds, options=opts)
     return grpc_module.insecure_channel(address, options=opts)
+
+
+class GrpcClientBase:
+    """Channel, stubs, call options and retry decisions of the gRPC clients.
+
+    ``Client`` and ``AsyncClient`` differ only in the ``grpc`` module that opens the
+    channel (``GRPC``) and in whether their calls block or are awaited; everything
+    else lives here.
+
+    Args:
+        address: ``host:port``.
+        token: bearer token, sent on every call.
+        root_certificates: PEM bytes or a file path: use TLS and trust this CA.
+        timeout: default per-call deadline in seconds (None: none).
+        retry: retry policy for UNAVAILABLE.
+        max_message_bytes: largest message sent or received.
+        server_name: TLS name to check the server's certificate against, when it
+            differs from the host in ``address``.
+    """
+
+    GRPC: Any = grpc
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        token: str | None = None,
+        root_certificates: bytes | str | Path | None = None,
+        timeout: float | None = 120.0,
+        retry: RetryPolicy | None = None,
+        max_message_bytes: int = 64 * 1024 * 1024,
+        server_name: str | None = None,
+    ) -> None:
+        self._channel = open_channel(self.GRPC, address, root_certificates=root_certificates,
+                                     max_message_bytes=max_message_bytes, server_name=server_name)
+        self._stub = load().pb2_grpc.AgenticLLMStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+        self._metadata = auth_metadata(token)
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+
+    def _options(self, timeout: float | None) -> dict[str, Any]:
+        """Keyword arguments of one call: its deadline (else the default) and metadata."""
+        return {"timeout": timeout or self.timeout, "metadata": self._metadata}
+
+    def _backoff(self, exc: grpc.RpcError, attempt: int, *, received: bool = False) -> float:
+        """Seconds to wait before retrying a failed call; raises the call's
+        ``AgenticError`` instead when it is not to be retried.
+
+        A stream (``received``: it has yielded a message) is retried only before its
+        first message: after that the caller has acted on part of the answer.
+        """
+        err = from_rpc_error(exc)
+        if received or not self.retry.should_retry(err, attempt):
+            raise err from None
+        return self.retry.delay(attempt)

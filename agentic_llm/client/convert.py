@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from google.protobuf import json_format
@@ -9,6 +10,7 @@ from google.protobuf import json_format
 from agentic_llm.client.protos import load
 from agentic_llm.errors import AgenticError, ErrorCode
 from agentic_llm.planner import GenerateRequest
+from agentic_llm.serving.knowledge import KnowledgeRecord
 from agentic_llm.serving.result import (
     AstBlockInfo,
     AstNodeInfo,
@@ -22,7 +24,17 @@ from agentic_llm.serving.result import (
     TokenDelta,
 )
 
-__all__ = ["request_to_proto", "result_from_proto", "stream_item_from_proto", "branch_from_proto"]
+__all__ = [
+    "request_to_proto",
+    "fork_to_proto",
+    "knowledge_entry_to_proto",
+    "result_from_proto",
+    "stream_item_from_proto",
+    "branch_from_proto",
+    "cache_stats_from_proto",
+    "knowledge_from_proto",
+    "health_from_proto",
+]
 
 pb = load().pb2
 
@@ -99,6 +111,24 @@ def request_to_proto(req: GenerateRequest, *, stream_tokens: bool = False) -> An
     return msg
 
 
+def fork_to_proto(branches: Iterable[GenerateRequest], dag_id: str) -> Any:
+    """The branches of one fork as a ``GenerateForkRequest`` message."""
+    msg = pb.GenerateForkRequest(dag_id=dag_id)
+    for b in branches:
+        msg.branches.append(request_to_proto(b))
+    return msg
+
+
+def knowledge_entry_to_proto(*, namespace: str, key: str, text: str, tenant: str, id: str,
+                             metadata: Mapping[str, str] | None, key_vector: Iterable[float],
+                             value_vector: Iterable[float], reliability: float) -> Any:
+    """A ``RegisterKnowledgeRequest`` message for one knowledge entry."""
+    entry = pb.KnowledgeEntry(id=id, tenant=tenant, namespace=namespace, key=key, text=text,
+                              metadata=dict(metadata or {}), key_vector=list(key_vector),
+                              value_vector=list(value_vector), reliability=reliability)
+    return pb.RegisterKnowledgeRequest(entry=entry)
+
+
 def result_from_proto(msg: Any) -> ServingResult:
     """A ``GenerateSubgraphResponse`` as a :class:`ServingResult` (``document`` parsed)."""
     blocks = tuple(
@@ -147,3 +177,26 @@ def branch_from_proto(msg: Any) -> BranchResult:
     except ValueError:
         code = ErrorCode.INTERNAL
     return BranchResult(msg.index, msg.branch_id, error=AgenticError(code, e.message, **dict(e.details)))
+
+
+def cache_stats_from_proto(msg: Any) -> dict[str, float]:
+    """A ``CacheStatsResponse`` as the counters ``Engine.cache_stats`` returns."""
+    out = {"entries": float(msg.subgraph_entries), "exact_hits": float(msg.exact_hits),
+           "fuzzy_hits": float(msg.fuzzy_hits), "misses": float(msg.misses),
+           "prefix_query_tokens": float(msg.prefix_query_tokens),
+           "prefix_hit_tokens": float(msg.prefix_hit_tokens)}
+    out.update(dict(msg.extra))
+    return out
+
+
+def knowledge_from_proto(msg: Any) -> list[KnowledgeRecord]:
+    """A ``ListKnowledgeResponse`` as :class:`KnowledgeRecord` values."""
+    return [KnowledgeRecord(e.id, e.tenant, e.namespace, e.key, e.text, dict(e.metadata))
+            for e in msg.entries]
+
+
+def health_from_proto(msg: Any) -> str:
+    """A ``HealthCheckResponse`` as its status name (``SERVING``, ``NOT_SERVING``, ...)."""
+    from grpc_health.v1 import health_pb2
+
+    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(msg.status))

@@ -10,25 +10,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
-from agentic_llm.client.common import (
-    RetryPolicy,
-    as_request,
-    auth_metadata,
-    open_channel,
-)
+from agentic_llm.client.common import GrpcClientBase, as_request
 from agentic_llm.client.convert import (
     branch_from_proto,
+    cache_stats_from_proto,
+    fork_to_proto,
+    health_from_proto,
+    knowledge_entry_to_proto,
+    knowledge_from_proto,
     request_to_proto,
     result_from_proto,
     stream_item_from_proto,
 )
-from agentic_llm.client.errors import from_rpc_error
 from agentic_llm.client.protos import SERVICE_NAME, load
 from agentic_llm.planner import GenerateRequest
 from agentic_llm.serving.knowledge import KnowledgeRecord
@@ -37,36 +35,12 @@ from agentic_llm.serving.result import BranchResult, ServingResult, StreamItemT
 __all__ = ["Client"]
 
 
-class Client:
-    """Blocking client of the AgenticLLM service.
+class Client(GrpcClientBase):
+    """Blocking client of the AgenticLLM service; constructor arguments as for
+    :class:`~agentic_llm.client.common.GrpcClientBase` (address, token,
+    root_certificates, timeout, retry, max_message_bytes, server_name)."""
 
-    Args:
-        address: ``host:port``.
-        token: bearer token, sent on every call.
-        root_certificates: PEM bytes or a file path: use TLS and trust this CA.
-        timeout: default per-call deadline in seconds (None: none).
-        retry: retry policy for UNAVAILABLE.
-        max_message_bytes: largest message sent or received.
-    """
-
-    def __init__(
-        self,
-        address: str,
-        *,
-        token: str | None = None,
-        root_certificates: bytes | str | Path | None = None,
-        timeout: float | None = 120.0,
-        retry: RetryPolicy | None = None,
-        max_message_bytes: int = 64 * 1024 * 1024,
-        server_name: str | None = None,
-    ) -> None:
-        self._channel = open_channel(grpc, address, root_certificates=root_certificates,
-                                     max_message_bytes=max_message_bytes, server_name=server_name)
-        self._stub = load().pb2_grpc.AgenticLLMStub(self._channel)
-        self._health = health_pb2_grpc.HealthStub(self._channel)
-        self._metadata = auth_metadata(token)
-        self.timeout = timeout
-        self.retry = retry or RetryPolicy()
+    GRPC = grpc
 
     # -- plumbing -------------------------------------------------------------------
     def _call(self, method: Any, msg: Any, timeout: float | None) -> Any:
@@ -74,31 +48,23 @@ class Client:
         while True:
             attempt += 1
             try:
-                return method(msg, timeout=timeout or self.timeout, metadata=self._metadata)
+                return method(msg, **self._options(timeout))
             except grpc.RpcError as exc:
-                err = from_rpc_error(exc)
-                if not self.retry.should_retry(err, attempt):
-                    raise err from None
-                time.sleep(self.retry.delay(attempt))
+                time.sleep(self._backoff(exc, attempt))
 
     def _streaming(self, method: Any, msg: Any, timeout: float | None) -> Iterator[Any]:
         attempt = 0
         while True:
             attempt += 1
             received = False
-            call = method(msg, timeout=timeout or self.timeout, metadata=self._metadata)
+            call = method(msg, **self._options(timeout))
             try:
                 for item in call:
                     received = True
                     yield item
                 return
             except grpc.RpcError as exc:
-                err = from_rpc_error(exc)
-                # A stream is retried only before its first message: after that the
-                # caller has acted on part of the answer.
-                if received or not self.retry.should_retry(err, attempt):
-                    raise err from None
-                time.sleep(self.retry.delay(attempt))
+                time.sleep(self._backoff(exc, attempt, received=received))
             finally:
                 call.cancel()
 
@@ -126,23 +92,15 @@ class Client:
     def fork(self, branches: Iterable[GenerateRequest | Mapping[str, Any]], *, dag_id: str = "",
              timeout: float | None = None) -> Iterator[BranchResult]:
         """Run the branches of one fork together; yield each branch's result as it completes."""
-        msg = load().pb2.GenerateForkRequest(dag_id=dag_id)
-        for b in branches:
-            msg.branches.append(request_to_proto(as_request(b, {})))
+        msg = fork_to_proto((as_request(b, {}) for b in branches), dag_id)
         for item in self._streaming(self._stub.GenerateFork, msg, timeout):
             yield branch_from_proto(item)
 
     # -- admin ----------------------------------------------------------------------
     def cache_stats(self, *, timeout: float | None = None) -> dict[str, float]:
         """Subgraph-cache, prefix-cache and engine counters."""
-        pb = load().pb2
-        m = self._call(self._stub.CacheStats, pb.CacheStatsRequest(), timeout)
-        out = {"entries": float(m.subgraph_entries), "exact_hits": float(m.exact_hits),
-               "fuzzy_hits": float(m.fuzzy_hits), "misses": float(m.misses),
-               "prefix_query_tokens": float(m.prefix_query_tokens),
-               "prefix_hit_tokens": float(m.prefix_hit_tokens)}
-        out.update(dict(m.extra))
-        return out
+        m = self._call(self._stub.CacheStats, load().pb2.CacheStatsRequest(), timeout)
+        return cache_stats_from_proto(m)
 
     def invalidate_cache(self, *, path_prefix: str = "", tenant: str = "", all: bool = False,
                          timeout: float | None = None) -> int:
@@ -157,12 +115,10 @@ class Client:
                            key_vector: Iterable[float] = (), value_vector: Iterable[float] = (),
                            reliability: float = 1.0, timeout: float | None = None) -> str:
         """Register a knowledge entry (AGA) in ``tenant``'s ``namespace``; returns its id."""
-        pb = load().pb2
-        entry = pb.KnowledgeEntry(id=id, tenant=tenant, namespace=namespace, key=key, text=text,
-                                  metadata=dict(metadata or {}), key_vector=list(key_vector),
-                                  value_vector=list(value_vector), reliability=reliability)
-        return str(self._call(self._stub.RegisterKnowledge,
-                              pb.RegisterKnowledgeRequest(entry=entry), timeout).id)
+        msg = knowledge_entry_to_proto(namespace=namespace, key=key, text=text, tenant=tenant, id=id,
+                                       metadata=metadata, key_vector=key_vector,
+                                       value_vector=value_vector, reliability=reliability)
+        return str(self._call(self._stub.RegisterKnowledge, msg, timeout).id)
 
     def remove_knowledge(self, *, namespace: str, id: str, tenant: str = "",
                          timeout: float | None = None) -> bool:
@@ -175,13 +131,12 @@ class Client:
         pb = load().pb2
         m = self._call(self._stub.ListKnowledge,
                        pb.ListKnowledgeRequest(tenant=tenant, namespace=namespace), timeout)
-        return [KnowledgeRecord(e.id, e.tenant, e.namespace, e.key, e.text, dict(e.metadata))
-                for e in m.entries]
+        return knowledge_from_proto(m)
 
     def health(self, service: str = SERVICE_NAME, *, timeout: float | None = 5.0) -> str:
         """``SERVING``, ``NOT_SERVING``, ... as the server's health service reports."""
         m = self._call(self._health.Check, health_pb2.HealthCheckRequest(service=service), timeout)
-        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(m.status))
+        return health_from_proto(m)
 
     def close(self) -> None:
         self._channel.close()
