@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -43,6 +44,44 @@ def _internal(exc: BaseException) -> AgenticError:
                         f"internal error ({type(exc).__name__}); see the server log")
 
 
+def _check_decoded(request: Any) -> None:
+    """Refuse a request whose bytes did not decode (ERR_INVALID_REQUEST)."""
+    if isinstance(request, Malformed):
+        raise AgenticError(ErrorCode.INVALID_REQUEST,
+                           f"the request message could not be decoded: {request.error}")
+
+
+_Handler = Callable[[Any, Any, Any], Any]
+
+
+def _unary(handler: _Handler) -> _Handler:
+    """Wrap a unary handler: an ``AgenticError`` ends the call with its status; any
+    other exception is logged and ends it with ERR_INTERNAL, never a traceback."""
+    @functools.wraps(handler)
+    def wrapper(self: Any, request: Any, context: Any) -> Any:
+        try:
+            return handler(self, request, context)
+        except AgenticError as exc:
+            abort_with(context, exc)
+        except Exception as exc:  # noqa: BLE001 - never leak a traceback to the client
+            abort_with(context, _internal(exc))
+        return None
+    return wrapper
+
+
+def _streaming(handler: _Handler) -> _Handler:
+    """:func:`_unary` for a server-streaming handler (a generator)."""
+    @functools.wraps(handler)
+    def wrapper(self: Any, request: Any, context: Any) -> Iterator[Any]:
+        try:
+            yield from handler(self, request, context)
+        except AgenticError as exc:
+            abort_with(context, exc)
+        except Exception as exc:  # noqa: BLE001 - never leak a traceback to the client
+            abort_with(context, _internal(exc))
+    return wrapper
+
+
 class AgenticLLMServicer:
     """Implements every RPC of ``agentic_llm.agentic.v1.AgenticLLM``.
 
@@ -60,9 +99,7 @@ class AgenticLLMServicer:
 
     # -- helpers --------------------------------------------------------------------
     def _request(self, msg: Any) -> Any:
-        if isinstance(msg, Malformed):
-            raise AgenticError(ErrorCode.INVALID_REQUEST,
-                               f"the request message could not be decoded: {msg.error}")
+        _check_decoded(msg)
         return convert.request_from_proto(msg)
 
     def _cancel_token(self, context: Any) -> CancelToken:
@@ -71,157 +108,122 @@ class AgenticLLMServicer:
         return token
 
     # -- generation -----------------------------------------------------------------
+    @_unary
     def GenerateSubgraph(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC name
-        try:
-            req = self._request(request)
-            result = self.pipeline.run(req, deadline=_deadline(context),
-                                       cancel=self._cancel_token(context))
-            return convert.result_to_proto(result)
-        except AgenticError as exc:
-            abort_with(context, exc)
-        except Exception as exc:  # noqa: BLE001 - never leak a traceback to the client
-            abort_with(context, _internal(exc))
+        req = self._request(request)
+        result = self.pipeline.run(req, deadline=_deadline(context),
+                                   cancel=self._cancel_token(context))
+        return convert.result_to_proto(result)
 
+    @_streaming
     def GenerateSubgraphStream(self, request: Any, context: Any) -> Iterator[Any]:  # noqa: N802
-        try:
-            req = self._request(request)
-            events = self.pipeline.events(
-                req, deadline=_deadline(context), stream_tokens=bool(request.stream_tokens),
-                cancel=self._cancel_token(context))
-            for item in events:
-                if isinstance(item, NodeEvent):
-                    yield convert.node_event_to_proto(item)
-                elif isinstance(item, TokenDelta):
-                    yield convert.token_delta_to_proto(item)
-                elif isinstance(item, ServingResult):
-                    msg = pb.GenerateSubgraphStreamResponse()
-                    msg.final.CopyFrom(convert.result_to_proto(item))
-                    yield msg
-        except AgenticError as exc:
-            abort_with(context, exc)
-        except Exception as exc:  # noqa: BLE001
-            abort_with(context, _internal(exc))
+        req = self._request(request)
+        events = self.pipeline.events(
+            req, deadline=_deadline(context), stream_tokens=bool(request.stream_tokens),
+            cancel=self._cancel_token(context))
+        for item in events:
+            if isinstance(item, NodeEvent):
+                yield convert.node_event_to_proto(item)
+            elif isinstance(item, TokenDelta):
+                yield convert.token_delta_to_proto(item)
+            elif isinstance(item, ServingResult):
+                msg = pb.GenerateSubgraphStreamResponse()
+                msg.final.CopyFrom(convert.result_to_proto(item))
+                yield msg
 
+    @_streaming
     def GenerateFork(self, request: Any, context: Any) -> Iterator[Any]:  # noqa: N802
-        try:
-            if isinstance(request, Malformed):
-                self._request(request)
-            n = len(request.branches)
-            if n == 0:
-                raise AgenticError(ErrorCode.INVALID_REQUEST, "branches: a fork needs at least one",
-                                   field="branches")
-            if n > self.max_fork_branches:
-                raise AgenticError(
-                    ErrorCode.INPUT_TOO_LARGE,
-                    f"a fork may have at most {self.max_fork_branches} branches, got {n}",
-                    limit=self.max_fork_branches, field="branches")
-            reqs, bad = [], []
-            for i, b in enumerate(request.branches):
-                try:
-                    reqs.append((i, self._request(b)))
-                except AgenticError as refusal:
-                    bad.append((i, b.branch_id or str(i), refusal))
-            for i, bid, branch_err in bad:
-                yield pb.GenerateForkResponse(index=i, branch_id=bid,
-                                              error=convert.error_status_to_proto(branch_err))
-            if not reqs:
-                return
-            order = [i for i, _ in reqs]
-            prepared = [replace(r, branch_id=r.branch_id or str(i)) for i, r in reqs]
-            for br in self.pipeline.fork(prepared, dag_id=request.dag_id, deadline=_deadline(context),
-                                         cancel=self._cancel_token(context)):
-                index = order[br.index]
-                if br.result is not None:
-                    yield pb.GenerateForkResponse(index=index, branch_id=br.branch_id,
-                                                  response=convert.result_to_proto(br.result))
-                else:
-                    assert br.error is not None
-                    yield pb.GenerateForkResponse(index=index, branch_id=br.branch_id,
-                                                  error=convert.error_status_to_proto(br.error))
-        except AgenticError as exc:
-            abort_with(context, exc)
-        except Exception as exc:  # noqa: BLE001
-            abort_with(context, _internal(exc))
+        _check_decoded(request)
+        n = len(request.branches)
+        if n == 0:
+            raise AgenticError(ErrorCode.INVALID_REQUEST, "branches: a fork needs at least one",
+                               field="branches")
+        if n > self.max_fork_branches:
+            raise AgenticError(
+                ErrorCode.INPUT_TOO_LARGE,
+                f"a fork may have at most {self.max_fork_branches} branches, got {n}",
+                limit=self.max_fork_branches, field="branches")
+        reqs, bad = [], []
+        for i, b in enumerate(request.branches):
+            try:
+                reqs.append((i, self._request(b)))
+            except AgenticError as refusal:
+                bad.append((i, b.branch_id or str(i), refusal))
+        for i, bid, branch_err in bad:
+            yield pb.GenerateForkResponse(index=i, branch_id=bid,
+                                          error=convert.error_status_to_proto(branch_err))
+        if not reqs:
+            return
+        order = [i for i, _ in reqs]
+        prepared = [replace(r, branch_id=r.branch_id or str(i)) for i, r in reqs]
+        for br in self.pipeline.fork(prepared, dag_id=request.dag_id, deadline=_deadline(context),
+                                     cancel=self._cancel_token(context)):
+            index = order[br.index]
+            if br.result is not None:
+                yield pb.GenerateForkResponse(index=index, branch_id=br.branch_id,
+                                              response=convert.result_to_proto(br.result))
+            else:
+                assert br.error is not None
+                yield pb.GenerateForkResponse(index=index, branch_id=br.branch_id,
+                                              error=convert.error_status_to_proto(br.error))
 
     # -- cache admin ----------------------------------------------------------------
+    @_unary
     def CacheStats(self, request: Any, context: Any) -> Any:  # noqa: N802
-        try:
-            stats = dict(self.pipeline.cache_stats())
-            msg = pb.CacheStatsResponse(
-                subgraph_entries=int(stats.pop("entries", 0)),
-                exact_hits=int(stats.pop("exact_hits", 0)),
-                fuzzy_hits=int(stats.pop("fuzzy_hits", 0)),
-                misses=int(stats.pop("misses", 0)),
-                prefix_query_tokens=int(stats.pop("engine_prefix_queries_tokens", 0)),
-                prefix_hit_tokens=int(stats.pop("engine_prefix_hit_tokens", 0)),
-            )
-            msg.extra.update(stats)
-            return msg
-        except AgenticError as exc:
-            abort_with(context, exc)
-        except Exception as exc:  # noqa: BLE001
-            abort_with(context, _internal(exc))
+        stats = dict(self.pipeline.cache_stats())
+        msg = pb.CacheStatsResponse(
+            subgraph_entries=int(stats.pop("entries", 0)),
+            exact_hits=int(stats.pop("exact_hits", 0)),
+            fuzzy_hits=int(stats.pop("fuzzy_hits", 0)),
+            misses=int(stats.pop("misses", 0)),
+            prefix_query_tokens=int(stats.pop("engine_prefix_queries_tokens", 0)),
+            prefix_hit_tokens=int(stats.pop("engine_prefix_hit_tokens", 0)),
+        )
+        msg.extra.update(stats)
+        return msg
 
+    @_unary
     def InvalidateCache(self, request: Any, context: Any) -> Any:  # noqa: N802
-        try:
-            if isinstance(request, Malformed):
-                self._request(request)
-            if not (request.path_prefix or request.tenant or request.all):
-                raise AgenticError(
-                    ErrorCode.INVALID_REQUEST,
-                    "give path_prefix and/or tenant, or all=true to empty the whole cache",
-                    field="path_prefix")
-            removed = self.pipeline.invalidate(path_prefix=request.path_prefix,
-                                               tenant=request.tenant)
-            return pb.InvalidateCacheResponse(removed=removed)
-        except AgenticError as exc:
-            abort_with(context, exc)
-        except Exception as exc:  # noqa: BLE001
-            abort_with(context, _internal(exc))
+        _check_decoded(request)
+        if not (request.path_prefix or request.tenant or request.all):
+            raise AgenticError(
+                ErrorCode.INVALID_REQUEST,
+                "give path_prefix and/or tenant, or all=true to empty the whole cache",
+                field="path_prefix")
+        removed = self.pipeline.invalidate(path_prefix=request.path_prefix,
+                                           tenant=request.tenant)
+        return pb.InvalidateCacheResponse(removed=removed)
 
     # -- knowledge admin ------------------------------------------------------------
     def _knowledge(self, request: Any) -> KnowledgeAdmin:
-        if isinstance(request, Malformed):
-            self._request(request)
+        _check_decoded(request)
         if self.knowledge is None:
             raise AgenticError(ErrorCode.RESOURCE_UNAVAILABLE,
                                "knowledge injection (AGA) is not enabled on this server")
         return self.knowledge
 
+    @_unary
     def RegisterKnowledge(self, request: Any, context: Any) -> Any:  # noqa: N802
-        try:
-            e = request.entry
-            kid = self._knowledge(request).register(
-                tenant=e.tenant, namespace=e.namespace, key=e.key, text=e.text,
-                metadata=dict(e.metadata), entry_id=e.id or None,
-                key_vector=list(e.key_vector), value_vector=list(e.value_vector),
-                reliability=e.reliability if e.HasField("reliability") else 1.0)
-            return pb.RegisterKnowledgeResponse(id=kid)
-        except AgenticError as exc:
-            abort_with(context, exc)
-        except Exception as exc:  # noqa: BLE001
-            abort_with(context, _internal(exc))
+        e = request.entry
+        kid = self._knowledge(request).register(
+            tenant=e.tenant, namespace=e.namespace, key=e.key, text=e.text,
+            metadata=dict(e.metadata), entry_id=e.id or None,
+            key_vector=list(e.key_vector), value_vector=list(e.value_vector),
+            reliability=e.reliability if e.HasField("reliability") else 1.0)
+        return pb.RegisterKnowledgeResponse(id=kid)
 
+    @_unary
     def RemoveKnowledge(self, request: Any, context: Any) -> Any:  # noqa: N802
-        try:
-            ok = self._knowledge(request).remove(tenant=request.tenant,
-                                                 namespace=request.namespace, entry_id=request.id)
-            return pb.RemoveKnowledgeResponse(removed=ok)
-        except AgenticError as exc:
-            abort_with(context, exc)
-        except Exception as exc:  # noqa: BLE001
-            abort_with(context, _internal(exc))
+        ok = self._knowledge(request).remove(tenant=request.tenant,
+                                             namespace=request.namespace, entry_id=request.id)
+        return pb.RemoveKnowledgeResponse(removed=ok)
 
+    @_unary
     def ListKnowledge(self, request: Any, context: Any) -> Any:  # noqa: N802
-        try:
-            entries = self._knowledge(request).list(tenant=request.tenant,
-                                                    namespace=request.namespace)
-            msg = pb.ListKnowledgeResponse()
-            for k in entries:
-                msg.entries.add(id=k.id, tenant=k.tenant, namespace=k.namespace, key=k.key,
-                                text=k.text, metadata=dict(k.metadata))
-            return msg
-        except AgenticError as exc:
-            abort_with(context, exc)
-        except Exception as exc:  # noqa: BLE001
-            abort_with(context, _internal(exc))
+        entries = self._knowledge(request).list(tenant=request.tenant,
+                                                namespace=request.namespace)
+        msg = pb.ListKnowledgeResponse()
+        for k in entries:
+            msg.entries.add(id=k.id, tenant=k.tenant, namespace=k.namespace, key=k.key,
+                            text=k.text, metadata=dict(k.metadata))
+        return msg
