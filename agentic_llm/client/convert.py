@@ -34,6 +34,7 @@ __all__ = [
     "cache_stats_from_proto",
     "knowledge_from_proto",
     "health_from_proto",
+    "struct_to_dict",
 ]
 
 pb = load().pb2
@@ -49,6 +50,7 @@ _SEVERITIES = {pb.SEVERITY_ERROR: "error", pb.SEVERITY_WARNING: "warning", pb.SE
 
 
 def _plain(value: Any) -> Any:
+    """Struct numbers are doubles: give integral ones back their int type."""
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         return int(value)
     if isinstance(value, dict):
@@ -58,13 +60,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _fields(struct: Any) -> dict[str, Any]:
+def struct_to_dict(struct: Any) -> dict[str, Any]:
+    """A protobuf ``Struct`` as a plain dict, integral numbers as ints (used by the
+    client for AST fields and by the server for request context values)."""
     return _plain(json_format.MessageToDict(struct)) if struct.fields else {}  # type: ignore[no-any-return]
 
 
 def _node(msg: Any) -> AstNodeInfo:
     return AstNodeInfo(id=msg.id, type=msg.type, path=msg.path, next=tuple(msg.next),
-                       fields=_fields(msg.fields))
+                       fields=struct_to_dict(msg.fields))
 
 
 def _parse(text: str) -> Any:
@@ -133,7 +137,7 @@ def result_from_proto(msg: Any) -> ServingResult:
     """A ``GenerateSubgraphResponse`` as a :class:`ServingResult` (``document`` parsed)."""
     blocks = tuple(
         AstBlockInfo(path=b.path, kind=b.kind, entry=b.entry,
-                     nodes=tuple(_node(n) for n in b.nodes), fields=_fields(b.fields))
+                     nodes=tuple(_node(n) for n in b.nodes), fields=struct_to_dict(b.fields))
         for b in msg.ast.blocks
     )
     diags = tuple(

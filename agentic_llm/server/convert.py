@@ -7,11 +7,11 @@ refuse exactly the same things.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import struct_pb2
 
+from agentic_llm.client.convert import struct_to_dict
 from agentic_llm.client.protos import load
 from agentic_llm.errors import AgenticError, ErrorCode
 from agentic_llm.planner import GenerateRequest
@@ -57,21 +57,6 @@ def _bad(field: str, message: str) -> AgenticError:
     return AgenticError(ErrorCode.INVALID_REQUEST, f"{field}: {message}", field=field)
 
 
-def _plain(value: Any) -> Any:
-    """Struct numbers are doubles: give integral ones back their int type."""
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _struct_dict(msg: struct_pb2.Struct) -> dict[str, Any]:
-    return _plain(json_format.MessageToDict(msg))  # type: ignore[no-any-return]
-
-
 def _to_struct(data: dict[str, Any]) -> struct_pb2.Struct:
     s = struct_pb2.Struct()
     if data:
@@ -88,12 +73,12 @@ def request_from_proto(msg: Any) -> GenerateRequest:
     """
     if msg.prompt and msg.prompt_template:
         raise _bad("prompt", "set prompt or prompt_template, not both")
-    values = _struct_dict(msg.context.values) if msg.HasField("context") else {}
+    values = struct_to_dict(msg.context.values) if msg.HasField("context") else {}
     avars = dict(msg.context.available_vars) if msg.HasField("context") else {}
     prompt = msg.prompt
     if msg.prompt_template:
         prompt = msg.prompt_template
-        for name, value in _struct_dict(msg.variables).items():
+        for name, value in struct_to_dict(msg.variables).items():
             values[name] = value
             avars.setdefault(name, _VAR_TYPES.get(type(value), "string"))
     elif msg.HasField("variables") and msg.variables.fields:
