@@ -39,10 +39,15 @@ def _mapping(obj: Any, name: str) -> Mapping[str, Any]:
     return obj
 
 
-def _check_keys(obj: Mapping[str, Any], name: str, known: set[str]) -> None:
-    unknown = sorted(set(obj) - known)
+def _object(obj: Any, name: str, known: set[str], *, required: str | None = None) -> Mapping[str, Any]:
+    """``obj`` as a JSON object holding only ``known`` keys (and ``required``, if given)."""
+    m = _mapping(obj, name)
+    unknown = sorted(set(m) - known)
     if unknown:
         raise _bad(name, f"unknown field(s) {unknown}; known fields: {sorted(known)}")
+    if required is not None and required not in m:
+        raise _bad(name, f"missing '{required}'")
+    return m
 
 
 def _str(obj: Any, name: str, *, allow_empty: bool = True) -> str:
@@ -99,10 +104,7 @@ class ToolArgument:
 
     @classmethod
     def from_json(cls, obj: Any, where: str) -> ToolArgument:
-        m = _mapping(obj, where)
-        _check_keys(m, where, {"name", "type", "required", "description"})
-        if "name" not in m:
-            raise _bad(where, "missing 'name'")
+        m = _object(obj, where, {"name", "type", "required", "description"}, required="name")
         return cls(
             name=_str(m["name"], f"{where}.name", allow_empty=False),
             type=_str(m.get("type", "string"), f"{where}.type", allow_empty=False),
@@ -126,10 +128,7 @@ class ToolSpec:
 
     @classmethod
     def from_json(cls, obj: Any, where: str) -> ToolSpec:
-        m = _mapping(obj, where)
-        _check_keys(m, where, {"name", "description", "arguments", "output"})
-        if "name" not in m:
-            raise _bad(where, "missing 'name'")
+        m = _object(obj, where, {"name", "description", "arguments", "output"}, required="name")
         args = tuple(
             ToolArgument.from_json(a, f"{where}.arguments[{i}]")
             for i, a in enumerate(_list(m.get("arguments", []), f"{where}.arguments"))
@@ -164,10 +163,7 @@ class LibraryEntry:
 
     @classmethod
     def from_json(cls, obj: Any, where: str) -> LibraryEntry:
-        m = _mapping(obj, where)
-        _check_keys(m, where, {"path", "signature", "description"})
-        if "path" not in m:
-            raise _bad(where, "missing 'path'")
+        m = _object(obj, where, {"path", "signature", "description"}, required="path")
         return cls(
             path=_str(m["path"], f"{where}.path", allow_empty=False),
             signature=_str(m.get("signature", ""), f"{where}.signature"),
@@ -189,8 +185,7 @@ class ContextState:
 
     @classmethod
     def from_json(cls, obj: Any, where: str = "context") -> ContextState:
-        m = _mapping(obj, where)
-        _check_keys(m, where, {"available_vars", "values", "permissions"})
+        m = _object(obj, where, {"available_vars", "values", "permissions"})
         av = _mapping(m.get("available_vars", {}), f"{where}.available_vars")
         avars = {str(k): _str(v, f"{where}.available_vars.{k}", allow_empty=False) for k, v in av.items()}
         values = dict(_mapping(m.get("values", {}), f"{where}.values"))
@@ -223,8 +218,7 @@ class Budget:
 
     @classmethod
     def from_json(cls, obj: Any, where: str = "budget") -> Budget:
-        m = _mapping(obj, where)
-        _check_keys(m, where, {"max_nodes", "max_tokens", "timeout_sec", "max_depth"})
+        m = _object(obj, where, {"max_nodes", "max_tokens", "timeout_sec", "max_depth"})
         d = cls()
         # max_nodes 0 is a shape-valid request; the planner refuses it with a reason.
         return cls(
@@ -250,8 +244,7 @@ class Sampling:
 
     @classmethod
     def from_json(cls, obj: Any, where: str = "sampling") -> Sampling:
-        m = _mapping(obj, where)
-        _check_keys(m, where, {"temperature", "top_k", "top_p", "seed"})
+        m = _object(obj, where, {"temperature", "top_k", "top_p", "seed"})
         top_p = _num(m.get("top_p", 1.0), f"{where}.top_p", minimum=0.0)
         if top_p > 1.0:
             raise _bad(f"{where}.top_p", f"must be <= 1, got {top_p}")
@@ -277,8 +270,7 @@ class RequestFlags:
 
     @classmethod
     def from_json(cls, obj: Any, where: str = "flags") -> RequestFlags:
-        m = _mapping(obj, where)
-        _check_keys(m, where, {"bypass_cache", "diagnostics"})
+        m = _object(obj, where, {"bypass_cache", "diagnostics"})
         return cls(
             bypass_cache=_bool(m.get("bypass_cache", False), f"{where}.bypass_cache"),
             diagnostics=_bool(m.get("diagnostics", False), f"{where}.diagnostics"),
@@ -335,8 +327,7 @@ class GenerateRequest:
             except json.JSONDecodeError as exc:
                 raise AgenticError(ErrorCode.INVALID_REQUEST,
                                    f"request is not valid JSON: {exc}") from None
-        m = _mapping(data, "request")
-        _check_keys(m, "request", _TOP_KEYS)
+        m = _object(data, "request", _TOP_KEYS)
         for req in ("target_path", "prompt"):
             if req not in m:
                 raise _bad(req, "required field is missing")
