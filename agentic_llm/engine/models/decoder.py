@@ -261,6 +261,7 @@ class CausalLM(nn.Module):
         # hooks the layer runs whole, its last tokens computed the same way
         prune = batch.capture is None and h.shape[0] > batch.num_rows and hasattr(backend, "forward_last")
         for i, layer in enumerate(layers):
+            assert isinstance(layer, DecoderLayer)
             if prune and i == n - 1:
                 if self.hooks:
                     h = layer.forward_last_hooked(h, self.rotary, batch, pool, backend, self.hooks)
