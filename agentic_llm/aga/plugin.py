@@ -182,28 +182,35 @@ class AGAPlugin:
 
     def register_batch(self, items: Iterable[Mapping[str, Any]], *, actor: str = "") -> int:
         """Register many records (``id``/``key``/``value`` or ``id``/``prompt``/``target``)."""
-        n = 0
-        for i, item in enumerate(items):
-            kind, kw = split_record(item, f"item {i}")
-            if kind == "text":
-                self.register_text(kw.pop("id"), kw.pop("prompt"), kw.pop("target"), actor=actor, **kw)
-            else:
-                self.register(kw.pop("id"), kw.pop("key"), kw.pop("value"), actor=actor, **kw)
-            n += 1
-        return n
+        return self._register_records(((f"item {i}", item) for i, item in enumerate(items)),
+                                      actor=actor, vectors_as_lists=False)
 
     def load_from(self, path: str | Path, *, actor: str = "") -> int:
         """Register every record of a JSONL file; returns how many."""
+        n = self._register_records(((f"{path}:{line}", rec) for line, rec in iter_jsonl(path)),
+                                   actor=actor, vectors_as_lists=True)
+        self.audit.record("load_from", str(path), actor=actor, count=n)
+        return n
+
+    def _register_records(self, records: Iterable[tuple[str, Mapping[str, Any]]], *, actor: str,
+                          vectors_as_lists: bool) -> int:
+        """Register ``(where, record)`` pairs in order; returns how many.
+
+        ``vectors_as_lists``: the records come from JSON, so their key and value
+        vectors are lists to be made float32 tensors.
+        """
         n = 0
-        for line, rec in iter_jsonl(path):
-            kind, kw = split_record(rec, f"{path}:{line}")
+        for where, rec in records:
+            kind, kw = split_record(rec, where)
             if kind == "text":
                 self.register_text(kw.pop("id"), kw.pop("prompt"), kw.pop("target"), actor=actor, **kw)
             else:
-                self.register(kw.pop("id"), torch.tensor(kw.pop("key"), dtype=torch.float32),
-                              torch.tensor(kw.pop("value"), dtype=torch.float32), actor=actor, **kw)
+                entry_id, key, value = kw.pop("id"), kw.pop("key"), kw.pop("value")
+                if vectors_as_lists:
+                    key = torch.tensor(key, dtype=torch.float32)
+                    value = torch.tensor(value, dtype=torch.float32)
+                self.register(entry_id, key, value, actor=actor, **kw)
             n += 1
-        self.audit.record("load_from", str(path), actor=actor, count=n)
         return n
 
     def register_text(self, id: str, prompt: str | Sequence[int], target: str | int,
