@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentic_llm.dsl.nodes import Node, Permissions
+from agentic_llm.dsl.nodes import Node, Permissions, SourceLines
 from agentic_llm.dsl.signature import Signature
 
 __all__ = [
@@ -35,7 +35,7 @@ BUDGET_FIELDS: tuple[str, ...] = (
 
 
 @dataclass(frozen=True, kw_only=True)
-class Subgraph:
+class Subgraph(SourceLines):
     """A block with ``graph_type: subgraph``: a list of nodes at ``<path>/<id>``."""
 
     path: str
@@ -56,11 +56,6 @@ class Subgraph:
         if self.entry is not None:
             return next((n for n in self.nodes if n.id == self.entry), None)
         return self.nodes[0] if self.nodes else None
-
-    def line_of(self, name: str) -> int | None:
-        if self.field_lines and name in self.field_lines:
-            return self.field_lines[name]
-        return self.line
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,7 +91,7 @@ class ExecutionBudget:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Meta:
+class Meta(SourceLines):
     """``/__meta__``: version, mode (``dev``/``prod``), entry point, budget."""
 
     path: str = META_PATH
@@ -107,11 +102,6 @@ class Meta:
     extra: Mapping[str, Any] | None = None
     line: int | None = field(default=None, compare=False, repr=False)
     field_lines: Mapping[str, int] | None = field(default=None, compare=False, repr=False)
-
-    def line_of(self, name: str) -> int | None:
-        if self.field_lines and name in self.field_lines:
-            return self.field_lines[name]
-        return self.line
 
 
 @dataclass(frozen=True, kw_only=True)

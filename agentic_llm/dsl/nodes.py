@@ -32,6 +32,7 @@ __all__ = [
     "NODE_CLASSES",
     "NODE_TYPES",
     "COMMON_FIELDS",
+    "SourceLines",
 ]
 
 
@@ -75,8 +76,23 @@ COMMON_FIELDS: tuple[str, ...] = (
 )
 
 
+class SourceLines:
+    """Source-line lookup for AST classes that record ``line`` (where the object
+    starts) and ``field_lines`` (where each field starts); both are dataclass fields
+    of the class that mixes this in."""
+
+    line: int | None
+    field_lines: Mapping[str, int] | None
+
+    def line_of(self, name: str) -> int | None:
+        """Source line of field ``name``, falling back to the object's own line."""
+        if self.field_lines and name in self.field_lines:
+            return self.field_lines[name]
+        return self.line
+
+
 @dataclass(frozen=True, kw_only=True)
-class Node:
+class Node(SourceLines):
     """Fields shared by every node type.
 
     ``id`` is the node's id inside a subgraph (None for a single-node block, whose
@@ -106,12 +122,6 @@ class Node:
     def type(self) -> str:
         """The node type string as written in YAML."""
         return self.type_name
-
-    def line_of(self, name: str) -> int | None:
-        """Source line of field ``name``, falling back to the node's own line."""
-        if self.field_lines and name in self.field_lines:
-            return self.field_lines[name]
-        return self.line
 
     def targets(self) -> list[tuple[str, str]]:
         """Every (field, path) this node can hand control to, in field order."""

@@ -140,8 +140,7 @@ def _common(with_id: bool) -> dict[str, st.SearchStrategy[Any]]:
 
 def _common_all(with_id: bool) -> dict[str, st.SearchStrategy[Any]]:
     return {
-        "id": _opt(texts) if with_id else st.none(),
-        "next": _opt(_str_tuples),
+        **_common(with_id),
         "signature": _opt(signatures),
         "permissions": _opt(permissions),
         "metadata": _opt(_mappings),
