@@ -8,7 +8,6 @@ never share it.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import torch
@@ -19,7 +18,6 @@ from agentic_llm.engine.hooks import HookContext, HookPoint, HookRegistry
 
 __all__ = ["EngineAdapter", "find_registry"]
 
-_log = logging.getLogger(__name__)
 _STATE_KEY = "aga.step"
 
 
@@ -75,10 +73,8 @@ class EngineAdapter(LLMAdapter):
                         is_last_token=ctx.is_last_token, request_ids=ctx.request_ids)
                     ctx.extras[_STATE_KEY] = state
             except Exception:  # noqa: BLE001 - fail-open
-                if not runtime.config.fail_open:
+                if not runtime.absorb_setup_failure():
                     raise
-                runtime.metrics.count_error()
-                _log.debug("AGA step setup failed open", exc_info=True)
                 return hidden
             return runtime.run_layer(layer_idx, hidden, state)  # type: ignore[arg-type]
 

@@ -10,7 +10,6 @@ previous step.
 
 from __future__ import annotations
 
-import logging
 import threading
 from typing import Any
 
@@ -22,7 +21,6 @@ from agentic_llm.errors import AgenticError, ErrorCode
 
 __all__ = ["HuggingFaceAdapter", "decoder_layers", "attention_module"]
 
-_log = logging.getLogger(__name__)
 
 _LAYER_PATHS = ("model.layers", "model.decoder.layers", "transformer.h", "gpt_neox.layers",
                 "model.language_model.layers", "transformer.blocks", "layers")
@@ -125,10 +123,8 @@ class HuggingFaceAdapter(LLMAdapter):
                                                row_namespaces=namespaces(b), prev_entropy=prev,
                                                is_last_token=last.reshape(-1))
             except Exception:  # noqa: BLE001 - fail-open
-                if not runtime.config.fail_open:
+                if not runtime.absorb_setup_failure():
                     raise
-                runtime.metrics.count_error()
-                _log.debug("AGA step setup failed open", exc_info=True)
                 return None
             flat = hidden.reshape(b * length, h)
             new = runtime.run_layer(layer, flat, state)

@@ -157,6 +157,16 @@ class InjectionRuntime:
         state.invisible = ~store.visibility(state.row_namespaces)[state.token_rows]
         state.record.knowledge_visible = True
 
+    def absorb_setup_failure(self) -> bool:
+        """For an adapter hook's ``except`` block around a step's setup: with
+        ``fail_open``, count and log the error and return True (the hook passes the
+        hidden states through unchanged); otherwise return False (the hook re-raises)."""
+        if not self.config.fail_open:
+            return False
+        self.metrics.count_error()
+        _log.debug("AGA step setup failed open", exc_info=True)
+        return True
+
     # -- per layer ---------------------------------------------------------------------
     def run_layer(self, layer: int, hidden: torch.Tensor, state: StepState) -> torch.Tensor:
         """Inject into packed ``hidden`` ``[T, H]`` of ``layer``; fail-open."""
