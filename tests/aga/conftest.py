@@ -53,6 +53,12 @@ def random_ids(n: int, length: int, seed: int) -> list[list[int]]:
     return [torch.randint(0, VOCAB, (length,), generator=g).tolist() for _ in range(n)]
 
 
+def logits(model: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
+    """The model's logits for ``ids``, without autograd."""
+    with torch.no_grad():
+        return model(input_ids=ids).logits
+
+
 @pytest.fixture(scope="session")
 def llama() -> torch.nn.Module:
     return build_llama()

@@ -12,12 +12,7 @@ from agentic_llm.aga import AGAPlugin
 from agentic_llm.aga.retriever import BaseRetriever, RetrievalQuery, RetrievalResult
 from agentic_llm.engine import LLMEngine, SamplingParams
 
-from .conftest import random_ids, small_config
-
-
-def _logits(model: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        return model(input_ids=ids).logits
+from .conftest import logits, random_ids, small_config
 
 
 def _loaded_plugin(**cfg: object) -> AGAPlugin:
@@ -30,7 +25,7 @@ def _loaded_plugin(**cfg: object) -> AGAPlugin:
 
 def test_exception_in_injection_fails_open(llama: torch.nn.Module) -> None:
     ids = torch.tensor(random_ids(2, 8, seed=10))
-    base = _logits(llama, ids)
+    base = logits(llama, ids)
     plugin = _loaded_plugin().attach(llama)
 
     def boom(layer: int) -> None:
@@ -38,7 +33,7 @@ def test_exception_in_injection_fails_open(llama: torch.nn.Module) -> None:
 
     plugin.runtime.fault_hook = boom
     try:
-        assert torch.equal(_logits(llama, ids), base)
+        assert torch.equal(logits(llama, ids), base)
         assert plugin.get_diagnostics()["forward"]["errors"] == 2
         assert plugin.get_diagnostics()["last_step"]["failed_layers"] == 2
     finally:
@@ -55,7 +50,7 @@ def test_exception_on_one_layer_leaves_the_others_working(llama: torch.nn.Module
 
     plugin.runtime.fault_hook = fail_layer_1
     try:
-        _logits(llama, ids)
+        logits(llama, ids)
         diag = plugin.get_diagnostics()
         assert diag["forward"]["errors"] == 1
         assert diag["last_step"]["layers_applied"] == 1
@@ -65,11 +60,11 @@ def test_exception_on_one_layer_leaves_the_others_working(llama: torch.nn.Module
 
 def test_timeout_fails_open(llama: torch.nn.Module) -> None:
     ids = torch.tensor(random_ids(2, 8, seed=12))
-    base = _logits(llama, ids)
+    base = logits(llama, ids)
     plugin = _loaded_plugin(max_forward_timeout_ms=1.0).attach(llama)
     plugin.runtime.fault_hook = lambda layer: time.sleep(0.02)
     try:
-        assert torch.equal(_logits(llama, ids), base)
+        assert torch.equal(logits(llama, ids), base)
         assert plugin.get_diagnostics()["forward"]["timeouts"] == 2
     finally:
         plugin.detach()
@@ -80,7 +75,7 @@ def test_fail_open_off_propagates(llama: torch.nn.Module) -> None:
     plugin.runtime.fault_hook = lambda layer: (_ for _ in ()).throw(RuntimeError("strict"))
     try:
         with pytest.raises(RuntimeError, match="strict"):
-            _logits(llama, torch.tensor(random_ids(1, 4, seed=13)))
+            logits(llama, torch.tensor(random_ids(1, 4, seed=13)))
     finally:
         plugin.detach()
 
@@ -99,12 +94,12 @@ class _BrokenRetriever(BaseRetriever):
 @pytest.mark.parametrize("mode", ["raise", "hang"])
 def test_broken_retriever_fails_open(llama: torch.nn.Module, mode: str) -> None:
     ids = torch.tensor(random_ids(1, 6, seed=14))
-    base = _logits(llama, ids)
+    base = logits(llama, ids)
     timeout_ms = 50.0 if mode == "hang" else 10_000.0
     plugin = AGAPlugin(small_config(retriever_timeout_ms=timeout_ms), retriever=_BrokenRetriever(mode))
     plugin.attach(llama)
     try:
-        assert torch.equal(_logits(llama, ids), base)
+        assert torch.equal(logits(llama, ids), base)
         stats = plugin.get_diagnostics()["retrieval"]
         assert stats["calls"] == 1
         assert stats["errors" if mode == "raise" else "timeouts"] == 1

@@ -10,12 +10,7 @@ from agentic_llm.aga import AGAPlugin
 from agentic_llm.engine import LLMEngine, SamplingParams
 from agentic_llm.engine.diagnostics import DiagnosticsConfig
 
-from .conftest import random_ids, small_config
-
-
-def _logits(model: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        return model(input_ids=ids).logits
+from .conftest import logits, random_ids, small_config
 
 
 def _fill(plugin: AGAPlugin, n: int, seed: int = 0) -> None:
@@ -27,29 +22,29 @@ def _fill(plugin: AGAPlugin, n: int, seed: int = 0) -> None:
 
 def test_hf_empty_store_is_bit_identical_and_detach_restores(llama: torch.nn.Module) -> None:
     ids = torch.tensor(random_ids(3, 10, seed=1))
-    base = _logits(llama, ids)
+    base = logits(llama, ids)
     plugin = AGAPlugin(small_config(layers=(0, 2, 3))).attach(llama)
     try:
-        assert torch.equal(_logits(llama, ids), base)
+        assert torch.equal(logits(llama, ids), base)
         gen_base = None
         gen = llama.generate(ids[:1], max_new_tokens=5, do_sample=False)
     finally:
         plugin.detach()
     gen_base = llama.generate(ids[:1], max_new_tokens=5, do_sample=False)
     assert torch.equal(gen, gen_base)
-    assert torch.equal(_logits(llama, ids), base)
+    assert torch.equal(logits(llama, ids), base)
 
 
 def test_hf_closed_gate_is_bit_identical(llama: torch.nn.Module) -> None:
     ids = torch.tensor(random_ids(2, 9, seed=2))
-    base = _logits(llama, ids)
+    base = logits(llama, ids)
     # Knowledge present and routable (min score -1), but Gate-1 never opens.
     cfg = small_config(tau_low=1e6, tau_high=2e6, gate1_unknown_uncertainty=0.0,
                        gate2_min_score=-1.0, layers=(1, 2))
     plugin = AGAPlugin(cfg).attach(llama)
     _fill(plugin, 20)
     try:
-        assert torch.equal(_logits(llama, ids), base)
+        assert torch.equal(logits(llama, ids), base)
         assert plugin.get_diagnostics()["forward"]["activation_rate"] == 0.0
     finally:
         plugin.detach()
@@ -57,13 +52,13 @@ def test_hf_closed_gate_is_bit_identical(llama: torch.nn.Module) -> None:
 
 def test_hf_open_gate_changes_outputs_and_detach_restores(llama: torch.nn.Module) -> None:
     ids = torch.tensor(random_ids(2, 9, seed=3))
-    base = _logits(llama, ids)
+    base = logits(llama, ids)
     plugin = AGAPlugin(small_config(gate2_min_score=-1.0, layers=(1,))).attach(llama)
     _fill(plugin, 8)
-    changed = _logits(llama, ids)
+    changed = logits(llama, ids)
     plugin.detach()
     assert not torch.equal(changed, base)
-    assert torch.equal(_logits(llama, ids), base)
+    assert torch.equal(logits(llama, ids), base)
 
 
 def _engine_run(engine: LLMEngine, prompts: list[list[int]], namespaces: list[list[str]] | None = None,

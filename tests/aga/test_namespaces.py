@@ -9,12 +9,7 @@ import torch
 from agentic_llm.aga import AGAPlugin
 from agentic_llm.engine import LLMEngine, SamplingParams
 
-from .conftest import random_ids, small_config
-
-
-def _logits(model: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        return model(input_ids=ids).logits
+from .conftest import logits, random_ids, small_config
 
 
 def _tenant_plugin() -> AGAPlugin:
@@ -28,18 +23,18 @@ def _tenant_plugin() -> AGAPlugin:
 
 def test_hf_two_tenants_are_isolated(llama: torch.nn.Module) -> None:
     ids = torch.tensor(random_ids(1, 8, seed=20))
-    base = _logits(llama, ids)
+    base = logits(llama, ids)
     plugin = _tenant_plugin().attach(llama)
     try:
         with plugin.using_namespaces("tenant_b"):
-            assert torch.equal(_logits(llama, ids), base)
-        assert torch.equal(_logits(llama, ids), base)  # default namespace: nothing there
+            assert torch.equal(logits(llama, ids), base)
+        assert torch.equal(logits(llama, ids), base)  # default namespace: nothing there
         with plugin.using_namespaces("tenant_a"):
-            a_out = _logits(llama, ids)
+            a_out = logits(llama, ids)
         assert not torch.equal(a_out, base)
         plugin.register("b0", torch.randn(16), 5 * torch.randn(64), metadata={"namespace": "tenant_b"})
         with plugin.using_namespaces("tenant_a"):
-            assert torch.equal(_logits(llama, ids), a_out)  # tenant_b's write is invisible to a
+            assert torch.equal(logits(llama, ids), a_out)  # tenant_b's write is invisible to a
         assert plugin.namespaces() == {"tenant_a": 4, "tenant_b": 1}
         assert {e["id"] for e in plugin.list_knowledge("tenant_b")} == {"b0"}
     finally:
@@ -48,11 +43,11 @@ def test_hf_two_tenants_are_isolated(llama: torch.nn.Module) -> None:
 
 def test_hf_per_row_namespaces_in_one_batch(llama: torch.nn.Module) -> None:
     ids = torch.tensor(random_ids(2, 8, seed=21))
-    base = _logits(llama, ids)
+    base = logits(llama, ids)
     plugin = _tenant_plugin().attach(llama)
     try:
         with plugin.using_namespaces(("tenant_a",), ("tenant_b",)):
-            out = _logits(llama, ids)
+            out = logits(llama, ids)
     finally:
         plugin.detach()
     assert not torch.equal(out[0], base[0])
@@ -96,17 +91,17 @@ def test_concurrent_threads_keep_their_own_namespaces(llama: torch.nn.Module) ->
     import threading
 
     ids = torch.tensor(random_ids(1, 8, seed=23))
-    base = _logits(llama, ids)
+    base = logits(llama, ids)
     plugin = _tenant_plugin().attach(llama)
     try:
         with plugin.using_namespaces("tenant_a"):
-            a_ref = _logits(llama, ids)
+            a_ref = logits(llama, ids)
         results: dict[str, list[bool]] = {"tenant_a": [], "tenant_b": []}
 
         def worker(ns: str, expected: torch.Tensor) -> None:
             with plugin.using_namespaces(ns):
                 for _ in range(5):
-                    results[ns].append(torch.equal(_logits(llama, ids), expected))
+                    results[ns].append(torch.equal(logits(llama, ids), expected))
 
         threads = [threading.Thread(target=worker, args=("tenant_a", a_ref)),
                    threading.Thread(target=worker, args=("tenant_b", base))]
