@@ -36,6 +36,15 @@ class SignatureSyntaxError(AgenticError):
         super().__init__(ErrorCode.SIGNATURE_SYNTAX, message)
 
 
+def _check_stability(stability: Any) -> Any:
+    """``stability`` itself when it is None or one of STABILITIES (both signature forms)."""
+    if stability is not None and stability not in STABILITIES:
+        raise SignatureSyntaxError(
+            f"stability must be one of {', '.join(STABILITIES)}, not {stability!r}"
+        )
+    return stability
+
+
 @dataclass(frozen=True)
 class Param:
     """One input or output of a signature.
@@ -103,16 +112,11 @@ class _ToSignature(Transformer[Token, Any]):
             if key in fields:
                 raise SignatureSyntaxError(f"signature attribute {key!r} given twice")
             fields[key] = value
-        stability = fields.get("stability")
-        if stability is not None and stability not in STABILITIES:
-            raise SignatureSyntaxError(
-                f"stability must be one of {', '.join(STABILITIES)}, not {stability!r}"
-            )
         return Signature(
             inputs=tuple(params or ()),
             outputs=tuple(outputs or ()),
             version=fields.get("version"),
-            stability=stability,
+            stability=_check_stability(fields.get("stability")),
         )
 
     def returns(self, items: list[Any]) -> tuple[Param, ...]:
@@ -220,11 +224,7 @@ def signature_from_mapping(value: Mapping[str, Any]) -> Signature:
             raise SignatureSyntaxError(
                 f"signature version {version!r} may use only [A-Za-z0-9_.+-]"
             )
-    stability = value.get("stability")
-    if stability is not None and stability not in STABILITIES:
-        raise SignatureSyntaxError(
-            f"stability must be one of {', '.join(STABILITIES)}, not {stability!r}"
-        )
+    stability = _check_stability(value.get("stability"))
     return Signature(
         inputs=tuple(_param_from_mapping(i, "input") for i in inputs),
         outputs=tuple(_param_from_mapping(o, "output") for o in outputs),
