@@ -79,7 +79,8 @@ class _Group:
             allowed = allowed | (pad_q[:, :, None] & (kpos[None, None, :] == 0))
             r, q, k = allowed.shape
             allowed = allowed[:, None].expand(r, groups, q, k).reshape(1, r, groups * q, k)
-        m = torch.zeros(allowed.shape, dtype=dtype, device=dev).masked_fill_(~allowed, float("-inf"))
+        zero = torch.zeros((), dtype=dtype, device=dev)
+        m = torch.where(allowed, zero, torch.full((), float("-inf"), dtype=dtype, device=dev))
         self._masks[key] = m
         return m
 

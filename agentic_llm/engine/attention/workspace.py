@@ -42,17 +42,25 @@ class WorkspaceBinding:
     kv: torch.Tensor
     write_idx: torch.Tensor
     key_len: int
+    #: views reused from step to step while ``kv`` stays the same tensor
+    views: dict[tuple[int, int], tuple[torch.Tensor, ...]]
 
     def write(self, layer: int, kv_new: torch.Tensor) -> None:
         """Store this step's ``[2 * kv_heads, tokens, head_dim]`` K/V of ``layer``."""
-        _, heads2, rows, cap, d = self.kv.shape
-        self.kv[layer].view(heads2, rows * cap, d).index_copy_(1, self.write_idx, kv_new)
+        flat = self.views.get((layer, -1))
+        if flat is None:
+            _, heads2, rows, cap, d = self.kv.shape
+            flat = self.views[(layer, -1)] = (self.kv[layer].view(heads2, rows * cap, d),)
+        flat[0].index_copy_(1, self.write_idx, kv_new)
 
     def keys_values(self, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
         """K and V of ``layer`` as ``[kv_heads, rows, key_len, head_dim]`` views."""
-        kv = self.kv[layer, :, :, : self.key_len]
-        half = kv.shape[0] // 2
-        return kv[:half], kv[half:]
+        kv_pair = self.views.get((layer, self.key_len))
+        if kv_pair is None:
+            kv = self.kv[layer, :, :, : self.key_len]
+            half = kv.shape[0] // 2
+            kv_pair = self.views[(layer, self.key_len)] = (kv[:half], kv[half:])
+        return kv_pair[0], kv_pair[1]
 
 
 class KVWorkspace:
@@ -68,12 +76,14 @@ class KVWorkspace:
         self.seq_ids: tuple[int, ...] = ()
         self.lens: list[int] = []
         self.num_rebuilds = 0
+        self._views: dict[tuple[int, int], tuple[torch.Tensor, ...]] = {}
 
     def invalidate(self) -> None:
         """Forget the contents (the next bind rebuilds)."""
         self.kv = None
         self.seq_ids = ()
         self.lens = []
+        self._views = {}
 
     def bind(
         self,
@@ -104,7 +114,7 @@ class KVWorkspace:
             idx.extend(range(base + s, base + c))
         self.lens = list(ctx)
         key_len = min(cap, -(-need // _ALIGN) * _ALIGN)
-        return WorkspaceBinding(kv, torch.tensor(idx, dtype=torch.long, device=kv.device), key_len)
+        return WorkspaceBinding(kv, torch.tensor(idx, dtype=torch.long, device=kv.device), key_len, self._views)
 
     def _rebuild(
         self, rows: int, need: int, block_tables: torch.Tensor, pool: PagedKVPool
@@ -122,5 +132,6 @@ class KVWorkspace:
         src = store.view(layers * 2 * kvh, blocks, bs, d)
         kv = src.index_select(1, table.reshape(-1)).view(layers, 2 * kvh, rows, nb * bs, d)
         self.kv = kv
+        self._views = {}
         self.num_rebuilds += 1
         return kv

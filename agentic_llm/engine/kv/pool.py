@@ -87,6 +87,10 @@ class PagedKVPool(BlockPool):
         self.v_store = self.kv_store[:, 1]
         self._kv_heads = num_kv_heads
         self._head_dim = head_dim
+        # per layer, ``[2 * kv_heads, slots, head_dim]`` views for writes (built once)
+        self._flat = [
+            self.kv_store[i].view(2 * num_kv_heads, num_blocks * block_size, head_dim) for i in range(num_layers)
+        ]
         self._refs = [0] * num_blocks
         order = list(range(num_blocks))
         if shuffle_seed is not None:
@@ -194,8 +198,7 @@ class PagedKVPool(BlockPool):
         """Store ``kv`` (``[2 * kv_heads, tokens, head_dim]``, K heads then V heads) at flat slots."""
         if kv.dtype != self.kv_store.dtype:
             kv = kv.to(self.kv_store.dtype)
-        flat = self.kv_store[layer].view(2 * self._kv_heads, self.num_blocks * self.block_size, self._head_dim)
-        flat.index_copy_(1, slots, kv)
+        self._flat[layer].index_copy_(1, slots, kv)
 
     def gather_kv(self, layer: int, block_tables: torch.Tensor) -> torch.Tensor:
         """K and V of padded block tables as one ``[2, kv_heads, rows, slots, head_dim]`` tensor."""
