@@ -64,8 +64,7 @@ def _safe_decoder(message_cls: Any) -> Any:
 def _refuse_malformed(fn: Any, streams: bool) -> Any:
     """Wrap a handler so that undecodable bytes get ERR_INVALID_REQUEST."""
     def refuse(request: Malformed, context: Any) -> None:
-        abort_with(context, AgenticError(
-            ErrorCode.INVALID_REQUEST, f"the request message could not be decoded: {request.error}"))
+        abort_with(context, request.refusal())
 
     if streams:
         def stream_handler(request: Any, context: Any) -> Any:

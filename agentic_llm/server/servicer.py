@@ -30,6 +30,11 @@ class Malformed:
     def __init__(self, error: str) -> None:
         self.error = error
 
+    def refusal(self) -> AgenticError:
+        """The ERR_INVALID_REQUEST this request is refused with."""
+        return AgenticError(ErrorCode.INVALID_REQUEST,
+                            f"the request message could not be decoded: {self.error}")
+
 
 def _deadline(context: Any) -> float | None:
     remaining = context.time_remaining()
@@ -47,8 +52,7 @@ def _internal(exc: BaseException) -> AgenticError:
 def _check_decoded(request: Any) -> None:
     """Refuse a request whose bytes did not decode (ERR_INVALID_REQUEST)."""
     if isinstance(request, Malformed):
-        raise AgenticError(ErrorCode.INVALID_REQUEST,
-                           f"the request message could not be decoded: {request.error}")
+        raise request.refusal()
 
 
 _Handler = Callable[[Any, Any, Any], Any]
