@@ -13,6 +13,11 @@ from agentic_llm.errors import ErrorCode
 __all__ = ["parse", "decode_input"]
 
 
+def _fatal(code: ErrorCode, message: str, *, line: int | None = None) -> DSLParseError:
+    """A parse error with one diagnostic about the whole document."""
+    return DSLParseError([Diagnostic(code, Severity.ERROR, message, None, line)])
+
+
 def decode_input(data: str | bytes, limits: ParseLimits) -> str:
     """Check the size cap and decode bytes as UTF-8.
 
@@ -31,31 +36,20 @@ def decode_input(data: str | bytes, limits: ParseLimits) -> str:
     else:
         raise TypeError(f"parse() takes str or bytes, not {type(data).__name__}")
     if size > limits.max_input_bytes:
-        raise DSLParseError(
-            [
-                Diagnostic(
-                    ErrorCode.INPUT_TOO_LARGE,
-                    Severity.ERROR,
-                    f"document is {size} bytes; the limit is {limits.max_input_bytes} "
-                    "(raise ParseLimits.max_input_bytes to accept larger input)",
-                )
-            ]
+        raise _fatal(
+            ErrorCode.INPUT_TOO_LARGE,
+            f"document is {size} bytes; the limit is {limits.max_input_bytes} "
+            "(raise ParseLimits.max_input_bytes to accept larger input)",
         )
     if isinstance(data, str):
         return data
     try:
         return bytes(data).decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise DSLParseError(
-            [
-                Diagnostic(
-                    ErrorCode.SYNTAX,
-                    Severity.ERROR,
-                    f"document is not UTF-8 text (bad byte at offset {exc.start})",
-                    None,
-                    bytes(data).count(b"\n", 0, exc.start) + 1,
-                )
-            ]
+        raise _fatal(
+            ErrorCode.SYNTAX,
+            f"document is not UTF-8 text (bad byte at offset {exc.start})",
+            line=bytes(data).count(b"\n", 0, exc.start) + 1,
         ) from None
 
 
@@ -74,14 +68,9 @@ def parse(text: str | bytes, *, limits: ParseLimits | None = None) -> Document:
     source = decode_input(text, limits)
     raw_blocks, diags = extract_blocks(source)
     if len(raw_blocks) > limits.max_blocks:
-        raise DSLParseError(
-            [
-                Diagnostic(
-                    ErrorCode.INPUT_TOO_LARGE,
-                    Severity.ERROR,
-                    f"document has {len(raw_blocks)} blocks; the limit is {limits.max_blocks}",
-                )
-            ]
+        raise _fatal(
+            ErrorCode.INPUT_TOO_LARGE,
+            f"document has {len(raw_blocks)} blocks; the limit is {limits.max_blocks}",
         )
     blocks: list[Block] = []
     for raw in raw_blocks:
