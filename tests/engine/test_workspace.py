@@ -66,3 +66,28 @@ def test_a_failed_step_drops_the_workspace(llama_dir: Path) -> None:
     assert backend.workspace.kv is not None
     backend.invalidate()
     assert backend.workspace.kv is None and backend.workspace.seq_ids == ()
+
+
+def test_step_without_workspace_then_reuse(llama_dir: Path) -> None:
+    """A shared-prefill row among decode rows makes a step skip the workspace; the
+    rows it holds then miss that step's K/V and the next step must rebuild it."""
+    stem = random_prompts(1, [12], seed=20)[0]
+    early = random_prompts(2, [5, 7], seed=21)
+    late = [stem + [1, 2], stem + [3]]  # the second computes 1 token: a short row reading the first's pages
+    params = SamplingParams(max_tokens=8)
+    eng = make(llama_dir)
+    rids = [eng.add_request(p, params) for p in early]
+    done: dict[str, list[int]] = {}
+    for _ in range(3):
+        for o in eng.step():
+            if o.finished:
+                done[o.request_id] = o.output_token_ids
+    rids += [eng.add_request(p, params) for p in late]
+    while eng.has_unfinished_requests():
+        for o in eng.step():
+            if o.finished:
+                done[o.request_id] = o.output_token_ids
+    assert eng.stats()["shared_prefill_tokens"] == 12
+    solo = make(llama_dir, share_prefill_prefixes=False)
+    for rid, p in zip(rids, early + late, strict=True):
+        assert done[rid] == solo.generate([p], params)[0].output_token_ids

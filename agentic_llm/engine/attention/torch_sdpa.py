@@ -125,7 +125,6 @@ class TorchSDPABackend:
         bs = pool.block_size
         groups: list[_Group] = []
         row_to_group: dict[int, tuple[int, int]] = {}
-        bound = False
         for rows in [short, *(sorted(b) for b in buckets)]:
             if not rows:
                 continue
@@ -155,10 +154,11 @@ class TorchSDPABackend:
                 tables = batch.block_tables[rows_t, :nb]
             ws = None
             seq = [batch.seq_ids[r] for r in rows] if batch.seq_ids is not None else []
-            if rows is short and seq and min(seq) >= 0 and not bound:
+            # decode rows only; a step that skips the workspace advances its rows'
+            # starts past what it holds, so the next bind rebuilds
+            if rows is short and seq and min(seq) >= 0:
                 starts_g = [c - q for c, q in zip(ctx, qlens_g, strict=True)]
                 ws = self._workspace(pool).bind(seq, starts_g, ctx, tables, pool)
-                bound = True
             groups.append(
                 _Group(
                     rows=rows,
