@@ -481,14 +481,25 @@ class DSLMatcher:
         before = self._line[: len(self._line) - len(e)]
         g_memo = self._g.memo
         room = MAX_ID - len(f) if fresh_ok and f is not None else -1
+        # e is still inside the target path: a token may finish it and a fresh id
+        rest_of_t = t[len(e):] if fresh_ok and f is None and t.startswith(e) else None
         for y, items in groups:
             y_ok: dict[bool, bool] = {}
             shareable = 'id: "' not in y  # past a new line's id, the id itself matters
             for tid, x, id_chars, lead in items:
                 known = e + x in fin
-                if not known and not (id_chars and len(x) <= room and (f or lead) and (f or x)
-                                      and f + x not in banned):  # type: ignore[operator]
+                if known:
+                    pass
+                elif f is not None:
+                    if not (id_chars and len(x) <= room and (f or lead) and (f or x)
+                            and f + x not in banned):
+                        continue
+                elif rest_of_t is None or not x.startswith(rest_of_t):
                     continue
+                else:
+                    fid = x[len(rest_of_t):]
+                    if not _fresh_id(fid) or fid in banned:
+                        continue
                 ok = y_ok.get(known)
                 if ok is None:
                     mk = ("close", before, y, known)

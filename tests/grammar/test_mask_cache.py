@@ -149,3 +149,26 @@ def test_warm_up_covers_realistic_documents(qwen) -> None:  # type: ignore[no-un
             misses += cache.misses - before
             assert m.accept_token(tid)
     assert misses <= 5, misses
+
+
+def test_verified_walks_on_the_shipped_model_tokenizer() -> None:
+    """The shipped model's BPE has tokens such as ``2/end"`` that finish the target
+    path, a fresh id and the reference at once; the fast mask must keep them."""
+    from pathlib import Path
+
+    import agentic_llm.models as models
+    from agentic_llm.grammar import TokenizerInfo
+
+    tok = Path(models.__file__).parent / "agentic-tiny" / "tokenizer.json"
+    info = TokenizerInfo.from_hf_tokenizer_json(tok)
+    c = GrammarCompiler(info)
+    rng = random.Random(3)
+    for i in range(30):
+        p = random_plan(rng, max_tools=5, max_nodes=6)
+        p = plan(GenerateRequest.from_json({
+            "target_path": f"/dynamic/step_{i + 70}", "prompt": "x",
+            "tools": [{"name": t.name, "arguments": [{"name": a.name, "required": a.required}
+                                                      for a in t.arguments]} for t in p.tools],
+            "budget": {"max_nodes": p.max_nodes, "max_tokens": 4096}}))
+        r = random_walk(c.matcher_for(p, max_string=12, verify=True), c.vocab, rng, max_tokens=800)
+        assert r.completed or r.reason == "token limit", r.reason
