@@ -15,18 +15,30 @@ import statistics
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import NamedTuple
 
 import torch
 
 from agentic_llm.engine.constraints import TokenMatcher, bitmask_words
 from agentic_llm.observability import emit
 
-__all__ = ["MaskFiller"]
+__all__ = ["FilledMask", "MaskFiller"]
 
 #: steps measured in each way before choosing
 _PROBE = 8
 #: steps run the chosen way before probing the other again
 _RUN = 120
+
+
+class FilledMask(NamedTuple):
+    """A step's ``[rows, words]`` int32 mask and the rows whose matcher raised.
+
+    A failing row is left all-disallowed and its error kept, so only that request
+    ends; the other rows of the step are unaffected.
+    """
+
+    mask: torch.Tensor
+    errors: dict[int, Exception]
 
 
 class MaskFiller:
@@ -52,12 +64,12 @@ class MaskFiller:
         self._costs: dict[bool, deque[float]] = {True: deque(maxlen=_PROBE), False: deque(maxlen=_PROBE)}
         self._t0 = 0.0
 
-    def submit(self, matchers: list[TokenMatcher]) -> Future[torch.Tensor]:
+    def submit(self, matchers: list[TokenMatcher]) -> Future[FilledMask]:
         """Start filling a ``[len(matchers), words]`` int32 mask (all disallowed first)."""
         self._t0 = time.perf_counter()
         if self.threaded:
             return self._pool.submit(self._fill, matchers)
-        fut: Future[torch.Tensor] = Future()
+        fut: Future[FilledMask] = Future()
         try:
             fut.set_result(self._fill(matchers))
         except Exception as exc:  # reported to the step like a worker failure
@@ -90,13 +102,18 @@ class MaskFiller:
         thread, inline = self._costs[True], self._costs[False]
         return statistics.median(thread) <= statistics.median(inline)
 
-    def _fill(self, matchers: list[TokenMatcher]) -> torch.Tensor:
+    def _fill(self, matchers: list[TokenMatcher]) -> FilledMask:
         t0 = time.perf_counter()
         mask = torch.zeros((len(matchers), bitmask_words(self.vocab_size)), dtype=torch.int32)
+        errors: dict[int, Exception] = {}
         for i, m in enumerate(matchers):
-            m.fill_next_token_bitmask(mask, i)
+            try:
+                m.fill_next_token_bitmask(mask, i)
+            except Exception as exc:  # one broken matcher ends only its own request
+                mask[i].zero_()
+                errors[i] = exc
         emit.grammar_mask(time.perf_counter() - t0, batch_size=len(matchers))
-        return mask
+        return FilledMask(mask, errors)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

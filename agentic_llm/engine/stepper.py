@@ -12,6 +12,7 @@ import torch
 from agentic_llm.engine.diagnostics import StepDiagnostics, entropy_and_logprobs
 from agentic_llm.engine.forward import AttentionCapture, ForwardBatch, build_forward_batch
 from agentic_llm.engine.hooks import HookContext
+from agentic_llm.engine.masking import FilledMask
 from agentic_llm.engine.outputs import FinishReason
 from agentic_llm.engine.postprocess import accept_sampled, jump_forward, stop_reason
 from agentic_llm.engine.prefill_share import plan_shared_prefill
@@ -53,7 +54,7 @@ def run_step(engine: LLMEngine) -> list[Request]:
     constrained = [
         i for i in sample_idx if rows[i].request.matcher is not None and not rows[i].request.matcher.is_terminated()  # type: ignore[union-attr]
     ]
-    future: Future[torch.Tensor] | None = None
+    future: Future[FilledMask] | None = None
     if constrained:
         future = engine.mask_filler.submit([rows[i].request.matcher for i in constrained])  # type: ignore[misc]
     if engine.model.hooks:
@@ -84,7 +85,7 @@ def run_step(engine: LLMEngine) -> list[Request]:
     return changed
 
 
-def _wait_quietly(future: Future[torch.Tensor]) -> None:
+def _wait_quietly(future: Future[FilledMask]) -> None:
     try:
         future.result()
     except Exception:  # the matcher error is reported when the row samples next time
@@ -127,7 +128,7 @@ def _sample_and_advance(
     sample_idx: list[int],
     constrained: list[int],
     logits: torch.Tensor,
-    future: Future[torch.Tensor] | None,
+    future: Future[FilledMask] | None,
     batch: ForwardBatch,
     changed: list[Request],
 ) -> None:
@@ -137,18 +138,20 @@ def _sample_and_advance(
     ent, logp = entropy_and_logprobs(raw) if need_stats else (None, None)
     masked = raw
     mask_error: Exception | None = None
+    row_errors: dict[int, Exception] = {}
     constrained_set: set[int] = set()
     if future is not None:
         where = {row: s for s, row in enumerate(sample_idx)}
         pos = [where[i] for i in constrained]
         constrained_set = set(pos)
         try:
-            mask = future.result()
-        except Exception as exc:  # a broken matcher fails only its own requests
+            filled = future.result()
+        except Exception as exc:  # the filler itself failed: every constrained row
             mask_error = exc
         else:
             engine.mask_filler.mask_ready()
-            masked = masked_logits(raw, mask, pos)
+            masked = masked_logits(raw, filled.mask, pos)
+            row_errors = {pos[i]: e for i, e in filled.errors.items()}
     # one pass over the logits: a row's max is NaN or inf exactly when the row is
     # broken, its argmax is the greedy pick, and -inf means the mask allows nothing
     raw_max, raw_arg = raw.max(dim=-1)
@@ -181,9 +184,10 @@ def _sample_and_advance(
             sched.finish(req, FinishReason.ERROR, AgenticError(
                 ErrorCode.NUMERIC, "the model produced NaN or infinite logits; the checkpoint or a hook is broken"))
             continue
-        if s in constrained_set and mask_error is not None:
+        if s in constrained_set and (mask_error is not None or s in row_errors):
             sched.finish(req, FinishReason.ERROR, AgenticError(
-                ErrorCode.GRAMMAR, f"the constraint failed to give a token mask: {mask_error}"))
+                ErrorCode.GRAMMAR,
+                f"the constraint failed to give a token mask: {row_errors.get(s, mask_error)}"))
             continue
         if not any_allowed[s]:
             sched.finish(req, FinishReason.ERROR, AgenticError(

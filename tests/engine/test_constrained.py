@@ -97,3 +97,42 @@ def test_grammar_completion_stops_without_eos_in_config(
     out = eng.generate([tok.encode("q").ids], SamplingParams(max_tokens=60), matchers=[matcher(grammar)])[0]
     assert out.finish_reason == "stop"
     check_valid(out.text or "")
+
+
+class FailsAfter:
+    """A working matcher whose mask computation raises after ``n`` tokens."""
+
+    def __init__(self, inner: TokenMatcher, n: int) -> None:
+        self.inner, self.left = inner, n
+
+    def fill_next_token_bitmask(self, bitmask, index=0):  # type: ignore[no-untyped-def]
+        if self.left <= 0:
+            raise RuntimeError("matcher state lost")
+        self.inner.fill_next_token_bitmask(bitmask, index)
+
+    def accept_token(self, token_id: int) -> bool:
+        self.left -= 1
+        return self.inner.accept_token(token_id)
+
+    def rollback(self, num_tokens: int) -> None:
+        self.inner.rollback(num_tokens)
+
+    def find_jump_forward_string(self) -> str:
+        return self.inner.find_jump_forward_string()
+
+    def is_terminated(self) -> bool:
+        return self.inner.is_terminated()
+
+
+def test_a_failing_matcher_ends_only_its_request(setup: tuple[Path, Tokenizer, xgr.CompiledGrammar, int]) -> None:
+    d, tok, grammar, _ = setup
+    prompts = [tok.encode(s).ids for s in ("give me json", "color?", "x")]
+    params = [SamplingParams(max_tokens=60, temperature=1.0, seed=i, jump_forward=False) for i in range(3)]
+    eng = LLMEngine.from_pretrained(d, num_blocks=64, block_size=4)
+    matchers = [matcher(grammar), FailsAfter(matcher(grammar), 3), matcher(grammar)]
+    outs = eng.generate(prompts, params, matchers=matchers)  # type: ignore[arg-type]
+    assert outs[1].finish_reason == "error" and outs[1].error is not None
+    assert "matcher state lost" in outs[1].error.message
+    for o in (outs[0], outs[2]):
+        assert o.error is None and o.finish_reason == "stop", o.error
+        check_valid(o.text or "")

@@ -43,7 +43,8 @@ class Broken(AllowSet):
 
 def test_inline_and_threaded_masks_agree() -> None:
     matchers = [AllowSet({0, 31, 32, 69}), AllowSet({5})]
-    masks = [MaskFiller(VOCAB, overlap=o).submit(matchers).result() for o in (True, False)]  # type: ignore[arg-type]
+    masks = [MaskFiller(VOCAB, overlap=o).submit(matchers).result().mask  # type: ignore[arg-type]
+             for o in (True, False)]
     assert masks[0].shape == (2, bitmask_words(VOCAB))
     assert torch.equal(masks[0], masks[1])
     logits = torch.randn(2, VOCAB)
@@ -58,10 +59,15 @@ def test_inline_and_threaded_masks_agree() -> None:
     assert torch.equal(part[0], logits[0]) and torch.equal(part[1], out[1])
 
 
-def test_inline_failure_reaches_the_future() -> None:
-    fut = MaskFiller(VOCAB, overlap=False).submit([Broken(set())])  # type: ignore[list-item]
-    exc = fut.exception()
-    assert isinstance(exc, RuntimeError) and "no mask today" in str(exc)
+def test_a_failing_matcher_fails_only_its_row() -> None:
+    for overlap in (False, True):
+        filled = MaskFiller(VOCAB, overlap=overlap).submit(
+            [AllowSet({3}), Broken(set()), AllowSet({4})]).result()  # type: ignore[list-item]
+        assert list(filled.errors) == [1] and "no mask today" in str(filled.errors[1])
+        assert not bool(filled.mask[1].any())
+        out = masked_logits(torch.zeros(3, VOCAB), filled.mask, [0, 1, 2])
+        assert torch.isfinite(out[0]).nonzero().flatten().tolist() == [3]
+        assert torch.isfinite(out[2]).nonzero().flatten().tolist() == [4]
 
 
 def test_probes_both_ways_then_runs_the_cheaper() -> None:
