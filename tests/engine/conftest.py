@@ -104,3 +104,26 @@ def random_prompts(n: int, lengths: list[int] | None = None, seed: int = 0) -> l
     g = torch.Generator().manual_seed(seed)
     lengths = lengths or [3 + (7 * i) % 23 for i in range(n)]
     return [torch.randint(0, VOCAB, (lengths[i % len(lengths)],), generator=g).tolist() for i in range(n)]
+
+
+def staggered_equals_solo(eng: Any, solo: Any, prompts: list[list[int]], params: Any,
+                          steps_between: int) -> None:
+    """Add the prompts to ``eng`` one by one, ``steps_between`` steps apart, run to the
+    end, and check every output against ``solo`` generating that prompt alone; the
+    pool must be whole and empty afterwards."""
+    done: dict[str, list[int]] = {}
+    rids: list[str] = []
+    for p in prompts:
+        rids.append(eng.add_request(p, params))
+        for _ in range(steps_between):
+            for o in eng.step():
+                if o.finished:
+                    done[o.request_id] = o.output_token_ids
+    while eng.has_unfinished_requests():
+        for o in eng.step():
+            if o.finished:
+                done[o.request_id] = o.output_token_ids
+    for rid, p in zip(rids, prompts, strict=True):
+        assert done[rid] == solo.generate([p], params)[0].output_token_ids
+    eng.pool.check_integrity()
+    assert eng.pool.num_free == eng.pool.num_blocks

@@ -10,7 +10,7 @@ import torch
 
 from agentic_llm.engine import LLMEngine, SamplingParams
 
-from .conftest import build_hf, random_prompts
+from .conftest import build_hf, random_prompts, staggered_equals_solo
 
 
 def engine(d: Path, **kw: object) -> LLMEngine:
@@ -36,23 +36,7 @@ def test_staggered_arrivals_equal_sequential(llama_dir: Path) -> None:
     """Requests joining a running batch mid-decode (prefill mixed with decode)."""
     prompts = random_prompts(5, seed=4)
     params = SamplingParams(max_tokens=12)
-    eng = engine(llama_dir)
-    done: dict[str, list[int]] = {}
-    rids: list[str] = []
-    for p in prompts:
-        rids.append(eng.add_request(p, params))
-        for o in eng.step():  # one step between arrivals
-            if o.finished:
-                done[o.request_id] = o.output_token_ids
-    while eng.has_unfinished_requests():
-        for o in eng.step():
-            if o.finished:
-                done[o.request_id] = o.output_token_ids
-    ref = engine(llama_dir)
-    for rid, p in zip(rids, prompts, strict=True):
-        assert done[rid] == ref.generate([p], params)[0].output_token_ids
-    eng.pool.check_integrity()
-    assert eng.pool.num_free == eng.pool.num_blocks
+    staggered_equals_solo(engine(llama_dir), engine(llama_dir), prompts, params, steps_between=1)
 
 
 def test_chunked_prefill_same_tokens(llama_dir: Path) -> None:

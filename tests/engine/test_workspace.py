@@ -8,7 +8,7 @@ from agentic_llm.engine import LLMEngine, SamplingParams
 from agentic_llm.engine.attention.torch_sdpa import TorchSDPABackend
 from agentic_llm.engine.attention.workspace import KVWorkspace
 
-from .conftest import random_prompts
+from .conftest import random_prompts, staggered_equals_solo
 
 
 def make(d: Path, **kw: object) -> LLMEngine:
@@ -38,24 +38,8 @@ def test_reused_across_steps_and_same_tokens_as_gathering(llama_dir: Path) -> No
 def test_rows_joining_and_leaving_keep_tokens(llama_dir: Path) -> None:
     prompts = random_prompts(5, [4, 6, 21, 2, 9], seed=9)
     params = SamplingParams(max_tokens=9)
-    eng = make(llama_dir)
-    done: dict[str, list[int]] = {}
-    rids = []
-    for p in prompts:  # a new row every other step: the workspace must follow
-        rids.append(eng.add_request(p, params))
-        for _ in range(2):
-            for o in eng.step():
-                if o.finished:
-                    done[o.request_id] = o.output_token_ids
-    while eng.has_unfinished_requests():
-        for o in eng.step():
-            if o.finished:
-                done[o.request_id] = o.output_token_ids
-    solo = make(llama_dir)
-    for rid, p in zip(rids, prompts, strict=True):
-        assert done[rid] == solo.generate([p], params)[0].output_token_ids
-    eng.pool.check_integrity()
-    assert eng.pool.num_free == eng.pool.num_blocks
+    # a new row every other step: the workspace must follow
+    staggered_equals_solo(make(llama_dir), make(llama_dir), prompts, params, steps_between=2)
 
 
 def test_a_failed_step_drops_the_workspace(llama_dir: Path) -> None:
