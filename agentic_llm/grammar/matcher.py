@@ -533,7 +533,7 @@ class DSLMatcher:
         if self._g.done:
             return bool(self._xm.accept_token(token_id))
         tok = self._vocab.texts[token_id] if 0 <= token_id < len(self._vocab.texts) else ""
-        nxt = self._advance(self._g, self._line, tok) if tok else None
+        nxt = self._advance_known(tok) if tok else None
         if nxt is None:
             return False
         if not self._xm.accept_token(token_id):
@@ -542,6 +542,21 @@ class DSLMatcher:
         self._g, self._line = nxt
         self._carry_slot(tok)
         return True
+
+    def _advance_known(self, tok: str) -> tuple[GraphState, str] | None:
+        """``_advance`` from the current position, without re-checking the line when
+        the slot computed for this position already decides it: a token inside one
+        of a finite slot's texts, or a token without a brace or a newline in a free
+        field (whose line check looks at templates only)."""
+        pre = self._slot_pre
+        if pre is not None and "\n" not in tok and pre[0] is self._g and pre[1] == self._line:
+            sl = pre[2]
+            if sl.free:
+                if not sl.check_quotes and "{" not in tok:
+                    return self._g, self._line + tok
+            elif sl.fresh < 0 and not sl.fresh_entry and any(a.startswith(tok) for a in sl.texts):
+                return self._g, self._line + tok
+        return self._advance(self._g, self._line, tok)
 
     def accept_string(self, text: str) -> bool:
         """Advance by ``text`` (for jump-forward); False and no change if not allowed."""

@@ -19,6 +19,7 @@ from agentic_llm.grammar import GrammarCompiler
 from agentic_llm.grammar.ebnf import GrammarSpec
 from agentic_llm.grammar.lexclass import list_class, string_class
 from agentic_llm.grammar.maskcache import MaskCache
+from agentic_llm.grammar.vocab import VocabIndex
 from agentic_llm.grammar.walk import random_walk
 from agentic_llm.planner import GenerateRequest, plan
 from tests.grammar.plans import random_plan
@@ -172,3 +173,33 @@ def test_verified_walks_on_the_shipped_model_tokenizer() -> None:
             "budget": {"max_nodes": p.max_nodes, "max_tokens": 4096}}))
         r = random_walk(c.matcher_for(p, max_string=12, verify=True), c.vocab, rng, max_tokens=800)
         assert r.completed or r.reason == "token limit", r.reason
+
+
+def test_accept_shortcut_agrees_with_the_line_check(compiler: GrammarCompiler) -> None:
+    """``accept_token`` skips the line check where the position's slot decides it; at
+    every position of some walks, for allowed and random tokens, the verdict and the
+    next state equal the full check's."""
+    rng = random.Random(11)
+    vocab = compiler.vocab
+    bm = xgr.allocate_token_bitmask(1, compiler.tokenizer_info.vocab_size)
+    checked = 0
+    for _ in range(6):
+        p = random_plan(rng, max_tools=10, max_nodes=6)
+        m = compiler.matcher_for(p, max_string=12)
+        for _step in range(400):
+            if m.is_terminated():
+                break
+            m.fill_next_token_bitmask(bm, 0)
+            allowed = VocabIndex.ids_in(bm[0].numpy().view(np.uint32)).tolist()
+            allowed = [t for t in allowed if vocab.texts[t]]
+            if not allowed:
+                break
+            probe = rng.sample(allowed, min(5, len(allowed)))
+            probe += [rng.randrange(len(vocab.texts)) for _ in range(5)]
+            for tid in probe:
+                tok = vocab.texts[tid]
+                if tok and not m._g.done:  # noqa: SLF001
+                    assert m._advance_known(tok) == m._advance(m._g, m.text, tok), (m.text, tok)  # noqa: SLF001
+                    checked += 1
+            assert m.accept_token(rng.choice(allowed))
+    assert checked > 1000
