@@ -320,11 +320,17 @@ def _plot(result: dict[str, Any], path: str) -> None:
     from agentic_llm.benchmarks.report import default_plot_path
 
     out = default_plot_path("grammar") if path == "auto" else path
-    fig, ax = plt.subplots(figsize=(6, 3))
-    labels = ["dsl p50", "dsl p99", "json p50", "json p99"]
-    vals = [result["mask"]["p50"], result["mask"]["p99"], result["json_baseline"]["mask"]["p50"],
-            result["json_baseline"]["mask"]["p99"]]
-    ax.bar(labels, [v * 1e6 for v in vals])
-    ax.set_ylabel("mask time (us)")
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    series = [("dsl, warm", result["mask"]), ("dsl, cold", result["mask_cold"]),
+              ("dsl, repeat", result["mask_repeat"]), ("json", result["json_baseline"]["mask"])]
+    xs = range(len(series))
+    ax.bar([x - 0.2 for x in xs], [m["p50"] * 1e6 for _n, m in series], width=0.4, label="p50")
+    ax.bar([x + 0.2 for x in xs], [m["p99"] * 1e6 for _n, m in series], width=0.4, label="p99")
+    ax.axhline(10, color="C0", linestyle=":", linewidth=1)
+    ax.axhline(200, color="C1", linestyle=":", linewidth=1)
+    ax.set_xticks(list(xs), [n for n, _m in series])
+    ax.set_yscale("log")
+    ax.set_ylabel("mask time per token (us)")
+    ax.legend()
     fig.tight_layout()
     fig.savefig(out)
