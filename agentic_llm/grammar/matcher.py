@@ -403,12 +403,20 @@ class DSLMatcher:
                     split = memo[fk] = (pack_ids(plain, v.words),
                                         [t for t in longer if "{" in texts[t] or "\n" in texts[t]])
                 keep = split[0] if keep is None else keep | split[0]
-                # the rest finish the line or hold a brace: decided like the newline
-                # candidates of a free position
-                bad = set(self._free_rejects(split[1], False))
-                allowed += [t for t in split[1] if t not in bad]
+                # Tokens with a brace but no newline: their verdict depends on the
+                # template variables only (the field's fixed part is written), so
+                # it is kept on the entry; tokens that finish the line are decided
+                # like the newline candidates of a free position.
+                bk = ("into_free_braces", a, gp.variables)
+                braces = memo.get(bk)
+                if braces is None:
+                    only = [t for t in split[1] if "\n" not in texts[t]]
+                    braces = memo[bk] = ([t for t in only if self._ok(t)], len(only))
+                ends = [t for t in split[1] if "\n" in texts[t]]
+                bad = set(self._free_rejects(ends, False))
+                allowed += braces[0] + [t for t in ends if t not in bad]
                 longer = []
-                narrowed = narrowed or bool(bad)
+                narrowed = narrowed or bool(bad) or len(braces[0]) < braces[1]
             for tid in longer:
                 tok = texts[tid]
                 if rc is not None and '"' in tok:
