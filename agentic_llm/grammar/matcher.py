@@ -12,39 +12,24 @@ from typing import Any
 import numpy as np
 import torch
 
+from agentic_llm.grammar.fastmask import FastMask, fresh_tail
 from agentic_llm.grammar.graph import (
     GraphPlan,
     GraphState,
     Slot,
     apply_line,
-    ends_line,
     initial_state,
     line_ok,
-    ref_context,
     slot,
 )
 from agentic_llm.grammar.lexclass import mask_key
-from agentic_llm.grammar.maskcache import MaskCache, MaskEntry
-from agentic_llm.grammar.vocab import MAX_ID, VocabIndex, pack_ids
+from agentic_llm.grammar.maskcache import MaskCache
+from agentic_llm.grammar.vocab import MAX_ID, VocabIndex
 
 __all__ = ["DSLMatcher"]
 
 
-_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyz")
-_ID_CHARS = _LETTERS | frozenset("0123456789_")
-
-
-def _fresh_id(text: str) -> bool:
-    """A complete fresh node id: a letter, then id characters, at most MAX_ID long."""
-    return 0 < len(text) <= MAX_ID and text[0] in _LETTERS and set(text) <= _ID_CHARS
-
-
-def _fresh_tail(tail: str) -> bool:
-    """A token tail that starts a fresh node id (a letter, then id characters)."""
-    return 0 < len(tail) < MAX_ID and tail[0] in _LETTERS and set(tail) <= _ID_CHARS
-
-
-class DSLMatcher:
+class DSLMatcher(FastMask):
     """Per-request constraint state for one plan.
 
     Args:
@@ -196,42 +181,6 @@ class DSLMatcher:
         if self.verify:
             self._check_against_reference(row)
 
-    def _closure_through(self, sl: Slot, limit: int = 24) -> tuple[np.ndarray, np.ndarray] | None:
-        """Like ``prefix_closure`` for texts that tokens run past: such a text is
-        extended by the finite texts the graph allows right after it (repeatedly),
-        and the closure of the extended texts is the allowed set. ``None`` when what
-        follows is not finite text, or after ``limit`` extensions."""
-        v = self._vocab
-        ext: list[str] = []
-        work = [a or "\n" for a in sl.texts]
-        while work:
-            t = work.pop()
-            if not v.has_longer(t):
-                ext.append(t)
-                continue
-            limit -= 1
-            nxt = self._advance(self._g, self._line, t) if limit >= 0 else None
-            if nxt is None or nxt[0].done:
-                return None
-            sl2 = slot(self._gp, nxt[0], nxt[1])
-            if sl2.free or sl2.fresh >= 0 or sl2.fresh_entry or not sl2.texts:
-                return None
-            if ends_line(self._gp, nxt[0], nxt[1]):
-                # a type, id or tool name: a newline follows each text
-                work += [t + b + "\n" if b else t + "\n" for b in sl2.texts]
-            else:
-                work += [t + (b or "\n") for b in sl2.texts]
-        return v.prefix_closure(tuple(ext))
-
-    def _free_after(self, a: str) -> bool:
-        """True when the text ``a`` leads into a free field (no template open, not an
-        assign key): there the graph checks only braces and line ends."""
-        nxt = self._advance(self._g, self._line, a)
-        if nxt is None or nxt[0].done:
-            return False
-        sl2 = slot(self._gp, nxt[0], nxt[1])
-        return sl2.free and not sl2.check_quotes
-
     def _tool_line(self) -> bool:
         """A tool-name or argument-key line, where ``masked_tool_attempts`` is counted."""
         return self._g.ctype == "tool_call" and self._line.startswith(("    tool: ", '      "'))
@@ -299,7 +248,7 @@ class DSLMatcher:
                 quoted = ((v.quote_bits[longer >> 5] >> shift) & 1).astype(bool)
                 longer = longer[~in_ids & quoted]
             for tid in longer:
-                if a == sl.fresh_entry and _fresh_tail(v.texts[tid][len(a):]) or self._ok(int(tid)):
+                if a == sl.fresh_entry and fresh_tail(v.texts[tid][len(a):]) or self._ok(int(tid)):
                     allowed.append(int(tid))
         if sl.fresh >= 0:
             room = MAX_ID - sl.fresh
@@ -322,219 +271,6 @@ class DSLMatcher:
                 and np.any(row & ~keep)):
             self.masked_tool_attempts += 1
         np.bitwise_and(row, keep, out=row)
-
-    # -- fast path --------------------------------------------------------------------
-
-    def _row_view(self, bitmask: torch.Tensor, index: int) -> np.ndarray:
-        """Row ``index`` of ``bitmask`` as uint32 words (the view is reused while the
-        engine keeps passing the same tensor)."""
-        rv = self._rowview
-        if rv is not None and rv[0] is bitmask and rv[1] == index and rv[2] == bitmask.data_ptr():
-            return rv[3]  # type: ignore[no-any-return]
-        row = bitmask[index].numpy().view(np.uint32)
-        self._rowview = (bitmask, index, bitmask.data_ptr(), row)
-        return row
-
-    def _fill_graph(self, row: np.ndarray, entry: MaskEntry, sl: Slot, key: Any) -> None:
-        """``row`` := xgrammar's cached row for this class, narrowed by the graph layer.
-
-        Equal to ``fill_reference`` (the ``verify`` mode checks it); cheaper because
-        every candidate list derived from the xgrammar row is memoized on the entry
-        and the graph's exact checks share one next-line state per position.
-        """
-        xrow = entry.row
-        memo = entry.memo
-        v = self._vocab
-        gp = self._gp
-        if sl.free:
-            np.bitwise_and(xrow, v.brace_drop_bits(gp.variables), out=row)
-            ck = ("free", sl.check_quotes)
-            cand = memo.get(ck)
-            if cand is None:
-                sel = (v.newline_bits | v.quote_bits) if sl.check_quotes else v.newline_bits
-                cand = memo[ck] = v.ids_in(xrow & sel).tolist()
-            if cand:
-                # Outside an assign key the verdicts depend only on the line's state
-                # and the class (the line's fixed part is written, its free part has
-                # no open template), so they are shared by the line's free positions.
-                rk = ("rejects", key)
-                bad = None if sl.check_quotes else self._g.memo.get(rk)
-                if bad is None:
-                    bad = self._free_rejects(cand, sl.check_quotes)
-                    if not sl.check_quotes:
-                        self._g.memo[rk] = bad
-                for tid in bad:
-                    row[tid >> 5] &= np.uint32(~(1 << (tid & 31)) & 0xFFFFFFFF)
-            return
-        allowed: list[int] = []
-        keep: np.ndarray | None = None
-        texts = v.texts
-        # inside a reference element every token with a quote closes the element:
-        # those are decided together by _closers, not one by one
-        rc = ref_context(gp, self._g, self._line)
-        narrowed = False  # a token of xgrammar's row was dropped outside ``allowed``
-        for a in (t if t else "\n" for t in sl.texts):
-            for tid in v.prefixes_of(a):
-                if (int(xrow[tid >> 5]) >> (tid & 31)) & 1:
-                    allowed.append(tid)
-            fresh_slash = a == "/" and a == sl.fresh_entry
-            lk = ("long", a, fresh_slash)
-            longer = memo.get(lk)
-            if longer is None:
-                arr = v.longer_with_prefix(a, xrow)
-                if fresh_slash and arr.size:
-                    # "/" + id characters start a fresh id and pass wholesale (below);
-                    # only tokens that also close it (hold a quote) need the exact check
-                    shift = (arr & 31).astype(np.uint32)
-                    in_ids = ((v.slash_id_bits[arr >> 5] >> shift) & 1).astype(bool)
-                    quoted = ((v.quote_bits[arr >> 5] >> shift) & 1).astype(bool)
-                    arr = arr[~in_ids & quoted]
-                longer = memo[lk] = arr.tolist()
-            if fresh_slash:
-                keep = v.slash_id_bits
-            if len(longer) > 4 and rc is None and self._free_after(a):
-                # ``a`` leads into a free field: xgrammar's row already holds the
-                # lexical rules there and the graph constrains only braces and line
-                # ends, so tokens without either pass wholesale
-                fk = ("into_free", a)
-                split = memo.get(fk)
-                if split is None:
-                    plain = [t for t in longer if "{" not in texts[t] and "\n" not in texts[t]]
-                    split = memo[fk] = (pack_ids(plain, v.words),
-                                        [t for t in longer if "{" in texts[t] or "\n" in texts[t]])
-                keep = split[0] if keep is None else keep | split[0]
-                # Tokens with a brace but no newline: their verdict depends on the
-                # template variables only (the field's fixed part is written), so
-                # it is kept on the entry; tokens that finish the line are decided
-                # like the newline candidates of a free position.
-                bk = ("into_free_braces", a, gp.variables)
-                braces = memo.get(bk)
-                if braces is None:
-                    only = [t for t in split[1] if "\n" not in texts[t]]
-                    braces = memo[bk] = ([t for t in only if self._ok(t)], len(only))
-                ends = [t for t in split[1] if "\n" in texts[t]]
-                bad = set(self._free_rejects(ends, False))
-                allowed += braces[0] + [t for t in ends if t not in bad]
-                longer = []
-                narrowed = narrowed or bool(bad) or len(braces[0]) < braces[1]
-            for tid in longer:
-                tok = texts[tid]
-                if rc is not None and '"' in tok:
-                    continue
-                if a == sl.fresh_entry and _fresh_tail(tok[len(a):]) or self._ok(tid):
-                    allowed.append(tid)
-        if sl.fresh >= 0:
-            room = MAX_ID - sl.fresh
-            runs = v.idrun_letter_le if sl.fresh == 0 else v.idrun_le
-            if room >= 1:
-                keep = runs[room - 1] if keep is None else keep | runs[room - 1]
-                ek = ("edge", sl.fresh == 0, room)
-                edge = memo.get(ek)
-                if edge is None:
-                    edge = memo[ek] = v.ids_in(xrow & runs[room] & ~runs[room - 1]).tolist()
-                allowed += [tid for tid in edge if self._ok(tid)]
-        if rc is not None or sl.fresh >= 0:
-            allowed += self._closers(memo, xrow, rc)
-        if self._tool_line():
-            # did xgrammar allow a token here that the graph's tool / key set drops?
-            if keep is None:
-                pop = memo.get("pop")
-                if pop is None:
-                    pop = memo["pop"] = int(np.unpackbits(xrow.view(np.uint8)).sum())
-                narrowed = pop > len(set(allowed))
-            if narrowed:
-                self.masked_tool_attempts += 1
-        if keep is None:
-            row.fill(0)
-        else:
-            np.bitwise_and(xrow, keep, out=row)
-        if allowed:
-            words: dict[int, int] = {}
-            for tid in allowed:
-                words[tid >> 5] = words.get(tid >> 5, 0) | (1 << (tid & 31))
-            w = np.fromiter(words.keys(), dtype=np.int64, count=len(words))
-            row[w] |= np.fromiter(words.values(), dtype=np.uint32, count=len(words))
-
-    def _closers(self, memo: dict[Any, Any], xrow: np.ndarray,
-                 ctx: tuple[Any, str] | None) -> list[int]:
-        """Tokens that finish the current reference element and close it (``x"y``).
-
-        Such a token is allowed when ``e + x`` (``e``: the element so far) is an
-        allowed element and ``y`` an allowed continuation after it; whether ``y`` is
-        allowed does not depend on which element was closed, only on whether it was
-        a known one or a fresh id, so it is checked once per distinct ``y`` and kind,
-        and ``x`` by set lookups.
-        """
-        groups = memo.get("closers")
-        if groups is None:
-            # per token: id, x, and whether x can extend a fresh id (id characters
-            # only; may start one: begins with a letter)
-            by_y: dict[str, list[tuple[int, str, bool, bool]]] = {}
-            for tid in self._vocab.ids_in(xrow & self._vocab.quote_bits).tolist():
-                x, y = self._vocab.texts[tid].split('"', 1)
-                by_y.setdefault(y, []).append((tid, x, set(x) <= _ID_CHARS, x[:1] in _LETTERS))
-            groups = memo["closers"] = list(by_y.items())
-        if ctx is None:
-            return [item[0] for _y, items in groups for item in items if self._ok(item[0])]
-        refs, e = ctx
-        fin = set(refs.finite())
-        banned = refs.banned_ids()
-        fresh_ok = refs.fresh_allowed()
-        t = self._gp.target + "/"
-        f = e[len(t):] if e.startswith(t) else None
-        out: list[int] = []
-        # y's verdict differs only by whether the element was fresh (a fresh id takes
-        # a place of the node budget), so it is shared by every position inside this
-        # element (memo on the line state, keyed by the text before the element)
-        before = self._line[: len(self._line) - len(e)]
-        g_memo = self._g.memo
-        room = MAX_ID - len(f) if fresh_ok and f is not None else -1
-        # e is still inside the target path: a token may finish it and a fresh id
-        rest_of_t = t[len(e):] if fresh_ok and f is None and t.startswith(e) else None
-        for y, items in groups:
-            y_ok: dict[bool, bool] = {}
-            shareable = 'id: "' not in y  # past a new line's id, the id itself matters
-            for tid, x, id_chars, lead in items:
-                known = e + x in fin
-                if known:
-                    pass
-                elif f is not None:
-                    if not (id_chars and len(x) <= room and (f or lead) and (f or x)
-                            and f + x not in banned):
-                        continue
-                elif rest_of_t is None or not x.startswith(rest_of_t):
-                    continue
-                else:
-                    fid = x[len(rest_of_t):]
-                    if not _fresh_id(fid) or fid in banned:
-                        continue
-                ok = y_ok.get(known)
-                if ok is None:
-                    mk = ("close", before, y, known)
-                    ok = g_memo.get(mk) if shareable else None
-                    if ok is None:
-                        ok = self._ok(tid)
-                        if shareable:
-                            g_memo[mk] = ok
-                    y_ok[known] = ok
-                if ok:
-                    out.append(tid)
-        return out
-
-    def _check_against_reference(self, row: np.ndarray) -> None:
-        import xgrammar as xgr
-
-        if self._vbuf is None:
-            self._vbuf = xgr.allocate_token_bitmask(1, self._vocab.info.vocab_size)
-        attempts = self.masked_tool_attempts
-        self.fill_reference(self._vbuf, 0)
-        self.masked_tool_attempts = attempts
-        ref = self._vbuf[0].numpy().view(np.uint32)
-        if not np.array_equal(row, ref):
-            extra = VocabIndex.ids_in(row & ~ref)[:8].tolist()
-            missing = VocabIndex.ids_in(ref & ~row)[:8].tolist()
-            raise RuntimeError(f"mask differs from the reference after {self._line!r}: "
-                               f"extra {extra}, missing {missing}")
 
     def accept_token(self, token_id: int) -> bool:
         """Advance by ``token_id``; False (and no state change) if it is not allowed."""
