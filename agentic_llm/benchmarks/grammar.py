@@ -227,8 +227,7 @@ def run(args: argparse.Namespace) -> int:
         p = plan(GenerateRequest.from_json(_request(n)))
         new_shape, known_shape = [], []
         for _ in range(max(1, args.repeat // 2)):
-            compiler._cache.clear()  # noqa: SLF001 - a cold compile on purpose
-            compiler._xc.clear_cache()  # noqa: SLF001
+            compiler.clear_caches()  # a cold compile on purpose
             t1 = time.perf_counter()
             compiler.matcher_for(p)
             new_shape.append(time.perf_counter() - t1)

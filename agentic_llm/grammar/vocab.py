@@ -51,14 +51,12 @@ class VocabIndex:
             self.by_text.setdefault(t, i)
             if len(t) > 1 and self._maxlen2.get(t[:2], 0) < len(t):
                 self._maxlen2[t[:2]] = len(t)
-        special, quote, brace, newline, slash_id = [], [], [], [], []
+        quote, brace, newline, slash_id = [], [], [], []
         idrun: list[list[int]] = [[] for _ in range(MAX_ID + 1)]
         idrun_letter: list[list[int]] = [[] for _ in range(MAX_ID + 1)]
         for i, t in enumerate(self.texts):
             if not t:
                 continue
-            if "\n" in t or "{" in t:
-                special.append(i)
             if "\n" in t:
                 newline.append(i)
             elif "{" in t:
@@ -71,7 +69,6 @@ class VocabIndex:
                 idrun[len(t)].append(i)
                 if t[0] in _LETTERS:
                     idrun_letter[len(t)].append(i)
-        self.special_bits = pack_ids(special, self.words)
         self.newline_bits = pack_ids(newline, self.words)
         self.brace_ids = brace
         self.brace_bits = pack_ids(brace, self.words)
