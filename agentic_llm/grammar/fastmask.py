@@ -44,6 +44,7 @@ class FastMask:
     _cache: MaskCache | None
     _rowview: tuple[Any, ...] | None
     _vbuf: torch.Tensor | None
+    _after_memo: tuple[Any, str, dict[str, tuple[Slot, bool] | None]]
     masked_tool_attempts: int
 
     # provided by DSLMatcher
@@ -67,27 +68,39 @@ class FastMask:
                 ext.append(t)
                 continue
             limit -= 1
-            nxt = self._advance(self._g, self._line, t) if limit >= 0 else None
-            if nxt is None or nxt[0].done:
+            after = self._slot_after(t) if limit >= 0 else None
+            if after is None:
                 return None
-            sl2 = slot(self._gp, nxt[0], nxt[1])
+            sl2, ends = after
             if sl2.free or sl2.fresh >= 0 or sl2.fresh_entry or not sl2.texts:
                 return None
-            if ends_line(self._gp, nxt[0], nxt[1]):
+            if ends:
                 # a type, id or tool name: a newline follows each text
                 work += [t + b + "\n" if b else t + "\n" for b in sl2.texts]
             else:
                 work += [t + (b or "\n") for b in sl2.texts]
         return v.prefix_closure(tuple(ext))
 
+    def _slot_after(self, t: str) -> tuple[Slot, bool] | None:
+        """The slot after the text ``t`` from the current position and whether its
+        texts end the line (``None``: ``t`` is not allowed or ends the document).
+        Memoized for the position: the closure and the free-field test both ask."""
+        memo = self._after_memo
+        if memo[0] is not self._g or memo[1] != self._line:
+            memo = self._after_memo = (self._g, self._line, {})
+        if t in memo[2]:
+            return memo[2][t]
+        nxt = self._advance(self._g, self._line, t)
+        out = None if nxt is None or nxt[0].done else (
+            slot(self._gp, nxt[0], nxt[1]), ends_line(self._gp, nxt[0], nxt[1]))
+        memo[2][t] = out
+        return out
+
     def _free_after(self, a: str) -> bool:
         """True when the text ``a`` leads into a free field (no template open, not an
         assign key): there the graph checks only braces and line ends."""
-        nxt = self._advance(self._g, self._line, a)
-        if nxt is None or nxt[0].done:
-            return False
-        sl2 = slot(self._gp, nxt[0], nxt[1])
-        return sl2.free and not sl2.check_quotes
+        after = self._slot_after(a)
+        return after is not None and after[0].free and not after[0].check_quotes
 
     def _row_view(self, bitmask: torch.Tensor, index: int) -> np.ndarray:
         """Row ``index`` of ``bitmask`` as uint32 words (the view is reused while the

@@ -60,6 +60,7 @@ class DSLMatcher(FastMask):
         self._vbuf: torch.Tensor | None = None
         self._line_memo: dict[str, tuple[GraphState, bool, GraphState]] = {}
         self._slot_pre: tuple[GraphState, str, Slot] | None = None
+        self._after_memo: tuple[Any, str, dict[str, tuple[Slot, bool] | None]] = (None, "", {})
         self._g: GraphState = initial_state()
         self._line = ""
         self._history: list[tuple[GraphState, str]] = []
