@@ -23,7 +23,7 @@ from agentic_llm.engine.forward import ForwardBatch
 from agentic_llm.engine.kv.pool import PagedKVPool, pack_kv
 from agentic_llm.registry import register
 
-__all__ = ["TorchSDPABackend"]
+__all__ = ["DecodeState", "TorchSDPABackend"]
 
 #: rows computing at most this many tokens form the decode group
 _SHORT_QUERY = 16
@@ -89,6 +89,32 @@ class _Group:
 class _Meta:
     groups: list[_Group]
     row_to_group: dict[int, tuple[int, int]]  # batch row -> (group, local row)
+
+
+@dataclass
+class DecodeState:
+    """What a step whose rows all decode one token over the workspace needs per layer.
+
+    The same tensors :meth:`TorchSDPABackend.forward` would use, handed out once per
+    step so a specialised decode forward can write K/V and attend without the
+    generic per-layer dispatch.
+
+    Attributes:
+        pool_flat: per layer, the pool's ``[2 * kv_heads, slots, d]`` view.
+        slots: ``[rows]`` pool slot of each row's new token.
+        ws_flat: per layer, the workspace's ``[2 * kv_heads, rows * capacity, d]`` view.
+        ws_idx: ``[rows]`` workspace slot of each row's new token.
+        keys, values: per layer, ``[kv_heads, rows, key_len, d]`` workspace views.
+        mask: ``[1, rows, 1, key_len]`` additive mask (0 / -inf).
+    """
+
+    pool_flat: list[torch.Tensor]
+    slots: torch.Tensor
+    ws_flat: list[torch.Tensor]
+    ws_idx: torch.Tensor
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+    mask: torch.Tensor
 
 
 @register(BACKEND_KIND, "torch_sdpa")
@@ -176,6 +202,32 @@ class TorchSDPABackend:
                 )
             )
         batch.attn_meta = _Meta(groups, row_to_group)
+
+    def decode_state(self, batch: ForwardBatch, pool: PagedKVPool, groups: int, dtype: torch.dtype) -> DecodeState | None:
+        """After :meth:`prepare`: the per-layer tensors of a step in which every row
+        decodes one token over the bound workspace; None for any other step.
+
+        ``groups`` is query heads per KV head, ``dtype`` the queries' dtype.
+        """
+        meta = batch.attn_meta
+        if not isinstance(meta, _Meta) or len(meta.groups) != 1:
+            return None
+        g = meta.groups[0]
+        ws = g.ws
+        if ws is None or g.max_q != 1 or g.token_idx is not None or ws.kv.dtype != dtype or pool.kv_store.dtype != dtype:
+            return None
+        layers = pool.num_layers
+        flat = [ws.write_view(i) for i in range(layers)]
+        kv = [ws.keys_values(i) for i in range(layers)]
+        return DecodeState(
+            pool_flat=pool.flat_views,
+            slots=batch.slots,
+            ws_flat=flat,
+            ws_idx=ws.write_idx,
+            keys=[x[0] for x in kv],
+            values=[x[1] for x in kv],
+            mask=g.mask(groups, dtype, True),
+        )
 
     def _store(
         self, layer: int, k: torch.Tensor, v: torch.Tensor, batch: ForwardBatch, pool: PagedKVPool, meta: _Meta

@@ -45,13 +45,17 @@ class WorkspaceBinding:
     #: views reused from step to step while ``kv`` stays the same tensor
     views: dict[tuple[int, int], tuple[torch.Tensor, ...]]
 
-    def write(self, layer: int, kv_new: torch.Tensor) -> None:
-        """Store this step's ``[2 * kv_heads, tokens, head_dim]`` K/V of ``layer``."""
+    def write_view(self, layer: int) -> torch.Tensor:
+        """``layer``'s ``[2 * kv_heads, rows * capacity, head_dim]`` view (rows flattened)."""
         flat = self.views.get((layer, -1))
         if flat is None:
             _, heads2, rows, cap, d = self.kv.shape
             flat = self.views[(layer, -1)] = (self.kv[layer].view(heads2, rows * cap, d),)
-        flat[0].index_copy_(1, self.write_idx, kv_new)
+        return flat[0]
+
+    def write(self, layer: int, kv_new: torch.Tensor) -> None:
+        """Store this step's ``[2 * kv_heads, tokens, head_dim]`` K/V of ``layer``."""
+        self.write_view(layer).index_copy_(1, self.write_idx, kv_new)
 
     def keys_values(self, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
         """K and V of ``layer`` as ``[kv_heads, rows, key_len, head_dim]`` views."""

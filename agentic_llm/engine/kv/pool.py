@@ -194,6 +194,12 @@ class PagedKVPool(BlockPool):
         """Store ``k``/``v`` (``[tokens, kv_heads, head_dim]``) at flat slots ``block * block_size + offset``."""
         self.write_kv(layer, slots, pack_kv(k, v))
 
+    @property
+    def flat_views(self) -> list[torch.Tensor]:
+        """Per layer, ``[2 * kv_heads, num_blocks * block_size, head_dim]`` views of the store
+        (K heads then V heads; slot ``block * block_size + offset``)."""
+        return self._flat
+
     def write_kv(self, layer: int, slots: torch.Tensor, kv: torch.Tensor) -> None:
         """Store ``kv`` (``[2 * kv_heads, tokens, head_dim]``, K heads then V heads) at flat slots."""
         if kv.dtype != self.kv_store.dtype:

@@ -16,6 +16,7 @@ from agentic_llm.engine.config import ModelConfig
 from agentic_llm.engine.forward import ForwardBatch
 from agentic_llm.engine.hooks import HookPoint, HookRegistry
 from agentic_llm.engine.kv.pool import PagedKVPool
+from agentic_llm.engine.models.fast_decode import DecodeRunner
 from agentic_llm.engine.models.layers import (
     RMSNorm,
     RotaryEmbedding,
@@ -232,6 +233,8 @@ class CausalLM(nn.Module):
             self.lm_head.weight = self.model.embed_tokens.weight
         self.rotary = RotaryEmbedding(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling)
         self.hooks = HookRegistry(cfg.num_hidden_layers)
+        # plain attribute (not a submodule): it only reads this model's parameters
+        object.__setattr__(self, "decode_runner", DecodeRunner(self))
 
     def fuse_projections(self) -> None:
         """Fuse q/k/v and gate/up projections of every layer (fewer, larger matmuls) and
@@ -254,6 +257,10 @@ class CausalLM(nn.Module):
         h = self.model.embed_tokens(batch.input_ids)
         top = batch.max_position if batch.max_position >= 0 else None
         batch.rope = self.rotary.cos_sin(batch.positions, h.dtype, top)
+        if not self.hooks and batch.capture is None:
+            logits = self.decode_runner.try_run(batch, pool, backend, h)
+            if logits is not None:
+                return logits
         layers = self.model.layers
         n = len(layers)
         # rows that compute several tokens need only their last token out of the last
