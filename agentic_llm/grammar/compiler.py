@@ -142,8 +142,11 @@ class GrammarCompiler:
         spec = GrammarSpec.from_plan(plan)
         cache_hit = spec.fingerprint in self._cache
         compiled = self.compiled_for(spec)
-        matcher = DSLMatcher(compiled, GraphPlan.from_plan(plan, max_string=max_string), self.vocab,
-                             cache=self.mask_cache(spec), verify=verify)
+        gp = GraphPlan.from_plan(plan, max_string=max_string)
+        # the brace tokens a string of this plan may hold: built once per set of
+        # template variables, here rather than at the first string position
+        self.vocab.brace_drop_bits(gp.variables)
+        matcher = DSLMatcher(compiled, gp, self.vocab, cache=self.mask_cache(spec), verify=verify)
         emit.grammar_compile(time.perf_counter() - t0, cache_hit)
         return matcher
 

@@ -45,6 +45,7 @@ class FastMask:
     _rowview: tuple[Any, ...] | None
     _vbuf: torch.Tensor | None
     _after_memo: tuple[Any, str, dict[str, tuple[Slot, bool] | None]]
+    _free_row: tuple[GraphState, str, np.ndarray] | None
     masked_tool_attempts: int
 
     # provided by DSLMatcher
@@ -121,6 +122,8 @@ class FastMask:
         """
         xrow = entry.row
         memo = entry.memo
+        if len(memo) > 4096:  # derived lists only: a long-running server bounds them
+            memo.clear()
         v = self._vocab
         gp = self._gp
         if sl.free:
@@ -142,6 +145,10 @@ class FastMask:
                         self._g.memo[rk] = bad
                 for tid in bad:
                     row[tid >> 5] &= np.uint32(~(1 << (tid & 31)) & 0xFFFFFFFF)
+            if not sl.check_quotes and key[-1] == "s" and key[-2] in ("str", "val") and gp.max_string is None:
+                # inside a string: the mask of every later position of this string
+                # in the same class (see ``accept_token``)
+                self._free_row = (self._g, self._line, row.copy())
             return
         allowed: list[int] = []
         keep: np.ndarray | None = None

@@ -25,7 +25,7 @@ Rules enforced (with the grammar, every finished document validates):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from agentic_llm.grammar.ebnf import NODE_FIELDS
@@ -153,6 +153,18 @@ def initial_state() -> GraphState:
     return GraphState()
 
 
+def replace(g: GraphState, **changes: Any) -> GraphState:
+    """``dataclasses.replace`` for ``GraphState`` without running ``__init__``: the
+    next-line state is built at most line ends, so this is on the mask's path. The
+    copy starts with an empty memo."""
+    new = object.__new__(GraphState)
+    d = new.__dict__
+    d.update(g.__dict__)
+    d.update(changes)
+    d["memo"] = {}
+    return new
+
+
 # -- references -------------------------------------------------------------------
 
 
@@ -169,6 +181,9 @@ class _RefCtx:
     def _pending(self) -> tuple[str, ...]:
         return self.g.pending + tuple(self.new_pending)
 
+    def copy(self) -> _RefCtx:
+        return _RefCtx(self.gp, self.g, self.waits, list(self.used), list(self.new_pending))
+
     def fresh_allowed(self) -> bool:
         return not self.waits and len(self._pending()) < self.gp.max_nodes - self.g.count
 
@@ -183,13 +198,24 @@ class _RefCtx:
 
     def _finite(self) -> list[str]:
         t = self.gp.target + "/"
-        cur = self.g.cur
-        if self.waits:
-            out = [t + d for d in self.g.declared if d != cur]
-        else:
-            out = list(self.gp.externals)
-            out += [t + d for d in self.g.declared if not self.g.reaches(d, cur)]
-            out += [t + p for p in self._pending()]
+        # what the line state allows before any element of this list (the
+        # reachability walk is done once per line, not once per element)
+        key = ("finite_base", self.waits)
+        base = self.g.memo.get(key)
+        if base is None or base[0] is not self.gp:
+            cur = self.g.cur
+            if self.waits:
+                out = [t + d for d in self.g.declared if d != cur]
+            else:
+                out = list(self.gp.externals)
+                out += [t + d for d in self.g.declared if not self.g.reaches(d, cur)]
+                out += [t + p for p in self.g.pending]
+            base = self.g.memo[key] = (self.gp, out)
+        out = base[1]
+        if not self.waits and self.new_pending:
+            out = out + [t + p for p in self.new_pending]
+        if not self.used:
+            return list(out)
         used = set(self.used)
         return [e for e in out if e not in used]
 
@@ -228,7 +254,8 @@ class _RefCtx:
         return len(f) < MAX_ID or f not in self.banned_ids()
 
     def any_more(self) -> bool:
-        return bool(self.finite()) or self.fresh_allowed()
+        # the budget test first: it is a comparison, ``finite`` walks the graph
+        return self.fresh_allowed() or bool(self.finite())
 
     def add(self, e: str) -> None:
         self.used.append(e)
@@ -246,20 +273,46 @@ def _parsed(gp: GraphPlan, g: GraphState, kind: str, rest: str) -> tuple[_RefCtx
     key = ("parse", kind, rest)
     hit = g.memo.get(key)
     if hit is None or hit[0] is not gp:
-        ctx = _RefCtx(gp, g, waits=kind == "waits")
-        ok, state, closed = _parse_refs(ctx, rest, single=kind == "onfail")
-        hit = g.memo[key] = (gp, ctx, ok, state, closed)
+        single = kind == "onfail"
+        q = _last_element_start(rest)
+        if q > 0 or q == 0 and single:
+            # every position of a list shares the parse of the elements before the
+            # last one (memoized under its own text): only the last is walked here
+            base, ok, state, _closed = _parsed(gp, g, kind, rest[:q])
+            if not ok:
+                hit = (gp, base, False, "", False)
+            elif state == "open":
+                ctx = base.copy()
+                ok, state, closed = _parse_refs(ctx, rest, single, q)
+                hit = (gp, ctx, ok, state, closed)
+        if hit is None or hit[0] is not gp:
+            ctx = _RefCtx(gp, g, waits=kind == "waits")
+            ok, state, closed = _parse_refs(ctx, rest, single)
+            hit = (gp, ctx, ok, state, closed)
+        g.memo[key] = hit
     return hit[1], hit[2], hit[3], hit[4]
 
 
-def _parse_refs(ctx: _RefCtx, rest: str, single: bool) -> tuple[bool, str, bool]:
+def _last_element_start(rest: str) -> int:
+    """Index of the quote that opens the last element of ``rest`` (-1: none)."""
+    q = rest.rfind('"')
+    if q < 0 or rest.count('"') % 2:
+        return q
+    return rest.rfind('"', 0, q)
+
+
+def _parse_refs(ctx: _RefCtx, rest: str, single: bool, start: int = -1) -> tuple[bool, str, bool]:
     """Walk a reference list (``[...]``) or a single quoted reference.
 
     Returns ``(ok, state, closed)``: state is ``"elem:<prefix>"`` inside an element,
     ``"sep"`` after an element, ``"open"`` before the first element's quote.
+    ``start``: resume at this index, an element's opening quote, with ``ctx``
+    holding the elements before it.
     """
     i = 0
-    if not single:
+    if start >= 0:
+        i = start
+    elif not single:
         if not rest:
             return True, "start", False
         if rest[0] != "[":
@@ -496,8 +549,7 @@ def _advance(gp: GraphPlan, g: GraphState, k: int, st: Step, rest: str) -> Graph
         names = [n for n, _r in _tool_keys(gp, g)]
         return replace(g2, arg_pos=names.index(key, g.arg_pos + 1))
     if st.kind in ("refs", "waits", "onfail"):
-        ctx = _RefCtx(gp, g, waits=st.kind == "waits")
-        _parse_refs(ctx, rest, single=st.kind == "onfail")
+        ctx = _parsed(gp, g, st.kind, rest)[0]  # the line check just parsed it
         t = gp.target + "/"
         edges = list(g.edges)
         for e in ctx.used:

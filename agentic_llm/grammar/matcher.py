@@ -28,6 +28,15 @@ from agentic_llm.grammar.vocab import MAX_ID, VocabIndex
 
 __all__ = ["DSLMatcher"]
 
+_STRING_SPECIAL = frozenset('"\\{\n')
+
+
+def _keeps_string_class(tok: str) -> bool:
+    """True when ``tok``, appended inside a string at a character boundary, leaves
+    the position in the same lexical class and graph verdicts: ASCII (no character
+    left unfinished) without a quote, a backslash, a brace or a newline."""
+    return tok.isascii() and _STRING_SPECIAL.isdisjoint(tok)
+
 
 class DSLMatcher(FastMask):
     """Per-request constraint state for one plan.
@@ -61,6 +70,10 @@ class DSLMatcher(FastMask):
         self._line_memo: dict[str, tuple[GraphState, bool, GraphState]] = {}
         self._slot_pre: tuple[GraphState, str, Slot] | None = None
         self._after_memo: tuple[Any, str, dict[str, tuple[Slot, bool] | None]] = (None, "", {})
+        # inside a string: the last mask (``_free_row``) and, after a token that kept
+        # the position's lexical class, the position it serves again (``_free_carry``)
+        self._free_row: tuple[GraphState, str, np.ndarray] | None = None
+        self._free_carry: tuple[GraphState, str, np.ndarray] | None = None
         self._g: GraphState = initial_state()
         self._line = ""
         self._history: list[tuple[GraphState, str]] = []
@@ -158,8 +171,16 @@ class DSLMatcher(FastMask):
         if self._cache is None:
             self.fill_reference(bitmask, index)
             return
-        sl = self._current_slot()
         row = self._row_view(bitmask, index)
+        fc = self._free_carry
+        if fc is not None and fc[0] is self._g and fc[1] == self._line:
+            # the string continues in the same lexical class: the same mask
+            np.copyto(row, fc[2])
+            self._free_row = fc
+            if self.verify:
+                self._check_against_reference(row)
+            return
+        sl = self._current_slot()
         if not sl.free and sl.fresh < 0 and not sl.fresh_entry and not self._tool_line():
             closure = self._vocab.prefix_closure(sl.texts)
             if closure is None:
@@ -283,8 +304,15 @@ class DSLMatcher(FastMask):
             return False
         if not self._xm.accept_token(token_id):
             return False
+        fr = self._free_row
+        self._free_carry = fr if (
+            fr is not None and fr[0] is self._g and fr[1] == self._line and nxt[0] is self._g
+            and _keeps_string_class(tok)) else None
+        self._free_row = None
         self._history.append((self._g, self._line))
         self._g, self._line = nxt
+        if self._free_carry is not None:
+            self._free_carry = (self._g, self._line, self._free_carry[2])
         self._carry_slot(tok)
         return True
 
@@ -309,7 +337,7 @@ class DSLMatcher(FastMask):
         nxt = self._advance(self._g, self._line, tok) if not self._g.done else (self._g, "")
         if nxt is None or not self._xm.accept_string(text):
             return False
-        self._slot_pre = None
+        self._slot_pre = self._free_row = self._free_carry = None
         self._history.append((self._g, self._line))
         self._g, self._line = nxt
         return True
@@ -319,7 +347,7 @@ class DSLMatcher(FastMask):
         if num_tokens <= 0:
             return
         self._xm.rollback(num_tokens)
-        self._slot_pre = None
+        self._slot_pre = self._free_row = self._free_carry = None
         for _ in range(min(num_tokens, len(self._history))):
             self._g, self._line = self._history.pop()
 
@@ -351,5 +379,5 @@ class DSLMatcher(FastMask):
         self._g = initial_state()
         self._line = ""
         self._history.clear()
-        self._slot_pre = None
+        self._slot_pre = self._free_row = self._free_carry = None
         self.masked_tool_attempts = 0

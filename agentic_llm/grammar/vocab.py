@@ -75,6 +75,7 @@ class VocabIndex:
         self._brace_ok: dict[object, np.ndarray] = {}
         self._closure: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray] | None] = {}
         self._longer: dict[str, bool] = {}
+        self._prefixes: dict[str, list[int]] = {}
         self.quote_bits = pack_ids(quote, self.words)
         # "/" then the start of a node id: what follows a target path in a reference
         self.slash_id_bits = pack_ids(slash_id, self.words)
@@ -163,7 +164,18 @@ class VocabIndex:
         return out
 
     def prefixes_of(self, text: str) -> list[int]:
-        """Ids of tokens that are a non-empty prefix of ``text``."""
+        """Ids of tokens that are a non-empty prefix of ``text`` (memoized: the texts
+        of a slot recur at every position of their kind, and a text whose first two
+        characters start long tokens, such as ``__``, takes one lookup per character).
+        The list must not be changed."""
+        hit = self._prefixes.get(text)
+        if hit is None:
+            if len(self._prefixes) > 65536:
+                self._prefixes.clear()
+            hit = self._prefixes[text] = self._prefixes_of(text)
+        return hit
+
+    def _prefixes_of(self, text: str) -> list[int]:
         get = self.by_text.get
         out = []
         i = get(text[:1])

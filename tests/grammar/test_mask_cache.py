@@ -69,6 +69,11 @@ def test_verify_catches_a_wrong_cached_row(compiler: GrammarCompiler) -> None:
         m.accept_token(ids[len(m._history)])  # noqa: SLF001 - position in the document
     from agentic_llm.grammar.lexclass import mask_key
 
+    # re-enter the position by a rollback, which drops the mask carried along the string
+    last = ids[len(m._history) - 1]  # noqa: SLF001
+    m.rollback(1)
+    assert m.accept_token(last)
+    assert m._free_carry is None  # noqa: SLF001
     key = mask_key(m._gp, m._g, m.text)  # noqa: SLF001
     assert key is not None
     m.fill_next_token_bitmask(bm, 0)
@@ -81,6 +86,31 @@ def test_verify_catches_a_wrong_cached_row(compiler: GrammarCompiler) -> None:
             m.fill_next_token_bitmask(bm, 0)
     finally:
         entry.row[:] = saved
+
+
+def test_mask_carried_along_a_string_is_verified(compiler: GrammarCompiler) -> None:
+    """Inside a string, a token that keeps the lexical class carries the last mask
+    to the next position; the carried row is what ``verify`` checks there."""
+    req, doc = realistic_documents()[0]
+    p = plan(GenerateRequest.from_json(req))
+    bm = xgr.allocate_token_bitmask(1, compiler.tokenizer_info.vocab_size)
+    ids = compiler.tokenizer_info.encode(doc)
+    m = compiler.matcher_for(p, verify=True)
+    carried = 0
+    for tid in ids:
+        if m._free_carry is not None:  # noqa: SLF001
+            carried += 1
+            if carried == 3:
+                row = m._free_carry[2]  # noqa: SLF001
+                saved = row.copy()
+                row[:] = 0
+                with pytest.raises(RuntimeError, match="differs from the reference"):
+                    m.fill_next_token_bitmask(bm, 0)
+                row[:] = saved
+        m.fill_next_token_bitmask(bm, 0)
+        assert m.accept_token(tid)
+    assert carried >= 3
+    assert m.is_completed()
 
 
 def test_string_classes() -> None:
