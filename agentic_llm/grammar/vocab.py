@@ -134,7 +134,13 @@ class VocabIndex:
         if hit is None:
             if len(self._longer) > 65536:
                 self._longer.clear()
-            hit = self._longer[text] = self.with_prefix(text).size > (1 if text in self.by_text else 0)
+            # tokens starting with ``text`` sort right after it: one bisect, then skip
+            # the tokens equal to it
+            keys = self._keys
+            j = bisect.bisect_left(keys, text)
+            while j < len(keys) and keys[j] == text:
+                j += 1
+            hit = self._longer[text] = j < len(keys) and keys[j].startswith(text)
         return hit
 
     def prefix_closure(self, texts: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray] | None:
