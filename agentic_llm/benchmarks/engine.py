@@ -55,6 +55,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads for both sides")
     p.add_argument("--requests", type=Path, default=None,
                    help="request JSON lines (default bench/validity_requests.jsonl, else synthetic)")
+    p.add_argument("--compile-decode", choices=("on", "off"), default="on",
+                   help="our engine's compiled decode step (inductor; falls back to eager without a "
+                        "C++ compiler); its compile time is start-up cost, reported, not measured")
 
 
 def _requests(path: Path | None, n: int) -> list[dict[str, Any]]:
@@ -146,8 +149,10 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
     batches = [int(b) for b in str(args.batches).split(",") if b.strip()]
     reqs = _requests(args.requests, max(max(batches), args.constrained_batch))
     plans = [plan(GenerateRequest.from_json(r)) for r in reqs]
+    compile_decode = getattr(args, "compile_decode", "on") == "on"
     engine = LLMEngine.from_pretrained(model_dir, device="cpu", dtype=torch.float32,
-                                       max_num_seqs=max(max(batches), args.constrained_batch))
+                                       max_num_seqs=max(max(batches), args.constrained_batch),
+                                       compile_decode=compile_decode)
     tok = engine.tokenizer
     prompts = [tok.encode(p.render_prompt()).ids for p in plans]
     hf = LlamaForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
@@ -155,9 +160,16 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
     compiler = GrammarCompiler(TokenizerInfo.from_hf_tokenizer_json(
         model_dir / "tokenizer.json", vocab_size=engine.model_config.vocab_size))
 
-    # Warm both sides (first-call allocations, lazy inits) outside the measurements.
+    # Warm both sides (first-call allocations, lazy inits, our decode compile) outside
+    # the measurements.
+    t0 = time.perf_counter()
     _ours_batch(engine, prompts[:2], 4)
+    warm_s = time.perf_counter() - t0
     _hf_batch(hf, prompts[:2], 4, pad)
+    est = engine.stats()
+    startup = {"compile_decode": compile_decode, "compiled": compile_decode and not est["compiled_decode_off_reason"],
+               "off_reason": est["compiled_decode_off_reason"] if compile_decode else "",
+               "compile_s": est["decode_compile_s"], "warmup_s": warm_s}
 
     throughput = []
     agree = math.nan
@@ -199,6 +211,9 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
         steps_on.append(sum(o.metrics.num_decode_steps for o in on))
         same.append(sum(a.output_token_ids == b.output_token_ids or a.text == b.text
                         for a, b in zip(on, off, strict=True)) / len(on))
+    est = engine.stats()
+    startup["compiled_decode_steps"] = est["compiled_decode_steps"]
+    startup["fast_decode_steps"] = est["fast_decode_steps"]
     engine.close()
     constrained = {
         "batch": cb,
@@ -230,6 +245,7 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
         "new_tokens": args.new_tokens,
         "repeat": args.repeat,
         "prompt_tokens_median": _median([float(len(p)) for p in prompts]),
+        "startup": startup,
         "throughput": throughput,
         "greedy_agreement_batch1": agree,
         "constrained": constrained,
@@ -286,6 +302,11 @@ def run(args: argparse.Namespace) -> int:
                 [[r["batch"], r["ours_tok_s"], r["hf_tok_s"], r["throughput_ratio"], r["ours_ttft_s"],
                   r["hf_ttft_s"], r["ours_tpot_s"] * 1e3, r["hf_tpot_s"] * 1e3] for r in result["throughput"]])
     print(f"greedy tokens identical to transformers at batch 1: {100 * result['greedy_agreement_batch1']:.0f}%")
+    su = result["startup"]
+    if su["compiled"]:
+        print(f"decode step compiled (inductor) at start-up in {su['compile_s']:.1f} s")
+    else:
+        print(f"decode step eager ({su['off_reason'] or 'compile off'})")
     c, j = result["constrained"], result["jump_forward"]
     print(f"constrained TPOT {c['tpot_constrained_s'] * 1e3:.2f} ms vs unconstrained "
           f"{c['tpot_unconstrained_s'] * 1e3:.2f} ms (batch {c['batch']}): overhead {100 * c['overhead']:+.1f}%")

@@ -31,6 +31,9 @@ class EngineConfig:
         mask_fill_overlap: fill constraint masks on a worker thread during the
             forward (True), inline before it (False), or whichever measures faster
             on the running workload (None; see ``engine.masking``).
+        compile_decode: compile the pure-decode step with ``torch.compile`` (inductor)
+            at its first use; without a working compiler the eager step runs (one
+            warning). Logits then match the eager path within float rounding.
     """
 
     device: str = "cpu"
@@ -46,6 +49,7 @@ class EngineConfig:
     shuffle_seed: int | None = None
     share_prefill_prefixes: bool = True
     mask_fill_overlap: bool | None = None
+    compile_decode: bool = False
 
     def __post_init__(self) -> None:
         if self.block_size < 1:

@@ -20,6 +20,7 @@ from agentic_llm.engine.kv.base import BlockPool
 from agentic_llm.engine.kv.pool import PagedKVPool
 from agentic_llm.engine.loader import LoadedModel, load_model
 from agentic_llm.engine.masking import MaskFiller
+from agentic_llm.engine.models.compiled_decode import CompiledDecode
 from agentic_llm.engine.outputs import FinishReason, RequestOutput
 from agentic_llm.engine.postprocess import jump_forward, stop_reason
 from agentic_llm.engine.prefix import PrefixCache
@@ -71,6 +72,8 @@ class LLMEngine:
         )
         self.eos_token_ids = frozenset(loaded.eos_token_ids)
         self.mask_filler = MaskFiller(mc.vocab_size, config.mask_fill_overlap)
+        if config.compile_decode:
+            self.model.decode_runner.compiled = CompiledDecode(mc, self.device)
         self.requests: dict[str, Request] = {}
         self._pending: list[Request] = []  # finished outside a step, reported by the next
         self._seq = itertools.count()
@@ -356,6 +359,17 @@ class LLMEngine:
             "prefix_hit_tokens": getattr(pc, "hit_tokens", 0) if pc else 0,
             "prefix_hit_rate": (pc.hit_tokens / pc.queries_tokens) if pc and pc.queries_tokens else 0.0,
             "shared_prefill_tokens": self.num_shared_prefill_tokens,
+            **self._decode_stats(),
+        }
+
+    def _decode_stats(self) -> dict[str, Any]:
+        runner = self.model.decode_runner
+        comp = runner.compiled
+        return {
+            "fast_decode_steps": runner.num_steps,
+            "compiled_decode_steps": comp.num_steps if comp is not None else 0,
+            "decode_compile_s": comp.compile_seconds if comp is not None else 0.0,
+            "compiled_decode_off_reason": (comp.failed if comp is not None else "not requested"),
         }
 
     def close(self) -> None:

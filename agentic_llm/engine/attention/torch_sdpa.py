@@ -106,6 +106,9 @@ class DecodeState:
         ws_idx: ``[rows]`` workspace slot of each row's new token.
         keys, values: per layer, ``[kv_heads, rows, key_len, d]`` workspace views.
         mask: ``[1, rows, 1, key_len]`` additive mask (0 / -inf).
+        pool_all: the pool as ``[layers, 2 * kv_heads, slots, d]`` (every layer at once).
+        ws_all: the workspace as ``[layers, 2 * kv_heads, rows * capacity, d]``.
+        ws_keys: the workspace's ``[layers, 2 * kv_heads, rows, key_len, d]`` view.
     """
 
     pool_flat: list[torch.Tensor]
@@ -115,6 +118,9 @@ class DecodeState:
     keys: list[torch.Tensor]
     values: list[torch.Tensor]
     mask: torch.Tensor
+    pool_all: torch.Tensor
+    ws_all: torch.Tensor
+    ws_keys: torch.Tensor
 
 
 @register(BACKEND_KIND, "torch_sdpa")
@@ -227,6 +233,9 @@ class TorchSDPABackend:
             keys=[x[0] for x in kv],
             values=[x[1] for x in kv],
             mask=g.mask(groups, dtype, True),
+            pool_all=pool.flat_all,
+            ws_all=ws.flat_all(),
+            ws_keys=ws.kv[:, :, :, : ws.key_len],
         )
 
     def _store(

@@ -53,6 +53,11 @@ class WorkspaceBinding:
             flat = self.views[(layer, -1)] = (self.kv[layer].view(heads2, rows * cap, d),)
         return flat[0]
 
+    def flat_all(self) -> torch.Tensor:
+        """Every layer as ``[layers, 2 * kv_heads, rows * capacity, head_dim]``."""
+        layers, heads2, rows, cap, d = self.kv.shape
+        return self.kv.view(layers, heads2, rows * cap, d)
+
     def write(self, layer: int, kv_new: torch.Tensor) -> None:
         """Store this step's ``[2 * kv_heads, tokens, head_dim]`` K/V of ``layer``."""
         self.write_view(layer).index_copy_(1, self.write_idx, kv_new)

@@ -200,6 +200,12 @@ class PagedKVPool(BlockPool):
         (K heads then V heads; slot ``block * block_size + offset``)."""
         return self._flat
 
+    @property
+    def flat_all(self) -> torch.Tensor:
+        """Every layer as ``[layers, 2 * kv_heads, num_blocks * block_size, head_dim]``."""
+        return self.kv_store.view(self.num_layers, 2 * self._kv_heads, self.num_blocks * self.block_size,
+                                  self._head_dim)
+
     def write_kv(self, layer: int, slots: torch.Tensor, kv: torch.Tensor) -> None:
         """Store ``kv`` (``[2 * kv_heads, tokens, head_dim]``, K heads then V heads) at flat slots."""
         if kv.dtype != self.kv_store.dtype:

@@ -25,6 +25,7 @@ from agentic_llm.engine.kv.pool import PagedKVPool
 
 if TYPE_CHECKING:
     from agentic_llm.engine.attention.torch_sdpa import DecodeState
+    from agentic_llm.engine.models.compiled_decode import CompiledDecode
     from agentic_llm.engine.models.decoder import CausalLM
     from agentic_llm.engine.models.layers import RMSNorm
 
@@ -51,6 +52,7 @@ class LayerWeights(NamedTuple):
 @dataclass
 class _Snapshot:
     layers: list[LayerWeights]
+    flat: list[Any] | None  # the compiled function's weight list, built at first use
     # (parameter dict, name, parameter): the weights the tuples were built from
     owners: list[tuple[dict[str, Any], str, torch.nn.Parameter]]
 
@@ -71,13 +73,15 @@ class DecodeRunner:
 
     Attributes:
         enabled: False sends every step through the generic path.
-        num_steps: steps this runner computed.
+        num_steps: steps this runner computed (eagerly or compiled).
+        compiled: the optional compiled step (None: eager only).
     """
 
     def __init__(self, model: CausalLM) -> None:
         self.model = model
         self.enabled = True
         self.num_steps = 0
+        self.compiled: CompiledDecode | None = None
         self._snap: _Snapshot | None = None
 
     def weights(self) -> list[LayerWeights] | None:
@@ -113,7 +117,7 @@ class DecodeRunner:
             for name, p in mod._parameters.items()
             if p is not None
         ]
-        return _Snapshot(layers, owners)
+        return _Snapshot(layers, None, owners)
 
     def try_run(self, batch: ForwardBatch, pool: PagedKVPool, backend: object, h: torch.Tensor) -> torch.Tensor | None:
         """Logits ``[rows, vocab]`` (float32) of a pure-decode step from the embedded
@@ -133,7 +137,29 @@ class DecodeRunner:
         if layers is None:
             return None
         self.num_steps += 1
+        comp = self.compiled
+        if comp is not None and comp.active and h.shape[0] >= comp.MIN_ROWS:
+            logits = self._run_compiled(comp, layers, st, batch, h)
+            if logits is not None:
+                return logits
         return self._run(layers, st, batch, h, heads, kvh, d)
+
+    def _run_compiled(
+        self, comp: CompiledDecode, layers: list[LayerWeights], st: DecodeState, batch: ForwardBatch, h: torch.Tensor
+    ) -> torch.Tensor | None:
+        snap = self._snap
+        assert snap is not None and batch.rope is not None
+        if snap.flat is None:
+            m = self.model
+            snap.flat = comp.flat_weights(layers, m.model.norm.weight, m.lm_head.weight, m.lm_head.bias)
+        out = comp.run(h, batch.positions, batch.rope.cos, batch.rope.sin_signed, st.ws_keys, snap.flat,
+                       layers[0].q_norm is not None)
+        if out is None:
+            return None
+        logits, kv = out  # kv: [layers, 2 * kv_heads, rows, d]
+        st.pool_all.index_copy_(2, st.slots, kv)
+        st.ws_all.index_copy_(2, st.ws_idx, kv)
+        return logits
 
     def _run(
         self,
