@@ -6,6 +6,7 @@ narrowed by the graph layer, and grouped graph checks. Every path equals
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable
 from typing import Any
 
@@ -246,62 +247,80 @@ class FastMask:
         Such a token is allowed when ``e + x`` (``e``: the element so far) is an
         allowed element and ``y`` an allowed continuation after it; whether ``y`` is
         allowed does not depend on which element was closed, only on whether it was
-        a known one or a fresh id, so it is checked once per distinct ``y`` and kind,
-        and ``x`` by set lookups.
+        a known one or a fresh id, so it is checked once per distinct ``y`` and kind.
+        The candidates ``x`` are found through an index of the row's quote tokens
+        (``_CloserIndex``): known elements by lookup, fresh ids by array filters.
         """
-        groups = memo.get("closers")
-        if groups is None:
-            # per token: id, x, and whether x can extend a fresh id (id characters
-            # only; may start one: begins with a letter)
-            by_y: dict[str, list[tuple[int, str, bool, bool]]] = {}
-            for tid in self._vocab.ids_in(xrow & self._vocab.quote_bits).tolist():
-                x, y = self._vocab.texts[tid].split('"', 1)
-                by_y.setdefault(y, []).append((tid, x, set(x) <= _ID_CHARS, x[:1] in _LETTERS))
-            groups = memo["closers"] = list(by_y.items())
+        ix: _CloserIndex | None = memo.get("closers")
+        if ix is None:
+            ix = memo["closers"] = _CloserIndex.build(self._vocab, xrow)
         if ctx is None:
-            return [item[0] for _y, items in groups for item in items if self._ok(item[0])]
+            return [int(tid) for tid in ix.tids if self._ok(int(tid))]
         refs, e = ctx
-        fin = set(refs.finite())
         banned = refs.banned_ids()
         fresh_ok = refs.fresh_allowed()
         t = self._gp.target + "/"
         f = e[len(t):] if e.startswith(t) else None
-        out: list[int] = []
         # y's verdict differs only by whether the element was fresh (a fresh id takes
         # a place of the node budget), so it is shared by every position inside this
         # element (memo on the line state, keyed by the text before the element)
         before = self._line[: len(self._line) - len(e)]
         g_memo = self._g.memo
-        room = MAX_ID - len(f) if fresh_ok and f is not None else -1
-        # e is still inside the target path: a token may finish it and a fresh id
-        rest_of_t = t[len(e):] if fresh_ok and f is None and t.startswith(e) else None
-        for y, items in groups:
-            y_ok: dict[bool, bool] = {}
-            shareable = 'id: "' not in y  # past a new line's id, the id itself matters
-            for tid, x, id_chars, lead in items:
-                known = e + x in fin
-                if known:
-                    pass
-                elif f is not None:
-                    if not (id_chars and len(x) <= room and (f or lead) and (f or x)
-                            and f + x not in banned):
-                        continue
-                elif rest_of_t is None or not x.startswith(rest_of_t):
-                    continue
-                else:
-                    fid = x[len(rest_of_t):]
-                    if not fresh_id(fid) or fid in banned:
-                        continue
-                ok = y_ok.get(known)
+        verdicts: dict[tuple[int, bool], bool] = {}
+
+        def verdict(gi: int, known: bool, tid: int) -> bool:
+            ok = verdicts.get((gi, known))
+            if ok is None:
+                y = ix.ys[gi]
+                shareable = 'id: "' not in y  # past a new line's id, the id itself matters
+                mk = ("close", before, y, known)
+                ok = g_memo.get(mk) if shareable else None
                 if ok is None:
-                    mk = ("close", before, y, known)
-                    ok = g_memo.get(mk) if shareable else None
-                    if ok is None:
-                        ok = self._ok(tid)
-                        if shareable:
-                            g_memo[mk] = ok
-                    y_ok[known] = ok
-                if ok:
+                    ok = self._ok(tid)
+                    if shareable:
+                        g_memo[mk] = ok
+                verdicts[(gi, known)] = ok
+            return ok
+
+        out: list[int] = []
+        known_tids: set[int] = set()
+        for k in refs.finite():
+            if k.startswith(e):
+                for tid, gi in ix.by_x.get(k[len(e):], ()):
+                    known_tids.add(tid)
+                    if verdict(gi, True, tid):
+                        out.append(tid)
+        if f is not None and fresh_ok:
+            room = MAX_ID - len(f)
+            drop = set(known_tids)
+            for b in banned:
+                if b.startswith(f):
+                    drop.update(tid for tid, _gi in ix.by_x.get(b[len(f):], ()))
+            if len(ix.id_rows) <= 64:
+                for tid, n, lead, gi in ix.id_rows:
+                    if n <= room and (f or lead) and tid not in drop and verdict(gi, False, tid):
+                        out.append(tid)
+            else:
+                sel = ix.id_len <= room
+                if not f:
+                    sel &= ix.id_lead
+                for tid in drop:
+                    at = ix.id_pos.get(tid)
+                    if at is not None:
+                        sel[at] = False
+                tids, gis = ix.id_tids[sel], ix.id_gi[sel]
+                if tids.size:
+                    ok_gi = np.zeros(len(ix.ys), dtype=bool)
+                    first = np.unique(gis, return_index=True)
+                    for gi, at in zip(first[0].tolist(), first[1].tolist(), strict=True):
+                        ok_gi[gi] = verdict(gi, False, int(tids[at]))
+                    out += tids[ok_gi[gis]].tolist()
+        elif f is None and fresh_ok and t.startswith(e):
+            # e is still inside the target path: a token may finish it and a fresh id
+            rest_of_t = t[len(e):]
+            for x, tid, gi in ix.with_x_prefix(rest_of_t):
+                fid = x[len(rest_of_t):]
+                if tid not in known_tids and fresh_id(fid) and fid not in banned and verdict(gi, False, tid):
                     out.append(tid)
         return out
 
@@ -320,3 +339,60 @@ class FastMask:
             raise RuntimeError(f"mask differs from the reference after {self._line!r}: "
                                f"extra {extra}, missing {missing}")
 
+
+
+class _CloserIndex:
+    """The quote tokens ``x"y`` of one xgrammar row, indexed for ``_closers``:
+    grouped by ``y``, looked up by ``x``, and as arrays for the fresh-id filters."""
+
+    __slots__ = ("ys", "tids", "by_x", "id_rows", "id_pos", "id_tids", "id_len", "id_lead", "id_gi",
+                 "_sorted")
+
+    def __init__(self) -> None:
+        self.ys: list[str] = []
+        self.tids = np.zeros(0, dtype=np.int64)
+        self.by_x: dict[str, list[tuple[int, int]]] = {}
+        self.id_rows: list[tuple[int, int, bool, int]] = []  # (token id, len(x), leads, group)
+        self.id_pos: dict[int, int] = {}
+        self.id_tids = np.zeros(0, dtype=np.int64)
+        self.id_len = np.zeros(0, dtype=np.int64)
+        self.id_lead = np.zeros(0, dtype=bool)
+        self.id_gi = np.zeros(0, dtype=np.int64)
+        self._sorted: tuple[list[str], list[tuple[str, int, int]]] | None = None
+
+    @classmethod
+    def build(cls, vocab: VocabIndex, xrow: np.ndarray) -> _CloserIndex:
+        ix = cls()
+        ix.tids = vocab.ids_in(xrow & vocab.quote_bits)
+        group: dict[str, int] = {}
+        id_rows: list[tuple[int, int, bool, int]] = []
+        for tid in ix.tids.tolist():
+            x, y = vocab.texts[tid].split('"', 1)
+            gi = group.get(y)
+            if gi is None:
+                gi = group[y] = len(ix.ys)
+                ix.ys.append(y)
+            ix.by_x.setdefault(x, []).append((tid, gi))
+            # x can extend a fresh id (id characters only, possibly none: the quote
+            # right after the id); it may start one when it begins with a letter
+            if set(x) <= _ID_CHARS:
+                id_rows.append((tid, len(x), x[:1] in _LETTERS, gi))
+        ix.id_rows = id_rows
+        ix.id_pos = {row[0]: i for i, row in enumerate(id_rows)}
+        if id_rows:
+            cols = list(zip(*id_rows, strict=True))
+            ix.id_tids = np.asarray(cols[0], dtype=np.int64)
+            ix.id_len = np.asarray(cols[1], dtype=np.int64)
+            ix.id_lead = np.asarray(cols[2], dtype=bool)
+            ix.id_gi = np.asarray(cols[3], dtype=np.int64)
+        return ix
+
+    def with_x_prefix(self, prefix: str) -> list[tuple[str, int, int]]:
+        """``(x, token id, group)`` of the tokens whose ``x`` starts with ``prefix``."""
+        if self._sorted is None:
+            rows = sorted((x, tid, gi) for x, items in self.by_x.items() for tid, gi in items)
+            self._sorted = ([r[0] for r in rows], rows)
+        keys, rows = self._sorted
+        lo = bisect.bisect_left(keys, prefix)
+        hi = bisect.bisect_left(keys, prefix + "\U0010ffff")
+        return rows[lo:hi]
