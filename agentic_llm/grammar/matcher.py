@@ -118,8 +118,8 @@ class DSLMatcher(FastMask):
         """Candidates (newline tokens) a free position rejects.
 
         Finishing a free line leads to the same next state whatever its text (the
-        line's key is already written), so that state is computed once and the
-        next-line prefixes are checked once each.
+        line's key is already written), so that state is computed once and what a
+        token writes after its first newline is checked once per distinct text.
         """
         gp, g, line, texts = self._gp, self._g, self._line, self._vocab.texts
         bad: list[int] = []
@@ -129,7 +129,7 @@ class DSLMatcher(FastMask):
         for t in cand:
             tid = int(t)
             tok = texts[tid]
-            if exact or tok.count("\n") != 1:
+            if exact or "\n" not in tok:
                 if not self._ok(tid):
                     bad.append(tid)
                 continue
@@ -148,7 +148,9 @@ class DSLMatcher(FastMask):
                 nxt = adv[0] if adv is not None else apply_line(gp, g, line + before)
             ok = after_ok.get(after)
             if ok is None:
-                ok = after_ok[after] = line_ok(gp, nxt, after, False)
+                # a token spanning more lines goes on from the same next state
+                ok = after_ok[after] = (self._advance(nxt, "", after) is not None if "\n" in after
+                                        else line_ok(gp, nxt, after, False))
             if not ok:
                 bad.append(tid)
         return bad
