@@ -112,6 +112,14 @@ def _decode_fn(cfg: ModelConfig, has_qk_norm: bool) -> Callable[..., tuple[torch
 class CompiledDecode:
     """The compiled decode step of one model, compiled at its first use.
 
+    Args:
+        cfg: the model's architecture.
+        device: where the model runs.
+        cpp_wrapper: generate the graph's driver in C++ too (inductor ``cpp_wrapper``,
+            CPU): fewer Python calls per step, and the whole step runs without the
+            GIL, so a constraint mask filled on the worker thread overlaps it. Costs
+            a longer compile.
+
     Attributes:
         compile_seconds: time the first call spent compiling (0 before it).
         failed: why compiling is off (empty while it works or has not been tried).
@@ -121,12 +129,13 @@ class CompiledDecode:
     #: rows below this run eagerly (a size-1 dimension would be specialised)
     MIN_ROWS = 2
 
-    def __init__(self, cfg: ModelConfig, device: torch.device) -> None:
+    def __init__(self, cfg: ModelConfig, device: torch.device, cpp_wrapper: bool = True) -> None:
         self.cfg = cfg
         self.device = device
         self.compile_seconds = 0.0
         self.failed = ""
         self.num_steps = 0
+        self.cpp_wrapper = cpp_wrapper
         self._fn: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = None
         ok, why = compiler_available(device)
         if not ok:
@@ -165,7 +174,8 @@ class CompiledDecode:
         if fn is None:
             t0 = time.perf_counter()
             try:
-                fn = torch.compile(_decode_fn(self.cfg, has_qk_norm), fullgraph=True, dynamic=False)
+                fn = torch.compile(_decode_fn(self.cfg, has_qk_norm), fullgraph=True, dynamic=False,
+                                   options={"cpp_wrapper": self.cpp_wrapper and self.device.type == "cpu"})
                 # rows and key length vary from step to step: one graph for all of them
                 for t in (h, pos, cos, sin):
                     torch._dynamo.mark_dynamic(t, 0)
