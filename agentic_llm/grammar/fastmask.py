@@ -61,6 +61,10 @@ class FastMask:
         extended by the finite texts the graph allows right after it (repeatedly),
         and the closure of the extended texts is the allowed set. ``None`` when what
         follows is not finite text, or after ``limit`` extensions."""
+        if self._gp.max_string is not None:
+            # the string cap of random walks closes a string in the slot but not in
+            # the line check that defines the mask: no extension through it
+            return None
         v = self._vocab
         ext: list[str] = []
         work = [a or "\n" for a in sl.texts]

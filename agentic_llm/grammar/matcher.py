@@ -126,9 +126,26 @@ class DSLMatcher(FastMask):
         nxt: GraphState | None = None
         after_ok: dict[str, bool] = {}
         before_ok: dict[str, bool] = {}
+        # at an assign key (exact): a token closing the key plainly is decided by
+        # whether the key is taken and by what follows the quote, once per tail
+        key = line[line.index('"') + 1:] if exact and '"' in line else None
+        plain_key = key is not None and "{" not in key and "\\" not in key
+        tail_ok: dict[str, bool] = {}
         for t in cand:
             tid = int(t)
             tok = texts[tid]
+            if plain_key and '"' in tok and "\n" not in tok:
+                x, y = tok.split('"', 1)
+                if "{" not in x and "\\" not in x:
+                    if key + x in g.akeys:  # type: ignore[operator]
+                        bad.append(tid)
+                        continue
+                    ok = tail_ok.get(y)
+                    if ok is None:
+                        ok = tail_ok[y] = self._ok(tid)
+                    if not ok:
+                        bad.append(tid)
+                    continue
             if exact or "\n" not in tok:
                 if not self._ok(tid):
                     bad.append(tid)

@@ -233,3 +233,27 @@ def test_accept_shortcut_agrees_with_the_line_check(compiler: GrammarCompiler) -
                     checked += 1
             assert m.accept_token(rng.choice(allowed))
     assert checked > 1000
+
+
+def test_verified_walks_through_templates_at_the_string_cap() -> None:
+    """Assign values on the shipped tokenizer: a template closing at the random
+    walks' string cap (tokens such as `` }} and `` run past it) must give the
+    same mask on the fast path as on the reference path."""
+    from pathlib import Path
+
+    import agentic_llm.models as models
+    from agentic_llm.benchmarks.grammar import _request
+    from agentic_llm.grammar import TokenizerInfo
+
+    tok = Path(models.__file__).parent / "agentic-tiny" / "tokenizer.json"
+    c = GrammarCompiler(TokenizerInfo.from_hf_tokenizer_json(tok))
+    rng = random.Random(1)
+    completed = 0
+    for i in range(40):
+        req = _request(2, target=f"/dynamic/cap_{i}")
+        req["budget"] = {"max_nodes": rng.randint(2, 8), "max_tokens": 8192}
+        req["node_types"] = ["assign", "end"]
+        r = random_walk(c.matcher_for(plan(GenerateRequest.from_json(req)), max_string=16, verify=True),
+                        c.vocab, rng, max_tokens=1500)
+        completed += r.completed
+    assert completed >= 20
