@@ -583,7 +583,17 @@ class Slot(NamedTuple):
 
 
 def slot(gp: GraphPlan, g: GraphState, line: str) -> Slot:
-    """Describe what may follow ``line`` (the current partial line)."""
+    """Describe what may follow ``line`` (the current partial line); memoized on the
+    line state (the mask of a line's last position describes the next line's start,
+    which its first position then asks for again)."""
+    key = ("slot", line)
+    hit = g.memo.get(key)
+    if hit is None or hit[0] is not gp:
+        hit = g.memo[key] = (gp, _slot(gp, g, line))
+    return hit[1]  # type: ignore[no-any-return]
+
+
+def _slot(gp: GraphPlan, g: GraphState, line: str) -> Slot:
     opts = _options(gp, g)
     texts: list[str] = []
     for st in opts:

@@ -174,8 +174,11 @@ def _rest_class(kind: str, prefix: str, rest: str) -> tuple[Any, ...] | None:
 def mask_key(gp: GraphPlan, g: GraphState, line: str) -> tuple[Any, ...] | None:
     """A hashable key such that positions with equal keys have equal xgrammar masks
     (for one compiled grammar), or ``None`` when no safe key is known."""
-    where = (g.header, g.done, g.ctype, g.cur != "", g.step, min(g.reps, 1),
-             gp.signature_line is not None)
+    hit = g.memo.get("where")
+    if hit is None or hit[0] is not gp:
+        hit = g.memo["where"] = (gp, (g.header, g.done, g.ctype, g.cur != "", g.step, min(g.reps, 1),
+                                      gp.signature_line is not None))
+    where = hit[1]
     for st in options(gp, g):
         if st.prefix and line.startswith(st.prefix):
             c = _rest_class(st.kind, st.prefix, line[len(st.prefix):])
