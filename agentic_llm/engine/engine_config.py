@@ -31,7 +31,7 @@ class EngineConfig:
         mask_fill_overlap: fill constraint masks on a worker thread during the
             forward (True), inline before it (False), or whichever measures faster
             on the running workload (None; see ``engine.masking``).
-        compile_decode: compile the pure-decode step with ``torch.compile`` (inductor)
+        compile_decode: compile the pure-decode step (torch.export + AOTInductor)
             at its first use; without a working compiler the eager step runs (one
             warning). Logits then match the eager path within float rounding.
     """

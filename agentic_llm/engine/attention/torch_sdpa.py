@@ -108,7 +108,7 @@ class DecodeState:
         mask: ``[1, rows, 1, key_len]`` additive mask (0 / -inf).
         pool_all: the pool as ``[layers, 2 * kv_heads, slots, d]`` (every layer at once).
         ws_all: the workspace as ``[layers, 2 * kv_heads, rows * capacity, d]``.
-        ws_keys: the workspace's ``[layers, 2 * kv_heads, rows, key_len, d]`` view.
+        ws_full: the workspace, ``[layers, 2 * kv_heads, rows, capacity, d]``.
     """
 
     pool_flat: list[torch.Tensor]
@@ -120,7 +120,7 @@ class DecodeState:
     mask: torch.Tensor
     pool_all: torch.Tensor
     ws_all: torch.Tensor
-    ws_keys: torch.Tensor
+    ws_full: torch.Tensor
 
 
 @register(BACKEND_KIND, "torch_sdpa")
@@ -235,7 +235,7 @@ class TorchSDPABackend:
             mask=g.mask(groups, dtype, True),
             pool_all=pool.flat_all,
             ws_all=ws.flat_all(),
-            ws_keys=ws.kv[:, :, :, : ws.key_len],
+            ws_full=ws.kv,
         )
 
     def _store(

@@ -1,26 +1,32 @@
-"""An optional compiled decode step (``torch.compile`` with the inductor backend).
+"""An optional compiled decode step (``torch.export`` + AOTInductor).
 
 Inductor fuses each layer's elementwise work (norms, RoPE, SiLU, residuals, the
-attention softmax) into a few generated C++ loops, so a decode step of a small model
-runs far fewer kernels and far less Python than eager mode. It needs a C++ compiler;
-without one (or if compiling fails for any reason) the engine keeps its eager decode
-path, with one warning.
+attention softmax) into a few generated C++ loops, and AOTInductor drives the whole
+step from C++: a decode step of a small model then runs far fewer kernels, no
+per-op Python and no guard checks, and it releases the GIL (a constraint mask filled
+on the worker thread overlaps it). It needs a C++ compiler; without one (or if
+compiling fails for any reason) the engine keeps its eager decode path, with one
+warning.
 
-The compiled function never writes the KV pool or the workspace (inductor would
-copy a mutated input whole): attention reads the workspace's earlier K/V and merges
-the new token's own key and value into the softmax, and the function returns every
-layer's new K/V, which the caller writes with one copy into the pool and one into the
-workspace for all layers. Row count and key length are dynamic dimensions, so the
-step compiles once per engine (a few seconds to a minute; see ``compile_seconds``).
-Logits match the eager path within float rounding, not bit for bit.
+The compiled function never writes the KV pool or the workspace (a compiled graph
+would copy a mutated input whole): attention reads the workspace's earlier K/V
+(every slot of its capacity, the later ones masked) and merges the new token's own
+key and value into the softmax, and the function returns every layer's new K/V,
+which the caller writes with one copy into the pool and one into the workspace for
+all layers. Rows and workspace capacity are dynamic dimensions, so the step compiles
+once per engine (tens of seconds; see ``compile_seconds``). The compiled code reads
+its inputs with the strides seen at export, so every call checks them first. Logits
+match the eager path within float rounding, not bit for bit.
 """
 
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -72,7 +78,8 @@ def _decode_fn(cfg: ModelConfig, has_qk_norm: bool) -> Callable[..., tuple[torch
         weights: list[Any],
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``h`` ``[R, D]`` embedded tokens at positions ``pos``; ``kv_ws`` the workspace
-        ``[L, 2 * kv_heads, R, K, d]`` holding every earlier position. Returns logits
+        ``[L, 2 * kv_heads, R, K, d]`` holding every earlier position (later slots are
+        masked by ``pos``). Returns logits
         ``[R, V]`` (float32) and the new K/V ``[L, 2 * kv_heads, R, d]``."""
         rows = h.shape[0]
         kpos = torch.arange(kv_ws.shape[3], device=h.device)
@@ -115,10 +122,6 @@ class CompiledDecode:
     Args:
         cfg: the model's architecture.
         device: where the model runs.
-        cpp_wrapper: generate the graph's driver in C++ too (inductor ``cpp_wrapper``,
-            CPU): fewer Python calls per step, and the whole step runs without the
-            GIL, so a constraint mask filled on the worker thread overlaps it. Costs
-            a longer compile.
 
     Attributes:
         compile_seconds: time the first call spent compiling (0 before it).
@@ -129,14 +132,15 @@ class CompiledDecode:
     #: rows below this run eagerly (a size-1 dimension would be specialised)
     MIN_ROWS = 2
 
-    def __init__(self, cfg: ModelConfig, device: torch.device, cpp_wrapper: bool = True) -> None:
+    def __init__(self, cfg: ModelConfig, device: torch.device) -> None:
         self.cfg = cfg
         self.device = device
         self.compile_seconds = 0.0
         self.failed = ""
         self.num_steps = 0
-        self.cpp_wrapper = cpp_wrapper
-        self._fn: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = None
+        self._fn: Callable[..., Any] | None = None
+        self._weight_sig: list[tuple[Any, ...] | None] | None = None
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
         ok, why = compiler_available(device)
         if not ok:
             self._give_up(why)
@@ -163,32 +167,73 @@ class CompiledDecode:
                 out += [w.q_norm.weight, w.k_norm.weight]
         return [*out, norm_w, head_w, head_b]
 
+    def weights_ok(self, weights: list[Any]) -> bool:
+        """Whether ``weights`` have the shapes, strides and dtypes the step was compiled
+        for (always True before compiling); compiling is given up when not."""
+        if self._weight_sig is None or self._weight_sig == _signature(weights):
+            return True
+        self._give_up("a parameter changed shape, layout or dtype after compiling")
+        return False
+
     def run(
         self, h: torch.Tensor, pos: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, kv_ws: torch.Tensor,
         weights: list[Any], has_qk_norm: bool,
     ) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Logits and new K/V (see the module docstring); None if compiling failed."""
+        """Logits and new K/V (see the module docstring); None when the step cannot run
+        compiled (the caller runs the eager step).
+
+        ``kv_ws`` is the whole workspace ``[L, 2 * kv_heads, R, capacity, d]``.
+        """
         if self.failed:
+            return None
+        acts = (h, pos, cos, sin, kv_ws)
+        if not all(t.is_contiguous() for t in acts) or h.shape[0] < self.MIN_ROWS:
             return None
         fn = self._fn
         if fn is None:
-            t0 = time.perf_counter()
-            try:
-                fn = torch.compile(_decode_fn(self.cfg, has_qk_norm), fullgraph=True, dynamic=False,
-                                   options={"cpp_wrapper": self.cpp_wrapper and self.device.type == "cpu"})
-                # rows and key length vary from step to step: one graph for all of them
-                for t in (h, pos, cos, sin):
-                    torch._dynamo.mark_dynamic(t, 0)
-                torch._dynamo.mark_dynamic(kv_ws, 2)
-                torch._dynamo.mark_dynamic(kv_ws, 3)
-                out = fn(h, pos, cos, sin, kv_ws, weights)
-            except Exception as exc:  # no working compiler, an unsupported op: stay eager
-                self._give_up(f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
+            fn = self._compile(acts, weights, has_qk_norm)
+            if fn is None:
                 return None
-            self.compile_seconds = time.perf_counter() - t0
-            log.info("compiled decode step in %.1f s", self.compile_seconds)
-            self._fn = fn
-            self.num_steps += 1
-            return out
         self.num_steps += 1
-        return fn(h, pos, cos, sin, kv_ws, weights)
+        out = fn(h, pos, cos, sin, kv_ws, weights)
+        return out[0], out[1]
+
+    def _compile(self, acts: tuple[torch.Tensor, ...], weights: list[Any],
+                 has_qk_norm: bool) -> Callable[..., Any] | None:
+        from torch.export import Dim, export
+
+        t0 = time.perf_counter()
+        fn = _decode_fn(self.cfg, has_qk_norm)
+
+        class _Step(torch.nn.Module):
+            def forward(self, h: torch.Tensor, pos: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                        kv_ws: torch.Tensor, weights: list[Any]) -> tuple[torch.Tensor, torch.Tensor]:
+                return fn(h, pos, cos, sin, kv_ws, weights)
+
+        rows = Dim("rows", min=self.MIN_ROWS, max=1 << 16)
+        cap = Dim("capacity", min=2, max=1 << 24)
+        dims = ({0: rows}, {0: rows}, {0: rows}, {0: rows}, {2: rows, 3: cap}, [None] * len(weights))
+        try:
+            # export traces outside inference mode: clones (same strides) of the inputs
+            def own(x: Any) -> Any:
+                return x.clone() if isinstance(x, torch.Tensor) else x
+
+            example = (*(own(a) for a in acts), [own(w) for w in weights])
+            with torch.inference_mode(False), torch.no_grad():
+                program = export(_Step(), example, dynamic_shapes=dims, strict=False)
+            self._dir = tempfile.TemporaryDirectory(prefix="agentic-decode-")
+            path = torch._inductor.aoti_compile_and_package(
+                program, package_path=str(Path(self._dir.name) / "decode.pt2"))
+            compiled = torch._inductor.aoti_load_package(path)
+        except Exception as exc:  # no working compiler, an unsupported op: stay eager
+            self._give_up(f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
+            return None
+        self.compile_seconds = time.perf_counter() - t0
+        log.info("compiled decode step in %.1f s", self.compile_seconds)
+        self._weight_sig = _signature(weights)
+        self._fn = compiled
+        return compiled
+
+
+def _signature(weights: list[Any]) -> list[tuple[Any, ...] | None]:
+    return [None if w is None else (tuple(w.shape), w.stride(), w.dtype) for w in weights]

@@ -152,7 +152,9 @@ class DecodeRunner:
         if snap.flat is None:
             m = self.model
             snap.flat = comp.flat_weights(layers, m.model.norm.weight, m.lm_head.weight, m.lm_head.bias)
-        out = comp.run(h, batch.positions, batch.rope.cos, batch.rope.sin_signed, st.ws_keys, snap.flat,
+            if not comp.weights_ok(snap.flat):
+                return None
+        out = comp.run(h, batch.positions, batch.rope.cos, batch.rope.sin_signed, st.ws_full, snap.flat,
                        layers[0].q_norm is not None)
         if out is None:
             return None
