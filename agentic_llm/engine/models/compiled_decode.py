@@ -67,7 +67,9 @@ def _norm(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
     return w * F.rms_norm(x.float(), (x.shape[-1],), None, eps).to(x.dtype)
 
 
-def _decode_fn(cfg: ModelConfig, has_qk_norm: bool) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
+def _decode_fn(
+    cfg: ModelConfig, has_qk_norm: bool, flash_cpu: bool
+) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
     heads, kvh, d = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
     eps, layers = cfg.rms_norm_eps, cfg.num_hidden_layers
     groups, half, scale = heads // kvh, d // 2, d**-0.5
@@ -85,6 +87,29 @@ def _decode_fn(cfg: ModelConfig, has_qk_norm: bool) -> Callable[..., tuple[torch
         kpos = torch.arange(kv_ws.shape[3], device=h.device)
         # earlier positions only: the new token is merged into the softmax below
         bias = torch.where(kpos[None, :] < pos[:, None], 0.0, float("-inf")).to(h.dtype)[None, :, None, :]
+        has_old = (pos > 0)[None, :, None]  # a row at position 0 has no earlier key
+
+        def attend(qg: torch.Tensor, k_old: torch.Tensor, v_old: torch.Tensor, k_new: torch.Tensor,
+                   v_new: torch.Tensor) -> torch.Tensor:
+            """Softmax attention over the earlier keys plus the new one."""
+            s_new = (qg * k_new).sum(-1) * scale  # [kv_heads, R, groups]
+            if flash_cpu:
+                # the fused CPU kernel over the earlier keys (several times faster than
+                # two batched matmuls at these sizes) and its log-sum-exp to merge with
+                o_old, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+                    qg, k_old, v_old, 0.0, False, attn_mask=bias, scale=scale)[:2]
+                lse = torch.where(has_old, lse.to(s_new.dtype), float("-inf"))
+                top = torch.maximum(lse, s_new)
+                w_old, w_new = torch.exp(lse - top), torch.exp(s_new - top)
+                o_old = torch.where(has_old[..., None], o_old * w_old[..., None], 0.0)
+                return (o_old + w_new[..., None] * v_new) / (w_old + w_new)[..., None]
+            s_old = torch.matmul(qg, k_old.transpose(-1, -2)) * scale + bias
+            top = torch.maximum(s_old.amax(-1), s_new)
+            p_old = torch.exp(s_old - top[..., None])
+            p_new = torch.exp(s_new - top)
+            o = torch.matmul(p_old, v_old) + p_new[..., None] * v_new
+            return o / (p_old.sum(-1) + p_new)[..., None]
+
         new_kv = []
         for i in range(layers):
             w = weights[i * per_layer : (i + 1) * per_layer]
@@ -98,13 +123,7 @@ def _decode_fn(cfg: ModelConfig, has_qk_norm: bool) -> Callable[..., tuple[torch
             kv = torch.cat((k, v), dim=1).transpose(0, 1)  # [2 * kv_heads, R, d]
             new_kv.append(kv)
             qg = q.reshape(rows, kvh, groups, d).transpose(0, 1)  # [kv_heads, R, groups, d]
-            s_old = torch.matmul(qg, kv_ws[i, :kvh].transpose(-1, -2)) * scale + bias
-            s_new = (qg * kv[:kvh, :, None, :]).sum(-1) * scale
-            top = torch.maximum(s_old.amax(-1), s_new)
-            p_old = torch.exp(s_old - top[..., None])
-            p_new = torch.exp(s_new - top)
-            out = torch.matmul(p_old, kv_ws[i, kvh:]) + p_new[..., None] * kv[kvh:, :, None, :]
-            out = out / (p_old.sum(-1) + p_new)[..., None]
+            out = attend(qg, kv_ws[i, :kvh], kv_ws[i, kvh:], kv[:kvh, :, None, :], kv[kvh:, :, None, :])
             h = h + F.linear(out.transpose(0, 1).reshape(rows, heads * d), o_w, o_b)
             gu = F.linear(_norm(h, ln2, eps), gu_w, gu_b)
             inter = gu.shape[-1] // 2
@@ -203,7 +222,7 @@ class CompiledDecode:
         from torch.export import Dim, export
 
         t0 = time.perf_counter()
-        fn = _decode_fn(self.cfg, has_qk_norm)
+        fn = _decode_fn(self.cfg, has_qk_norm, self.device.type == "cpu")
 
         class _Step(torch.nn.Module):
             def forward(self, h: torch.Tensor, pos: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
@@ -219,7 +238,8 @@ class CompiledDecode:
                 return x.clone() if isinstance(x, torch.Tensor) else x
 
             example = (*(own(a) for a in acts), [own(w) for w in weights])
-            with torch.inference_mode(False), torch.no_grad():
+            with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # torch-internal deprecations
                 program = export(_Step(), example, dynamic_shapes=dims, strict=False)
             self._dir = tempfile.TemporaryDirectory(prefix="agentic-decode-")
             path = torch._inductor.aoti_compile_and_package(
