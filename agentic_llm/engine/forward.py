@@ -7,6 +7,7 @@ K/V goes in the paged pool.
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -17,7 +18,19 @@ from agentic_llm.engine.hooks import HookContext
 if TYPE_CHECKING:
     from agentic_llm.engine.models.layers import RopeTables
 
-__all__ = ["ForwardBatch", "AttentionCapture", "build_forward_batch"]
+__all__ = ["ForwardBatch", "AttentionCapture", "build_forward_batch", "long_tensor"]
+
+
+def long_tensor(values: list[int], device: torch.device | str) -> torch.Tensor:
+    """``values`` as an int64 tensor on ``device``.
+
+    Through an ``array`` buffer: several times faster than ``torch.tensor(list)``,
+    which converts element by element (130 us for 640 ints against 36 us).
+    """
+    if not values:
+        return torch.empty(0, dtype=torch.long, device=device)
+    t = torch.frombuffer(array("q", values), dtype=torch.long)
+    return t if torch.device(device).type == "cpu" else t.to(device)
 
 
 @dataclass
@@ -147,7 +160,7 @@ def build_forward_batch(
     flat = ids + pos + rows + cols + slots + ctx + last
     for table in tables:
         flat.extend(table)
-    all_t = torch.tensor(flat, dtype=torch.long, device=device)
+    all_t = long_tensor(flat, device)
     parts = all_t.split([n_tok] * 5 + [n_rows] * 2 + [n_rows * max_blocks])
     return ForwardBatch(
         input_ids=parts[0],

@@ -105,7 +105,7 @@ class DecodeState:
         ws_flat: per layer, the workspace's ``[2 * kv_heads, rows * capacity, d]`` view.
         ws_idx: ``[rows]`` workspace slot of each row's new token.
         keys, values: per layer, ``[kv_heads, rows, key_len, d]`` workspace views.
-        mask: ``[1, rows, 1, key_len]`` additive mask (0 / -inf).
+        group: the step's one attention group (its :meth:`mask` is built on first use).
         pool_all: the pool as ``[layers, 2 * kv_heads, slots, d]`` (every layer at once).
         ws_all: the workspace as ``[layers, 2 * kv_heads, rows * capacity, d]``.
         ws_full: the workspace, ``[layers, 2 * kv_heads, rows, capacity, d]``.
@@ -117,7 +117,7 @@ class DecodeState:
     ws_idx: torch.Tensor
     keys: list[torch.Tensor]
     values: list[torch.Tensor]
-    mask: torch.Tensor
+    group: _Group
     pool_all: torch.Tensor
     ws_all: torch.Tensor
     ws_full: torch.Tensor
@@ -209,11 +209,11 @@ class TorchSDPABackend:
             )
         batch.attn_meta = _Meta(groups, row_to_group)
 
-    def decode_state(self, batch: ForwardBatch, pool: PagedKVPool, groups: int, dtype: torch.dtype) -> DecodeState | None:
+    def decode_state(self, batch: ForwardBatch, pool: PagedKVPool, dtype: torch.dtype) -> DecodeState | None:
         """After :meth:`prepare`: the per-layer tensors of a step in which every row
         decodes one token over the bound workspace; None for any other step.
 
-        ``groups`` is query heads per KV head, ``dtype`` the queries' dtype.
+        ``dtype`` is the queries' dtype.
         """
         meta = batch.attn_meta
         if not isinstance(meta, _Meta) or len(meta.groups) != 1:
@@ -232,7 +232,7 @@ class TorchSDPABackend:
             ws_idx=ws.write_idx,
             keys=[x[0] for x in kv],
             values=[x[1] for x in kv],
-            mask=g.mask(groups, dtype, True),
+            group=g,
             pool_all=pool.flat_all,
             ws_all=ws.flat_all(),
             ws_full=ws.kv,

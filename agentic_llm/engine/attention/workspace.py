@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
+from agentic_llm.engine.forward import long_tensor
 from agentic_llm.engine.kv.pool import PagedKVPool
 
 __all__ = ["KVWorkspace", "WorkspaceBinding"]
@@ -123,7 +124,7 @@ class KVWorkspace:
             idx.extend(range(base + s, base + c))
         self.lens = list(ctx)
         key_len = min(cap, -(-need // _ALIGN) * _ALIGN)
-        return WorkspaceBinding(kv, torch.tensor(idx, dtype=torch.long, device=kv.device), key_len, self._views)
+        return WorkspaceBinding(kv, long_tensor(idx, kv.device), key_len, self._views)
 
     def _rebuild(
         self, rows: int, need: int, block_tables: torch.Tensor, pool: PagedKVPool

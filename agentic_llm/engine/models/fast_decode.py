@@ -130,7 +130,7 @@ class DecodeRunner:
             return None
         cfg = self.model.config
         heads, kvh, d = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
-        st = decode_state(batch, pool, heads // kvh, h.dtype)
+        st = decode_state(batch, pool, h.dtype)
         if st is None:
             return None
         layers = self.weights()
@@ -181,7 +181,8 @@ class DecodeRunner:
         groups = heads // kvh
         half = d // 2
         scale = d**-0.5
-        slots, ws_idx, mask = st.slots, st.ws_idx, st.mask
+        slots, ws_idx = st.slots, st.ws_idx
+        mask = st.group.mask(groups, h.dtype, True)
         hd = heads * d
         for i, w in enumerate(layers):
             qkv = F.linear(rms_norm(w.ln1, h), w.qkv, w.qkv_bias).view(rows, heads + 2 * kvh, d)
