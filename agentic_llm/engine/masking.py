@@ -27,7 +27,10 @@ __all__ = ["FilledMask", "MaskFiller"]
 #: steps measured in each way before choosing
 _PROBE = 8
 #: steps run the chosen way before probing the other again
-_RUN = 120
+_RUN = 400
+#: the worker thread must measure at least this much cheaper to be chosen: its probe
+#: steps slow the forward when it loses, and inline filling never does
+_THREAD_MARGIN = 0.9
 
 
 class FilledMask(NamedTuple):
@@ -57,7 +60,7 @@ class MaskFiller:
         self.vocab_size = vocab_size
         self.overlap = overlap
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentic-mask")
-        self.threaded = overlap is not False  # the way the current step uses
+        self.threaded = overlap is True  # the way the current step uses (auto: inline first)
         self._phase = "probe"  # "probe": measuring the way in use; "run": using the chosen one
         self._probed: set[bool] = set()
         self._left = _PROBE
@@ -100,7 +103,7 @@ class MaskFiller:
 
     def _cheaper(self) -> bool:
         thread, inline = self._costs[True], self._costs[False]
-        return statistics.median(thread) <= statistics.median(inline)
+        return statistics.median(thread) <= _THREAD_MARGIN * statistics.median(inline)
 
     def _fill(self, matchers: list[TokenMatcher]) -> FilledMask:
         t0 = time.perf_counter()

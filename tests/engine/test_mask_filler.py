@@ -78,8 +78,8 @@ def test_probes_both_ways_then_runs_the_cheaper() -> None:
         ways.append(filler.threaded)
         filler.submit(m).result()  # type: ignore[list-item]
         filler.mask_ready()
-    assert ways[:_PROBE] == [True] * _PROBE
-    assert ways[_PROBE : 2 * _PROBE] == [False] * _PROBE
+    assert ways[:_PROBE] == [False] * _PROBE  # inline first
+    assert ways[_PROBE : 2 * _PROBE] == [True] * _PROBE
     chosen = ways[2 * _PROBE]
     assert ways[2 * _PROBE : 2 * _PROBE + _RUN] == [chosen] * _RUN
     # then the other way is measured again before choosing anew
