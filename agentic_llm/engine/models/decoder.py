@@ -222,7 +222,10 @@ class CausalLM(nn.Module):
     Attributes:
         config: the architecture.
         hooks: decoder hook points (knowledge injection, diagnostics plugins).
+        decode_runner: runs pure-decode steps without the generic layer dispatch.
     """
+
+    decode_runner: DecodeRunner
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
