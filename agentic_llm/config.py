@@ -50,6 +50,9 @@ class ModelConfig:
     ``dir`` empty means the shipped model (``agentic_llm.models.default_model_dir()``)
     or ``AGENTIC_MODEL_DIR`` when set. ``scheduling_policy`` names a registered
     scheduler policy: ``branch_aware`` groups fork siblings, ``fcfs`` is first come.
+    ``compile_decode`` builds the decode step with torch's inductor at the first
+    decode (tens of seconds; needs a C++ compiler on the CPU, else decoding stays
+    eager with a warning).
     """
 
     dir: str = ""
@@ -59,6 +62,7 @@ class ModelConfig:
     block_size: int = 16
     prefix_cache: bool = True
     scheduling_policy: str = "branch_aware"
+    compile_decode: bool = False
 
     def __post_init__(self) -> None:
         if not self.scheduling_policy:

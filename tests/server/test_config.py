@@ -109,3 +109,19 @@ def test_default_profile_cache_store_opens(tmp_path: Path) -> None:
     finally:
         cache.close()
     assert open_subgraph_cache(load_config("default", {"cache.store": "none"}).cache) is None
+
+
+def test_compile_decode_reaches_the_engine() -> None:
+    """``model.compile_decode`` (off by default: it costs tens of seconds at the first
+    decode) is the engine's option; building the engine does not compile yet."""
+    from agentic_llm.models import default_model_dir
+    from agentic_llm.serving.build import build_engine
+
+    assert load_config().model.compile_decode is False
+    cfg = load_config(overrides={"model.compile_decode": True, "model.num_blocks": 64})
+    engine = build_engine(cfg, default_model_dir())
+    try:
+        assert engine.config.compile_decode is True
+        assert engine.stats()["compiled_decode_steps"] == 0
+    finally:
+        engine.close()
