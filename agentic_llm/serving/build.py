@@ -71,7 +71,8 @@ def build_engine(config: ServerConfig, model_dir: Path) -> Any:
     return engine
 
 
-def _compiler(model_dir: Path, engine: Any) -> Any:
+def build_compiler(model_dir: Path, engine: Any) -> Any:
+    """The grammar compiler for ``engine``'s vocabulary, prepared as ``serve`` starts it."""
     from agentic_llm.grammar import GrammarCompiler, TokenizerInfo
 
     info = TokenizerInfo.from_hf_tokenizer_json(
@@ -99,7 +100,7 @@ def build_pipeline(config: ServerConfig, *, engine: Any = None, model_dir: Path 
         knowledge = attach_aga(engine, config.aga.config)
     parts = PipelineParts(
         engine=engine,
-        compiler=_compiler(model_dir, engine),
+        compiler=build_compiler(model_dir, engine),
         cache=open_subgraph_cache(config.cache),
         knowledge=knowledge,
         max_model_len=int(getattr(engine, "max_model_len", 0) or 0),
