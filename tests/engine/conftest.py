@@ -127,3 +127,13 @@ def staggered_equals_solo(eng: Any, solo: Any, prompts: list[list[int]], params:
         assert done[rid] == solo.generate([p], params)[0].output_token_ids
     eng.pool.check_integrity()
     assert eng.pool.num_free == eng.pool.num_blocks
+
+
+def generate_staggered(eng: Any, prompts: list[list[int]], lengths: tuple[int, ...], top_k: int) -> list[Any]:
+    """Greedy outputs with per-step diagnostics; rows of different ``lengths`` leave
+    the batch at different steps."""
+    from agentic_llm.engine import SamplingParams
+    from agentic_llm.engine.diagnostics import DiagnosticsConfig
+
+    params = [SamplingParams(max_tokens=n) for n in lengths]
+    return eng.generate(prompts, params, diagnostics=DiagnosticsConfig(top_k=top_k))  # type: ignore[no-any-return]

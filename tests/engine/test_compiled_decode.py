@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from agentic_llm.engine import LLMEngine, SamplingParams
-from agentic_llm.engine.diagnostics import DiagnosticsConfig
+from agentic_llm.engine import LLMEngine
 from agentic_llm.engine.models.compiled_decode import compiler_available
 from agentic_llm.engine.outputs import RequestOutput
 
-from .conftest import random_prompts
+from .conftest import generate_staggered, random_prompts
 
 
 def make(d: Path, compiled: bool) -> LLMEngine:
@@ -24,8 +23,7 @@ def make(d: Path, compiled: bool) -> LLMEngine:
 
 def run(eng: LLMEngine, prompts: list[list[int]]) -> list[RequestOutput]:
     # rows leave at different steps, and the last one decodes alone (the eager step)
-    params = [SamplingParams(max_tokens=n) for n in (12, 5, 16)]
-    return eng.generate(prompts, params, diagnostics=DiagnosticsConfig(top_k=4))
+    return generate_staggered(eng, prompts, (12, 5, 16), top_k=4)
 
 
 def assert_close(a: list[RequestOutput], b: list[RequestOutput]) -> None:

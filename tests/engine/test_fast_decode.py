@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from agentic_llm.engine import LLMEngine, SamplingParams
-from agentic_llm.engine.diagnostics import DiagnosticsConfig
+from agentic_llm.engine import LLMEngine
 from agentic_llm.engine.outputs import RequestOutput
 
-from .conftest import random_prompts
+from .conftest import generate_staggered, random_prompts
 
 
 def make(d: Path, fast: bool) -> LLMEngine:
@@ -24,8 +23,7 @@ def make(d: Path, fast: bool) -> LLMEngine:
 
 def run(eng: LLMEngine, prompts: list[list[int]]) -> list[RequestOutput]:
     # rows leave at different steps; diagnostics record each step's log-probabilities
-    params = [SamplingParams(max_tokens=n) for n in (14, 6, 11)]
-    return eng.generate(prompts, params, diagnostics=DiagnosticsConfig(top_k=3))
+    return generate_staggered(eng, prompts, (14, 6, 11), top_k=3)
 
 
 def assert_same(a: list[RequestOutput], b: list[RequestOutput]) -> None:
