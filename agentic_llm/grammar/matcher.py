@@ -324,14 +324,12 @@ class DSLMatcher(FastMask):
         if not self._xm.accept_token(token_id):
             return False
         fr = self._free_row
-        self._free_carry = fr if (
-            fr is not None and fr[0] is self._g and fr[1] == self._line and nxt[0] is self._g
-            and _keeps_string_class(tok)) else None
-        self._free_row = None
+        keep = (fr is not None and fr[0] is self._g and fr[1] == self._line and nxt[0] is self._g
+                and _keeps_string_class(tok))
         self._history.append((self._g, self._line))
         self._g, self._line = nxt
-        if self._free_carry is not None:
-            self._free_carry = (self._g, self._line, self._free_carry[2])
+        self._free_carry = (nxt[0], nxt[1], fr[2]) if keep and fr is not None else None
+        self._free_row = None
         self._carry_slot(tok)
         return True
 
