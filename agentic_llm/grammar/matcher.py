@@ -128,8 +128,9 @@ class DSLMatcher(FastMask):
         before_ok: dict[str, bool] = {}
         # at an assign key (exact): a token closing the key plainly is decided by
         # whether the key is taken and by what follows the quote, once per tail
-        key = line[line.index('"') + 1:] if exact and '"' in line else None
-        plain_key = key is not None and "{" not in key and "\\" not in key
+        plain_key = exact and '"' in line
+        key = line[line.index('"') + 1:] if plain_key else ""
+        plain_key = plain_key and "{" not in key and "\\" not in key
         tail_ok: dict[str, bool] = {}
         for t in cand:
             tid = int(t)
@@ -137,7 +138,7 @@ class DSLMatcher(FastMask):
             if plain_key and '"' in tok and "\n" not in tok:
                 x, y = tok.split('"', 1)
                 if "{" not in x and "\\" not in x:
-                    if key + x in g.akeys:  # type: ignore[operator]
+                    if key + x in g.akeys:
                         bad.append(tid)
                         continue
                     ok = tail_ok.get(y)
