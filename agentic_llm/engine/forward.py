@@ -8,6 +8,7 @@ K/V goes in the paged pool.
 from __future__ import annotations
 
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -73,6 +74,9 @@ class ForwardBatch:
             (backends may keep per-sequence state across steps); None when unknown,
             -1 for a row whose earlier K/V are not all in the pool before the step.
         context_lens_list: ``context_lens`` as a list (no device read needed).
+        on_gil_free: called right before the forward enters a stretch that runs with
+            the GIL released (the compiled decode call), so Python work on another
+            thread can run beside it.
     """
 
     input_ids: torch.Tensor
@@ -91,6 +95,7 @@ class ForwardBatch:
     rope: RopeTables | None = None
     seq_ids: list[int] | None = None
     context_lens_list: list[int] | None = None
+    on_gil_free: Callable[[], None] | None = None
 
     @property
     def num_rows(self) -> int:

@@ -71,7 +71,7 @@ class LLMEngine:
             prefix_cache=prefix_cache,  # type: ignore[arg-type]
         )
         self.eos_token_ids = frozenset(loaded.eos_token_ids)
-        self.mask_filler = MaskFiller(mc.vocab_size, config.mask_fill_overlap)
+        self.mask_filler = MaskFiller(mc.vocab_size, config.mask_fill_overlap, self.device)
         if config.compile_decode:
             self.model.decode_runner.compiled = CompiledDecode(mc, self.device)
         self.requests: dict[str, Request] = {}

@@ -41,7 +41,9 @@ def stop_reason(req: Request, eos_ids: frozenset[int], max_model_len: int) -> Fi
         return FinishReason.STOP
     if last in req.params.stop_token_ids:
         return FinishReason.STOP
-    if req.matcher is not None and req.matcher.is_terminated():
+    # a matcher with a pending token is behind: the next fill finds out whether that
+    # token completed the document
+    if req.matcher is not None and req.pending_token is None and req.matcher.is_terminated():
         return FinishReason.STOP
     if req.num_output_tokens >= req.params.max_tokens or req.num_tokens >= max_model_len:
         return FinishReason.LENGTH

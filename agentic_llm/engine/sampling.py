@@ -17,7 +17,7 @@ import torch
 
 from agentic_llm.errors import AgenticError, ErrorCode
 
-__all__ = ["SamplingParams", "sample_row", "apply_bitmask", "masked_logits", "make_generator"]
+__all__ = ["SamplingParams", "sample_row", "apply_bitmask", "mask_bias", "masked_logits", "make_generator"]
 
 
 def _bad(msg: str) -> AgenticError:
@@ -122,7 +122,7 @@ def _allowed(bitmask: torch.Tensor, vocab: int, device: torch.device) -> torch.T
 _BIAS_LUT: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
 
 
-def _mask_bias(bitmask: torch.Tensor, vocab: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+def mask_bias(bitmask: torch.Tensor, vocab: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """``[rows, vocab]`` additive bias (0 allowed, -inf not) from an xgrammar-layout bitmask.
 
     Each byte of the mask indexes a ``[256, 8]`` table of biases, so unpacking is one
@@ -142,13 +142,17 @@ def _mask_bias(bitmask: torch.Tensor, vocab: int, device: torch.device, dtype: t
     return bias[:, :vocab]
 
 
-def masked_logits(logits: torch.Tensor, bitmask: torch.Tensor, rows: list[int]) -> torch.Tensor:
+def masked_logits(logits: torch.Tensor, bitmask: torch.Tensor, rows: list[int],
+                  bias: torch.Tensor | None = None) -> torch.Tensor:
     """A copy of ``logits`` ``[S, vocab]`` with the tokens ``bitmask`` forbids set to -inf.
 
     ``bitmask`` row ``i`` (xgrammar layout) applies to logits row ``rows[i]``; the
     other rows are copied unchanged. No per-token work on the host: a few batched ops.
+    ``bias``, when given, is :func:`mask_bias` of ``bitmask`` made beforehand.
     """
-    if sys.byteorder != "little":
+    if bias is not None and bias.shape[1] == logits.shape[-1]:
+        bias = bias.to(device=logits.device, dtype=logits.dtype)
+    elif sys.byteorder != "little":
         allowed = _allowed(bitmask, logits.shape[-1], logits.device)
         ninf = torch.tensor(float("-inf"), dtype=logits.dtype, device=logits.device)
         full = torch.full_like(logits, float("-inf"))
@@ -156,7 +160,8 @@ def masked_logits(logits: torch.Tensor, bitmask: torch.Tensor, rows: list[int]) 
         out = logits.clone()
         out[rows] = full[rows]
         return out
-    bias = _mask_bias(bitmask, logits.shape[-1], logits.device, logits.dtype)
+    else:
+        bias = mask_bias(bitmask, logits.shape[-1], logits.device, logits.dtype)
     if len(rows) == logits.shape[0] and rows == list(range(len(rows))):
         return logits + bias
     idx = torch.tensor(rows, dtype=torch.long, device=logits.device)

@@ -56,7 +56,12 @@ def run_step(engine: LLMEngine) -> list[Request]:
     ]
     future: Future[FilledMask] | None = None
     if constrained:
-        future = engine.mask_filler.submit([rows[i].request.matcher for i in constrained])  # type: ignore[misc]
+        creqs = [rows[i].request for i in constrained]
+        pending = [q.pending_token for q in creqs]
+        for q in creqs:
+            q.pending_token = None  # the fill takes it now
+        future = engine.mask_filler.submit([q.matcher for q in creqs], pending, deferred=True)  # type: ignore[misc]
+        batch.on_gil_free = engine.mask_filler.start
     if engine.model.hooks:
         batch.hook_ctx = _hook_context(batch, rows)
     batch.capture = _capture_request(rows, sample_idx)
@@ -64,6 +69,7 @@ def run_step(engine: LLMEngine) -> list[Request]:
         logits = engine.model(batch, engine.pool, engine.backend)
     except Exception as exc:  # a failing forward (a plugin hook, device OOM) ends this batch only
         if future is not None:
+            engine.mask_filler.start()
             _wait_quietly(future)
         invalidate = getattr(engine.backend, "invalidate", None)
         if callable(invalidate):  # state it kept across steps may be half written
@@ -73,6 +79,8 @@ def run_step(engine: LLMEngine) -> list[Request]:
             engine.scheduler.finish(r.request, FinishReason.ERROR, err)
             changed.append(r.request)
         return changed
+    if future is not None:
+        engine.mask_filler.start()  # the forward had no GIL-free stretch: fill now
     engine.pool.copy_blocks(share.src_blocks, share.dst_blocks)
     engine.num_shared_prefill_tokens += share.shared_tokens
     for r in rows:
@@ -139,6 +147,7 @@ def _sample_and_advance(
     masked = raw
     mask_error: Exception | None = None
     row_errors: dict[int, Exception] = {}
+    done: set[int] = set()
     constrained_set: set[int] = set()
     if future is not None:
         where = {row: s for s, row in enumerate(sample_idx)}
@@ -150,21 +159,24 @@ def _sample_and_advance(
             mask_error = exc
         else:
             engine.mask_filler.mask_ready()
-            masked = masked_logits(raw, filled.mask, pos)
+            masked = masked_logits(raw, filled.mask, pos, filled.bias)
             row_errors = {pos[i]: e for i, e in filled.errors.items()}
-    # one pass over the logits: a row's max is NaN or inf exactly when the row is
-    # broken, its argmax is the greedy pick, and -inf means the mask allows nothing
-    raw_max, raw_arg = raw.max(dim=-1)
-    finite_t = torch.isfinite(raw_max)
-    all_finite = bool(finite_t.all())
-    finite = [True] * len(reqs) if all_finite else finite_t.tolist()
-    if masked is raw:
-        best, any_allowed = raw_arg.tolist(), finite
+            done = {pos[i] for i in filled.done}
+    # One pass over the masked logits: the mask adds 0 or -inf, so a NaN or +inf
+    # anywhere in a row leaves the row's max NaN or +inf, and a finite max means the
+    # row is sound and its mask allows something; its argmax is the greedy pick. Only
+    # when some max is not finite are the raw logits looked at, to tell a broken row
+    # (NaN, inf) from a mask that allows nothing (-inf).
+    m_max, m_arg = masked.max(dim=-1)
+    best = m_arg.tolist()
+    if math.isfinite(float(m_max.sum())):
+        finite = any_allowed = [True] * len(reqs)
     else:
-        m_max, m_arg = masked.max(dim=-1)
-        best, any_allowed = m_arg.tolist(), (m_max > float("-inf")).tolist()
+        finite = torch.isfinite(raw.max(dim=-1).values).tolist()
+        any_allowed = (m_max > float("-inf")).tolist()
     sched = engine.scheduler
     eos, max_len = engine.eos_token_ids, engine.max_model_len
+    defer = engine.mask_filler.defers_accept
     for s, req in enumerate(reqs):
         changed.append(req)
         if req.matcher is None and ent is None and finite[s]:
@@ -185,9 +197,12 @@ def _sample_and_advance(
                 ErrorCode.NUMERIC, "the model produced NaN or infinite logits; the checkpoint or a hook is broken"))
             continue
         if s in constrained_set and (mask_error is not None or s in row_errors):
-            sched.finish(req, FinishReason.ERROR, AgenticError(
-                ErrorCode.GRAMMAR,
-                f"the constraint failed to give a token mask: {row_errors.get(s, mask_error)}"))
+            err = row_errors.get(s, mask_error)
+            sched.finish(req, FinishReason.ERROR, err if isinstance(err, AgenticError) else AgenticError(
+                ErrorCode.GRAMMAR, f"the constraint failed to give a token mask: {err}"))
+            continue
+        if s in done:  # the matcher completed the document on the token before this one
+            sched.finish(req, FinishReason.STOP)
             continue
         if not any_allowed[s]:
             sched.finish(req, FinishReason.ERROR, AgenticError(
@@ -198,7 +213,11 @@ def _sample_and_advance(
             req.last_entropy = float(ent[s])
             if req.diagnostics is not None:
                 req.step_diagnostics.append(_diagnose(req, sample_idx[s], s, tok, ent, logp, batch))
-        err = accept_sampled(req, tok, True if s in constrained_set else None)
+        if defer and s in constrained_set and not req.params.jump_forward:
+            req.pending_token = tok  # the next fill takes it, beside the next forward
+            err = accept_sampled(req, tok, False)
+        else:
+            err = accept_sampled(req, tok, True if s in constrained_set else None)
         if err is not None:
             sched.finish(req, FinishReason.ERROR, err)
             continue

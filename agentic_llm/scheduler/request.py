@@ -69,6 +69,9 @@ class Request:
     # cursors of what the caller has already been sent
     sent_tokens: int = 0
     sent_diagnostics: int = 0
+    #: the last sampled token when the matcher has not taken it yet: the engine's
+    #: next mask fill makes the matcher take it first (beside the next forward)
+    pending_token: int | None = None
 
     @property
     def prompt_token_ids(self) -> list[int]:
@@ -89,6 +92,12 @@ class Request:
     @property
     def num_uncomputed_tokens(self) -> int:
         return len(self.token_ids) - self.num_computed_tokens
+
+    def settle_matcher(self) -> None:
+        """Let the matcher take a pending token now, so its state matches the output."""
+        tok, self.pending_token = self.pending_token, None
+        if tok is not None and self.matcher is not None and not self.matcher.is_terminated():
+            self.matcher.accept_token(tok)
 
     @property
     def is_finished(self) -> bool:

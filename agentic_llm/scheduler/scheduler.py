@@ -92,6 +92,7 @@ class Scheduler:
 
     def finish(self, req: Request, reason: FinishReason, error: AgenticError | None = None) -> None:
         """End ``req``: leave the queues, index its KV (unless it failed), free its pages."""
+        req.settle_matcher()
         if req in self.running:
             self.running.remove(req)
         if req in self.waiting:

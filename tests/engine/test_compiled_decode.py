@@ -4,6 +4,8 @@ none does."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -61,6 +63,9 @@ def test_compiled_step_matches_eager(family: str, checkpoint_factory: Callable[.
         assert stats["compiled_decode_steps"] == 0
     assert eager.stats()["compiled_decode_steps"] == 0
     compiled.pool.check_integrity()
+    if ok:
+        assert_releases_gil(compiled, prompts)
+        stats = compiled.stats()
     if ok:  # a weight replaced by one in another layout: the step it was compiled for is given up
         for eng in (compiled, eager):
             proj = eng.model.model.layers[0].self_attn.o_proj
@@ -69,6 +74,68 @@ def test_compiled_step_matches_eager(family: str, checkpoint_factory: Callable[.
             out = run(compiled, prompts)
         assert compiled.stats()["compiled_decode_steps"] == stats["compiled_decode_steps"]
         assert_close(out, run(eager, prompts))
+
+
+def assert_releases_gil(eng: LLMEngine, prompts: list[list[int]]) -> None:
+    """The compiled step runs with the GIL released: a Python thread started right
+    before the call runs while the call is still going, far more than it does beside
+    the same call through torch's loader."""
+    comp = eng.model.decode_runner.compiled
+    assert comp is not None and comp.gil_free
+    runner = comp._runner
+    assert runner is not None
+    seen: list[list[torch.Tensor]] = []
+    real = type(runner).__call__
+
+    def record(self: object, inputs: list[torch.Tensor], before: object = None) -> list[torch.Tensor]:
+        seen.append(inputs)
+        return real(runner, inputs, before)  # type: ignore[arg-type]
+
+    type(runner).__call__ = record  # type: ignore[method-assign]
+    try:
+        run(eng, prompts)
+    finally:
+        type(runner).__call__ = real  # type: ignore[method-assign]
+    assert seen
+    # the recorded step blown up to many rows, so one call lasts long enough for a
+    # thread to start inside it: every activation repeats along its rows dimension
+    h, pos, cos, sin, ws, *weights = seen[0]
+    reps = 16384 // h.shape[0]
+    big = [h.repeat(reps, 1), pos.repeat(reps), cos.repeat(reps, 1, 1), sin.repeat(reps, 1, 1),
+           ws.repeat(1, 1, reps, 1, 1).contiguous(), *weights]
+    wlist = comp._pinned_for
+    assert wlist is not None
+    loaded = comp._fn
+    assert loaded is not None
+    # against the same step through torch's own loader, which holds the GIL
+    gil_free = helper_runs(lambda before: runner(big, before=before))
+    held = helper_runs(lambda before: (before(), loaded(*big[:5], wlist)))
+    assert min(gil_free[0], held[0]) > 0.05, "the enlarged step is too short to tell"
+    assert gil_free[1] > 10 * max(1, held[1]), f"helper loops during the call: {gil_free[1]} vs {held[1]} held"
+
+
+def helper_runs(call: Callable[[Callable[[], None]], object]) -> tuple[float, int]:
+    """How long ``call`` took and how many times a Python loop on another thread,
+    started right before the compiled call, ran while that call went on."""
+    stamps: list[float] = []
+    stop = threading.Event()
+
+    def helper() -> None:  # Python code, so it needs the GIL to make each stamp
+        while not stop.is_set():
+            stamps.append(time.perf_counter())
+
+    thread = threading.Thread(target=helper)
+    marks: list[float] = []
+
+    def before() -> None:
+        thread.start()
+        marks.append(time.perf_counter())
+
+    call(before)
+    end = time.perf_counter()
+    stop.set()
+    thread.join()
+    return end - marks[0], sum(marks[0] < t < end for t in stamps)
 
 
 def test_missing_compiler_falls_back_to_eager(llama_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

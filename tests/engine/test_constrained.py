@@ -45,17 +45,47 @@ def check_valid(text: str) -> None:
     assert obj["color"] in ("red", "green", "blue") and isinstance(obj["ok"], bool)
 
 
-def test_constrained_output_is_valid_json(setup: tuple[Path, Tokenizer, xgr.CompiledGrammar, int]) -> None:
+# masks filled inline, or on the worker thread, which also takes each sampled token
+# into its matcher only at the next fill (requests without jump-forward)
+OVERLAP = pytest.mark.parametrize("overlap", [False, True], ids=["inline", "worker"])
+
+
+@OVERLAP
+def test_constrained_output_is_valid_json(setup: tuple[Path, Tokenizer, xgr.CompiledGrammar, int],
+                                          overlap: bool) -> None:
     d, tok, grammar, _ = setup
-    eng = LLMEngine.from_pretrained(d, num_blocks=64, block_size=4)
+    eng = LLMEngine.from_pretrained(d, num_blocks=64, block_size=4, mask_fill_overlap=overlap)
     prompts = [tok.encode(s).ids for s in ("give me json", "color?", '{"a": 1}', "x")]
-    params = [SamplingParams(max_tokens=60, temperature=1.0, seed=i) for i in range(4)]
-    outs = eng.generate(prompts, params, matchers=[matcher(grammar) for _ in prompts])
-    for o in outs:
+    params = [SamplingParams(max_tokens=60, temperature=1.0, seed=i, jump_forward=i % 2 == 0) for i in range(4)]
+    matchers = [matcher(grammar) for _ in prompts]
+    outs = eng.generate(prompts, params, matchers=matchers)
+    for o, m in zip(outs, matchers, strict=True):
         assert o.error is None and o.finish_reason == "stop", o.error
         assert o.text is not None
         check_valid(o.text)
         assert o.output_token_ids[-1] == 0  # the grammar ends with the stop token
+        assert m.is_terminated()  # every output token reached the matcher
+
+
+def test_worker_fills_give_the_inline_outputs(setup: tuple[Path, Tokenizer, xgr.CompiledGrammar, int]) -> None:
+    d, tok, grammar, _ = setup
+    prompts = [tok.encode(s).ids for s in ("give me json", "color?", '{"a": 1}', "x", "ok")]
+    params = [SamplingParams(max_tokens=[60, 60, 7, 60, 60][i], temperature=1.0, seed=i, jump_forward=False)
+              for i in range(5)]
+    runs = []
+    for overlap in (False, True):
+        eng = LLMEngine.from_pretrained(d, num_blocks=64, block_size=4, mask_fill_overlap=overlap)
+        eng.eos_token_ids = frozenset()  # the matcher alone ends a document
+        matchers = [matcher(grammar) for _ in prompts]
+        outs = eng.generate(prompts, params, matchers=matchers)
+        runs.append(([(o.output_token_ids, o.finish_reason) for o in outs],
+                     [m.is_terminated() for m in matchers]))
+        # a request stopped by its length: its matcher has taken every output token
+        check = matcher(grammar)
+        assert all(check.accept_token(t) for t in outs[2].output_token_ids)
+        assert outs[2].finish_reason == "length"
+    assert runs[0] == runs[1]
+    assert runs[1][1] == [True, True, False, True, True]
 
 
 def test_unconstrained_neighbours_unaffected(setup: tuple[Path, Tokenizer, xgr.CompiledGrammar, int]) -> None:
@@ -124,15 +154,33 @@ class FailsAfter:
         return self.inner.is_terminated()
 
 
-def test_a_failing_matcher_ends_only_its_request(setup: tuple[Path, Tokenizer, xgr.CompiledGrammar, int]) -> None:
+class RefusesAfter(FailsAfter):
+    """A matcher whose masks allow tokens it then refuses, after ``n`` tokens."""
+
+    def accept_token(self, token_id: int) -> bool:
+        self.left -= 1
+        return self.left >= 0 and self.inner.accept_token(token_id)
+
+    def fill_next_token_bitmask(self, bitmask, index=0):  # type: ignore[no-untyped-def]
+        self.inner.fill_next_token_bitmask(bitmask, index)
+
+
+@OVERLAP
+def test_a_failing_matcher_ends_only_its_request(setup: tuple[Path, Tokenizer, xgr.CompiledGrammar, int],
+                                                 overlap: bool) -> None:
     d, tok, grammar, _ = setup
-    prompts = [tok.encode(s).ids for s in ("give me json", "color?", "x")]
-    params = [SamplingParams(max_tokens=60, temperature=1.0, seed=i, jump_forward=False) for i in range(3)]
-    eng = LLMEngine.from_pretrained(d, num_blocks=64, block_size=4)
-    matchers = [matcher(grammar), FailsAfter(matcher(grammar), 3), matcher(grammar)]
+    prompts = [tok.encode(s).ids for s in ("give me json", "color?", "x", "y")]
+    params = [SamplingParams(max_tokens=60, temperature=1.0, seed=i, jump_forward=False) for i in range(4)]
+    eng = LLMEngine.from_pretrained(d, num_blocks=64, block_size=4, mask_fill_overlap=overlap)
+    matchers = [matcher(grammar), FailsAfter(matcher(grammar), 3), matcher(grammar), RefusesAfter(matcher(grammar), 2)]
     outs = eng.generate(prompts, params, matchers=matchers)  # type: ignore[arg-type]
     assert outs[1].finish_reason == "error" and outs[1].error is not None
     assert "matcher state lost" in outs[1].error.message
+    assert outs[3].finish_reason == "error" and outs[3].error is not None
+    assert outs[3].error.code == "ERR_GRAMMAR" and "refused token" in outs[3].error.message
+    # inline, the refused token never enters the output; with worker fills the matcher
+    # takes a token at the next fill, when the token is already out
+    assert len(outs[3].output_token_ids) == (3 if overlap else 2)
     for o in (outs[0], outs[2]):
         assert o.error is None and o.finish_reason == "stop", o.error
         check_valid(o.text or "")

@@ -3,8 +3,9 @@
 Inductor fuses each layer's elementwise work (norms, RoPE, SiLU, residuals, the
 attention softmax) into a few generated C++ loops, and AOTInductor drives the whole
 step from C++: a decode step of a small model then runs far fewer kernels, no
-per-op Python and no guard checks, and it releases the GIL (a constraint mask filled
-on the worker thread overlaps it). It needs a C++ compiler; without one (or if
+per-op Python and no guard checks. On the CPU the step is called through the
+library's C interface with the GIL released (see ``aoti_runner``), so a constraint
+mask filled on the worker thread overlaps it. It needs a C++ compiler; without one (or if
 compiling fails for any reason) the engine keeps its eager decode path, with one
 warning.
 
@@ -31,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
+
+from agentic_llm.engine.models.aoti_runner import GilFreeRunner, flat_inputs, load_gil_free
 
 if TYPE_CHECKING:
     from agentic_llm.engine.config import ModelConfig
@@ -157,12 +160,20 @@ class CompiledDecode:
         self.compile_seconds = 0.0
         self.failed = ""
         self.num_steps = 0
+        self._runner: GilFreeRunner | None = None
+        self._pinned_for: list[Any] | None = None
         self._fn: Callable[..., Any] | None = None
         self._weight_sig: list[tuple[Any, ...] | None] | None = None
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         ok, why = compiler_available(device)
         if not ok:
             self._give_up(why)
+
+    @property
+    def gil_free(self) -> bool:
+        """Whether the compiled step runs with the GIL released (CPU, through
+        :mod:`~agentic_llm.engine.models.aoti_runner`)."""
+        return self._runner is not None
 
     @property
     def active(self) -> bool:
@@ -196,12 +207,13 @@ class CompiledDecode:
 
     def run(
         self, h: torch.Tensor, pos: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, kv_ws: torch.Tensor,
-        weights: list[Any], has_qk_norm: bool,
+        weights: list[Any], has_qk_norm: bool, before: Callable[[], None] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Logits and new K/V (see the module docstring); None when the step cannot run
         compiled (the caller runs the eager step).
 
         ``kv_ws`` is the whole workspace ``[L, 2 * kv_heads, R, capacity, d]``.
+        ``before`` is called right before a call that releases the GIL.
         """
         if self.failed:
             return None
@@ -214,7 +226,13 @@ class CompiledDecode:
             if fn is None:
                 return None
         self.num_steps += 1
-        out = fn(h, pos, cos, sin, kv_ws, weights)
+        if self._runner is not None:
+            if weights is not self._pinned_for:
+                self._runner.pin(flat_inputs((weights,)))
+                self._pinned_for = weights
+            out = self._runner(flat_inputs((h, pos, cos, sin, kv_ws, weights)), before)
+        else:
+            out = fn(h, pos, cos, sin, kv_ws, weights)
         return out[0], out[1]
 
     def _compile(self, acts: tuple[torch.Tensor, ...], weights: list[Any],
@@ -248,11 +266,35 @@ class CompiledDecode:
         except Exception as exc:  # no working compiler, an unsupported op: stay eager
             self._give_up(f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
             return None
+        if self.device.type == "cpu":
+            self._runner = self._gil_free_runner(compiled, Path(path), example)
         self.compile_seconds = time.perf_counter() - t0
         log.info("compiled decode step in %.1f s", self.compile_seconds)
         self._weight_sig = _signature(weights)
         self._fn = compiled
         return compiled
+
+
+    def _gil_free_runner(self, loaded: Callable[..., Any], package: Path,
+                         example: tuple[Any, ...]) -> GilFreeRunner | None:
+        """The package's GIL-free runner when it loads and gives exactly the loader's
+        outputs on ``example``; else None (the loader runs the step)."""
+        assert self._dir is not None
+        runner = load_gil_free(package, Path(self._dir.name))
+        if runner is None:
+            return None
+        try:
+            want = loaded(*example)
+            got = runner(flat_inputs(example))
+            same = len(got) == len(want) and all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
+        except Exception as exc:  # an input layout the C path does not take: keep the loader
+            log.info("compiled decode keeps the loader: %s", exc)
+            same = False
+        if not same:
+            log.info("compiled decode keeps the loader: its C interface gave different outputs")
+            runner.close()
+            return None
+        return runner
 
 
 def _signature(weights: list[Any]) -> list[tuple[Any, ...] | None]:

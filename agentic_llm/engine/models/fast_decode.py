@@ -155,7 +155,7 @@ class DecodeRunner:
             if not comp.weights_ok(snap.flat):
                 return None
         out = comp.run(h, batch.positions, batch.rope.cos, batch.rope.sin_signed, st.ws_full, snap.flat,
-                       layers[0].q_norm is not None)
+                       layers[0].q_norm is not None, before=batch.on_gil_free)
         if out is None:
             return None
         logits, kv = out  # kv: [layers, 2 * kv_heads, rows, d]
