@@ -1,6 +1,9 @@
-"""The mask filler: same masks inline or threaded, and it settles on the cheaper way."""
+"""The mask filler: same masks inline or threaded, pending tokens taken first, a deferred
+fill started by the forward's signal, and it settles on the cheaper way."""
 
 from __future__ import annotations
+
+import threading
 
 import torch
 
@@ -89,3 +92,55 @@ def test_probes_both_ways_then_runs_the_cheaper() -> None:
         fixed.submit(m).result()  # type: ignore[list-item]
         fixed.mask_ready()
         assert fixed.threaded
+
+
+class Recording(AllowSet):
+    """Records the calls a fill makes; completes after taking ``end_on``."""
+
+    def __init__(self, allowed: set[int], end_on: int = -1) -> None:
+        super().__init__(allowed)
+        self.calls: list[str] = []
+        self.end_on = end_on
+        self.ended = False
+
+    def fill_next_token_bitmask(self, bitmask: torch.Tensor, index: int = 0) -> None:
+        self.calls.append("fill")
+        super().fill_next_token_bitmask(bitmask, index)
+
+    def accept_token(self, token_id: int) -> bool:
+        self.calls.append(f"accept {token_id}")
+        self.ended = token_id == self.end_on
+        return super().accept_token(token_id)
+
+    def is_terminated(self) -> bool:
+        return self.ended
+
+
+def test_a_deferred_fill_waits_for_start() -> None:
+    filler = MaskFiller(VOCAB, overlap=True)
+    m = Recording({2})
+    fut = filler.submit([m], deferred=True)  # type: ignore[list-item]
+    assert not fut.done()
+    threading.Event().wait(0.05)
+    assert m.calls == [] and not fut.done()  # the worker waits for the forward's signal
+    filler.start()
+    out = masked_logits(torch.zeros(1, VOCAB), fut.result().mask, [0])
+    assert torch.isfinite(out[0]).nonzero().flatten().tolist() == [2]
+    assert m.calls == ["fill"]
+    filler.start()  # again, with nothing waiting: nothing happens
+    filler.close()
+
+
+def test_pending_tokens_are_taken_before_the_fill() -> None:
+    for overlap in (False, True):
+        filler = MaskFiller(VOCAB, overlap=overlap)
+        going, ending, refusing, fresh = Recording({1, 2}), Recording({1, 3}, end_on=3), Recording({1}), Recording({4})
+        fut = filler.submit([going, ending, refusing, fresh], [2, 3, 9, None])  # type: ignore[list-item]
+        filled = fut.result()
+        assert going.calls == ["accept 2", "fill"] and fresh.calls == ["fill"]
+        assert ending.calls == ["accept 3"] and filled.done == frozenset({1})  # completed: no mask needed
+        assert refusing.calls == ["accept 9"] and list(filled.errors) == [2]
+        assert "refused token 9" in str(filled.errors[2])
+        assert filled.bias is not None
+        assert torch.equal(filled.bias, masked_logits(torch.zeros(4, VOCAB), filled.mask, [0, 1, 2, 3]))
+        filler.close()
