@@ -36,8 +36,11 @@ __all__ = ["GilFreeRunner", "flat_inputs", "load_gil_free"]
 
 log = logging.getLogger(__name__)
 
-_steal_back = torch._C._aoti.alloc_tensors_by_stealing_from_void_ptrs
-_new_handles = torch._C._aoti.unsafe_alloc_void_ptrs_from_tensors
+# torch's helpers that turn tensors into owned C handles and back (absent in torch
+# builds without AOTInductor: the runner is then never made)
+_aoti: Any = getattr(torch._C, "_aoti", None)
+_steal_back: Any = getattr(_aoti, "alloc_tensors_by_stealing_from_void_ptrs", None)
+_new_handles: Any = getattr(_aoti, "unsafe_alloc_void_ptrs_from_tensors", None)
 
 _capsule_ptr = ctypes.pythonapi.PyCapsule_GetPointer
 _capsule_ptr.restype = ctypes.c_void_p
@@ -132,6 +135,9 @@ def load_gil_free(package: Path, workdir: Path) -> GilFreeRunner | None:
     """A :class:`GilFreeRunner` for a CPU AOTInductor package, or None when the
     package is not one this runner handles (several libraries, separate weight
     files) or the library cannot be loaded."""
+    if _steal_back is None or _new_handles is None:
+        log.info("this torch build has no AOTInductor tensor-handle helpers; using the loader")
+        return None
     try:
         with zipfile.ZipFile(package) as z:
             names = z.namelist()
