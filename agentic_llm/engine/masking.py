@@ -25,8 +25,8 @@ from typing import NamedTuple
 import torch
 
 from agentic_llm.engine.constraints import TokenMatcher, bitmask_words
+from agentic_llm.engine.postprocess import refused_token_error
 from agentic_llm.engine.sampling import mask_bias
-from agentic_llm.errors import AgenticError, ErrorCode
 from agentic_llm.observability import emit
 
 __all__ = ["FilledMask", "MaskFiller"]
@@ -159,9 +159,7 @@ class MaskFiller:
             try:
                 if tok is not None:
                     if not m.accept_token(tok):
-                        errors[i] = AgenticError(
-                            ErrorCode.GRAMMAR, f"the constraint refused token {tok} although its mask allowed it",
-                            token_id=tok)
+                        errors[i] = refused_token_error(tok)
                         continue
                     if m.is_terminated():
                         done.add(i)

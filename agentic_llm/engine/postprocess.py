@@ -10,7 +10,13 @@ from agentic_llm.engine.outputs import FinishReason
 from agentic_llm.errors import AgenticError, ErrorCode
 from agentic_llm.scheduler.request import Request
 
-__all__ = ["accept_sampled", "stop_reason", "jump_forward"]
+__all__ = ["accept_sampled", "refused_token_error", "stop_reason", "jump_forward"]
+
+
+def refused_token_error(token: int) -> AgenticError:
+    """The error of a request whose matcher refused a token its own mask allowed."""
+    return AgenticError(
+        ErrorCode.GRAMMAR, f"the constraint refused token {token} although its mask allowed it", token_id=token)
 
 
 def accept_sampled(req: Request, token: int, live: bool | None = None) -> AgenticError | None:
@@ -22,11 +28,7 @@ def accept_sampled(req: Request, token: int, live: bool | None = None) -> Agenti
     if m is not None and live is None:
         live = not m.is_terminated()
     if m is not None and live and not m.accept_token(token):
-        return AgenticError(
-            ErrorCode.GRAMMAR,
-            f"the constraint refused token {token} although its mask allowed it",
-            token_id=token,
-        )
+        return refused_token_error(token)
     req.token_ids.append(token)
     req.metrics.num_decode_steps += 1
     if req.metrics.first_token_time is None:

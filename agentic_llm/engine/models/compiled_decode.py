@@ -162,6 +162,7 @@ class CompiledDecode:
         self.num_steps = 0
         self._runner: GilFreeRunner | None = None
         self._pinned_for: list[Any] | None = None
+        self._flat_weights: list[torch.Tensor] = []  # the tensors of _pinned_for, in call order
         self._fn: Callable[..., Any] | None = None
         self._weight_sig: list[tuple[Any, ...] | None] | None = None
         self._dir: tempfile.TemporaryDirectory[str] | None = None
@@ -228,9 +229,10 @@ class CompiledDecode:
         self.num_steps += 1
         if self._runner is not None:
             if weights is not self._pinned_for:
-                self._runner.pin(flat_inputs((weights,)))
+                self._flat_weights = flat_inputs((weights,))
+                self._runner.pin(self._flat_weights)
                 self._pinned_for = weights
-            out = self._runner(flat_inputs((h, pos, cos, sin, kv_ws, weights)), before)
+            out = self._runner([h, pos, cos, sin, kv_ws, *self._flat_weights], before)
         else:
             out = fn(h, pos, cos, sin, kv_ws, weights)
         return out[0], out[1]
