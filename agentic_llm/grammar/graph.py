@@ -15,7 +15,8 @@ Rules enforced (with the grammar, every finished document validates):
   are unique and every node is reachable from ``start``;
 - a reference names an allowed external path, a declared node that does not reach
   the current node (no cycle), a pending id, or a fresh id while the budget still has
-  room for it; ``wait_for`` names declared nodes;
+  room for it; ``wait_for`` names declared nodes, no two of which write the same
+  context key (a join merges with ``error_on_conflict``);
 - the document closes exactly when nothing is pending; at most ``max_nodes`` nodes;
 - node types come from the whitelist (``fork`` only when a branch target exists);
 - ``tool_call`` names a granted tool, writes its argument keys in schema order with
@@ -35,6 +36,7 @@ __all__ = ["GraphPlan", "GraphState", "Slot", "line_ok", "apply_line", "slot", "
 
 _ID = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+_KEY_IN_LIST = re.compile(r'"([^"]*)"')  # the keys of an ``output_keys`` list (no escapes)
 MAX_ID = 32
 END_LINE = "# --- END AgenticDSL ---"
 NODE_PREFIX = '  - id: "'
@@ -97,6 +99,9 @@ class GraphState:
     tool: str = ""
     arg_pos: int = -1                    # schema index of the last argument written
     akeys: tuple[str, ...] = ()          # keys of the node's `assign` mapping so far
+    # (node id, key) for every context key a local node writes (its `output_keys`
+    # entries and `assign` keys), the node being written included, in writing order
+    wkeys: tuple[tuple[str, str], ...] = ()
     memo: dict[Any, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def reaches(self, a: str, b: str) -> bool:
@@ -114,6 +119,17 @@ class GraphState:
                     seen.add(d)
                     todo.append(d)
         return False
+
+    def written(self) -> dict[str, frozenset[str]]:
+        """Node id -> the context keys it writes (nodes that write none are absent);
+        memoized on the line state."""
+        hit = self.memo.get("written")
+        if hit is None:
+            acc: dict[str, set[str]] = {}
+            for n, k in self.wkeys:
+                acc.setdefault(n, set()).add(k)
+            hit = self.memo["written"] = {n: frozenset(ks) for n, ks in acc.items()}
+        return hit  # type: ignore[no-any-return]
 
 
 class Step(NamedTuple):
@@ -217,7 +233,20 @@ class _RefCtx:
         if not self.used:
             return list(out)
         used = set(self.used)
-        return [e for e in out if e not in used]
+        out = [e for e in out if e not in used]
+        if self.waits:
+            # the join merges with error_on_conflict: a source may not write a key
+            # that a source listed before it writes (wait_for names declared nodes
+            # only, whose keys are final; ``start`` writes none, so the list's first
+            # element and its closing bracket are always allowed)
+            written = self.g.written()
+            taken: set[str] = set()
+            for u in self.used:
+                if u.startswith(t):
+                    taken |= written.get(u[len(t):], frozenset())
+            if taken:
+                out = [e for e in out if taken.isdisjoint(written.get(e[len(t):], ()))]
+        return out
 
     def banned_ids(self) -> set[str]:
         t = self.gp.target + "/"
@@ -541,7 +570,11 @@ def _advance(gp: GraphPlan, g: GraphState, k: int, st: Step, rest: str) -> Graph
     if st.kind == "tool":
         return replace(g2, tool=rest[1:-1])
     if st.kind == "entry":
-        return replace(g2, akeys=g.akeys + (rest[1:rest.index('"', 1)],))
+        key = rest[1:rest.index('"', 1)]
+        return replace(g2, akeys=g.akeys + (key,), wkeys=g.wkeys + ((g.cur, key),))
+    if st.prefix == "    output_keys: ":
+        keys = tuple(dict.fromkeys(_KEY_IN_LIST.findall(rest)))
+        return replace(g2, wkeys=g.wkeys + tuple((g.cur, k) for k in keys)) if keys else g2
     if st.kind == "args" and rest == " {}":
         return replace(g2, step=k + 2)  # no entries follow
     if st.kind == "argentry":
@@ -699,9 +732,17 @@ def _string_full(rest: str, cap: int) -> bool:
 
 def ref_context(gp: GraphPlan, g: GraphState, line: str) -> tuple[_RefCtx, str] | None:
     """When ``line`` ends inside a reference element: the reference context (what the
-    list may still name) and the element's text so far; else ``None``."""
+    list may still name) and the element's text so far; else ``None``.
+
+    Also ``None`` inside a ``wait_for`` element once some node writes context keys:
+    whether a separator may follow the element then depends on which source it
+    names (the sources left that write no key of the listed ones), so the verdicts
+    of the tokens that close it cannot be shared across elements and the fast path
+    checks each such token exactly."""
     for st in _options(gp, g):
         if st.kind in ("refs", "waits", "onfail") and line.startswith(st.prefix):
+            if st.kind == "waits" and g.wkeys:
+                return None
             ctx, ok, state, _closed = _parsed(gp, g, st.kind, line[len(st.prefix):])
             if ok and state.startswith("elem:"):
                 return ctx, state[5:]
