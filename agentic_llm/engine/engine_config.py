@@ -29,8 +29,9 @@ class EngineConfig:
         share_prefill_prefixes: requests prefilled in the same step compute the
             full KV pages their prompts share once (see ``engine.prefill_share``).
         mask_fill_overlap: fill constraint masks on a worker thread during the
-            forward (True), inline before it (False), or whichever measures faster
-            on the running workload (None; see ``engine.masking``).
+            forward (True), inline before it (False), or on the worker only beside
+            a forward that releases the GIL and inline after any other (None; see
+            ``engine.masking``).
         compile_decode: compile the pure-decode step (torch.export + AOTInductor)
             at its first use; without a working compiler the eager step runs (one
             warning). Logits then match the eager path within float rounding.

@@ -1,24 +1,29 @@
 """Fills constraint bitmasks, on a worker thread while the forward runs, or inline.
 
 A worker thread only hides the fill when the forward spends its time outside the
-GIL. The compiled decode step does (one C call for the whole step), so the worker
-waits for the signal the forward gives right before that call (:meth:`MaskFiller.start`)
-and fills while it runs. An eager step is mostly Python dispatching small ops: the
-two threads would take turns on the GIL and the forward would slow down by more than
-the fill costs, so without the signal the worker starts only once the forward is
-done. By default the filler measures both ways on the live workload: each step's
-cost from the fill's submission until the mask is in hand after the forward, in
-short alternating probe windows, and then runs the cheaper way, probing again now
-and then.
+GIL. The compiled decode step does (one C call for the whole step, see
+``models.aoti_runner``), and it signals the moment right before that call
+(``ForwardBatch.on_gil_free`` -> :meth:`MaskFiller.start`). An eager step is mostly
+Python dispatching small ops: a second Python thread would take turns with it on the
+GIL and slow it by more than the fill costs.
+
+So a fill is submitted before the forward and held until the forward says where it
+should run: :meth:`MaskFiller.start` hands it to the worker, :meth:`MaskFiller.finish`
+(after the forward) runs a fill still held. By default (``overlap=None``) the filler
+runs inline until the first forward that releases the GIL, and on the worker from
+then on, given a second CPU for it (one CPU: always inline): once the engine's decode steps run compiled, the steps that do not (a
+prefill, a lone row) fill on the worker too, after their forward, so that the
+sampled tokens' matcher updates keep moving into the next step's fill (see
+:attr:`MaskFiller.defers_accept`). ``overlap=True`` always uses the worker,
+``False`` always fills inline, at submission.
 """
 
 from __future__ import annotations
 
-import statistics
+import os
 import sys
 import threading
 import time
-from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import NamedTuple
 
@@ -30,14 +35,6 @@ from agentic_llm.engine.sampling import mask_bias
 from agentic_llm.observability import emit
 
 __all__ = ["FilledMask", "MaskFiller"]
-
-#: steps measured in each way before choosing
-_PROBE = 8
-#: steps run the chosen way before probing the other again
-_RUN = 400
-#: the worker thread must measure at least this much cheaper to be chosen: its probe
-#: steps slow the forward when it loses, and inline filling never does
-_THREAD_MARGIN = 0.9
 
 
 class FilledMask(NamedTuple):
@@ -56,6 +53,22 @@ class FilledMask(NamedTuple):
     bias: torch.Tensor | None = None
 
 
+def _cpus() -> int:
+    """CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
+class _Held(NamedTuple):
+    """A submitted fill that has not started yet."""
+
+    future: Future[FilledMask]
+    matchers: list[TokenMatcher]
+    pending: list[int | None]
+
+
 class MaskFiller:
     """Writes the next-token bitmasks of a step's matchers.
 
@@ -65,8 +78,12 @@ class MaskFiller:
     Args:
         vocab_size: columns of the mask (as bits).
         overlap: True always uses the worker thread, False always fills inline,
-            None chooses by measurement (see the module docstring).
+            None fills inline until a forward releases the GIL, then on the worker
+            (see the module docstring).
         device: where the logits the masks apply to live.
+
+    Attributes:
+        threaded: whether the last fill ran on the worker thread.
     """
 
     def __init__(self, vocab_size: int, overlap: bool | None = None, device: torch.device | None = None) -> None:
@@ -74,36 +91,35 @@ class MaskFiller:
         self.device = device or torch.device("cpu")
         self.overlap = overlap
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentic-mask")
-        self.threaded = overlap is True  # the way the current step uses (auto: inline first)
-        self._phase = "probe"  # "probe": measuring the way in use; "run": using the chosen one
-        self._probed: set[bool] = set()
-        self._left = _PROBE
-        self._costs: dict[bool, deque[float]] = {True: deque(maxlen=_PROBE), False: deque(maxlen=_PROBE)}
-        self._t0 = 0.0
-        self._go = threading.Event()
-        self._go.set()
+        self.threaded = overlap is True
+        self._held: _Held | None = None
+        self._lock = threading.Lock()
+        self._signaled = False  # a forward has released the GIL (auto: the worker from now on)
+        #: auto mode uses the worker only with a CPU for it beside the forward's
+        self.spare_cpu = _cpus() >= 2
 
     def submit(self, matchers: list[TokenMatcher], pending: list[int | None] | None = None, *,
                deferred: bool = False) -> Future[FilledMask]:
-        """Fill a ``[len(matchers), words]`` int32 mask (all disallowed first), inline
-        now or on the worker thread.
+        """Fill a ``[len(matchers), words]`` int32 mask (all disallowed first).
 
         ``pending[i]``, when not None, is a token matcher ``i`` has not taken yet: the
         fill makes it take that token first (see :attr:`defers_accept`). With
-        ``deferred`` the worker waits for :meth:`start` before it begins.
+        ``deferred`` the fill is held until :meth:`start` (the worker, during the
+        forward) or :meth:`finish` (after the forward); without it, it starts now:
+        on the worker with ``overlap=True``, inline with ``False``; with ``None``,
+        on the worker once a forward has released the GIL, inline before.
         """
-        self._t0 = time.perf_counter()
         rows: list[int | None] = pending if pending is not None else [None] * len(matchers)
-        if self.threaded:
-            go = self._go = threading.Event()
-            if not deferred:
-                go.set()
-            return self._pool.submit(self._fill_when, go, matchers, rows)
         fut: Future[FilledMask] = Future()
-        try:
-            fut.set_result(self._fill(matchers, rows))
-        except Exception as exc:  # reported to the step like a worker failure
-            fut.set_exception(exc)
+        held = _Held(fut, matchers, rows)
+        if self.overlap is False or (not deferred and self.overlap is None and not self._signaled):
+            self.threaded = False
+            self._run(held)
+            return fut
+        with self._lock:
+            self._held = held
+        if not deferred:
+            self._hand_over()
         return fut
 
     @property
@@ -115,40 +131,41 @@ class MaskFiller:
         return self.threaded
 
     def start(self) -> None:
-        """Let the submitted fill begin (the forward is about to release the GIL, or
-        is done); calling it again, or with nothing submitted, does nothing."""
-        self._go.set()
-
-    def _fill_when(self, go: threading.Event, matchers: list[TokenMatcher],
-                   pending: list[int | None]) -> FilledMask:
-        go.wait()
-        return self._fill(matchers, pending)
-
-    def mask_ready(self) -> None:
-        """Called when the step has the mask in hand after the forward: one cost sample."""
-        if self.overlap is not None:
+        """The forward is about to release the GIL: the held fill goes to the worker
+        (in auto mode, only with a spare CPU). With nothing held (already started,
+        or filled inline) it does nothing."""
+        if self.overlap is None and not self.spare_cpu:
             return
-        self._costs[self.threaded].append(time.perf_counter() - self._t0)
-        self._left -= 1
-        if self._left > 0:
-            return
-        if self._phase == "probe":
-            self._probed.add(self.threaded)
-            other = not self.threaded
-            if other not in self._probed or not self._costs[other]:
-                self.threaded, self._left = other, _PROBE
-                return
-            self.threaded = self._cheaper()
-            self._phase, self._left = "run", _RUN
-            self._probed.clear()
-        else:  # measure the way not in use again (the workload may have changed)
-            self._probed.add(self.threaded)
-            self._costs[not self.threaded].clear()
-            self.threaded, self._phase, self._left = not self.threaded, "probe", _PROBE
+        self._signaled = True
+        self._hand_over()
 
-    def _cheaper(self) -> bool:
-        thread, inline = self._costs[True], self._costs[False]
-        return statistics.median(thread) <= _THREAD_MARGIN * statistics.median(inline)
+    def _hand_over(self) -> None:
+        held = self._take()
+        if held is not None:
+            self.threaded = True
+            self._pool.submit(self._run, held)
+
+    def finish(self) -> None:
+        """The forward is done: a fill still held runs now, on the worker with
+        ``overlap=True`` or once a forward has released the GIL, else inline."""
+        if self.overlap is True or (self.overlap is None and self._signaled):
+            self._hand_over()
+            return
+        held = self._take()
+        if held is not None:
+            self.threaded = False
+            self._run(held)
+
+    def _take(self) -> _Held | None:
+        with self._lock:
+            held, self._held = self._held, None
+        return held
+
+    def _run(self, held: _Held) -> None:
+        try:
+            held.future.set_result(self._fill(held.matchers, held.pending))
+        except Exception as exc:  # reported to the step like a worker failure
+            held.future.set_exception(exc)
 
     def _fill(self, matchers: list[TokenMatcher], pending: list[int | None]) -> FilledMask:
         t0 = time.perf_counter()
@@ -174,5 +191,7 @@ class MaskFiller:
         return FilledMask(mask, errors, frozenset(done), bias)
 
     def close(self) -> None:
-        self._go.set()
+        held = self._take()
+        if held is not None:  # completed here, so nobody waits on it forever
+            self._run(held)
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -7,6 +7,7 @@ import time
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 from agentic_llm.engine.diagnostics import StepDiagnostics, entropy_and_logprobs
@@ -16,7 +17,7 @@ from agentic_llm.engine.masking import FilledMask
 from agentic_llm.engine.outputs import FinishReason
 from agentic_llm.engine.postprocess import accept_sampled, jump_forward, stop_reason
 from agentic_llm.engine.prefill_share import plan_shared_prefill
-from agentic_llm.engine.sampling import masked_logits, sample_row
+from agentic_llm.engine.sampling import masked_logits, row_max, sample_row
 from agentic_llm.errors import AgenticError, ErrorCode
 from agentic_llm.scheduler import Request, ScheduledRow
 
@@ -69,7 +70,7 @@ def run_step(engine: LLMEngine) -> list[Request]:
         logits = engine.model(batch, engine.pool, engine.backend)
     except Exception as exc:  # a failing forward (a plugin hook, device OOM) ends this batch only
         if future is not None:
-            engine.mask_filler.start()
+            engine.mask_filler.finish()
             _wait_quietly(future)
         invalidate = getattr(engine.backend, "invalidate", None)
         if callable(invalidate):  # state it kept across steps may be half written
@@ -80,7 +81,7 @@ def run_step(engine: LLMEngine) -> list[Request]:
             changed.append(r.request)
         return changed
     if future is not None:
-        engine.mask_filler.start()  # the forward had no GIL-free stretch: fill now
+        engine.mask_filler.finish()  # a fill the forward did not start runs now
     engine.pool.copy_blocks(share.src_blocks, share.dst_blocks)
     engine.num_shared_prefill_tokens += share.shared_tokens
     for r in rows:
@@ -158,7 +159,6 @@ def _sample_and_advance(
         except Exception as exc:  # the filler itself failed: every constrained row
             mask_error = exc
         else:
-            engine.mask_filler.mask_ready()
             masked = masked_logits(raw, filled.mask, pos, filled.bias)
             row_errors = {pos[i]: e for i, e in filled.errors.items()}
             done = {pos[i] for i in filled.done}
@@ -167,9 +167,8 @@ def _sample_and_advance(
     # row is sound and its mask allows something; its argmax is the greedy pick. Only
     # when some max is not finite are the raw logits looked at, to tell a broken row
     # (NaN, inf) from a mask that allows nothing (-inf).
-    m_max, m_arg = masked.max(dim=-1)
-    best = m_arg.tolist()
-    if math.isfinite(float(m_max.sum())):
+    m_max, best = row_max(masked)
+    if np.isfinite(m_max).all():
         finite = any_allowed = [True] * len(reqs)
     else:
         finite = torch.isfinite(raw.max(dim=-1).values).tolist()

@@ -1,5 +1,5 @@
 """The mask filler: same masks inline or threaded, pending tokens taken first, a deferred
-fill started by the forward's signal, and it settles on the cheaper way."""
+fill started by the forward's signal, and inline fills after a forward without it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import threading
 import torch
 
 from agentic_llm.engine.constraints import bitmask_words
-from agentic_llm.engine.masking import _PROBE, _RUN, MaskFiller
+from agentic_llm.engine.masking import MaskFiller
 from agentic_llm.engine.sampling import apply_bitmask, masked_logits
 
 VOCAB = 70
@@ -73,25 +73,74 @@ def test_a_failing_matcher_fails_only_its_row() -> None:
         assert torch.isfinite(out[2]).nonzero().flatten().tolist() == [4]
 
 
-def test_probes_both_ways_then_runs_the_cheaper() -> None:
-    filler = MaskFiller(VOCAB, overlap=None)
-    m = [AllowSet({1})]
-    ways = []
-    for _ in range(2 * _PROBE + _RUN + 2 * _PROBE):
-        ways.append(filler.threaded)
-        filler.submit(m).result()  # type: ignore[list-item]
-        filler.mask_ready()
-    assert ways[:_PROBE] == [False] * _PROBE  # inline first
-    assert ways[_PROBE : 2 * _PROBE] == [True] * _PROBE
-    chosen = ways[2 * _PROBE]
-    assert ways[2 * _PROBE : 2 * _PROBE + _RUN] == [chosen] * _RUN
-    # then the other way is measured again before choosing anew
-    assert ways[2 * _PROBE + _RUN : 3 * _PROBE + _RUN] == [not chosen] * _PROBE
+class Where(AllowSet):
+    """Records the thread each fill runs on."""
+
+    def __init__(self, allowed: set[int]) -> None:
+        super().__init__(allowed)
+        self.threads: list[str] = []
+
+    def fill_next_token_bitmask(self, bitmask: torch.Tensor, index: int = 0) -> None:
+        self.threads.append(threading.current_thread().name)
+        super().fill_next_token_bitmask(bitmask, index)
+
+
+def test_the_worker_fills_once_a_forward_releases_the_gil() -> None:
+    main = threading.current_thread().name
+    auto = MaskFiller(VOCAB, overlap=None)
+    m = Where({1})
+    # an eager engine never signals: the held fill runs inline after the forward
+    fut = auto.submit([m], deferred=True)  # type: ignore[list-item]
+    threading.Event().wait(0.02)
+    assert not fut.done()  # held, not started behind the forward's back
+    auto.finish()
+    assert fut.done() and m.threads == [main] and not auto.threaded and not auto.defers_accept
+    auto.submit([m]).result()  # type: ignore[list-item]
+    assert m.threads[-1] == main  # not deferred: inline at once
+    # a forward that releases the GIL signals start(): the worker fills meanwhile
+    fut = auto.submit([m], deferred=True)  # type: ignore[list-item]
+    assert not fut.done()
+    auto.start()
+    fut.result()
+    auto.finish()  # already started: nothing more happens
+    assert m.threads[-1] != main and auto.threaded and auto.defers_accept
+    # from then on a step without the signal fills on the worker too, after its forward
+    fut = auto.submit([m], deferred=True)  # type: ignore[list-item]
+    auto.finish()
+    fut.result()
+    assert m.threads[-1] != main and auto.defers_accept
+    assert len(m.threads) == 4
+    auto.close()
+    # with one CPU the worker could only take turns with the forward: inline always
+    single = MaskFiller(VOCAB, overlap=None)
+    single.spare_cpu = False
+    fut = single.submit([m], deferred=True)  # type: ignore[list-item]
+    single.start()
+    assert not fut.done()
+    single.finish()
+    assert fut.done() and m.threads[-1] == main and not single.defers_accept
+    single.close()
+    # overlap=True: always the worker, even after a forward without the signal
     fixed = MaskFiller(VOCAB, overlap=True)
-    for _ in range(3 * _PROBE):
-        fixed.submit(m).result()  # type: ignore[list-item]
-        fixed.mask_ready()
-        assert fixed.threaded
+    fut = fixed.submit([m], deferred=True)  # type: ignore[list-item]
+    fixed.finish()
+    fut.result()
+    assert m.threads[-1] != main and fixed.defers_accept
+    fixed.close()
+    # overlap=False: always inline, at submission; the signals do nothing
+    inline = MaskFiller(VOCAB, overlap=False)
+    fut = inline.submit([m], deferred=True)  # type: ignore[list-item]
+    assert fut.done() and m.threads[-1] == main
+    inline.start()
+    inline.finish()
+    assert len(m.threads) == 7 and not inline.defers_accept
+
+
+def test_closing_completes_a_held_fill() -> None:
+    filler = MaskFiller(VOCAB, overlap=None)
+    fut = filler.submit([AllowSet({2})], deferred=True)  # type: ignore[list-item]
+    filler.close()
+    assert fut.result(timeout=5).mask.any()
 
 
 class Recording(AllowSet):

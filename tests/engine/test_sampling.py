@@ -72,3 +72,26 @@ def test_from_dict() -> None:
     assert p.temperature == 0.5 and p.top_k == 3 and p.seed is None
     with pytest.raises(AgenticError):
         SamplingParams.from_dict({"temprature": 1.0})
+
+
+def test_row_max_matches_torch_and_picks_the_first_maximum() -> None:
+    from agentic_llm.engine.sampling import row_max
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(6, 300, generator=g)
+    x[1, 7] = float("inf")
+    x[2] = float("-inf")
+    x[3, 5] = float("nan")
+    x[4, 10] = x[4, 20] = x[4].max() + 1  # a tie: the first index wins, as argmax
+    vals, idx = row_max(x)
+    ref_vals, ref_idx = x.max(dim=-1)
+    assert idx[4] == 10 and idx == torch.argmax(x, dim=-1).tolist()
+    sound = [0, 1, 2, 4, 5]
+    assert torch.equal(torch.from_numpy(vals)[sound], ref_vals[sound])
+    assert vals[1] == float("inf") and vals[2] == float("-inf")
+    assert vals[3] != vals[3]  # NaN in the row: NaN max, as torch's
+    assert [idx[i] for i in (0, 1, 5)] == [int(ref_idx[i]) for i in (0, 1, 5)]
+    # a row view that is not contiguous gives the same
+    v2, i2 = row_max(x[:, ::2])
+    assert i2 == torch.argmax(x[:, ::2], dim=-1).tolist()
+    assert torch.equal(torch.from_numpy(v2)[sound], x[:, ::2].max(dim=-1).values[sound])

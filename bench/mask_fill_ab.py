@@ -1,0 +1,93 @@
+"""Constrained-decoding overhead by mask-fill placement, in one process.
+
+One engine (compiled decode step, one torch thread) runs the same constrained batch
+with each ``MaskFiller`` placement in turn, rotating the order every round, and
+after each run an unconstrained batch of the same output lengths. The overhead of a
+run is its median TPOT over the unconstrained run's, minus one. Alternating inside
+one process cancels most of a shared machine's drift, which separate benchmark runs
+do not.
+
+    python bench/mask_fill_ab.py [--batch 8] [--rounds 12] [--model DIR] [--json]
+
+Placements: ``inline`` (fill before sampling, on the engine thread), ``worker``
+(always the worker thread), ``default`` (the engine's default: the worker once a
+forward releases the GIL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+from agentic_llm.benchmarks.report import emit, print_table, progress
+
+HERE = Path(__file__).resolve().parent
+PLACEMENTS: tuple[tuple[str, bool | None], ...] = (("inline", False), ("default", None), ("worker", True))
+
+
+def _tpot(outs: list[Any]) -> float:
+    return statistics.median((o.metrics.finish_time - o.metrics.first_token_time) / max(1, len(o.output_token_ids) - 1)
+                             for o in outs)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from agentic_llm.engine import LLMEngine, SamplingParams
+    from agentic_llm.models import default_model_dir
+    from agentic_llm.planner import GenerateRequest, plan
+    from agentic_llm.serving.build import build_compiler
+
+    torch.set_num_threads(1)
+    model_dir = Path(args.model) if args.model else default_model_dir()
+    with (HERE / "validity_requests.jsonl").open(encoding="utf-8") as fh:
+        reqs = [json.loads(line) for line in fh if line.strip()][: args.batch]
+    plans = [plan(GenerateRequest.from_json(r)) for r in reqs]
+    engine = LLMEngine.from_pretrained(model_dir, device="cpu", dtype=torch.float32,
+                                       max_num_seqs=max(2, args.batch), compile_decode=True)
+    compiler = build_compiler(model_dir, engine)
+    prompts = [engine.tokenizer.encode(p.render_prompt()).ids for p in plans]
+    engine.generate(prompts[:2], SamplingParams(max_tokens=4, ignore_eos=True))  # compiles the step
+    filler = engine.mask_filler
+    overheads: dict[str, list[float]] = {name: [] for name, _ in PLACEMENTS}
+    for r in progress(range(args.rounds), total=args.rounds, desc="rounds", enabled=not args.json):
+        k = r % len(PLACEMENTS)
+        for name, overlap in PLACEMENTS[k:] + PLACEMENTS[:k]:
+            filler.overlap = overlap
+            filler.threaded = overlap is True
+            params = [SamplingParams(max_tokens=p.max_tokens, jump_forward=False) for p in plans]
+            con = engine.generate(prompts, params, [compiler.matcher_for(p) for p in plans])
+            unc = engine.generate(prompts, [SamplingParams(max_tokens=max(1, len(o.output_token_ids)), ignore_eos=True,
+                                                           jump_forward=False) for o in con])
+            overheads[name].append(_tpot(con) / _tpot(unc) - 1)
+    compiled = engine.stats()["compiled_decode_off_reason"] == ""
+    engine.close()
+    return {"batch": args.batch, "rounds": args.rounds, "compiled_decode": compiled,
+            "overhead_median": {n: statistics.median(v) for n, v in overheads.items()},
+            "overhead_runs": overheads}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=12)
+    ap.add_argument("--model", default=None, help="model directory (default: the shipped model)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    if args.batch < 1 or args.rounds < 1:
+        ap.error("--batch and --rounds must be at least 1")
+    result = run(args)
+    emit(result, as_json=args.json)
+    if not args.json:
+        print_table(["placement", "overhead, median", "runs"],
+                    [[n, f"{m * 100:+.1f}%", " ".join(f"{x * 100:+.0f}" for x in result["overhead_runs"][n])]
+                     for n, m in result["overhead_median"].items()])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
