@@ -24,8 +24,11 @@ from agentic_llm.engine.kv.pool import PagedKVPool
 
 __all__ = ["KVWorkspace", "WorkspaceBinding"]
 
-#: extra key slots allocated past the longest row at a rebuild (rounded to pages)
-_SLACK = 64
+#: extra key slots allocated past the longest row at a rebuild (rounded to pages).
+#: The compiled decode step attends over the whole capacity, so slack costs
+#: attention at every step, while running out of it costs one gather: 16 measured
+#: about 3% faster than 64 at batch 32 on the shipped model (48 new tokens).
+_SLACK = 16
 #: key lengths are rounded up to this, so SDPA sees few distinct shapes
 _ALIGN = 8
 
