@@ -285,13 +285,15 @@ class LLMEngine:
         return outputs
 
     def _output(self, req: Request) -> RequestOutput:
-        out = req.output_token_ids
+        out = req.token_ids[req.num_prompt_tokens :]
         new = out[req.sent_tokens :]
         req.sent_tokens = len(out)
-        diags = req.step_diagnostics[req.sent_diagnostics :]
-        req.sent_diagnostics = len(req.step_diagnostics)
+        sd = req.step_diagnostics
+        diags = sd[req.sent_diagnostics :] if sd else []
+        req.sent_diagnostics = len(sd)
         text = None
-        if req.is_finished:
+        finished = req.is_finished
+        if finished:
             self.requests.pop(req.request_id, None)
             if self.tokenizer is not None:
                 text = self.tokenizer.decode(out, skip_special_tokens=True)
@@ -300,12 +302,12 @@ class LLMEngine:
             prompt_token_ids=req.prompt_token_ids,
             output_token_ids=out,
             new_token_ids=new,
-            finished=req.is_finished,
+            finished=finished,
             finish_reason=req.finish_reason,
             error=req.error,
             metrics=req.metrics,
             text=text,
-            diagnostics=list(diags),
+            diagnostics=diags,
         )
 
     def generate(

@@ -182,14 +182,17 @@ def _sample_and_advance(
             # the common case, inlined: no constraint, no statistics
             p = req.params
             tok = best[s] if p.greedy else sample_row(raw[s], p, req.generator)
-            req.token_ids.append(tok)
+            ids = req.token_ids
+            ids.append(tok)
             met = req.metrics
             met.num_decode_steps += 1
             if met.first_token_time is None:
                 met.first_token_time = time.monotonic()
-            reason = stop_reason(req, eos, max_len)
-            if reason is not None:
-                sched.finish(req, reason)
+            # stop_reason without a matcher, inlined
+            if (tok in eos and not p.ignore_eos) or tok in p.stop_token_ids:
+                sched.finish(req, FinishReason.STOP)
+            elif len(ids) - req.num_prompt_tokens >= p.max_tokens or len(ids) >= max_len:
+                sched.finish(req, FinishReason.LENGTH)
             continue
         if not finite[s]:
             sched.finish(req, FinishReason.ERROR, AgenticError(
