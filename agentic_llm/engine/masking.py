@@ -11,11 +11,12 @@ So a fill is submitted before the forward and held until the forward says where 
 should run: :meth:`MaskFiller.start` hands it to the worker, :meth:`MaskFiller.finish`
 (after the forward) runs a fill still held. By default (``overlap=None``) the filler
 runs inline until the first forward that releases the GIL, and on the worker from
-then on, given a second CPU for it (one CPU: always inline): once the engine's decode steps run compiled, the steps that do not (a
-prefill, a lone row) fill on the worker too, after their forward, so that the
-sampled tokens' matcher updates keep moving into the next step's fill (see
-:attr:`MaskFiller.defers_accept`). ``overlap=True`` always uses the worker,
-``False`` always fills inline, at submission.
+then on, given a second CPU for it (with one CPU, always inline). Once the engine's
+decode steps run compiled, the steps that do not (a prefill, a lone row) fill on the
+worker too, after their forward, so that the sampled tokens' matcher updates keep
+moving into the next step's fill (see :attr:`MaskFiller.defers_accept`).
+``overlap=True`` always uses the worker, ``False`` always fills inline, at
+submission.
 """
 
 from __future__ import annotations
