@@ -7,7 +7,7 @@ twice, with and without the grammar, greedy, and validates every output against 
 own plan. Constrained decoding must reach 100%; anything less is a bug in the
 grammar, the matcher or the engine, and the failures are listed.
 
-    python bench/validity.py [--model DIR] [--limit N] [--json] [--out FILE.json]
+    python bench/validity.py [--model DIR] [--limit N] [--no-jump-forward] [--json] [--out FILE.json]
 """
 
 from __future__ import annotations
@@ -34,14 +34,14 @@ def load_requests(path: Path, limit: int | None) -> list[dict[str, Any]]:
 
 
 def evaluate(gen: Any, requests: list[dict[str, Any]], *, constrained: bool, chunk: int,
-             show: bool) -> dict[str, Any]:
+             show: bool, jump_forward: bool = True) -> dict[str, Any]:
     """Generate for every request and count valid outputs; failures keep their first errors."""
     results = []
     t0 = time.perf_counter()
     chunks = [requests[i : i + chunk] for i in range(0, len(requests), chunk)]
     label = "constrained" if constrained else "unconstrained"
     for part in progress(chunks, total=len(chunks), desc=label, enabled=show):
-        results += gen.generate(part, constrained=constrained, honour_timeouts=False)
+        results += gen.generate(part, constrained=constrained, jump_forward=jump_forward, honour_timeouts=False)
     wall = time.perf_counter() - t0
     valid = sum(r.valid for r in results)
     codes: collections.Counter[str] = collections.Counter()
@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chunk", type=int, default=25, help="requests batched together")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--constrained-only", action="store_true", help="skip the unconstrained pass")
+    p.add_argument("--no-jump-forward", action="store_true",
+                   help="sample every token, forced text included (the masks alone keep outputs valid)")
     p.add_argument("--json", action="store_true", help="print one JSON object, nothing else")
     p.add_argument("--out", type=Path, default=None, help="also write the JSON result here")
     args = p.parse_args(argv)
@@ -93,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     requests = load_requests(args.requests, args.limit)
     gen = SubgraphGenerator.from_model_dir(args.model, max_num_seqs=args.chunk)
     try:
-        modes = [evaluate(gen, requests, constrained=c, chunk=args.chunk, show=not args.json)
+        modes = [evaluate(gen, requests, constrained=c, chunk=args.chunk, show=not args.json,
+                          jump_forward=not args.no_jump_forward)
                  for c in ((True,) if args.constrained_only else (True, False))]
     finally:
         gen.close()
