@@ -285,12 +285,11 @@ class LLMEngine:
         return outputs
 
     def _output(self, req: Request) -> RequestOutput:
-        out = req.token_ids[req.num_prompt_tokens :]
+        out = req.output_token_ids
         new = out[req.sent_tokens :]
         req.sent_tokens = len(out)
-        sd = req.step_diagnostics
-        diags = sd[req.sent_diagnostics :] if sd else []
-        req.sent_diagnostics = len(sd)
+        diags = req.step_diagnostics[req.sent_diagnostics :]
+        req.sent_diagnostics = len(req.step_diagnostics)
         text = None
         finished = req.is_finished
         if finished:

@@ -171,7 +171,7 @@ def _sample_and_advance(
     if np.isfinite(m_max).all():
         finite = any_allowed = [True] * len(reqs)
     else:
-        finite = torch.isfinite(raw.max(dim=-1).values).tolist()
+        finite = np.isfinite(row_max(raw)[0]).tolist()
         any_allowed = (m_max > float("-inf")).tolist()
     sched = engine.scheduler
     eos, max_len = engine.eos_token_ids, engine.max_model_len
@@ -182,17 +182,14 @@ def _sample_and_advance(
             # the common case, inlined: no constraint, no statistics
             p = req.params
             tok = best[s] if p.greedy else sample_row(raw[s], p, req.generator)
-            ids = req.token_ids
-            ids.append(tok)
+            req.token_ids.append(tok)
             met = req.metrics
             met.num_decode_steps += 1
             if met.first_token_time is None:
                 met.first_token_time = time.monotonic()
-            # stop_reason without a matcher, inlined
-            if (tok in eos and not p.ignore_eos) or tok in p.stop_token_ids:
-                sched.finish(req, FinishReason.STOP)
-            elif len(ids) - req.num_prompt_tokens >= p.max_tokens or len(ids) >= max_len:
-                sched.finish(req, FinishReason.LENGTH)
+            reason = stop_reason(req, eos, max_len)
+            if reason is not None:
+                sched.finish(req, reason)
             continue
         if not finite[s]:
             sched.finish(req, FinishReason.ERROR, AgenticError(
