@@ -68,10 +68,19 @@ class FastMask:
         v = self._vocab
         ext: list[str] = []
         work = [a or "\n" for a in sl.texts]
+        # In a type, node id or tool name each text is a whole rest of the value and
+        # only a newline follows it (``ends_line``); the slot after it would list
+        # the other values' remainders, which are texts of this slot already, so a
+        # text is extended by the newline directly instead of through ``_slot_after``.
+        direct = set(work) if ends_line(self._gp, self._g, self._line) else ()
         while work:
             t = work.pop()
             if not v.has_longer(t):
                 ext.append(t)
+                continue
+            if t in direct and t != "\n":
+                direct.discard(t)  # type: ignore[union-attr]
+                work.append(t + "\n")
                 continue
             limit -= 1
             after = self._slot_after(t) if limit >= 0 else None

@@ -116,3 +116,27 @@ def test_profile_documents_are_accepted(compiler, text: str) -> None:  # type: i
     ids = compiler.tokenizer_info.encode(text)
     ok, where = feed(compiler.matcher_for(PLAN), ids)
     assert ok, (where, compiler.tokenizer_info.decode(ids[:where])[-200:], text)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(documents())
+def test_fast_masks_equal_the_reference_along_documents(compiler, text: str) -> None:  # type: ignore[no-untyped-def]
+    """At every position of a canonical document the fast mask equals the directly
+    computed one (``verify`` raises otherwise) and allows the document's next token.
+    Without a string cap, so the finite-text paths that run past a line end (types,
+    ids, tool names, references) are the ones exercised."""
+    import numpy as np
+    import xgrammar as xgr
+
+    errors = [d for d in check_text(text, PLAN.validation_policy()) if d.severity == "error"]
+    if errors:
+        return
+    ids = compiler.tokenizer_info.encode(text)
+    m = compiler.matcher_for(PLAN, verify=True)
+    bm = xgr.allocate_token_bitmask(1, compiler.tokenizer_info.vocab_size)
+    for i, t in enumerate(ids):
+        m.fill_next_token_bitmask(bm, 0)
+        row = bm[0].numpy().view(np.uint32)
+        assert (int(row[t >> 5]) >> (t & 31)) & 1, (i, compiler.tokenizer_info.decode(ids[:i])[-120:])
+        assert m.accept_token(t)
+    assert m.is_terminated()
