@@ -35,6 +35,20 @@ def fresh_tail(tail: str) -> bool:
 
 
 
+def _or_ids(row: np.ndarray, ids: list[int] | np.ndarray) -> None:
+    """Set the bits of token ``ids`` in the packed ``row`` (duplicates allowed)."""
+    if len(ids) <= 24:
+        words: dict[int, int] = {}
+        for tid in ids:
+            tid = int(tid)
+            words[tid >> 5] = words.get(tid >> 5, 0) | (1 << (tid & 31))
+        w = np.fromiter(words.keys(), dtype=np.int64, count=len(words))
+        row[w] |= np.fromiter(words.values(), dtype=np.uint32, count=len(words))
+        return
+    a = np.asarray(ids, dtype=np.int64)
+    np.bitwise_or.at(row, a >> 5, np.left_shift(np.uint32(1), (a & 31).astype(np.uint32)))
+
+
 class FastMask:
     """Mixin of ``DSLMatcher``: the mask computations behind its fast paths."""
 
@@ -231,8 +245,10 @@ class FastMask:
                 if edge is None:
                     edge = memo[ek] = v.ids_in(xrow & runs[room] & ~runs[room - 1]).tolist()
                 allowed += [tid for tid in edge if self._ok(tid)]
+        bulk: np.ndarray | None = None
         if rc is not None or sl.fresh >= 0:
-            allowed += self._closers(memo, xrow, rc)
+            closers, bulk = self._closers(memo, xrow, rc)
+            allowed += closers
         if self._tool_line():
             # did xgrammar allow a token here that the graph's tool / key set drops?
             if keep is None:
@@ -246,15 +262,13 @@ class FastMask:
             row.fill(0)
         else:
             np.bitwise_and(xrow, keep, out=row)
+        if bulk is not None:
+            np.bitwise_or(row, bulk, out=row)
         if allowed:
-            words: dict[int, int] = {}
-            for tid in allowed:
-                words[tid >> 5] = words.get(tid >> 5, 0) | (1 << (tid & 31))
-            w = np.fromiter(words.keys(), dtype=np.int64, count=len(words))
-            row[w] |= np.fromiter(words.values(), dtype=np.uint32, count=len(words))
+            _or_ids(row, allowed)
 
     def _closers(self, memo: dict[Any, Any], xrow: np.ndarray,
-                 ctx: tuple[Any, str] | None) -> list[int]:
+                 ctx: tuple[Any, str] | None) -> tuple[list[int], np.ndarray | None]:
         """Tokens that finish the current reference element and close it (``x"y``).
 
         Such a token is allowed when ``e + x`` (``e``: the element so far) is an
@@ -268,7 +282,7 @@ class FastMask:
         if ix is None:
             ix = memo["closers"] = _CloserIndex.build(self._vocab, xrow)
         if ctx is None:
-            return [int(tid) for tid in ix.tids if self._ok(int(tid))]
+            return [int(tid) for tid in ix.tids if self._ok(int(tid))], None
         refs, e = ctx
         banned = refs.banned_ids()
         fresh_ok = refs.fresh_allowed()
@@ -296,6 +310,7 @@ class FastMask:
             return ok
 
         out: list[int] = []
+        bulk: np.ndarray | None = None  # a packed row: the fresh-id closers of a large index
         known_tids: set[int] = set()
         for k in refs.finite():
             if k.startswith(e):
@@ -314,20 +329,20 @@ class FastMask:
                     if n <= room and (f or lead) and tid not in drop and verdict(gi, False, tid):
                         out.append(tid)
             else:
-                sel = ix.id_len <= room
-                if not f:
-                    sel &= ix.id_lead
-                for tid in drop:
-                    at = ix.id_pos.get(tid)
-                    if at is not None:
-                        sel[at] = False
-                tids, gis = ix.id_tids[sel], ix.id_gi[sel]
-                if tids.size:
-                    ok_gi = np.zeros(len(ix.ys), dtype=bool)
-                    first = np.unique(gis, return_index=True)
-                    for gi, at in zip(first[0].tolist(), first[1].tolist(), strict=True):
-                        ok_gi[gi] = verdict(gi, False, int(tids[at]))
-                    out += tids[ok_gi[gis]].tolist()
+                # one verdict per group, on a member that is not dropped; the row of
+                # the groups that pass is kept on the index, less the dropped tokens
+                ok_groups = []
+                for gi, gtids in ix.fresh_groups(room, not f):
+                    rep = next((tid for tid in gtids if tid not in drop), None)
+                    if rep is not None and verdict(gi, False, rep):
+                        ok_groups.append(gi)
+                if ok_groups:
+                    bulk = ix.fresh_row(room, not f, tuple(ok_groups), len(xrow))
+                    hit = [tid for tid in drop if (int(bulk[tid >> 5]) >> (tid & 31)) & 1]
+                    if hit:
+                        bulk = bulk.copy()
+                        for tid in hit:
+                            bulk[tid >> 5] &= np.uint32(~(1 << (tid & 31)) & 0xFFFFFFFF)
         elif f is None and fresh_ok and t.startswith(e):
             # e is still inside the target path: a token may finish it and a fresh id
             rest_of_t = t[len(e):]
@@ -335,7 +350,7 @@ class FastMask:
                 fid = x[len(rest_of_t):]
                 if tid not in known_tids and fresh_id(fid) and fid not in banned and verdict(gi, False, tid):
                     out.append(tid)
-        return out
+        return out, bulk
 
     def _check_against_reference(self, row: np.ndarray) -> None:
         import xgrammar as xgr
@@ -358,20 +373,52 @@ class _CloserIndex:
     """The quote tokens ``x"y`` of one xgrammar row, indexed for ``_closers``:
     grouped by ``y``, looked up by ``x``, and as arrays for the fresh-id filters."""
 
-    __slots__ = ("ys", "tids", "by_x", "id_rows", "id_pos", "id_tids", "id_len", "id_lead", "id_gi",
-                 "_sorted")
+    __slots__ = ("ys", "tids", "by_x", "id_rows", "id_tids", "id_len", "id_lead", "id_gi",
+                 "_sorted", "_fresh", "_rows")
 
     def __init__(self) -> None:
         self.ys: list[str] = []
         self.tids = np.zeros(0, dtype=np.int64)
         self.by_x: dict[str, list[tuple[int, int]]] = {}
         self.id_rows: list[tuple[int, int, bool, int]] = []  # (token id, len(x), leads, group)
-        self.id_pos: dict[int, int] = {}
         self.id_tids = np.zeros(0, dtype=np.int64)
         self.id_len = np.zeros(0, dtype=np.int64)
         self.id_lead = np.zeros(0, dtype=bool)
         self.id_gi = np.zeros(0, dtype=np.int64)
         self._sorted: tuple[list[str], list[tuple[str, int, int]]] | None = None
+        self._fresh: dict[tuple[int, bool], list[tuple[int, list[int]]]] = {}
+        self._rows: dict[tuple[int, bool, tuple[int, ...]], np.ndarray] = {}
+
+    def fresh_groups(self, room: int, lead_only: bool) -> list[tuple[int, list[int]]]:
+        """``(group, token ids)`` of the tokens whose ``x`` can extend a fresh id with
+        ``room`` characters left (and start one, with ``lead_only``), by group."""
+        key = (room, lead_only)
+        hit = self._fresh.get(key)
+        if hit is None:
+            sel = self.id_len <= room
+            if lead_only:
+                sel &= self.id_lead
+            groups: dict[int, list[int]] = {}
+            for tid, gi in zip(self.id_tids[sel].tolist(), self.id_gi[sel].tolist(), strict=True):
+                groups.setdefault(gi, []).append(tid)
+            hit = self._fresh[key] = list(groups.items())
+        return hit
+
+    def fresh_row(self, room: int, lead_only: bool, groups: tuple[int, ...], words: int) -> np.ndarray:
+        """Packed row of ``fresh_groups(room, lead_only)`` members in ``groups``
+        (kept; the caller must not change it)."""
+        key = (room, lead_only, groups)
+        row = self._rows.get(key)
+        if row is None:
+            if len(self._rows) >= 64:
+                self._rows.clear()
+            want = set(groups)
+            row = np.zeros(words, dtype=np.uint32)
+            ids = [tid for gi, tids in self.fresh_groups(room, lead_only) if gi in want for tid in tids]
+            if ids:
+                _or_ids(row, ids)
+            self._rows[key] = row
+        return row
 
     @classmethod
     def build(cls, vocab: VocabIndex, xrow: np.ndarray) -> _CloserIndex:
@@ -391,7 +438,6 @@ class _CloserIndex:
             if set(x) <= _ID_CHARS:
                 id_rows.append((tid, len(x), x[:1] in _LETTERS, gi))
         ix.id_rows = id_rows
-        ix.id_pos = {row[0]: i for i, row in enumerate(id_rows)}
         if id_rows:
             cols = list(zip(*id_rows, strict=True))
             ix.id_tids = np.asarray(cols[0], dtype=np.int64)
