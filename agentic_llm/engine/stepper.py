@@ -52,8 +52,12 @@ def run_step(engine: LLMEngine) -> list[Request]:
     seq_ids = [r.request.seq_no if c[1] == r.start else -1 for r, c in zip(rows, share.chunks, strict=True)]
     batch = build_forward_batch(share.chunks, engine.pool.block_size, engine.device, seq_ids)
     sample_idx = [i for i, r in enumerate(rows) if r.samples]
+    # a matcher holding a pending token is live: the token came from its mask, and
+    # the fill that takes it reports a completed document (``FilledMask.done``)
     constrained = [
-        i for i in sample_idx if rows[i].request.matcher is not None and not rows[i].request.matcher.is_terminated()  # type: ignore[union-attr]
+        i for i in sample_idx
+        if (m := rows[i].request.matcher) is not None and (rows[i].request.pending_token is not None
+                                                           or not m.is_terminated())
     ]
     future: Future[FilledMask] | None = None
     if constrained:
