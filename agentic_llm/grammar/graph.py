@@ -615,6 +615,10 @@ class Slot(NamedTuple):
     check_quotes: bool = False  # free, but a token with a quote is checked exactly
 
 
+#: the slot at a line start, by the line kinds allowed there (it depends on nothing else)
+_LINE_STARTS: dict[tuple[Step, ...], Slot] = {}
+
+
 def slot(gp: GraphPlan, g: GraphState, line: str) -> Slot:
     """Describe what may follow ``line`` (the current partial line); memoized on the
     line state (the mask of a line's last position describes the next line's start,
@@ -622,7 +626,16 @@ def slot(gp: GraphPlan, g: GraphState, line: str) -> Slot:
     key = ("slot", line)
     hit = g.memo.get(key)
     if hit is None or hit[0] is not gp:
-        hit = g.memo[key] = (gp, _slot(gp, g, line))
+        if line:
+            sl = _slot(gp, g, line)
+        else:
+            opts = tuple(_options(gp, g))
+            sl = _LINE_STARTS.get(opts)  # type: ignore[assignment]
+            if sl is None:
+                if len(_LINE_STARTS) >= 4096:
+                    _LINE_STARTS.clear()
+                sl = _LINE_STARTS[opts] = _slot(gp, g, line)
+        hit = g.memo[key] = (gp, sl)
     return hit[1]  # type: ignore[no-any-return]
 
 
