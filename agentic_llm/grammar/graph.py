@@ -494,7 +494,9 @@ def _content_ok(gp: GraphPlan, g: GraphState, st: Step, rest: str, complete: boo
         if not rest.startswith('"'):
             return rest == "" and not complete
         j = rest.find('"', 1)
-        if j >= 0 and rest[1:j] in g.akeys:
+        if j < 0:
+            return not complete  # a finished line has closed its key
+        if rest[1:j] in g.akeys:
             return False
         return _vars_ok(gp, rest, complete)
     if kind in ("free", "outkeys"):

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agentic_llm.grammar.fastmask import FastMask, fresh_tail
+from agentic_llm.grammar.fastmask import _ID_CHARS, _LETTERS, FastMask, fresh_tail
 from agentic_llm.grammar.graph import (
     GraphPlan,
     GraphState,
@@ -29,6 +29,7 @@ from agentic_llm.grammar.vocab import MAX_ID, VocabIndex
 __all__ = ["DSLMatcher"]
 
 _STRING_SPECIAL = frozenset('"\\{\n')
+_FREE = Slot(True)
 
 
 def _keeps_string_class(tok: str) -> bool:
@@ -194,9 +195,11 @@ class DSLMatcher(FastMask):
         row = self._row_view(bitmask, index)
         fc = self._free_carry
         if fc is not None and fc[0] is self._g and fc[1] == self._line:
-            # the string continues in the same lexical class: the same mask
+            # the string continues in the same lexical class: the same mask, and the
+            # same free slot (what ``accept_token`` then asks)
             np.copyto(row, fc[2])
             self._free_row = fc
+            self._slot_pre = (self._g, self._line, _FREE)
             if self.verify:
                 self._check_against_reference(row)
             return
@@ -337,15 +340,22 @@ class DSLMatcher(FastMask):
     def _advance_known(self, tok: str) -> tuple[GraphState, str] | None:
         """``_advance`` from the current position, without re-checking the line when
         the slot computed for this position already decides it: a token inside one
-        of a finite slot's texts, or a token without a brace or a newline in a free
-        field (whose line check looks at templates only)."""
+        of a finite slot's texts, a token without a brace or a newline in a free
+        field (whose line check looks at templates only), or id characters that
+        keep a fresh id shorter than MAX_ID."""
         pre = self._slot_pre
         if pre is not None and "\n" not in tok and pre[0] is self._g and pre[1] == self._line:
             sl = pre[2]
             if sl.free:
                 if not sl.check_quotes and "{" not in tok:
                     return self._g, self._line + tok
-            elif sl.fresh < 0 and not sl.fresh_entry and any(a.startswith(tok) for a in sl.texts):
+            elif sl.fresh >= 0:
+                # id characters that keep a fresh id below MAX_ID: it can still become
+                # an unused id (the mask lets such runs through wholesale)
+                if (tok and set(tok) <= _ID_CHARS and sl.fresh + len(tok) < MAX_ID
+                        and (sl.fresh > 0 or tok[0] in _LETTERS)):
+                    return self._g, self._line + tok
+            elif not sl.fresh_entry and any(a.startswith(tok) for a in sl.texts):
                 return self._g, self._line + tok
         return self._advance(self._g, self._line, tok)
 

@@ -140,3 +140,32 @@ def test_fast_masks_equal_the_reference_along_documents(compiler, text: str) -> 
         assert (int(row[t >> 5]) >> (t & 31)) & 1, (i, compiler.tokenizer_info.decode(ids[:i])[-120:])
         assert m.accept_token(t)
     assert m.is_terminated()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(documents(), st.randoms(use_true_random=False))
+def test_accept_shortcuts_agree_with_the_line_check_along_documents(compiler, text: str, rng) -> None:  # type: ignore[no-untyped-def]
+    """Along canonical documents without a string cap (strings carried from one
+    position to the next, fresh ids typed token by token), ``accept_token``'s
+    shortcut gives the full line check's verdict and next state, for the document's
+    token and for random ones."""
+    import xgrammar as xgr
+
+    errors = [d for d in check_text(text, PLAN.validation_policy()) if d.severity == "error"]
+    if errors:
+        return
+    vocab = compiler.vocab
+    ids = compiler.tokenizer_info.encode(text)
+    m = compiler.matcher_for(PLAN)
+    bm = xgr.allocate_token_bitmask(1, compiler.tokenizer_info.vocab_size)
+    # id-like tokens probe the fresh-id shortcut's edges (a digit or underscore first)
+    edges = [vocab.by_text[x] for x in ("1", "_", "a", "ab", "x1", "_a", "12") if x in vocab.by_text]
+    for t in ids:
+        m.fill_next_token_bitmask(bm, 0)
+        if not m._g.done:  # noqa: SLF001
+            for tid in [t, *edges] + [rng.randrange(len(vocab.texts)) for _ in range(3)]:
+                tok = vocab.texts[tid]
+                if tok:
+                    assert m._advance_known(tok) == m._advance(m._g, m.text, tok), (m.text, tok)  # noqa: SLF001
+        assert m.accept_token(t)
+    assert m.is_terminated()

@@ -143,3 +143,17 @@ def test_mask_never_allows_a_full_length_id_that_is_taken(compiler) -> None:  # 
     for t in allowed.tolist():
         assert m.accept_token(t), t
         m.rollback(1)
+
+
+def test_check_rejects_an_unterminated_assign_key_without_crashing(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A line that ends inside an assign key is refused by xgrammar; the graph layer's
+    line check must refuse it too rather than build a state from it (it raised
+    ValueError before xgrammar was asked)."""
+    req, doc = realistic_documents()[1]  # the document with an ``assign`` node
+    cut = doc.index('      "shortlist"')
+    bad = tmp_path / "bad.md"
+    bad.write_text(doc[:cut] + '      "shortlist\')\n' + doc[cut:])
+    rp = tmp_path / "req.json"
+    rp.write_text(json.dumps(req))
+    assert main(["grammar", "check", "--request", str(rp), str(bad)]) == 1
+    assert "rejected at line" in capsys.readouterr().out
