@@ -157,3 +157,38 @@ def test_check_rejects_an_unterminated_assign_key_without_crashing(tmp_path, cap
     rp.write_text(json.dumps(req))
     assert main(["grammar", "check", "--request", str(rp), str(bad)]) == 1
     assert "rejected at line" in capsys.readouterr().out
+
+
+def test_mutated_documents_are_refused_or_accepted_never_raise(compiler) -> None:  # type: ignore[no-untyped-def]
+    """Arbitrary edits of good documents (quotes, braces, brackets, newlines, indents
+    inserted, deleted or swapped in) fed token by token, masks filled at every
+    position: each token is accepted or refused, nothing raises, and a token the
+    matcher accepts was in its mask."""
+    rng = random.Random(5)
+    pieces = list('"\\{}[]:, \n-_/abz09\'é') + ["{{ city }}", '", "', '"]\n', "\n    ", '  - id: "', "{{ ", " }}"]
+    docs = _docs()
+    bm = xgr.allocate_token_bitmask(1, compiler.tokenizer_info.vocab_size)
+    refused = 0
+    for _ in range(150):
+        p, doc = rng.choice(docs)
+        s = list(doc)
+        for _ in range(rng.randint(1, 3)):
+            k = rng.randrange(len(s))
+            op = rng.random()
+            if op < 0.4:
+                s.insert(k, rng.choice(pieces))
+            elif op < 0.7:
+                del s[k]
+            else:
+                s[k] = rng.choice(pieces)
+        m = compiler.matcher_for(p)
+        for t in compiler.tokenizer_info.encode("".join(s)):
+            m.fill_next_token_bitmask(bm, 0)
+            allowed = bool((int(bm[0, t >> 5]) >> (t & 31)) & 1)
+            ok = m.accept_token(t)
+            assert ok == allowed, (t, m.text)
+            if not ok:
+                refused += 1
+                break
+        m.is_terminated()
+    assert refused > 50  # most edits break the document somewhere
