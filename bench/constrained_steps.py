@@ -15,16 +15,15 @@ over compiled steps and the median TPOT; the summary is the median over rounds.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Any
+
+from _constrained import constrained_batch
 
 from agentic_llm.benchmarks.report import emit, print_table, progress
 
-HERE = Path(__file__).resolve().parent
 PHASES = ("step", "call", "forward_rest", "sample", "step_rest", "mask_work")
 
 
@@ -39,24 +38,10 @@ def _timed(store: dict[str, float], key: str, fn: Any) -> Any:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    import torch
-
     import agentic_llm.engine.stepper as stepper
-    from agentic_llm.engine import LLMEngine, SamplingParams
-    from agentic_llm.models import default_model_dir
-    from agentic_llm.planner import GenerateRequest, plan
-    from agentic_llm.serving.build import build_compiler
+    from agentic_llm.engine import SamplingParams
 
-    torch.set_num_threads(1)
-    model_dir = default_model_dir()
-    with (HERE / "validity_requests.jsonl").open(encoding="utf-8") as fh:
-        reqs = [json.loads(line) for line in fh if line.strip()][: args.batch]
-    plans = [plan(GenerateRequest.from_json(r)) for r in reqs]
-    engine = LLMEngine.from_pretrained(model_dir, device="cpu", dtype=torch.float32,
-                                       max_num_seqs=max(2, args.batch), compile_decode=True)
-    compiler = build_compiler(model_dir, engine)
-    prompts = [engine.tokenizer.encode(p.render_prompt()).ids for p in plans]
-    engine.generate(prompts[:2], SamplingParams(max_tokens=4, ignore_eos=True))  # compiles the step
+    engine, compiler, plans, prompts = constrained_batch(args.batch)
     comp = engine.model.decode_runner.compiled
     if comp is None or comp.failed:
         raise SystemExit("the compiled decode step is off here")

@@ -17,15 +17,14 @@ forward releases the GIL).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
-from pathlib import Path
 from typing import Any
+
+from _constrained import constrained_batch
 
 from agentic_llm.benchmarks.report import emit, print_table, progress
 
-HERE = Path(__file__).resolve().parent
 PLACEMENTS: tuple[tuple[str, bool | None], ...] = (("inline", False), ("default", None), ("worker", True))
 
 
@@ -35,23 +34,9 @@ def _tpot(outs: list[Any]) -> float:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    import torch
+    from agentic_llm.engine import SamplingParams
 
-    from agentic_llm.engine import LLMEngine, SamplingParams
-    from agentic_llm.models import default_model_dir
-    from agentic_llm.planner import GenerateRequest, plan
-    from agentic_llm.serving.build import build_compiler
-
-    torch.set_num_threads(1)
-    model_dir = Path(args.model) if args.model else default_model_dir()
-    with (HERE / "validity_requests.jsonl").open(encoding="utf-8") as fh:
-        reqs = [json.loads(line) for line in fh if line.strip()][: args.batch]
-    plans = [plan(GenerateRequest.from_json(r)) for r in reqs]
-    engine = LLMEngine.from_pretrained(model_dir, device="cpu", dtype=torch.float32,
-                                       max_num_seqs=max(2, args.batch), compile_decode=True)
-    compiler = build_compiler(model_dir, engine)
-    prompts = [engine.tokenizer.encode(p.render_prompt()).ids for p in plans]
-    engine.generate(prompts[:2], SamplingParams(max_tokens=4, ignore_eos=True))  # compiles the step
+    engine, compiler, plans, prompts = constrained_batch(args.batch, args.model)
     filler = engine.mask_filler
     overheads: dict[str, list[float]] = {name: [] for name, _ in PLACEMENTS}
     for r in progress(range(args.rounds), total=args.rounds, desc="rounds", enabled=not args.json):
