@@ -86,14 +86,14 @@ class FastMask:
         # only a newline follows it (``ends_line``); the slot after it would list
         # the other values' remainders, which are texts of this slot already, so a
         # text is extended by the newline directly instead of through ``_slot_after``.
-        direct = set(work) if ends_line(self._gp, self._g, self._line) else ()
+        direct: set[str] = set(work) if ends_line(self._gp, self._g, self._line) else set()
         while work:
             t = work.pop()
             if not v.has_longer(t):
                 ext.append(t)
                 continue
             if t in direct and t != "\n":
-                direct.discard(t)  # type: ignore[union-attr]
+                direct.discard(t)
                 work.append(t + "\n")
                 continue
             limit -= 1

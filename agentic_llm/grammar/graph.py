@@ -632,11 +632,12 @@ def slot(gp: GraphPlan, g: GraphState, line: str) -> Slot:
             sl = _slot(gp, g, line)
         else:
             opts = tuple(_options(gp, g))
-            sl = _LINE_STARTS.get(opts)  # type: ignore[assignment]
-            if sl is None:
+            known = _LINE_STARTS.get(opts)
+            if known is None:
                 if len(_LINE_STARTS) >= 4096:
                     _LINE_STARTS.clear()
-                sl = _LINE_STARTS[opts] = _slot(gp, g, line)
+                known = _LINE_STARTS[opts] = _slot(gp, g, line)
+            sl = known
         hit = g.memo[key] = (gp, sl)
     return hit[1]  # type: ignore[no-any-return]
 
