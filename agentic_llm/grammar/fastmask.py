@@ -310,7 +310,7 @@ class FastMask:
             return ok
 
         out: list[int] = []
-        bulk: np.ndarray | None = None  # a packed row: the fresh-id closers of a large index
+        bulk: np.ndarray | None = None  # a packed row: the fresh-id closers
         known_tids: set[int] = set()
         for k in refs.finite():
             if k.startswith(e):
@@ -324,25 +324,20 @@ class FastMask:
             for b in banned:
                 if b.startswith(f):
                     drop.update(tid for tid, _gi in ix.by_x.get(b[len(f):], ()))
-            if len(ix.id_rows) <= 64:
-                for tid, n, lead, gi in ix.id_rows:
-                    if n <= room and (f or lead) and tid not in drop and verdict(gi, False, tid):
-                        out.append(tid)
-            else:
-                # one verdict per group, on a member that is not dropped; the row of
-                # the groups that pass is kept on the index, less the dropped tokens
-                ok_groups = []
-                for gi, gtids in ix.fresh_groups(room, not f):
-                    rep = next((tid for tid in gtids if tid not in drop), None)
-                    if rep is not None and verdict(gi, False, rep):
-                        ok_groups.append(gi)
-                if ok_groups:
-                    bulk = ix.fresh_row(room, not f, tuple(ok_groups), len(xrow))
-                    hit = [tid for tid in drop if (int(bulk[tid >> 5]) >> (tid & 31)) & 1]
-                    if hit:
-                        bulk = bulk.copy()
-                        for tid in hit:
-                            bulk[tid >> 5] &= np.uint32(~(1 << (tid & 31)) & 0xFFFFFFFF)
+            # one verdict per group, on a member that is not dropped; the row of the
+            # groups that pass is kept on the index, less the dropped tokens
+            ok_groups = []
+            for gi, gtids in ix.fresh_groups(room, not f):
+                rep = next((tid for tid in gtids if tid not in drop), None)
+                if rep is not None and verdict(gi, False, rep):
+                    ok_groups.append(gi)
+            if ok_groups:
+                bulk = ix.fresh_row(room, not f, tuple(ok_groups), len(xrow))
+                hit = [tid for tid in drop if (int(bulk[tid >> 5]) >> (tid & 31)) & 1]
+                if hit:
+                    bulk = bulk.copy()
+                    for tid in hit:
+                        bulk[tid >> 5] &= np.uint32(~(1 << (tid & 31)) & 0xFFFFFFFF)
         elif f is None and fresh_ok and t.startswith(e):
             # e is still inside the target path: a token may finish it and a fresh id
             rest_of_t = t[len(e):]
@@ -373,14 +368,13 @@ class _CloserIndex:
     """The quote tokens ``x"y`` of one xgrammar row, indexed for ``_closers``:
     grouped by ``y``, looked up by ``x``, and as arrays for the fresh-id filters."""
 
-    __slots__ = ("ys", "tids", "by_x", "id_rows", "id_tids", "id_len", "id_lead", "id_gi",
+    __slots__ = ("ys", "tids", "by_x", "id_tids", "id_len", "id_lead", "id_gi",
                  "_sorted", "_fresh", "_rows")
 
     def __init__(self) -> None:
         self.ys: list[str] = []
         self.tids = np.zeros(0, dtype=np.int64)
         self.by_x: dict[str, list[tuple[int, int]]] = {}
-        self.id_rows: list[tuple[int, int, bool, int]] = []  # (token id, len(x), leads, group)
         self.id_tids = np.zeros(0, dtype=np.int64)
         self.id_len = np.zeros(0, dtype=np.int64)
         self.id_lead = np.zeros(0, dtype=bool)
@@ -437,7 +431,6 @@ class _CloserIndex:
             # right after the id); it may start one when it begins with a letter
             if set(x) <= _ID_CHARS:
                 id_rows.append((tid, len(x), x[:1] in _LETTERS, gi))
-        ix.id_rows = id_rows
         if id_rows:
             cols = list(zip(*id_rows, strict=True))
             ix.id_tids = np.asarray(cols[0], dtype=np.int64)
