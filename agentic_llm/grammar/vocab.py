@@ -46,11 +46,16 @@ class VocabIndex:
         self._ids = np.asarray([i for _, i in pairs], dtype=np.int64)
         self.lengths = np.asarray([len(t) for t in self.texts], dtype=np.int64)
         self.by_text: dict[str, int] = {}
+        # the longest token starting with each 2- and 4-character prefix: bounds
+        # the walk of ``_prefixes_of``
         self._maxlen2: dict[str, int] = {}
+        self._maxlen4: dict[str, int] = {}
         for t, i in pairs:
             self.by_text.setdefault(t, i)
             if len(t) > 1 and self._maxlen2.get(t[:2], 0) < len(t):
                 self._maxlen2[t[:2]] = len(t)
+            if len(t) > 3 and self._maxlen4.get(t[:4], 0) < len(t):
+                self._maxlen4[t[:4]] = len(t)
         quote, brace, newline, slash_id = [], [], [], []
         idrun: list[list[int]] = [[] for _ in range(MAX_ID + 1)]
         idrun_letter: list[list[int]] = [[] for _ in range(MAX_ID + 1)]
@@ -171,8 +176,9 @@ class VocabIndex:
 
     def prefixes_of(self, text: str) -> list[int]:
         """Ids of tokens that are a non-empty prefix of ``text`` (memoized: the texts
-        of a slot recur at every position of their kind, and a text whose first two
-        characters start long tokens, such as ``__``, takes one lookup per character).
+        of a slot recur at every position of their kind). One lookup per character,
+        up to the longest token that starts like the text (by its first two and four
+        characters: a heading line such as ``### AgenticDSL ...`` stops after a few).
         The list must not be changed."""
         hit = self._prefixes.get(text)
         if hit is None:
@@ -187,8 +193,11 @@ class VocabIndex:
         i = get(text[:1])
         if i is not None:
             out.append(i)
-        # no token starting with these two characters is longer than this
-        for k in range(2, min(len(text), self._maxlen2.get(text[:2], 0)) + 1):
+        # no token starting with these two (four) characters is longer than this
+        n = min(len(text), self._maxlen2.get(text[:2], 0))
+        if n > 4:
+            n = max(3, min(n, self._maxlen4.get(text[:4], 0)))
+        for k in range(2, n + 1):
             i = get(text[:k])
             if i is not None:
                 out.append(i)

@@ -257,3 +257,19 @@ def test_verified_walks_through_templates_at_the_string_cap() -> None:
                         c.vocab, rng, max_tokens=1500)
         completed += r.completed
     assert completed >= 20
+
+
+def test_prefixes_of_matches_its_definition(compiler: GrammarCompiler) -> None:
+    # The fast masks and the reference both read ``prefixes_of``, so ``verify`` cannot
+    # catch a fault in it: compare with the definition (every token that is a
+    # non-empty prefix of the text) on texts past the bounds of its walk.
+    import random
+
+    v = compiler.vocab
+    rng = random.Random(3)
+    texts = ["### AgenticDSL `/dynamic/plan_1`", '  - id: "', "    next: [\"", "\n", "\n\n    ",
+             "#" * 90, " " * 70, "__init__", "    type: tool_call", "end"]
+    texts += [v.texts[rng.randrange(len(v.texts))] + v.texts[rng.randrange(len(v.texts))] for _ in range(3000)]
+    for t in texts:
+        want = [v.by_text[t[:k]] for k in range(1, len(t) + 1) if t[:k] in v.by_text]
+        assert v._prefixes_of(t) == want, t
