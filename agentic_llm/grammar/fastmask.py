@@ -37,16 +37,23 @@ def fresh_tail(tail: str) -> bool:
 
 def _or_ids(row: np.ndarray, ids: list[int] | np.ndarray) -> None:
     """Set the bits of token ``ids`` in the packed ``row`` (duplicates allowed)."""
-    if len(ids) <= 24:
-        words: dict[int, int] = {}
+    if len(ids) <= 48:
+        # a few ids: item by item through a memoryview (one numpy call costs as much
+        # as a dozen of these)
+        mv = memoryview(row)
         for tid in ids:
             tid = int(tid)
-            words[tid >> 5] = words.get(tid >> 5, 0) | (1 << (tid & 31))
-        w = np.fromiter(words.keys(), dtype=np.int64, count=len(words))
-        row[w] |= np.fromiter(words.values(), dtype=np.uint32, count=len(words))
+            mv[tid >> 5] |= 1 << (tid & 31)
         return
     a = np.asarray(ids, dtype=np.int64)
     np.bitwise_or.at(row, a >> 5, np.left_shift(np.uint32(1), (a & 31).astype(np.uint32)))
+
+
+def _clear_ids(row: np.ndarray, ids: list[int] | set[int]) -> None:
+    """Clear the bits of token ``ids`` in the packed ``row``."""
+    mv = memoryview(row)
+    for tid in ids:
+        mv[tid >> 5] &= ~(1 << (tid & 31)) & 0xFFFFFFFF
 
 
 class FastMask:
@@ -171,8 +178,7 @@ class FastMask:
                     bad = self._free_rejects(cand, sl.check_quotes)
                     if not sl.check_quotes:
                         self._g.memo[rk] = bad
-                for tid in bad:
-                    row[tid >> 5] &= np.uint32(~(1 << (tid & 31)) & 0xFFFFFFFF)
+                _clear_ids(row, bad)
             if not sl.check_quotes and key[-1] == "s" and key[-2] in ("str", "val") and gp.max_string is None:
                 # inside a string: the mask of every later position of this string
                 # in the same class (see ``accept_token``)
@@ -336,8 +342,7 @@ class FastMask:
                 hit = [tid for tid in drop if (int(bulk[tid >> 5]) >> (tid & 31)) & 1]
                 if hit:
                     bulk = bulk.copy()
-                    for tid in hit:
-                        bulk[tid >> 5] &= np.uint32(~(1 << (tid & 31)) & 0xFFFFFFFF)
+                    _clear_ids(bulk, hit)
         elif f is None and fresh_ok and t.startswith(e):
             # e is still inside the target path: a token may finish it and a fresh id
             rest_of_t = t[len(e):]
