@@ -192,9 +192,12 @@ class FastMask:
         rc = ref_context(gp, self._g, self._line)
         narrowed = False  # a token of xgrammar's row was dropped outside ``allowed``
         for a in (t if t else "\n" for t in sl.texts):
-            for tid in v.prefixes_of(a):
-                if (int(xrow[tid >> 5]) >> (tid & 31)) & 1:
-                    allowed.append(tid)
+            pk = ("pre", a)
+            pre = memo.get(pk)
+            if pre is None:
+                xm = memoryview(xrow)
+                pre = memo[pk] = [tid for tid in v.prefixes_of(a) if (xm[tid >> 5] >> (tid & 31)) & 1]
+            allowed += pre
             fresh_slash = a == "/" and a == sl.fresh_entry
             lk = ("long", a, fresh_slash)
             longer = memo.get(lk)
@@ -339,7 +342,8 @@ class FastMask:
                     ok_groups.append(gi)
             if ok_groups:
                 bulk = ix.fresh_row(room, not f, tuple(ok_groups), len(xrow))
-                hit = [tid for tid in drop if (int(bulk[tid >> 5]) >> (tid & 31)) & 1]
+                bm = memoryview(bulk)
+                hit = [tid for tid in drop if (bm[tid >> 5] >> (tid & 31)) & 1]
                 if hit:
                     bulk = bulk.copy()
                     _clear_ids(bulk, hit)
