@@ -24,7 +24,7 @@ from agentic_llm.engine.models.compiled_decode import CompiledDecode
 from agentic_llm.engine.outputs import FinishReason, RequestOutput
 from agentic_llm.engine.postprocess import jump_forward, stop_reason
 from agentic_llm.engine.prefix import PrefixCache
-from agentic_llm.engine.sampling import SamplingParams, make_generator
+from agentic_llm.engine.sampling import MaskedMax, SamplingParams, make_generator
 from agentic_llm.engine.stepper import run_step
 from agentic_llm.errors import AgenticError, ErrorCode
 from agentic_llm.scheduler import HookInfo, Request, Scheduler, get_policy
@@ -72,6 +72,7 @@ class LLMEngine:
         )
         self.eos_token_ids = frozenset(loaded.eos_token_ids)
         self.mask_filler = MaskFiller(mc.vocab_size, config.mask_fill_overlap, self.device)
+        self.masked_max = MaskedMax()  # the step's masked logits, in a buffer it reuses
         if config.compile_decode:
             self.model.decode_runner.compiled = CompiledDecode(mc, self.device)
         self.requests: dict[str, Request] = {}

@@ -21,11 +21,14 @@ submission.
 
 from __future__ import annotations
 
+import atexit
 import os
+import queue
 import sys
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+import weakref
+from concurrent.futures import Future
 from typing import NamedTuple
 
 import torch
@@ -91,7 +94,11 @@ class MaskFiller:
         self.vocab_size = vocab_size
         self.device = device or torch.device("cpu")
         self.overlap = overlap
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentic-mask")
+        # one worker thread fed through a SimpleQueue: a hand-over is one C call, which
+        # matters because it happens on the step's path, right before the forward
+        self._queue: queue.SimpleQueue[_Held | None] = queue.SimpleQueue()
+        self._worker: threading.Thread | None = None
+        self._closed = False
         self.threaded = overlap is True
         self._held: _Held | None = None
         self._lock = threading.Lock()
@@ -142,9 +149,20 @@ class MaskFiller:
 
     def _hand_over(self) -> None:
         held = self._take()
-        if held is not None:
+        if held is not None and self._closed:  # no worker any more: fill here
+            self.threaded = False
+            self._run(held)
+        elif held is not None:
             self.threaded = True
-            self._pool.submit(self._run, held)
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._serve, name="agentic-mask", daemon=True)
+                self._worker.start()
+                _live.add(self)
+            self._queue.put(held)
+
+    def _serve(self) -> None:
+        while (held := self._queue.get()) is not None:
+            self._run(held)
 
     def finish(self) -> None:
         """The forward is done: a fill still held runs now, on the worker with
@@ -192,7 +210,25 @@ class MaskFiller:
         return FilledMask(mask, errors, frozenset(done), bias)
 
     def close(self) -> None:
+        self._closed = True
         held = self._take()
         if held is not None:  # completed here, so nobody waits on it forever
             self._run(held)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._worker is not None and self in _live:
+            self._queue.put(None)  # the worker ends after what it was handed
+            _live.discard(self)
+
+
+# Fillers whose worker thread is running. At exit their workers are stopped and
+# joined while the interpreter is still whole: a daemon thread cut off during
+# finalization inside native code can abort the process.
+_live: weakref.WeakSet[MaskFiller] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_workers() -> None:
+    for filler in list(_live):
+        worker = filler._worker
+        filler.close()
+        if worker is not None:
+            worker.join(timeout=5.0)

@@ -19,7 +19,7 @@ import torch
 from agentic_llm.errors import AgenticError, ErrorCode
 
 __all__ = ["SamplingParams", "sample_row", "apply_bitmask", "mask_bias", "masked_logits", "make_generator",
-           "row_max"]
+           "MaskedMax", "row_max"]
 
 
 def _bad(msg: str) -> AgenticError:
@@ -168,6 +168,42 @@ def masked_logits(logits: torch.Tensor, bitmask: torch.Tensor, rows: list[int],
         return logits + bias
     idx = torch.tensor(rows, dtype=torch.long, device=logits.device)
     return logits.index_add(0, idx, bias)
+
+
+class MaskedMax:
+    """``masked_logits`` then ``row_max`` in one go, for CPU float32 logits and a CPU
+    float32 bias: the masked logits are written into a buffer kept for the next
+    call (one per shape), so a step allocates nothing and makes a handful of numpy
+    calls. Each result is valid until the next call; one engine owns one.
+    """
+
+    def __init__(self) -> None:
+        self._bufs: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
+
+    @staticmethod
+    def applies(logits: torch.Tensor, bias: torch.Tensor | None) -> bool:
+        return (bias is not None and logits.device.type == "cpu" and bias.device.type == "cpu"
+                and logits.dtype == torch.float32 and bias.dtype == torch.float32 and logits.dim() == 2
+                and bias.shape[1] == logits.shape[1])
+
+    def __call__(self, logits: torch.Tensor, bias: torch.Tensor,
+                 rows: list[int]) -> tuple[torch.Tensor, np.ndarray, list[int]]:
+        """``(masked logits, row maxima, argmax per row)``; bias row ``i`` applies to
+        logits row ``rows[i]`` (ascending, distinct)."""
+        a, b = logits.detach().numpy(), bias.numpy()
+        hit = self._bufs.get(a.shape)
+        if hit is None:
+            if len(self._bufs) >= 64:
+                self._bufs.clear()
+            hit = self._bufs[a.shape] = (np.empty(a.shape, dtype=np.float32), np.arange(a.shape[0]))
+        buf, every = hit
+        if len(rows) == a.shape[0]:  # ascending and distinct: every row, in order
+            np.add(a, b, out=buf)
+        else:
+            np.copyto(buf, a)
+            buf[rows] += b
+        arg = buf.argmax(axis=1)  # a NaN counts as the max, as in row_max
+        return torch.from_numpy(buf), buf[every, arg], arg.tolist()
 
 
 def row_max(logits: torch.Tensor) -> tuple[np.ndarray, list[int]]:

@@ -17,7 +17,7 @@ from agentic_llm.engine.masking import FilledMask
 from agentic_llm.engine.outputs import FinishReason
 from agentic_llm.engine.postprocess import accept_sampled, jump_forward, stop_reason
 from agentic_llm.engine.prefill_share import plan_shared_prefill
-from agentic_llm.engine.sampling import masked_logits, row_max, sample_row
+from agentic_llm.engine.sampling import MaskedMax, masked_logits, row_max, sample_row
 from agentic_llm.errors import AgenticError, ErrorCode
 from agentic_llm.scheduler import Request, ScheduledRow
 
@@ -150,6 +150,8 @@ def _sample_and_advance(
     need_stats = bool(engine.model.hooks) or any(q.diagnostics is not None for q in reqs)
     ent, logp = entropy_and_logprobs(raw) if need_stats else (None, None)
     masked = raw
+    m_max: np.ndarray | None = None
+    best: list[int] = []
     mask_error: Exception | None = None
     row_errors: dict[int, Exception] = {}
     done: set[int] = set()
@@ -163,7 +165,10 @@ def _sample_and_advance(
         except Exception as exc:  # the filler itself failed: every constrained row
             mask_error = exc
         else:
-            masked = masked_logits(raw, filled.mask, pos, filled.bias)
+            if MaskedMax.applies(raw, filled.bias):
+                masked, m_max, best = engine.masked_max(raw, filled.bias, pos)  # type: ignore[arg-type]
+            else:
+                masked = masked_logits(raw, filled.mask, pos, filled.bias)
             row_errors = {pos[i]: e for i, e in filled.errors.items()}
             done = {pos[i] for i in filled.done}
     # One pass over the masked logits: the mask adds 0 or -inf, so a NaN or +inf
@@ -171,7 +176,8 @@ def _sample_and_advance(
     # row is sound and its mask allows something; its argmax is the greedy pick. Only
     # when some max is not finite are the raw logits looked at, to tell a broken row
     # (NaN, inf) from a mask that allows nothing (-inf).
-    m_max, best = row_max(masked)
+    if m_max is None:
+        m_max, best = row_max(masked)
     if np.isfinite(m_max).all():
         finite = any_allowed = [True] * len(reqs)
     else:

@@ -143,6 +143,21 @@ def test_closing_completes_a_held_fill() -> None:
     assert fut.result(timeout=5).mask.any()
 
 
+def test_the_worker_stops_on_close_and_later_fills_run_inline() -> None:
+    filler = MaskFiller(VOCAB, overlap=True)
+    assert filler.submit([AllowSet({3})]).result(timeout=5).mask.any()  # type: ignore[list-item]
+    worker = filler._worker
+    assert worker is not None and worker.is_alive() and worker.name == "agentic-mask"
+    filler.close()
+    worker.join(timeout=5)
+    assert not worker.is_alive()
+    # after close nothing serves the queue: a fill must not wait on it forever
+    fut = filler.submit([AllowSet({4})])  # type: ignore[list-item]
+    assert fut.done() and not filler.threaded
+    assert masked_logits(torch.zeros(1, VOCAB), fut.result().mask, [0])[0].isfinite().nonzero().flatten().tolist() == [4]
+    filler.close()  # twice is fine
+
+
 class Recording(AllowSet):
     """Records the calls a fill makes; completes after taking ``end_on``."""
 
