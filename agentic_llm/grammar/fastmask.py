@@ -40,7 +40,7 @@ def _or_ids(row: np.ndarray, ids: list[int] | np.ndarray) -> None:
     if len(ids) <= 48:
         # a few ids: item by item through a memoryview (one numpy call costs as much
         # as a dozen of these)
-        mv = memoryview(row)
+        mv = row.data
         for tid in ids:
             tid = int(tid)
             mv[tid >> 5] |= 1 << (tid & 31)
@@ -51,7 +51,7 @@ def _or_ids(row: np.ndarray, ids: list[int] | np.ndarray) -> None:
 
 def _clear_ids(row: np.ndarray, ids: list[int] | set[int]) -> None:
     """Clear the bits of token ``ids`` in the packed ``row``."""
-    mv = memoryview(row)
+    mv = row.data
     for tid in ids:
         mv[tid >> 5] &= ~(1 << (tid & 31)) & 0xFFFFFFFF
 
@@ -195,7 +195,7 @@ class FastMask:
             pk = ("pre", a)
             pre = memo.get(pk)
             if pre is None:
-                xm = memoryview(xrow)
+                xm = xrow.data
                 pre = memo[pk] = [tid for tid in v.prefixes_of(a) if (xm[tid >> 5] >> (tid & 31)) & 1]
             allowed += pre
             fresh_slash = a == "/" and a == sl.fresh_entry
@@ -342,7 +342,7 @@ class FastMask:
                     ok_groups.append(gi)
             if ok_groups:
                 bulk = ix.fresh_row(room, not f, tuple(ok_groups), len(xrow))
-                bm = memoryview(bulk)
+                bm = bulk.data
                 hit = [tid for tid in drop if (bm[tid >> 5] >> (tid & 31)) & 1]
                 if hit:
                     bulk = bulk.copy()
