@@ -9,7 +9,11 @@ step: the compiled call, the rest of the forward (inputs, K/V writes), sampling
 the pending tokens and filling the masks). Per run it reports the mean of each phase
 over compiled steps and the median TPOT; the summary is the median over rounds.
 
-    python bench/constrained_steps.py [--batch 8] [--rounds 5] [--json]
+    python bench/constrained_steps.py [--batch 8] [--rounds 5] [--pad-fill-us N] [--json]
+
+``--pad-fill-us N`` makes every worker fill run N microseconds of plain Python after
+its real work (still beside the compiled call): how much more the call slows per
+microsecond of fill says what a cheaper fill would buy.
 """
 
 from __future__ import annotations
@@ -34,6 +38,18 @@ def _timed(store: dict[str, float], key: str, fn: Any) -> Any:
             return fn(*args, **kwargs)
         finally:
             store[key] = time.perf_counter() - t0
+    return wrapper
+
+
+def _padded(fn: Any, pad_s: float) -> Any:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        out = fn(*args, **kwargs)
+        end = time.perf_counter() + pad_s
+        x = 0
+        while time.perf_counter() < end:
+            for i in range(20):
+                x += i
+        return out
     return wrapper
 
 
@@ -65,7 +81,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     engine.step = timed_step  # type: ignore[method-assign]
     filler = engine.mask_filler
-    filler._fill = _timed(cur, "mask_work", filler._fill)  # type: ignore[method-assign]
+    fill = filler._fill
+    if args.pad_fill_us > 0:
+        fill = _padded(fill, args.pad_fill_us * 1e-6)
+    filler._fill = _timed(cur, "mask_work", fill)  # type: ignore[method-assign]
     model_cls.__call__ = _timed(cur, "forward", call_model)  # type: ignore[method-assign]
     per_run: dict[str, list[dict[str, float]]] = {"constrained": [], "unconstrained": []}
     try:
@@ -84,7 +103,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stepper._sample_and_advance = sample_and_advance
         engine.close()
     med = {mode: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for mode, runs in per_run.items()}
-    return {"batch": args.batch, "rounds": args.rounds, "median_ms": med,
+    return {"batch": args.batch, "rounds": args.rounds, "pad_fill_us": args.pad_fill_us, "median_ms": med,
             "delta_ms": {k: med["constrained"][k] - med["unconstrained"][k] for k in med["constrained"]},
             "runs_ms": per_run}
 
@@ -104,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--pad-fill-us", type=float, default=0.0,
+                   help="plain Python work added to every worker fill (microseconds)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     args = p.parse_args(argv)
     result = run(args)
