@@ -7,6 +7,10 @@ constraint (plain JSON, a regex) can drive it too.
 Bitmasks follow xgrammar's layout: an ``int32`` tensor of shape
 ``[batch, ceil(vocab_size / 32)]``; bit ``j % 32`` of word ``j // 32`` is set when
 token ``j`` is allowed.
+
+A matcher may also offer ``fill_next_token_row(row)``, the same fill into one row
+given as a ``uint32`` numpy array (a view of the batch mask); the mask filler calls
+it when present, which spares a tensor view per row on the step's path.
 """
 
 from __future__ import annotations

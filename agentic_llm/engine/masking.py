@@ -31,6 +31,7 @@ import weakref
 from concurrent.futures import Future
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from agentic_llm.engine.constraints import TokenMatcher, bitmask_words
@@ -188,7 +189,9 @@ class MaskFiller:
 
     def _fill(self, matchers: list[TokenMatcher], pending: list[int | None]) -> FilledMask:
         t0 = time.perf_counter()
-        mask = torch.zeros((len(matchers), bitmask_words(self.vocab_size)), dtype=torch.int32)
+        words = np.zeros((len(matchers), bitmask_words(self.vocab_size)), dtype=np.int32)
+        mask = torch.from_numpy(words)
+        rows = words.view(np.uint32)
         errors: dict[int, Exception] = {}
         done: set[int] = set()
         for i, (m, tok) in enumerate(zip(matchers, pending, strict=True)):
@@ -200,9 +203,13 @@ class MaskFiller:
                     if m.is_terminated():
                         done.add(i)
                         continue
-                m.fill_next_token_bitmask(mask, i)
+                fill_row = getattr(m, "fill_next_token_row", None)
+                if fill_row is not None:  # no tensor view per row (constraints module)
+                    fill_row(rows[i])
+                else:
+                    m.fill_next_token_bitmask(mask, i)
             except Exception as exc:  # one broken matcher ends only its own request
-                mask[i].zero_()
+                words[i] = 0
                 errors[i] = exc
         # the byte table behind mask_bias reads words as little-endian bytes
         bias = mask_bias(mask, self.vocab_size, self.device, torch.float32) if sys.byteorder == "little" else None

@@ -39,6 +39,11 @@ def _keeps_string_class(tok: str) -> bool:
     return tok.isascii() and _STRING_SPECIAL.isdisjoint(tok)
 
 
+def _tensor_row(row: np.ndarray) -> torch.Tensor:
+    """``row`` (``uint32`` words) as a ``[1, words]`` int32 tensor sharing its memory."""
+    return torch.from_numpy(row.view(np.int32)).unsqueeze(0)
+
+
 class DSLMatcher(FastMask):
     """Per-request constraint state for one plan.
 
@@ -186,13 +191,30 @@ class DSLMatcher(FastMask):
         grammar, ``lexclass``) narrowed by the graph layer; and, for a position
         with no safe class, the direct computation.
         """
+        if self._g.done or self._cache is None:
+            self._fill_direct(bitmask, index)
+            return
+        self._fill_row(self._row_view(bitmask, index), bitmask, index)
+
+    def fill_next_token_row(self, row: np.ndarray) -> None:
+        """``fill_next_token_bitmask`` into ``row``, one row of a batch mask as ``uint32``
+        words (a view: the batch mask is written). The engine's mask filler uses it."""
+        if self._g.done or self._cache is None:
+            self._fill_direct(_tensor_row(row), 0)
+            return
+        self._fill_row(row, None, 0)
+
+    def _fill_direct(self, bitmask: torch.Tensor, index: int) -> None:
+        """xgrammar's own row once the document is done; without a mask cache, the
+        reference."""
         if self._g.done:
             self._xm.fill_next_token_bitmask(bitmask, index)
-            return
-        if self._cache is None:
+        else:
             self.fill_reference(bitmask, index)
-            return
-        row = self._row_view(bitmask, index)
+
+    def _fill_row(self, row: np.ndarray, bitmask: torch.Tensor | None, index: int) -> None:
+        """The fast paths, into ``row``; ``bitmask[index]`` is the same row as a tensor,
+        for the paths where xgrammar writes it (made from ``row`` when not given)."""
         fc = self._free_carry
         if fc is not None and fc[0] is self._g and fc[1] == self._line:
             # the string continues in the same lexical class: the same mask, and the
@@ -216,12 +238,14 @@ class DSLMatcher(FastMask):
                 return
         key = mask_key(self._gp, self._g, self._line)
         if key is None:
-            self.fill_reference(bitmask, index)
+            self.fill_reference(bitmask if bitmask is not None else _tensor_row(row), index)
             return
-        entry = self._cache.get(key)
+        cache = self._cache
+        assert cache is not None  # callers go to _fill_direct without one
+        entry = cache.get(key)
         if entry is None:
-            self._xm.fill_next_token_bitmask(bitmask, index)
-            entry = self._cache.put(key, row.copy())
+            self._xm.fill_next_token_bitmask(bitmask if bitmask is not None else _tensor_row(row), index)
+            entry = cache.put(key, row.copy())
         self._fill_graph(row, entry, sl, key)
         if self.verify:
             self._check_against_reference(row)

@@ -53,6 +53,32 @@ def test_verified_realistic_documents_cold_and_warm(compiler: GrammarCompiler) -
     assert cache.hits > 0 and len(cache) > 0
 
 
+def test_row_fill_equals_the_bitmask_fill(compiler: GrammarCompiler) -> None:
+    """``fill_next_token_row`` (the engine's path: a numpy view of a batch mask) writes
+    the row ``fill_next_token_bitmask`` writes, on every path: cold and warm cache
+    (xgrammar writing through the view), no cache at all, and after the end."""
+    words = (compiler.tokenizer_info.vocab_size + 31) // 32
+    for fresh in (True, False, None):  # a cold cache, then a warm one, then no cache
+        if fresh:
+            compiler.clear_caches()
+        for req, doc in realistic_documents()[:2]:
+            p = plan(GenerateRequest.from_json(req))
+            by_row, by_mask = compiler.matcher_for(p), compiler.matcher_for(p)
+            if fresh is None:
+                by_row._cache = by_mask._cache = None
+            batch = np.full((3, words), 0x5A5A5A5A, dtype=np.uint32)  # stale words to overwrite
+            bm = xgr.allocate_token_bitmask(2, compiler.tokenizer_info.vocab_size)
+            for tid in [*compiler.tokenizer_info.encode(doc), None]:
+                bm.fill_(0x33)
+                by_mask.fill_next_token_bitmask(bm, 1)
+                by_row.fill_next_token_row(batch[1])
+                assert np.array_equal(batch[1], bm[1].numpy().view(np.uint32)), tid
+                assert batch[0, 0] == batch[2, 0] == 0x5A5A5A5A  # the neighbours are untouched
+                if tid is not None:
+                    assert by_row.accept_token(tid) and by_mask.accept_token(tid)
+            assert by_row.is_terminated()
+
+
 def test_verify_catches_a_wrong_cached_row(compiler: GrammarCompiler) -> None:
     req, doc = realistic_documents()[0]
     p = plan(GenerateRequest.from_json(req))
