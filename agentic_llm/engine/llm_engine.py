@@ -21,6 +21,7 @@ from agentic_llm.engine.kv.pool import PagedKVPool
 from agentic_llm.engine.loader import LoadedModel, load_model
 from agentic_llm.engine.masking import MaskFiller
 from agentic_llm.engine.models.compiled_decode import CompiledDecode
+from agentic_llm.engine.native import MaskedRowMax, masked_row_max_kernel
 from agentic_llm.engine.outputs import FinishReason, RequestOutput
 from agentic_llm.engine.postprocess import jump_forward, stop_reason
 from agentic_llm.engine.prefix import PrefixCache
@@ -73,6 +74,9 @@ class LLMEngine:
         self.eos_token_ids = frozenset(loaded.eos_token_ids)
         self.mask_filler = MaskFiller(mc.vocab_size, config.mask_fill_overlap, self.device)
         self.masked_max = MaskedMax()  # the step's masked logits, in a buffer it reuses
+        # greedy constrained rows on the CPU: picked from the packed mask in C
+        kernel = masked_row_max_kernel() if self.device.type == "cpu" else None
+        self.masked_row_max = MaskedRowMax(kernel) if kernel is not None else None
         if config.compile_decode:
             self.model.decode_runner.compiled = CompiledDecode(mc, self.device)
         self.requests: dict[str, Request] = {}

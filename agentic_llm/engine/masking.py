@@ -49,7 +49,9 @@ class FilledMask(NamedTuple):
     ends; the other rows of the step are unaffected. ``done`` holds the rows whose
     matcher completed the document on taking its pending token: those requests stop
     before this step's token. ``bias`` is the mask as an additive ``[rows, vocab]``
-    float32 bias (0 allowed, -inf not), made alongside the mask so the step only adds it.
+    float32 bias (0 allowed, -inf not), made alongside the mask so the step only adds
+    it (when the fill was asked for one: greedy rows on the CPU are picked from the
+    packed mask by ``native.MaskedRowMax``).
     """
 
     mask: torch.Tensor
@@ -72,6 +74,7 @@ class _Held(NamedTuple):
     future: Future[FilledMask]
     matchers: list[TokenMatcher]
     pending: list[int | None]
+    bias: bool
 
 
 class MaskFiller:
@@ -108,7 +111,7 @@ class MaskFiller:
         self.spare_cpu = _cpus() >= 2
 
     def submit(self, matchers: list[TokenMatcher], pending: list[int | None] | None = None, *,
-               deferred: bool = False) -> Future[FilledMask]:
+               deferred: bool = False, bias: bool = True) -> Future[FilledMask]:
         """Fill a ``[len(matchers), words]`` int32 mask (all disallowed first).
 
         ``pending[i]``, when not None, is a token matcher ``i`` has not taken yet: the
@@ -116,11 +119,12 @@ class MaskFiller:
         ``deferred`` the fill is held until :meth:`start` (the worker, during the
         forward) or :meth:`finish` (after the forward); without it, it starts now:
         on the worker with ``overlap=True``, inline with ``False``; with ``None``,
-        on the worker once a forward has released the GIL, inline before.
+        on the worker once a forward has released the GIL, inline before. With
+        ``bias`` the fill also makes :attr:`FilledMask.bias`.
         """
         rows: list[int | None] = pending if pending is not None else [None] * len(matchers)
         fut: Future[FilledMask] = Future()
-        held = _Held(fut, matchers, rows)
+        held = _Held(fut, matchers, rows, bias)
         if self.overlap is False or (not deferred and self.overlap is None and not self._signaled):
             self.threaded = False
             self._run(held)
@@ -183,11 +187,11 @@ class MaskFiller:
 
     def _run(self, held: _Held) -> None:
         try:
-            held.future.set_result(self._fill(held.matchers, held.pending))
+            held.future.set_result(self._fill(held.matchers, held.pending, held.bias))
         except Exception as exc:  # reported to the step like a worker failure
             held.future.set_exception(exc)
 
-    def _fill(self, matchers: list[TokenMatcher], pending: list[int | None]) -> FilledMask:
+    def _fill(self, matchers: list[TokenMatcher], pending: list[int | None], want_bias: bool = True) -> FilledMask:
         t0 = time.perf_counter()
         words = np.zeros((len(matchers), bitmask_words(self.vocab_size)), dtype=np.int32)
         mask = torch.from_numpy(words)
@@ -212,7 +216,8 @@ class MaskFiller:
                 words[i] = 0
                 errors[i] = exc
         # the byte table behind mask_bias reads words as little-endian bytes
-        bias = mask_bias(mask, self.vocab_size, self.device, torch.float32) if sys.byteorder == "little" else None
+        bias = (mask_bias(mask, self.vocab_size, self.device, torch.float32)
+                if want_bias and sys.byteorder == "little" else None)
         emit.grammar_mask(time.perf_counter() - t0, batch_size=len(matchers))
         return FilledMask(mask, errors, frozenset(done), bias)
 

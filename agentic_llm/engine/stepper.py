@@ -14,6 +14,7 @@ from agentic_llm.engine.diagnostics import StepDiagnostics, entropy_and_logprobs
 from agentic_llm.engine.forward import AttentionCapture, ForwardBatch, build_forward_batch
 from agentic_llm.engine.hooks import HookContext
 from agentic_llm.engine.masking import FilledMask
+from agentic_llm.engine.native import MaskedRowMax
 from agentic_llm.engine.outputs import FinishReason
 from agentic_llm.engine.postprocess import accept_sampled, jump_forward, stop_reason
 from agentic_llm.engine.prefill_share import plan_shared_prefill
@@ -65,7 +66,10 @@ def run_step(engine: LLMEngine) -> list[Request]:
         pending = [q.pending_token for q in creqs]
         for q in creqs:
             q.pending_token = None  # the fill takes it now
-        future = engine.mask_filler.submit([q.matcher for q in creqs], pending, deferred=True)  # type: ignore[misc]
+        # greedy rows on the CPU are picked from the packed mask (``native``): no bias
+        future = engine.mask_filler.submit(
+            [q.matcher for q in creqs], pending, deferred=True,  # type: ignore[misc]
+            bias=engine.masked_row_max is None or not all(q.params.greedy for q in creqs))
         batch.on_gil_free = engine.mask_filler.start
     if engine.model.hooks:
         batch.hook_ctx = _hook_context(batch, rows)
@@ -165,7 +169,11 @@ def _sample_and_advance(
         except Exception as exc:  # the filler itself failed: every constrained row
             mask_error = exc
         else:
-            if MaskedMax.applies(raw, filled.bias):
+            picker = engine.masked_row_max
+            if (picker is not None and filled.bias is None and all(reqs[s].params.greedy for s in pos)
+                    and MaskedRowMax.applies(raw, filled.mask)):
+                m_max, best = picker(raw, filled.mask, pos)
+            elif MaskedMax.applies(raw, filled.bias):
                 masked, m_max, best = engine.masked_max(raw, filled.bias, pos)  # type: ignore[arg-type]
             else:
                 masked = masked_logits(raw, filled.mask, pos, filled.bias)

@@ -184,3 +184,28 @@ def test_a_failing_matcher_ends_only_its_request(setup: tuple[Path, Tokenizer, x
     for o in (outs[0], outs[2]):
         assert o.error is None and o.finish_reason == "stop", o.error
         check_valid(o.text or "")
+
+
+@OVERLAP
+def test_greedy_rows_picked_in_c_equal_the_numpy_masking(setup: tuple[Path, Tokenizer, xgr.CompiledGrammar, int],
+                                                         overlap: bool) -> None:
+    """Greedy constrained rows are picked from the packed mask by the C kernel
+    (``engine.native``, no bias made); the outputs equal those of the numpy masking,
+    alone and beside unconstrained rows."""
+    d, tok, grammar, _ = setup
+    prompts = [tok.encode(s).ids for s in ("give me json", "color?", '{"a": 1}', "x", "ok")]
+    params = [SamplingParams(max_tokens=40, jump_forward=False) for _ in prompts]
+    runs = []
+    for use_kernel in (True, False):
+        eng = LLMEngine.from_pretrained(d, num_blocks=64, block_size=4, mask_fill_overlap=overlap)
+        if use_kernel:
+            assert eng.masked_row_max is not None  # a C compiler is here (.ci/run installs one)
+        else:
+            eng.masked_row_max = None
+        outs = eng.generate(prompts, params, matchers=[matcher(grammar) if i != 1 else None
+                                                       for i in range(len(prompts))])
+        runs.append([(o.output_token_ids, o.finish_reason) for o in outs])
+        for i, o in enumerate(outs):
+            if i != 1:
+                check_valid(o.text or "")
+    assert runs[0] == runs[1]

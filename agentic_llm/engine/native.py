@@ -1,0 +1,199 @@
+"""A small C kernel for the sampler, built at first use with the system C compiler.
+
+``masked_row_max`` gives, for each row of CPU float32 logits, the max and the index
+of the first maximal entry of the logits masked by a packed constraint row (xgrammar
+layout), exactly as ``row_max(masked_logits(...))`` does with numpy, but in one call
+that reads the 3 KB packed mask instead of a 96 KB float bias made on the mask
+worker, and visits only the allowed tokens of each row (a handful at most DSL
+positions). A row holding a NaN or +inf anywhere is computed entry by entry with
+the bias's float semantics (NaN + -inf is NaN, +inf + -inf is NaN), so a broken row
+shows the same NaN max as before.
+
+Right after the compiled decode step every numpy call costs several times what it
+costs in a loop; one C call in place of about ten is what this saves
+(docs/engine.md, "Constrained decoding cost").
+
+The library is compiled once per source version into a per-user cache directory
+(``$AGENTIC_LLM_CACHE_DIR`` or ``~/.cache/agentic-llm``) and loaded through
+:mod:`ctypes`. Without a C compiler :func:`masked_row_max_kernel` returns None and the
+sampler keeps its numpy path.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["MaskedRowMax", "masked_row_max_kernel"]
+
+log = logging.getLogger(__name__)
+
+_SOURCE = r"""
+#include <math.h>
+#include <stdint.h>
+
+/* Entry j of row l as the masked logits hold it: itself when allowed, else
+   l[j] + -inf (-inf, or NaN for a NaN or +inf logit). */
+static inline float masked_value(const float *l, const uint32_t *m, int64_t j) {
+    if (!m || ((m[j >> 5] >> (j & 31)) & 1u)) return l[j];
+    return l[j] + (-INFINITY);
+}
+
+/* numpy's argmax: the first maximal entry, or the first NaN. */
+static void exact_row(const float *l, const uint32_t *m, int64_t vocab, float *out_max, int64_t *out_arg) {
+    float best = masked_value(l, m, 0);
+    int64_t arg = 0;
+    if (!isnan(best)) {
+        for (int64_t j = 1; j < vocab; ++j) {
+            float v = masked_value(l, m, j);
+            if (isnan(v)) { best = v; arg = j; break; }
+            if (v > best) { best = v; arg = j; }
+        }
+    }
+    *out_max = best;
+    *out_arg = arg;
+}
+
+/* Row i of logits [rows, lstride] is masked by mask row mask_row[i] (< 0: none). */
+void masked_row_max(const float *logits, int64_t rows, int64_t vocab, int64_t lstride,
+                    const uint32_t *mask, int64_t mwords, const int64_t *mask_row,
+                    float *out_max, int64_t *out_arg) {
+    for (int64_t i = 0; i < rows; ++i) {
+        const float *l = logits + i * lstride;
+        const uint32_t *m = mask_row[i] >= 0 ? mask + mask_row[i] * mwords : 0;
+        int bad = 0;  /* a NaN or +inf anywhere in the row */
+        for (int64_t j = 0; j < vocab; ++j) bad |= (l[j] != l[j]) | (l[j] == INFINITY);
+        if (bad || !m) {
+            exact_row(l, m, vocab, &out_max[i], &out_arg[i]);
+            continue;
+        }
+        /* finite row: only allowed entries can be the max; ids ascend, so the
+           first strictly greater one is numpy's first maximal entry */
+        float best = -INFINITY;
+        int64_t arg = -1;
+        for (int64_t w = 0; w < mwords; ++w) {
+            uint32_t bits = m[w];
+            while (bits) {
+                int64_t j = w * 32 + __builtin_ctz(bits);
+                bits &= bits - 1;
+                if (j >= vocab) break;
+                if (arg < 0 || l[j] > best) { best = l[j]; arg = j; }
+            }
+        }
+        /* nothing allowed: every entry is -inf, numpy's argmax is 0 */
+        out_max[i] = arg < 0 ? -INFINITY : best;
+        out_arg[i] = arg < 0 ? 0 : arg;
+    }
+}
+"""
+
+_lock = threading.Lock()
+_loaded: dict[str, Any] = {}
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("AGENTIC_LLM_CACHE_DIR")
+    return Path(root) if root else Path.home() / ".cache" / "agentic-llm"
+
+
+def _compiler() -> str | None:
+    for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if name and shutil.which(name):
+            return name
+    return None
+
+
+def _build() -> Any:
+    """The loaded library, compiled into the cache directory if not there yet; None
+    when no C compiler is found or the build fails (logged once)."""
+    tag = hashlib.sha256(_SOURCE.encode()).hexdigest()[:16]
+    lib_path = _cache_dir() / f"masked_row_max-{tag}.so"
+    if not lib_path.is_file():
+        cc = _compiler()
+        if cc is None:
+            log.info("no C compiler found: the sampler keeps its numpy masking")
+            return None
+        lib_path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=lib_path.parent) as tmp:
+            src = Path(tmp) / "masked_row_max.c"
+            src.write_text(_SOURCE, encoding="utf-8")
+            out = Path(tmp) / lib_path.name
+            # no -ffast-math: the NaN and infinity semantics above must hold
+            cmd = [cc, "-O3", "-shared", "-fPIC", "-o", str(out), str(src)]
+            try:
+                subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+            except (OSError, subprocess.SubprocessError) as exc:
+                err = getattr(exc, "stderr", b"") or b""
+                log.warning("building the masked-row-max kernel failed (%s): %s", exc,
+                            err.decode(errors="replace")[:500])
+                return None
+            os.replace(out, lib_path)  # atomic: a concurrent build writes the same bytes
+    lib = ctypes.CDLL(str(lib_path))
+    fn = lib.masked_row_max
+    fn.restype = None
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
+                   ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+    return fn
+
+
+def masked_row_max_kernel() -> Any:
+    """The C function, built and loaded once per process; None without a compiler."""
+    with _lock:
+        if "fn" not in _loaded:
+            _loaded["fn"] = _build()
+        return _loaded["fn"]
+
+
+class MaskedRowMax:
+    """Calls the kernel with output buffers kept per row count (one engine owns one).
+
+    ``__call__(logits, mask, rows)``: ``logits`` CPU float32 ``[S, vocab]`` (rows
+    contiguous), ``mask`` the step's int32 ``[len(rows), words]`` mask, mask row ``i``
+    applying to logits row ``rows[i]`` (``rows`` ascending, distinct); returns ``(max per row, argmax per row)`` as
+    ``row_max`` would for the masked logits.
+    """
+
+    def __init__(self, fn: Any) -> None:
+        self._fn = fn
+        self._bufs: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._orders: dict[int, np.ndarray] = {}
+
+    def _order(self, n: int) -> np.ndarray:
+        order = self._orders.get(n)
+        if order is None:
+            order = self._orders[n] = np.arange(n, dtype=np.int64)
+        return order
+
+    @staticmethod
+    def applies(logits: torch.Tensor, mask: torch.Tensor) -> bool:
+        return (logits.device.type == "cpu" and logits.dtype == torch.float32 and logits.dim() == 2
+                and logits.stride(1) == 1 and mask.device.type == "cpu" and mask.dtype == torch.int32
+                and mask.is_contiguous() and mask.shape[1] * 32 >= logits.shape[1])
+
+    def __call__(self, logits: torch.Tensor, mask: torch.Tensor, rows: list[int]) -> tuple[np.ndarray, list[int]]:
+        n, vocab = logits.shape
+        bufs = self._bufs.get(n)
+        if bufs is None:
+            if len(self._bufs) >= 64:
+                self._bufs.clear()
+            bufs = self._bufs[n] = (np.empty(n, np.float32), np.empty(n, np.int64), np.empty(n, np.int64))
+        out_max, out_arg, which = bufs
+        if len(rows) == n:  # ascending and distinct: every row, in order
+            which[:] = self._order(n)
+        else:
+            which.fill(-1)
+            which[rows] = self._order(len(rows))
+        self._fn(logits.data_ptr(), n, vocab, logits.stride(0), mask.data_ptr(), mask.shape[1],
+                 which.ctypes.data, out_max.ctypes.data, out_arg.ctypes.data)
+        return out_max.copy(), out_arg.tolist()

@@ -1,0 +1,62 @@
+"""The C masked row max equals numpy's max and argmax over the masked logits, for
+finite rows, rows with NaN or infinities (allowed or not), empty masks, unmasked rows
+and any subset of masked rows; and the engine's greedy constrained outputs are the
+same with it and without it."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from agentic_llm.engine.native import MaskedRowMax, masked_row_max_kernel
+from agentic_llm.engine.sampling import masked_logits, row_max
+
+
+@pytest.fixture(scope="module")
+def picker() -> MaskedRowMax:
+    fn = masked_row_max_kernel()
+    if fn is None:
+        if os.environ.get("AGENTIC_REQUIRE_ALL_COMPONENTS"):
+            pytest.fail("no C compiler: the masked-row-max kernel could not be built")
+        pytest.skip("no C compiler")
+    return MaskedRowMax(fn)
+
+
+@pytest.mark.parametrize("vocab", [70, 96, 3072])
+@pytest.mark.parametrize("rows", [[0, 1, 2, 3, 4], [1, 3], [4], [0, 2, 3]])
+def test_equals_row_max_of_masked_logits(picker: MaskedRowMax, vocab: int, rows: list[int]) -> None:
+    words = (vocab + 31) // 32
+    g = torch.Generator().manual_seed(vocab * 7 + len(rows))
+    for trial in range(40):
+        logits = torch.randn(5, vocab, generator=g)
+        if trial % 2:
+            logits = logits.round()  # ties: the first maximal entry wins
+        mask = torch.zeros(len(rows), words, dtype=torch.int32)
+        dense = torch.rand(len(rows), vocab, generator=g) < (0.01 if trial % 3 else 0.6)
+        for i in range(len(rows)):
+            for j in dense[i].nonzero().flatten().tolist():
+                word = int(mask[i, j >> 5]) & 0xFFFFFFFF | (1 << (j & 31))
+                mask[i, j >> 5] = word - (1 << 32) if word >= 1 << 31 else word
+        if trial == 5:
+            mask[0] = 0  # allows nothing: max -inf, argmax 0
+        if trial in (6, 7):
+            logits[rows[0], 3] = float("nan")  # a broken row, wherever the NaN sits
+        if trial == 8:
+            logits[rows[-1], 1] = float("inf")
+        if trial == 9:
+            logits[rows[-1], 2] = float("-inf")
+        want_max, want_arg = row_max(masked_logits(logits, mask, rows))
+        got_max, got_arg = picker(logits, mask, rows)
+        assert np.array_equal(got_max, want_max, equal_nan=True), (trial, got_max, want_max)
+        assert got_arg == want_arg, trial
+
+
+def test_only_applies_to_cpu_float32_rows(picker: MaskedRowMax) -> None:
+    mask = torch.zeros(2, 3, dtype=torch.int32)
+    assert MaskedRowMax.applies(torch.zeros(2, 90), mask)
+    assert not MaskedRowMax.applies(torch.zeros(2, 90, dtype=torch.float64), mask)
+    assert not MaskedRowMax.applies(torch.zeros(90, 2).t(), mask)  # rows not contiguous
+    assert not MaskedRowMax.applies(torch.zeros(2, 100), mask)  # mask narrower than the vocab
