@@ -161,8 +161,11 @@ def _sample_and_advance(
     done: set[int] = set()
     constrained_set: set[int] = set()
     if future is not None:
-        where = {row: s for s, row in enumerate(sample_idx)}
-        pos = [where[i] for i in constrained]
+        if len(sample_idx) == len(rows):  # every row samples: positions are row indices
+            pos = constrained
+        else:
+            where = {row: s for s, row in enumerate(sample_idx)}
+            pos = [where[i] for i in constrained]
         constrained_set = set(pos)
         try:
             filled = future.result()
