@@ -198,9 +198,9 @@ def test_greedy_rows_picked_in_c_equal_the_numpy_masking(setup: tuple[Path, Toke
     runs = []
     for use_kernel in (True, False):
         eng = LLMEngine.from_pretrained(d, num_blocks=64, block_size=4, mask_fill_overlap=overlap)
-        if use_kernel:
-            assert eng.masked_row_max is not None  # a C compiler is here (.ci/run installs one)
-        else:
+        if use_kernel and eng.masked_row_max is None:
+            pytest.skip("no C compiler to build the masked-row-max kernel")  # a failure in CI (conftest)
+        if not use_kernel:
             eng.masked_row_max = None
         outs = eng.generate(prompts, params, matchers=[matcher(grammar) if i != 1 else None
                                                        for i in range(len(prompts))])

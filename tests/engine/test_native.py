@@ -5,8 +5,6 @@ same with it and without it."""
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 import torch
@@ -19,9 +17,7 @@ from agentic_llm.engine.sampling import masked_logits, row_max
 def picker() -> MaskedRowMax:
     fn = masked_row_max_kernel()
     if fn is None:
-        if os.environ.get("AGENTIC_REQUIRE_ALL_COMPONENTS"):
-            pytest.fail("no C compiler: the masked-row-max kernel could not be built")
-        pytest.skip("no C compiler")
+        pytest.skip("no C compiler to build the masked-row-max kernel")  # a failure in CI (conftest)
     return MaskedRowMax(fn)
 
 
