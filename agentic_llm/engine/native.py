@@ -65,10 +65,12 @@ static void exact_row(const float *l, const uint32_t *m, int64_t vocab, float *o
     *out_arg = arg;
 }
 
-/* Row i of logits [rows, lstride] is masked by mask row mask_row[i] (< 0: none). */
-void masked_row_max(const float *logits, int64_t rows, int64_t vocab, int64_t lstride,
+/* Row i of logits [rows, lstride] is masked by mask row mask_row[i] (< 0: none).
+   Returns how many rows' max is not finite (NaN, +inf, or -inf: nothing allowed). */
+int64_t masked_row_max(const float *logits, int64_t rows, int64_t vocab, int64_t lstride,
                     const uint32_t *mask, int64_t mwords, const int64_t *mask_row,
                     float *out_max, int64_t *out_arg) {
+    int64_t not_finite = 0;
     for (int64_t i = 0; i < rows; ++i) {
         const float *l = logits + i * lstride;
         const uint32_t *m = mask_row[i] >= 0 ? mask + mask_row[i] * mwords : 0;
@@ -76,6 +78,7 @@ void masked_row_max(const float *logits, int64_t rows, int64_t vocab, int64_t ls
         for (int64_t j = 0; j < vocab; ++j) bad |= (l[j] != l[j]) | (l[j] == INFINITY);
         if (bad || !m) {
             exact_row(l, m, vocab, &out_max[i], &out_arg[i]);
+            not_finite += !isfinite(out_max[i]);
             continue;
         }
         /* finite row: only allowed entries can be the max; ids ascend, so the
@@ -91,10 +94,13 @@ void masked_row_max(const float *logits, int64_t rows, int64_t vocab, int64_t ls
                 if (arg < 0 || l[j] > best) { best = l[j]; arg = j; }
             }
         }
-        /* nothing allowed: every entry is -inf, numpy's argmax is 0 */
-        out_max[i] = arg < 0 ? -INFINITY : best;
-        out_arg[i] = arg < 0 ? 0 : arg;
+        /* nothing allowed, or only -inf logits: every entry is -inf, numpy's argmax is 0 */
+        if (arg < 0 || best == -INFINITY) { best = -INFINITY; arg = 0; }
+        out_max[i] = best;
+        out_arg[i] = arg;
+        not_finite += !isfinite(out_max[i]);  /* nothing allowed, or only -inf logits */
     }
+    return not_finite;
 }
 """
 
@@ -141,7 +147,7 @@ def _build() -> Any:
             os.replace(out, lib_path)  # atomic: a concurrent build writes the same bytes
     lib = ctypes.CDLL(str(lib_path))
     fn = lib.masked_row_max
-    fn.restype = None
+    fn.restype = ctypes.c_int64
     fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
                    ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
     return fn
@@ -159,14 +165,18 @@ class MaskedRowMax:
     """Calls the kernel with output buffers kept per row count (one engine owns one).
 
     ``__call__(logits, mask, rows)``: ``logits`` CPU float32 ``[S, vocab]`` (rows
-    contiguous), ``mask`` the step's int32 ``[len(rows), words]`` mask, mask row ``i``
-    applying to logits row ``rows[i]`` (``rows`` ascending, distinct); returns ``(max per row, argmax per row)`` as
-    ``row_max`` would for the masked logits.
+    contiguous; :meth:`applies`), ``mask`` the step's int32 ``[len(rows), words]``
+    mask (C-contiguous, as ``MaskFiller`` makes it), mask row ``i`` applying to
+    logits row ``rows[i]`` (``rows`` ascending, distinct); returns ``(max per row,
+    argmax per row, whether every max is finite)``, the first two as ``row_max``
+    would give them for the masked logits. The max array is a buffer the next call
+    overwrites.
     """
 
     def __init__(self, fn: Any) -> None:
         self._fn = fn
-        self._bufs: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        # per row count: maxima, argmaxes, mask row per logits row, and their addresses
+        self._bufs: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, int, int, int]] = {}
         self._orders: dict[int, np.ndarray] = {}
 
     def _order(self, n: int) -> np.ndarray:
@@ -176,24 +186,27 @@ class MaskedRowMax:
         return order
 
     @staticmethod
-    def applies(logits: torch.Tensor, mask: torch.Tensor) -> bool:
-        return (logits.device.type == "cpu" and logits.dtype == torch.float32 and logits.dim() == 2
-                and logits.stride(1) == 1 and mask.device.type == "cpu" and mask.dtype == torch.int32
-                and mask.is_contiguous() and mask.shape[1] * 32 >= logits.shape[1])
+    def applies(logits: torch.Tensor) -> bool:
+        return logits.dtype == torch.float32 and logits.device.type == "cpu" and logits.stride(-1) == 1
 
-    def __call__(self, logits: torch.Tensor, mask: torch.Tensor, rows: list[int]) -> tuple[np.ndarray, list[int]]:
+    def __call__(self, logits: torch.Tensor, mask: torch.Tensor,
+                 rows: list[int]) -> tuple[np.ndarray, list[int], bool]:
         n, vocab = logits.shape
         bufs = self._bufs.get(n)
         if bufs is None:
             if len(self._bufs) >= 64:
                 self._bufs.clear()
-            bufs = self._bufs[n] = (np.empty(n, np.float32), np.empty(n, np.int64), np.empty(n, np.int64))
-        out_max, out_arg, which = bufs
+            out_max, out_arg, which = np.empty(n, np.float32), np.empty(n, np.int64), np.empty(n, np.int64)
+            bufs = self._bufs[n] = (out_max, out_arg, which, out_max.ctypes.data, out_arg.ctypes.data,
+                                    which.ctypes.data)
+        out_max, out_arg, which, p_max, p_arg, p_which = bufs
         if len(rows) == n:  # ascending and distinct: every row, in order
             which[:] = self._order(n)
         else:
             which.fill(-1)
             which[rows] = self._order(len(rows))
-        self._fn(logits.data_ptr(), n, vocab, logits.stride(0), mask.data_ptr(), mask.shape[1],
-                 which.ctypes.data, out_max.ctypes.data, out_arg.ctypes.data)
-        return out_max.copy(), out_arg.tolist()
+        words = mask.shape[1]
+        if words * 32 < vocab:
+            raise ValueError(f"a mask of {words} words cannot cover {vocab} tokens")
+        bad = self._fn(logits.data_ptr(), n, vocab, logits.stride(0), mask.data_ptr(), words, p_which, p_max, p_arg)
+        return out_max, out_arg.tolist(), bad == 0

@@ -156,6 +156,7 @@ def _sample_and_advance(
     masked = raw
     m_max: np.ndarray | None = None
     best: list[int] = []
+    all_finite = False  # known without a look at m_max (the C picker counts them)
     mask_error: Exception | None = None
     row_errors: dict[int, Exception] = {}
     done: set[int] = set()
@@ -174,8 +175,8 @@ def _sample_and_advance(
         else:
             picker = engine.masked_row_max
             if (picker is not None and filled.bias is None and all(reqs[s].params.greedy for s in pos)
-                    and MaskedRowMax.applies(raw, filled.mask)):
-                m_max, best = picker(raw, filled.mask, pos)
+                    and MaskedRowMax.applies(raw)):
+                m_max, best, all_finite = picker(raw, filled.mask, pos)
             elif MaskedMax.applies(raw, filled.bias):
                 masked, m_max, best = engine.masked_max(raw, filled.bias, pos)  # type: ignore[arg-type]
             else:
@@ -189,7 +190,7 @@ def _sample_and_advance(
     # (NaN, inf) from a mask that allows nothing (-inf).
     if m_max is None:
         m_max, best = row_max(masked)
-    if np.isfinite(m_max).all():
+    if all_finite or np.isfinite(m_max).all():
         finite = any_allowed = [True] * len(reqs)
     else:
         finite = np.isfinite(row_max(raw)[0]).tolist()

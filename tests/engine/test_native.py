@@ -44,15 +44,21 @@ def test_equals_row_max_of_masked_logits(picker: MaskedRowMax, vocab: int, rows:
             logits[rows[-1], 1] = float("inf")
         if trial == 9:
             logits[rows[-1], 2] = float("-inf")
+        if trial == 10:  # the only allowed token's logit is -inf: the row allows nothing
+            mask[-1] = 0
+            mask[-1, 0] = 1 << 2
+            logits[rows[-1], 2] = float("-inf")
         want_max, want_arg = row_max(masked_logits(logits, mask, rows))
-        got_max, got_arg = picker(logits, mask, rows)
+        got_max, got_arg, all_finite = picker(logits, mask, rows)
+        got_max = got_max.copy()  # the next call reuses the buffer
+        assert all_finite == bool(np.isfinite(want_max).all()), trial
         assert np.array_equal(got_max, want_max, equal_nan=True), (trial, got_max, want_max)
         assert got_arg == want_arg, trial
 
 
 def test_only_applies_to_cpu_float32_rows(picker: MaskedRowMax) -> None:
-    mask = torch.zeros(2, 3, dtype=torch.int32)
-    assert MaskedRowMax.applies(torch.zeros(2, 90), mask)
-    assert not MaskedRowMax.applies(torch.zeros(2, 90, dtype=torch.float64), mask)
-    assert not MaskedRowMax.applies(torch.zeros(90, 2).t(), mask)  # rows not contiguous
-    assert not MaskedRowMax.applies(torch.zeros(2, 100), mask)  # mask narrower than the vocab
+    assert MaskedRowMax.applies(torch.zeros(2, 90))
+    assert not MaskedRowMax.applies(torch.zeros(2, 90, dtype=torch.float64))
+    assert not MaskedRowMax.applies(torch.zeros(90, 2).t())  # rows not contiguous
+    with pytest.raises(ValueError, match="cannot cover"):
+        picker(torch.zeros(2, 100), torch.zeros(2, 3, dtype=torch.int32), [0, 1])
