@@ -76,7 +76,8 @@ class ForwardBatch:
         context_lens_list: ``context_lens`` as a list (no device read needed).
         on_gil_free: called right before the forward enters a stretch that runs with
             the GIL released (the compiled decode call), so Python work on another
-            thread can run beside it.
+            thread can run beside it; it may return the address of an int64 counter
+            for that call to bump once the GIL is free (``MaskFiller.start``).
     """
 
     input_ids: torch.Tensor
@@ -95,7 +96,7 @@ class ForwardBatch:
     rope: RopeTables | None = None
     seq_ids: list[int] | None = None
     context_lens_list: list[int] | None = None
-    on_gil_free: Callable[[], None] | None = None
+    on_gil_free: Callable[[], int | None] | None = None
 
     @property
     def num_rows(self) -> int:

@@ -72,7 +72,8 @@ class LLMEngine:
             prefix_cache=prefix_cache,  # type: ignore[arg-type]
         )
         self.eos_token_ids = frozenset(loaded.eos_token_ids)
-        self.mask_filler = MaskFiller(mc.vocab_size, config.mask_fill_overlap, self.device)
+        self.mask_filler = MaskFiller(mc.vocab_size, config.mask_fill_overlap, self.device,
+                                      spin_s=config.mask_fill_spin_ms / 1e3)
         self.masked_max = MaskedMax()  # the step's masked logits, in a buffer it reuses
         # greedy constrained rows on the CPU: picked from the packed mask in C
         kernel = masked_row_max_kernel() if self.device.type == "cpu" else None

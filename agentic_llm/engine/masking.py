@@ -29,7 +29,7 @@ import threading
 import time
 import weakref
 from concurrent.futures import Future
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -77,6 +77,24 @@ class _Held(NamedTuple):
     bias: bool
 
 
+_EMPTY = object()  # nothing queued
+_STOP = object()  # the worker thread ends
+
+
+def _try_get(q: queue.SimpleQueue[Any]) -> Any:
+    try:
+        return q.get_nowait()
+    except queue.Empty:
+        return _EMPTY
+
+
+def _spin_function() -> Any:
+    from agentic_llm.engine.native import native_library
+
+    lib = native_library()
+    return lib.spin_until_changed if lib is not None else None
+
+
 class MaskFiller:
     """Writes the next-token bitmasks of a step's matchers.
 
@@ -94,13 +112,21 @@ class MaskFiller:
         threaded: whether the last fill ran on the worker thread.
     """
 
-    def __init__(self, vocab_size: int, overlap: bool | None = None, device: torch.device | None = None) -> None:
+    def __init__(self, vocab_size: int, overlap: bool | None = None, device: torch.device | None = None, *,
+                 spin_s: float = 0.002) -> None:
         self.vocab_size = vocab_size
         self.device = device or torch.device("cpu")
         self.overlap = overlap
-        # one worker thread fed through a SimpleQueue: a hand-over is one C call, which
-        # matters because it happens on the step's path, right before the forward
-        self._queue: queue.SimpleQueue[_Held | None] = queue.SimpleQueue()
+        # One worker thread fed through a SimpleQueue: a hand-over is one C call, which
+        # matters because it happens on the step's path, right before the forward.
+        # After a fill the worker waits up to ``spin_s`` for the next on the bell, a
+        # counter read in C with the GIL released (``native.spin_until_changed``); a
+        # hand-over then needs no wake-up of a sleeping thread, and the compiled call
+        # rings the bell itself once the GIL is free (see :meth:`start`).
+        self.spin_s = spin_s
+        self._bell = np.zeros(1, dtype=np.int64)
+        self._bell_address: int = self._bell.ctypes.data
+        self._queue: queue.SimpleQueue[_Held | object] = queue.SimpleQueue()
         self._worker: threading.Thread | None = None
         self._closed = False
         self.threaded = overlap is True
@@ -143,16 +169,20 @@ class MaskFiller:
         next input does not depend on the matcher)."""
         return self.threaded
 
-    def start(self) -> None:
+    def start(self) -> int | None:
         """The forward is about to release the GIL: the held fill goes to the worker
         (in auto mode, only with a spare CPU). With nothing held (already started,
-        or filled inline) it does nothing."""
+        or filled inline) it does nothing. Returns the bell's address when the
+        caller must ring it (bump the int64 there) once the GIL is free, which the
+        compiled call does from C; None when nothing is left to ring."""
         if self.overlap is None and not self.spare_cpu:
-            return
+            return None
         self._signaled = True
-        self._hand_over()
+        return self._bell_address if self._hand_over(ring=False) else None
 
-    def _hand_over(self) -> None:
+    def _hand_over(self, ring: bool = True) -> bool:
+        """Give the held fill to the worker; True when it went on the queue (then,
+        without ``ring``, the caller rings the bell)."""
         held = self._take()
         if held is not None and self._closed:  # no worker any more: fill here
             self.threaded = False
@@ -164,10 +194,30 @@ class MaskFiller:
                 self._worker.start()
                 _live.add(self)
             self._queue.put(held)
+            if ring:
+                self._bell[0] += 1
+            return True
+        return False
 
     def _serve(self) -> None:
-        while (held := self._queue.get()) is not None:
-            self._run(held)
+        spin = _spin_function() if self.spin_s > 0 else None
+        spin_ns = int(self.spin_s * 1e9)
+        bell = self._bell
+        while True:
+            seen = int(bell[0])  # before looking: a hand-over after this rings past it
+            item = _try_get(self._queue)
+            # wait busily only with a CPU that torch's threads leave free
+            if item is _EMPTY and spin is not None and torch.get_num_threads() < _cpus():
+                # the next hand-over usually comes within a step: wait for it in C,
+                # the GIL released, rather than sleep and need waking (a hand-over
+                # puts, then rings)
+                spin(self._bell_address, seen, spin_ns)
+                item = _try_get(self._queue)
+            if item is _EMPTY:
+                item = self._queue.get()  # sleep until a hand-over wakes this thread
+            if item is _STOP:
+                return
+            self._run(item)  # type: ignore[arg-type]
 
     def finish(self) -> None:
         """The forward is done: a fill still held runs now, on the worker with
@@ -227,7 +277,8 @@ class MaskFiller:
         if held is not None:  # completed here, so nobody waits on it forever
             self._run(held)
         if self._worker is not None and self in _live:
-            self._queue.put(None)  # the worker ends after what it was handed
+            self._queue.put(_STOP)  # the worker ends after what it was handed
+            self._bell[0] += 1
             _live.discard(self)
 
 

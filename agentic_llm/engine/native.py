@@ -1,4 +1,4 @@
-"""A small C kernel for the sampler, built at first use with the system C compiler.
+"""Small C helpers for the engine's step, built at first use with the system C compiler.
 
 ``masked_row_max`` gives, for each row of CPU float32 logits, the max and the index
 of the first maximal entry of the logits masked by a packed constraint row (xgrammar
@@ -12,6 +12,12 @@ shows the same NaN max as before.
 Right after the compiled decode step every numpy call costs several times what it
 costs in a loop; one C call in place of about ten is what this saves
 (docs/engine.md, "Constrained decoding cost").
+
+``spin_until_changed`` and ``run_ringing`` hand the mask worker its fill without
+waking a sleeping thread (on this kind of virtual machine a futex wake of a thread
+on an idle CPU costs the waker about 50 us): the worker waits on a counter in C with
+the GIL released for a bounded time, and the compiled step's call bumps the counter
+from C, once the GIL is already free (``masking.MaskFiller``).
 
 The library is compiled once per source version into a per-user cache directory
 (``$AGENTIC_LLM_CACHE_DIR`` or ``~/.cache/agentic-llm``) and loaded through
@@ -35,13 +41,15 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["MaskedRowMax", "masked_row_max_kernel"]
+__all__ = ["MaskedRowMax", "masked_row_max_kernel", "native_library"]
 
 log = logging.getLogger(__name__)
 
 _SOURCE = r"""
 #include <math.h>
 #include <stdint.h>
+#include <stddef.h>
+#include <time.h>
 
 /* Entry j of row l as the masked logits hold it: itself when allowed, else
    l[j] + -inf (-inf, or NaN for a NaN or +inf logit). */
@@ -102,6 +110,37 @@ int64_t masked_row_max(const float *logits, int64_t rows, int64_t vocab, int64_t
     }
     return not_finite;
 }
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Wait until *counter differs from seen, at most max_ns; returns its value then. */
+int64_t spin_until_changed(const volatile int64_t *counter, int64_t seen, int64_t max_ns) {
+    int64_t deadline = now_ns() + max_ns;
+    for (;;) {
+        for (int k = 0; k < 256; ++k) {
+            int64_t v = __atomic_load_n(counter, __ATOMIC_ACQUIRE);
+            if (v != seen) return v;
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        }
+        if (now_ns() >= deadline) return __atomic_load_n(counter, __ATOMIC_ACQUIRE);
+    }
+}
+
+/* AOTInductorModelContainerRun through this shim bumps *bell first: the caller
+   (ctypes) has released the GIL by then, so a waiter taking it does not have to be
+   woken. */
+typedef int32_t (*aoti_run_fn)(void *, void **, size_t, void **, size_t, void *, void *);
+int32_t run_ringing(aoti_run_fn run, void *handle, void **inputs, size_t n_in, void **outputs,
+                    size_t n_out, void *stream, void *proxy, volatile int64_t *bell) {
+    __atomic_add_fetch(bell, 1, __ATOMIC_RELEASE);
+    return run(handle, inputs, n_in, outputs, n_out, stream, proxy);
+}
 """
 
 _lock = threading.Lock()
@@ -124,7 +163,7 @@ def _build() -> Any:
     """The loaded library, compiled into the cache directory if not there yet; None
     when no C compiler is found or the build fails (logged once)."""
     tag = hashlib.sha256(_SOURCE.encode()).hexdigest()[:16]
-    lib_path = _cache_dir() / f"masked_row_max-{tag}.so"
+    lib_path = _cache_dir() / f"engine_native-{tag}.so"
     if not lib_path.is_file():
         cc = _compiler()
         if cc is None:
@@ -132,7 +171,7 @@ def _build() -> Any:
             return None
         lib_path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=lib_path.parent) as tmp:
-            src = Path(tmp) / "masked_row_max.c"
+            src = Path(tmp) / "engine_native.c"
             src.write_text(_SOURCE, encoding="utf-8")
             out = Path(tmp) / lib_path.name
             # no -ffast-math: the NaN and infinity semantics above must hold
@@ -141,7 +180,7 @@ def _build() -> Any:
                 subprocess.run(cmd, check=True, capture_output=True, timeout=120)
             except (OSError, subprocess.SubprocessError) as exc:
                 err = getattr(exc, "stderr", b"") or b""
-                log.warning("building the masked-row-max kernel failed (%s): %s", exc,
+                log.warning("building the engine's C helpers failed (%s): %s", exc,
                             err.decode(errors="replace")[:500])
                 return None
             os.replace(out, lib_path)  # atomic: a concurrent build writes the same bytes
@@ -150,15 +189,30 @@ def _build() -> Any:
     fn.restype = ctypes.c_int64
     fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
                    ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
-    return fn
+    spin = lib.spin_until_changed
+    spin.restype = ctypes.c_int64
+    spin.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]
+    ring = lib.run_ringing
+    ring.restype = ctypes.c_int32
+    ring.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p), ctypes.c_size_t,
+                     ctypes.POINTER(ctypes.c_void_p), ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p,
+                     ctypes.c_void_p]
+    return lib
+
+
+def native_library() -> Any:
+    """The loaded library (``masked_row_max``, ``spin_until_changed``,
+    ``run_ringing``), built once per process; None without a C compiler."""
+    with _lock:
+        if "lib" not in _loaded:
+            _loaded["lib"] = _build()
+        return _loaded["lib"]
 
 
 def masked_row_max_kernel() -> Any:
-    """The C function, built and loaded once per process; None without a compiler."""
-    with _lock:
-        if "fn" not in _loaded:
-            _loaded["fn"] = _build()
-        return _loaded["fn"]
+    """The C masked row max; None without a compiler."""
+    lib = native_library()
+    return lib.masked_row_max if lib is not None else None
 
 
 class MaskedRowMax:

@@ -9,11 +9,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from agentic_llm.engine import LLMEngine
+from agentic_llm.engine import LLMEngine, SamplingParams
 from agentic_llm.engine.models.compiled_decode import compiler_available
+from agentic_llm.engine.native import native_library
 from agentic_llm.engine.outputs import RequestOutput
 
 from .conftest import generate_staggered, random_prompts
@@ -65,6 +67,7 @@ def test_compiled_step_matches_eager(family: str, checkpoint_factory: Callable[.
     compiled.pool.check_integrity()
     if ok:
         assert_releases_gil(compiled, prompts)
+        assert_constrained_rows_match(compiled, eager, prompts)
         stats = compiled.stats()
     if ok:  # a weight replaced by one in another layout: the step it was compiled for is given up
         for eng in (compiled, eager):
@@ -112,6 +115,65 @@ def assert_releases_gil(eng: LLMEngine, prompts: list[list[int]]) -> None:
     held = helper_runs(lambda before: (before(), loaded(*big[:5], wlist)))
     assert min(gil_free[0], held[0]) > 0.05, "the enlarged step is too short to tell"
     assert gil_free[1] > 10 * max(1, held[1]), f"helper loops during the call: {gil_free[1]} vs {held[1]} held"
+    # a counter handed back by ``before`` is bumped from C once the GIL is free: a
+    # thread waiting on it in C wakes, and takes the GIL, while the call still runs
+    lib = native_library()
+    assert lib is not None  # the C compiler that built the step builds this too
+    bell = np.zeros(1, dtype=np.int64)
+    woke: list[float] = []
+    waiter = threading.Thread(target=lambda: (lib.spin_until_changed(bell.ctypes.data, 0, 10**10),
+                                              woke.append(time.perf_counter())))
+    waiter.start()
+    out = runner(big, before=lambda: bell.ctypes.data)
+    end = time.perf_counter()
+    waiter.join()
+    assert bell[0] == 1 and woke and woke[0] < end
+    assert torch.equal(out[0], runner(big)[0])
+
+
+class ModMatcher:
+    """Allows the tokens ``t % 5 == n % 5`` at output position ``n``."""
+
+    def __init__(self, vocab: int) -> None:
+        self.vocab, self.n = vocab, 0
+
+    def fill_next_token_bitmask(self, bitmask: torch.Tensor, index: int = 0) -> None:
+        allowed = np.arange(self.vocab) % 5 == self.n % 5
+        words = np.packbits(np.pad(allowed, (0, bitmask.shape[1] * 32 - self.vocab)), bitorder="little")
+        bitmask[index] = torch.from_numpy(words.view(np.int32).copy())
+
+    def accept_token(self, token_id: int) -> bool:
+        if token_id % 5 != self.n % 5:
+            return False
+        self.n += 1
+        return True
+
+    def rollback(self, num_tokens: int) -> None:
+        self.n -= num_tokens
+
+    def find_jump_forward_string(self) -> str:
+        return ""
+
+    def is_terminated(self) -> bool:
+        return False
+
+
+def assert_constrained_rows_match(compiled: LLMEngine, eager: LLMEngine, prompts: list[list[int]]) -> None:
+    """Greedy constrained rows decode the same tokens on the compiled step (masks
+    filled by the worker beside the call, handed over by the bell, picked in C) as on
+    the eager step with inline fills; every token keeps to its mask."""
+    vocab = compiled.model_config.vocab_size
+    params = [SamplingParams(max_tokens=n, jump_forward=False) for n in (12, 5, 16)]
+    eager.mask_filler.overlap = False
+    outs = []
+    for eng in (compiled, eager):
+        matchers = [ModMatcher(vocab), None, ModMatcher(vocab)]
+        outs.append([o.output_token_ids for o in eng.generate(prompts, params, matchers=matchers)])
+    assert outs[0] == outs[1]
+    for row in (0, 2):
+        assert [t % 5 for t in outs[0][row]] == [n % 5 for n in range(len(outs[0][row]))]
+    assert compiled.mask_filler.threaded
+
 
 
 def helper_runs(call: Callable[[Callable[[], None]], object]) -> tuple[float, int]:

@@ -3,12 +3,15 @@ fill started by the forward's signal, and inline fills after a forward without i
 
 from __future__ import annotations
 
+import ctypes
 import threading
 
+import pytest
 import torch
 
 from agentic_llm.engine.constraints import bitmask_words
 from agentic_llm.engine.masking import MaskFiller
+from agentic_llm.engine.native import native_library
 from agentic_llm.engine.sampling import apply_bitmask, masked_logits
 
 VOCAB = 70
@@ -208,3 +211,72 @@ def test_pending_tokens_are_taken_before_the_fill() -> None:
         assert filled.bias is not None
         assert torch.equal(filled.bias, masked_logits(torch.zeros(4, VOCAB), filled.mask, [0, 1, 2, 3]))
         filler.close()
+
+
+class CountingQueue:
+    """Wraps a filler's queue to count the times its worker had to sleep on it."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.sleeps = 0
+
+    def put(self, item: object) -> None:
+        self.inner.put(item)  # type: ignore[attr-defined]
+
+    def get_nowait(self) -> object:
+        return self.inner.get_nowait()  # type: ignore[attr-defined]
+
+    def get(self) -> object:
+        self.sleeps += 1
+        return self.inner.get()  # type: ignore[attr-defined]
+
+
+def test_a_rung_hand_over_reaches_a_waiting_worker_without_waking_it() -> None:
+    """After a fill the worker waits on the bell (in C, the GIL released); a hand-over
+    by ``start`` whose caller rings the bell, as the compiled call does, finds it
+    awake. Without the C helpers the worker sleeps on the queue instead."""
+    if native_library() is None:
+        pytest.skip("no C compiler to build the engine's C helpers")  # a failure in CI (conftest)
+    filler = MaskFiller(VOCAB, overlap=None, spin_s=5.0)
+    filler._signaled = True  # as after the first GIL-free forward
+    q = CountingQueue(filler._queue)
+    filler._queue = q  # type: ignore[assignment]
+    for i in range(6):
+        fut = filler.submit([AllowSet({i})], deferred=True)  # type: ignore[list-item]
+        bell = filler.start()
+        assert bell is not None
+        ctypes.c_int64.from_address(bell).value += 1  # what the compiled call does from C
+        assert masked_logits(torch.zeros(1, VOCAB), fut.result(timeout=5).mask, [0])[0].isfinite().nonzero().flatten().tolist() == [i]
+        threading.Event().wait(0.002)  # the worker is back on the bell
+    assert q.sleeps == 0
+    assert filler.start() is None  # nothing held: nothing to ring
+    worker = filler._worker
+    filler.close()  # rings too: a waiting worker ends at once, not after spin_s
+    assert worker is not None
+    worker.join(timeout=2)
+    assert not worker.is_alive()
+
+
+def test_an_unrung_hand_over_is_filled_after_the_wait() -> None:
+    """A caller of ``start`` that does not ring only delays the fill by the wait."""
+    filler = MaskFiller(VOCAB, overlap=None, spin_s=0.05)
+    filler._signaled = True
+    for i in range(3):
+        fut = filler.submit([AllowSet({i})], deferred=True)  # type: ignore[list-item]
+        filler.start()
+        assert masked_logits(torch.zeros(1, VOCAB), fut.result(timeout=5).mask, [0])[0].isfinite().nonzero().flatten().tolist() == [i]
+    filler.close()
+
+
+def test_no_waiting_when_torch_takes_every_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With as many torch threads as CPUs the worker sleeps on the queue between fills
+    (a busy wait would take a CPU from the forward)."""
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 64)
+    filler = MaskFiller(VOCAB, overlap=True, spin_s=5.0)
+    q = CountingQueue(filler._queue)
+    filler._queue = q  # type: ignore[assignment]
+    for i in range(3):
+        assert filler.submit([AllowSet({i})]).result(timeout=5).mask.any()  # type: ignore[list-item]
+        threading.Event().wait(0.002)
+    assert q.sleeps >= 2
+    filler.close()

@@ -77,6 +77,8 @@ class GilFreeRunner:
                         ctypes.POINTER(ctypes.c_void_p), ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p]
         run.restype = ctypes.c_int32
         self._run = run
+        self._run_address = ctypes.cast(run, ctypes.c_void_p).value
+        self._ring: Any = False  # run_ringing, looked up at first use (None: not built here)
         self._in_type = ctypes.c_void_p * self.num_inputs
         self._out_type = ctypes.c_void_p * self.num_outputs
         self._pin_handles: list[Any] = []
@@ -99,9 +101,12 @@ class GilFreeRunner:
         self._pin_views = []
         self._pinned = set()
 
-    def __call__(self, inputs: list[torch.Tensor], before: Callable[[], None] | None = None) -> list[torch.Tensor]:
+    def __call__(self, inputs: list[torch.Tensor],
+                 before: Callable[[], int | None] | None = None) -> list[torch.Tensor]:
         """Run on the flat input list; returns the flat outputs. ``before`` is called
-        right before the GIL is released."""
+        right before the GIL is released; when it returns the address of an int64
+        counter (a waiting mask worker's), the call bumps that counter from C once
+        the GIL is free (``native.run_ringing``)."""
         if len(inputs) != self.num_inputs:
             raise ValueError(f"the compiled model takes {self.num_inputs} inputs, got {len(inputs)}")
         pinned = self._pinned
@@ -110,14 +115,28 @@ class GilFreeRunner:
         args = self._in_type(*[_capsule_ptr(c, None) for c in stolen])
         out = self._out_type()
         try:
-            if before is not None:
-                before()
-            rc = self._run(self._handle, args, self.num_inputs, out, self.num_outputs, None, None)
+            bell = before() if before is not None else None
+            ring = self._ringing() if bell else None
+            if ring is not None:
+                rc = ring(self._run_address, self._handle, args, self.num_inputs, out, self.num_outputs,
+                          None, None, bell)
+            else:
+                if bell:  # no C helper to ring it from: ring it here
+                    ctypes.c_int64.from_address(bell).value += 1
+                rc = self._run(self._handle, args, self.num_inputs, out, self.num_outputs, None, None)
         finally:
             _steal_back(pins)
         if rc != 0:
             raise RuntimeError(f"the compiled model failed (AOTInductorModelContainerRun returned {rc})")
         return _steal_back([_capsule_new(out[i], None, None) for i in range(self.num_outputs)])
+
+    def _ringing(self) -> Any:
+        if self._ring is False:
+            from agentic_llm.engine.native import native_library
+
+            lib = native_library()
+            self._ring = lib.run_ringing if lib is not None else None
+        return self._ring
 
     def close(self) -> None:
         """Drop the pins and free the container (the library stays loaded)."""

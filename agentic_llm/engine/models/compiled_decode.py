@@ -208,13 +208,14 @@ class CompiledDecode:
 
     def run(
         self, h: torch.Tensor, pos: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, kv_ws: torch.Tensor,
-        weights: list[Any], has_qk_norm: bool, before: Callable[[], None] | None = None,
+        weights: list[Any], has_qk_norm: bool, before: Callable[[], int | None] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Logits and new K/V (see the module docstring); None when the step cannot run
         compiled (the caller runs the eager step).
 
         ``kv_ws`` is the whole workspace ``[L, 2 * kv_heads, R, capacity, d]``.
-        ``before`` is called right before a call that releases the GIL.
+        ``before`` is called right before a call that releases the GIL (see
+        ``GilFreeRunner``: it may return a counter for the call to bump).
         """
         if self.failed:
             return None
