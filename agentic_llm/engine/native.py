@@ -148,8 +148,19 @@ _loaded: dict[str, Any] = {}
 
 
 def _cache_dir() -> Path:
+    """Where the built library is kept: ``$AGENTIC_LLM_CACHE_DIR``, else the user's
+    cache directory, else (not writable) a per-user folder in the temp directory."""
     root = os.environ.get("AGENTIC_LLM_CACHE_DIR")
-    return Path(root) if root else Path.home() / ".cache" / "agentic-llm"
+    if root:
+        return Path(root)
+    home = Path.home() / ".cache" / "agentic-llm"
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        if os.access(home, os.W_OK):
+            return home
+    except OSError:
+        pass
+    return Path(tempfile.gettempdir()) / f"agentic-llm-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
 
 
 def _compiler() -> str | None:
@@ -169,7 +180,11 @@ def _build() -> Any:
         if cc is None:
             log.info("no C compiler found: the sampler keeps its numpy masking")
             return None
-        lib_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            lib_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            log.warning("no folder for the engine's C helpers (%s)", exc)
+            return None
         with tempfile.TemporaryDirectory(dir=lib_path.parent) as tmp:
             src = Path(tmp) / "engine_native.c"
             src.write_text(_SOURCE, encoding="utf-8")
