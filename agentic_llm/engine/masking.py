@@ -17,6 +17,10 @@ worker too, after their forward, so that the sampled tokens' matcher updates kee
 moving into the next step's fill (see :attr:`MaskFiller.defers_accept`).
 ``overlap=True`` always uses the worker, ``False`` always fills inline, at
 submission.
+
+Between fills the worker waits a short while awake, on a counter read in C with the
+GIL released, before it sleeps: the compiled call bumps that counter from C once the
+GIL is free, so handing over a fill wakes no thread (see ``MaskFiller.__init__``).
 """
 
 from __future__ import annotations
@@ -203,11 +207,12 @@ class MaskFiller:
         spin = _spin_function() if self.spin_s > 0 else None
         spin_ns = int(self.spin_s * 1e9)
         bell = self._bell
+        cpus = _cpus()
         while True:
             seen = int(bell[0])  # before looking: a hand-over after this rings past it
             item = _try_get(self._queue)
             # wait busily only with a CPU that torch's threads leave free
-            if item is _EMPTY and spin is not None and torch.get_num_threads() < _cpus():
+            if item is _EMPTY and spin is not None and torch.get_num_threads() < cpus:
                 # the next hand-over usually comes within a step: wait for it in C,
                 # the GIL released, rather than sleep and need waking (a hand-over
                 # puts, then rings)
