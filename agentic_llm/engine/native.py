@@ -21,8 +21,8 @@ from C, once the GIL is already free (``masking.MaskFiller``).
 
 The library is compiled once per source version into a per-user cache directory
 (``$AGENTIC_LLM_CACHE_DIR`` or ``~/.cache/agentic-llm``) and loaded through
-:mod:`ctypes`. Without a C compiler :func:`masked_row_max_kernel` returns None and the
-sampler keeps its numpy path.
+:mod:`ctypes`. Without a C compiler :func:`native_library` returns None: the sampler
+keeps its numpy path and the mask worker sleeps between fills.
 """
 
 from __future__ import annotations
@@ -199,7 +199,11 @@ def _build() -> Any:
                             err.decode(errors="replace")[:500])
                 return None
             os.replace(out, lib_path)  # atomic: a concurrent build writes the same bytes
-    lib = ctypes.CDLL(str(lib_path))
+    try:
+        lib = ctypes.CDLL(str(lib_path))
+    except OSError as exc:  # a damaged file in the cache: left for a look, not used
+        log.warning("cannot load the engine's C helpers from %s: %s", lib_path, exc)
+        return None
     fn = lib.masked_row_max
     fn.restype = ctypes.c_int64
     fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
