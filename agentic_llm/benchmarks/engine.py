@@ -173,7 +173,10 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
     est = engine.stats()
     startup = {"compile_decode": compile_decode, "compiled": compile_decode and not est["compiled_decode_off_reason"],
                "off_reason": est["compiled_decode_off_reason"] if compile_decode else "",
-               "compile_s": est["decode_compile_s"], "warmup_s": warm_s, "grammar_warmup_s": grammar_warm_s}
+               "compile_s": est["decode_compile_s"], "warmup_s": warm_s, "grammar_warmup_s": grammar_warm_s,
+               # how constrained rows are handed to the mask worker and picked (docs/engine.md)
+               "mask_fill_spin_ms": engine.config.mask_fill_spin_ms,
+               "c_masked_row_max": engine.masked_row_max is not None}
 
     throughput = []
     agree = math.nan
