@@ -32,7 +32,6 @@ import sys
 import threading
 import time
 import weakref
-from concurrent.futures import Future
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -43,7 +42,7 @@ from agentic_llm.engine.postprocess import refused_token_error
 from agentic_llm.engine.sampling import mask_bias
 from agentic_llm.observability import emit
 
-__all__ = ["FilledMask", "MaskFiller"]
+__all__ = ["FillFuture", "FilledMask", "MaskFiller"]
 
 
 class FilledMask(NamedTuple):
@@ -72,10 +71,49 @@ def _cpus() -> int:
         return os.cpu_count() or 1
 
 
+class FillFuture:
+    """The result of one fill: set once by whichever thread fills, read by the step.
+
+    A lock held from creation until the result is set, so creating, completing and
+    reading one are a few C calls (a ``concurrent.futures.Future`` costs a Python
+    condition variable each way, on the step's path).
+    """
+
+    __slots__ = ("_ready", "_value", "_error")
+
+    def __init__(self) -> None:
+        self._ready = threading.Lock()
+        self._ready.acquire()
+        self._value: FilledMask | None = None
+        self._error: BaseException | None = None
+
+    def set_result(self, value: FilledMask) -> None:
+        self._value = value
+        self._ready.release()
+
+    def set_exception(self, error: BaseException) -> None:
+        self._error = error
+        self._ready.release()
+
+    def done(self) -> bool:
+        return not self._ready.locked()
+
+    def result(self, timeout: float | None = None) -> FilledMask:
+        """The filled mask, waiting for it (at most ``timeout`` seconds: TimeoutError);
+        re-raises what the fill raised."""
+        if not self._ready.acquire(timeout=-1 if timeout is None else timeout):
+            raise TimeoutError("the mask fill did not finish in time")
+        self._ready.release()
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
+
+
 class _Held(NamedTuple):
     """A submitted fill that has not started yet."""
 
-    future: Future[FilledMask]
+    future: FillFuture
     matchers: list[TokenMatcher]
     pending: list[int | None]
     bias: bool
@@ -102,7 +140,7 @@ def _spin_function() -> Any:
 class MaskFiller:
     """Writes the next-token bitmasks of a step's matchers.
 
-    The engine does not touch those matchers until :meth:`Future.result` returns,
+    The engine does not touch those matchers until :meth:`FillFuture.result` returns,
     so each matcher is only used by one thread at a time.
 
     Args:
@@ -141,7 +179,7 @@ class MaskFiller:
         self.spare_cpu = _cpus() >= 2
 
     def submit(self, matchers: list[TokenMatcher], pending: list[int | None] | None = None, *,
-               deferred: bool = False, bias: bool = True) -> Future[FilledMask]:
+               deferred: bool = False, bias: bool = True) -> FillFuture:
         """Fill a ``[len(matchers), words]`` int32 mask (all disallowed first).
 
         ``pending[i]``, when not None, is a token matcher ``i`` has not taken yet: the
@@ -153,7 +191,7 @@ class MaskFiller:
         ``bias`` the fill also makes :attr:`FilledMask.bias`.
         """
         rows: list[int | None] = pending if pending is not None else [None] * len(matchers)
-        fut: Future[FilledMask] = Future()
+        fut = FillFuture()
         held = _Held(fut, matchers, rows, bias)
         if self.overlap is False or (not deferred and self.overlap is None and not self._signaled):
             self.threaded = False

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -13,7 +12,7 @@ import torch
 from agentic_llm.engine.diagnostics import StepDiagnostics, entropy_and_logprobs
 from agentic_llm.engine.forward import AttentionCapture, ForwardBatch, build_forward_batch
 from agentic_llm.engine.hooks import HookContext
-from agentic_llm.engine.masking import FilledMask
+from agentic_llm.engine.masking import FillFuture
 from agentic_llm.engine.native import MaskedRowMax
 from agentic_llm.engine.outputs import FinishReason
 from agentic_llm.engine.postprocess import accept_sampled, jump_forward, stop_reason
@@ -60,7 +59,7 @@ def run_step(engine: LLMEngine) -> list[Request]:
         if (m := rows[i].request.matcher) is not None and (rows[i].request.pending_token is not None
                                                            or not m.is_terminated())
     ]
-    future: Future[FilledMask] | None = None
+    future: FillFuture | None = None
     if constrained:
         creqs = [rows[i].request for i in constrained]
         pending = [q.pending_token for q in creqs]
@@ -102,7 +101,7 @@ def run_step(engine: LLMEngine) -> list[Request]:
     return changed
 
 
-def _wait_quietly(future: Future[FilledMask]) -> None:
+def _wait_quietly(future: FillFuture) -> None:
     try:
         future.result()
     except Exception:  # the matcher error is reported when the row samples next time
@@ -145,7 +144,7 @@ def _sample_and_advance(
     sample_idx: list[int],
     constrained: list[int],
     logits: torch.Tensor,
-    future: Future[FilledMask] | None,
+    future: FillFuture | None,
     batch: ForwardBatch,
     changed: list[Request],
 ) -> None:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from agentic_llm.engine.constraints import bitmask_words
-from agentic_llm.engine.masking import MaskFiller
+from agentic_llm.engine.masking import FilledMask, FillFuture, MaskFiller
 from agentic_llm.engine.native import native_library
 from agentic_llm.engine.sampling import apply_bitmask, masked_logits
 
@@ -280,3 +280,18 @@ def test_no_waiting_when_torch_takes_every_cpu(monkeypatch: pytest.MonkeyPatch) 
         threading.Event().wait(0.002)
     assert q.sleeps >= 2
     filler.close()
+
+
+def test_fill_future() -> None:
+    fut = FillFuture()
+    assert not fut.done()
+    with pytest.raises(TimeoutError):
+        fut.result(timeout=0.01)
+    filled = FilledMask(torch.zeros(1, 3, dtype=torch.int32), {})
+    threading.Timer(0.02, fut.set_result, (filled,)).start()
+    assert fut.result(timeout=5) is filled and fut.done()
+    assert fut.result() is filled  # read again: the same result
+    failed = FillFuture()
+    failed.set_exception(RuntimeError("worker broke"))
+    with pytest.raises(RuntimeError, match="worker broke"):
+        failed.result()
