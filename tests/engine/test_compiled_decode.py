@@ -111,8 +111,10 @@ def assert_releases_gil(eng: LLMEngine, prompts: list[list[int]]) -> None:
     loaded = comp._fn
     assert loaded is not None
     # against the same step through torch's own loader, which holds the GIL
-    gil_free = helper_runs(lambda before: runner(big, before=before))
-    held = helper_runs(lambda before: (before(), loaded(*big[:5], wlist)))
+    # medians of three calls each: one call on a shared machine can be an outlier
+    gil_free = sorted((helper_runs(lambda before: runner(big, before=before)) for _ in range(3)), key=lambda r: r[1])[1]
+    held = sorted((helper_runs(lambda before: (before(), loaded(*big[:5], wlist))) for _ in range(3)),
+                  key=lambda r: r[1])[1]
     assert min(gil_free[0], held[0]) > 0.05, "the enlarged step is too short to tell"
     assert gil_free[1] > 10 * max(1, held[1]), f"helper loops during the call: {gil_free[1]} vs {held[1]} held"
     # a counter handed back by ``before`` is bumped from C once the GIL is free: a
