@@ -116,7 +116,10 @@ def assert_releases_gil(eng: LLMEngine, prompts: list[list[int]]) -> None:
     held = sorted((helper_runs(lambda before: (before(), loaded(*big[:5], wlist))) for _ in range(3)),
                   key=lambda r: r[1])[1]
     assert min(gil_free[0], held[0]) > 0.05, "the enlarged step is too short to tell"
-    assert gil_free[1] > 10 * max(1, held[1]), f"helper loops during the call: {gil_free[1]} vs {held[1]} held"
+    # Through torch's loader the helper still gets some turns (about a tenth of its
+    # loops beside the GIL-free call when other tests load the machine, a twentieth
+    # alone); a runner that held the GIL would give it about as few as the loader.
+    assert gil_free[1] > 4 * max(1, held[1]), f"helper loops during the call: {gil_free[1]} vs {held[1]} held"
     # a counter handed back by ``before`` is bumped from C once the GIL is free: a
     # thread waiting on it in C wakes, and takes the GIL, while the call still runs
     lib = native_library()
