@@ -60,15 +60,16 @@ def run_step(engine: LLMEngine) -> list[Request]:
                                                            or not m.is_terminated())
     ]
     future: FillFuture | None = None
+    pick_in_c = False
     if constrained:
         creqs = [rows[i].request for i in constrained]
         pending = [q.pending_token for q in creqs]
         for q in creqs:
             q.pending_token = None  # the fill takes it now
-        # greedy rows on the CPU are picked from the packed mask (``native``): no bias
+        # every row greedy: picked from the packed mask in C (``native``), no bias made
+        pick_in_c = engine.masked_row_max is not None and all(q.params.greedy for q in creqs)
         future = engine.mask_filler.submit(
-            [q.matcher for q in creqs], pending, deferred=True,  # type: ignore[misc]
-            bias=engine.masked_row_max is None or not all(q.params.greedy for q in creqs))
+            [q.matcher for q in creqs], pending, deferred=True, bias=not pick_in_c)  # type: ignore[misc]
         batch.on_gil_free = engine.mask_filler.start
     if engine.model.hooks:
         batch.hook_ctx = _hook_context(batch, rows)
@@ -97,7 +98,7 @@ def run_step(engine: LLMEngine) -> list[Request]:
         if future is not None:
             _wait_quietly(future)
         return changed
-    _sample_and_advance(engine, rows, sample_idx, constrained, logits, future, batch, changed)
+    _sample_and_advance(engine, rows, sample_idx, constrained, logits, future, pick_in_c, batch, changed)
     return changed
 
 
@@ -145,6 +146,7 @@ def _sample_and_advance(
     constrained: list[int],
     logits: torch.Tensor,
     future: FillFuture | None,
+    pick_in_c: bool,
     batch: ForwardBatch,
     changed: list[Request],
 ) -> None:
@@ -173,8 +175,7 @@ def _sample_and_advance(
             mask_error = exc
         else:
             picker = engine.masked_row_max
-            if (picker is not None and filled.bias is None and all(reqs[s].params.greedy for s in pos)
-                    and MaskedRowMax.applies(raw)):
+            if pick_in_c and picker is not None and MaskedRowMax.applies(raw):
                 m_max, best, all_finite = picker(raw, filled.mask, pos)
             elif MaskedMax.applies(raw, filled.bias):
                 masked, m_max, best = engine.masked_max(raw, filled.bias, pos)  # type: ignore[arg-type]

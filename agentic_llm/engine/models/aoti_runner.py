@@ -116,13 +116,12 @@ class GilFreeRunner:
         out = self._out_type()
         try:
             bell = before() if before is not None else None
+            # without the C helpers no worker waits on a bell: nothing to ring
             ring = self._ringing() if bell else None
             if ring is not None:
                 rc = ring(self._run_address, self._handle, args, self.num_inputs, out, self.num_outputs,
                           None, None, bell)
             else:
-                if bell:  # no C helper to ring it from: ring it here
-                    ctypes.c_int64.from_address(bell).value += 1
                 rc = self._run(self._handle, args, self.num_inputs, out, self.num_outputs, None, None)
         finally:
             _steal_back(pins)
