@@ -21,13 +21,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
+from agentic_llm.engine.loop import EngineLoop
 from agentic_llm.errors import AgenticError, ErrorCode
 from agentic_llm.observability import emit
 from agentic_llm.planner import GenerateRequest, plan
+from agentic_llm.scheduler.budget import budget_exceeded, budget_stop, close_forced
 from agentic_llm.serving.admission import Admission
 from agentic_llm.serving.ast import diagnostic_info, document_blocks
 from agentic_llm.serving.knowledge import KnowledgeAdmin
-from agentic_llm.serving.loop import EngineLoop
 from agentic_llm.serving.nodes import NodeStream
 from agentic_llm.serving.result import (
     BranchResult,
@@ -382,6 +383,13 @@ class Pipeline:
             tm.mark("generate_ms")
             text = decoder.text()
             tail = text[decoder.sent:]
+            closed_by_force = False
+            if reason == "length" and matcher is not None:
+                # Cut by max_tokens: close the document with the text the grammar
+                # forces, when no choice is left (the engine is done with the matcher).
+                extra = close_forced(matcher)
+                if extra:
+                    text, tail, closed_by_force = text + extra, tail + extra, True
             nodes.feed(tail)
             if stream_tokens and (tail or unsent_ids):
                 yield TokenDelta(tail, tuple(unsent_ids))
@@ -395,15 +403,12 @@ class Pipeline:
         doc, diags = _check(text, policy)
         tm.mark("validate_ms")
         valid = doc is not None and not any(d.is_error for d in diags)
+        if reason == "length":
+            emit.budget_stop("max_tokens", request_id=rid)
         if not valid and reason == "length":
             # Cut off by the token budget: an incomplete document is a budget
             # refusal, not an answer (the nodes already streamed stay valid).
-            emit.budget_stop("max_tokens", request_id=rid)
-            raise AgenticError(
-                ErrorCode.BUDGET_EXCEEDED,
-                f"the subgraph was not complete after max_tokens={p.max_tokens} tokens; "
-                "raise budget.max_tokens or lower budget.max_nodes",
-                max_tokens=p.max_tokens, nodes_completed=nodes.count)
+            raise budget_exceeded(p.max_tokens, nodes.count)
         if valid and use_cache:
             assert cache is not None
             try:
@@ -423,6 +428,7 @@ class Pipeline:
             diagnostics=_shown(diags, req.flags.diagnostics), valid=valid, cache=outcome,
             counts=counts, timings=tm.build(), finish_reason=reason,
             dag_id=req.dag_id or "", branch_id=req.branch_id or "",
+            budget_stop=budget_stop(reason, closed_by_force, counts.node_count, p.max_nodes),
         )
         emit.request_finished(
             rid, "success", prompt_tokens=counts.prompt_tokens,

@@ -163,6 +163,9 @@ class ServingResult:
         counts: token and node counts.
         timings: per-stage milliseconds.
         finish_reason: ``stop``, ``length`` or ``cache``.
+        budget_stop: ``max_tokens`` when the token budget stopped the model and the
+            grammar's forced text closed the document, ``max_nodes`` when the node
+            budget closed it, else "" (see ``agentic_llm.scheduler.budget``).
     """
 
     request_id: str
@@ -178,6 +181,7 @@ class ServingResult:
     finish_reason: str
     dag_id: str = ""
     branch_id: str = ""
+    budget_stop: str = ""
 
     @property
     def nodes(self) -> tuple[AstNodeInfo, ...]:
