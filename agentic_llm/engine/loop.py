@@ -37,7 +37,7 @@ from typing import Any, Protocol
 
 from agentic_llm.engine.outputs import FinishReason, RequestOutput
 from agentic_llm.errors import AgenticError, ErrorCode
-from agentic_llm.observability.health import Heartbeat
+from agentic_llm.observability.health import CheckFn, Heartbeat, heartbeat_check
 
 __all__ = ["Channel", "ChannelItem", "EngineLoop", "LoopEngine", "StepObserver"]
 
@@ -153,13 +153,17 @@ class EngineLoop:
         thread: start a daemon thread that drives the loop; False: the caller drives
             it with :meth:`run_once` / :meth:`drain`.
         idle_beat_s: heartbeat (and published stats) period while idle.
+        stall_after_s: seconds without a beat after which :meth:`health_check`
+            reports the loop as stuck.
     """
 
     def __init__(self, engine: Any, *, observers: Iterable[StepObserver] = (),
-                 thread: bool = True, idle_beat_s: float = IDLE_BEAT_S) -> None:
+                 thread: bool = True, idle_beat_s: float = IDLE_BEAT_S,
+                 stall_after_s: float = STALL_AFTER_S) -> None:
         self.engine = engine
         self.observers: list[StepObserver] = list(observers)
         self.idle_beat_s = idle_beat_s
+        self.stall_after_s = stall_after_s
         self._cond = threading.Condition()
         self._submits: list[_Submit] = []
         self._aborts: list[str] = []
@@ -237,6 +241,11 @@ class EngineLoop:
     def thread(self) -> threading.Thread | None:
         """The loop thread (health checks watch that it is alive); None when driven inline."""
         return self._thread
+
+    def health_check(self) -> CheckFn:
+        """Liveness of the loop: unhealthy when its thread died or it has not beaten
+        for ``stall_after_s`` (a stuck step); an idle loop stays healthy."""
+        return heartbeat_check(self.heartbeat, stale_after_s=self.stall_after_s, thread=self._thread)
 
     def stats(self) -> dict[str, Any]:
         """The engine's ``stats()`` as last published by the loop thread.

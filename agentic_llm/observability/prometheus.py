@@ -158,6 +158,11 @@ class PrometheusExporter:
             K.AGA_STORE: self._aga_store,
         }
 
+    def add_const_labels(self, labels: Mapping[str, str]) -> None:
+        """Add labels to every sample from now on (e.g. ``{"model": "agentic-tiny"}``)."""
+        current = dict(self._view._labels) if isinstance(self._view, _ConstLabelView) else {}
+        self._view = _ConstLabelView(self.registry, {**current, **labels})
+
     # -- lifecycle -------------------------------------------------------------------
     def _register(self, spec: MetricSpec) -> None:
         if spec.type == "info":

@@ -21,6 +21,9 @@ from typing import Any
 from agentic_llm.observability.config import ObservabilityConfig
 from agentic_llm.observability.events import EventBus, get_default_bus
 from agentic_llm.observability.health import (
+    HEALTHY,
+    UNHEALTHY,
+    CheckResult,
     HealthRegistry,
     Heartbeat,
     aga_store_check,
@@ -204,15 +207,31 @@ class ObservabilityStack:
         self.health.register(name, store_reachable_check(ping, name=name), critical=False)
 
     def bind_pipeline(self, pipeline: Any, *, store: str = "default") -> None:
-        """Everything a serving pipeline offers: engine, engine loop, subgraph cache.
+        """Everything a serving pipeline offers, as ``serve`` runs it.
 
-        Binds ``pipeline.engine`` (KV pool check, live gauges, prefix counters), the
-        engine loop's heartbeat and thread (``engine_loop``, liveness) and the subgraph
-        cache's lookup counters. Request events come from the pipeline itself.
+        - the engine loop: an :class:`EngineObserver` on the loop itself (step,
+          prefix-cache, jump-forward events; requests come from the pipeline), its
+          liveness (``engine_loop``: thread alive and beating, idle included) and the
+          stats it publishes (KV pool readiness check, live gauges): no other thread
+          reads the engine;
+        - readiness: ``admission`` (unhealthy once the pipeline drains);
+        - a ``model`` label on every metric;
+        - the subgraph cache's lookup counters.
         """
-        loop = getattr(pipeline, "loop", None)
-        self.bind_engine(pipeline.engine, heartbeat=getattr(loop, "heartbeat", None),
-                         loop_thread=getattr(loop, "thread", None))
+        from agentic_llm.observability.engine_probe import EngineObserver
+
+        loop = pipeline.loop
+        self.health.register("engine_loop", loop.health_check(), liveness=True)
+        self.health.register("kv_pool", kv_pool_check(loop.stats))
+        admission = getattr(pipeline, "admission", None)
+        if admission is not None:
+            self.health.register("admission", _admission_check(admission))
+        loop.add_observer(EngineObserver(pipeline.engine, self.bus, emit_requests=False))
+        if self.prometheus is not None:
+            self.prometheus.bind_engine_stats(loop.stats)
+            name = getattr(pipeline, "model_name", "")
+            if name:
+                self.prometheus.add_const_labels({"model": str(name)})
         parts = getattr(pipeline, "parts", None)
         cache = getattr(parts, "cache", None)
         if cache is not None:
@@ -235,6 +254,15 @@ class ObservabilityStack:
         from agentic_llm.observability.dashboard import write_dashboard
 
         return write_dashboard(path)
+
+
+def _admission_check(admission: Any) -> Callable[[], Any]:
+    def check() -> CheckResult:
+        if admission.draining:
+            return CheckResult(UNHEALTHY, "draining: admission is closed")
+        return CheckResult(HEALTHY, "")
+
+    return check
 
 
 class _AlwaysFresh(Heartbeat):

@@ -26,7 +26,6 @@ from agentic_llm.errors import AgenticError, ErrorCode
 from agentic_llm.observability.health import (
     GrpcHealthAdapter,
     HealthRegistry,
-    heartbeat_check,
     kv_pool_check,
 )
 from agentic_llm.server.auth import BearerTokenInterceptor
@@ -148,11 +147,9 @@ class AgenticServer:
         self.health_checks = health_registry or HealthRegistry()
         if self._own_registry:
             loop = pipeline.loop
-            self.health_checks.register(
-                "engine_loop", heartbeat_check(loop.heartbeat, thread=loop.thread), liveness=True)
-            stats = getattr(pipeline.engine, "stats", None)
-            if callable(stats):
-                self.health_checks.register("kv_pool", kv_pool_check(stats), critical=False)
+            self.health_checks.register("engine_loop", loop.health_check(), liveness=True)
+            # the stats the loop thread publishes: no other thread reads the engine
+            self.health_checks.register("kv_pool", kv_pool_check(loop.stats), critical=False)
         self._health_adapter = GrpcHealthAdapter(
             self.health_checks, self.health, services=(SERVICE_NAME,), interval_s=2.0)
         if config.reflection:

@@ -156,6 +156,13 @@ class Pipeline:
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="agentic-fork")
 
     # -- public API -----------------------------------------------------------------
+    @property
+    def model_name(self) -> str:
+        """The served model's name (its checkpoint directory), for labels and logs."""
+        loaded = getattr(self.engine, "loaded", None)
+        model_dir = getattr(loaded, "model_dir", None)
+        return model_dir.name if model_dir is not None else ""
+
     def with_admission(self, admission: Admission) -> Pipeline:
         """A view of this pipeline (same engine loop, caches and fork pool) behind
         another admission gate, e.g. a second front end with its own limits."""
