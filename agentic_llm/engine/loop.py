@@ -192,6 +192,11 @@ class EngineLoop:
         with self._cond:
             self.observers = [*self.observers, observer]
 
+    def remove_observer(self, observer: StepObserver) -> None:
+        """Stop telling ``observer`` about steps (a no-op if it is not there)."""
+        with self._cond:
+            self.observers = [o for o in self.observers if o is not observer]
+
     def submit(
         self,
         prompt: Sequence[int] | str,

@@ -98,9 +98,12 @@ class EngineObserver:
             bus.emit(K.PREFIX_CACHE_MATCH, query_tokens=dq, hit_tokens=dh)
         if dev > 0:
             bus.emit(K.PREFIX_CACHE_EVICT, blocks=dev)
-        if self.emit_requests:
-            for o in outputs:
-                if getattr(o, "finished", False):
+        for o in outputs:
+            if getattr(o, "finished", False):
+                forced = int(o.metrics.num_forced_tokens)
+                if forced:  # an engine fact, whoever reports the request
+                    bus.emit(K.GRAMMAR_JUMP_FORWARD, tokens=forced, request_id=str(o.request_id))
+                if self.emit_requests:
                     self._finished(o)
 
     def _finished(self, o: Any) -> None:
@@ -119,8 +122,6 @@ class EngineObserver:
             e2e = max(0.0, m.finish_time - m.arrival_time)
         err = getattr(o, "error", None)
         code = str(getattr(err, "code", "") or "") if err is not None else ""
-        if m.num_forced_tokens:
-            bus.emit(K.GRAMMAR_JUMP_FORWARD, tokens=int(m.num_forced_tokens), request_id=rid)
         if reason == "length":
             bus.emit(K.BUDGET_STOP, kind="max_tokens", request_id=rid)
         elif reason == "timeout":

@@ -69,6 +69,7 @@ class ObservabilityStack:
         self._span_exporter = span_exporter
         self._started = False
         self._lock = threading.Lock()
+        self._unbind: list[Callable[[], None]] = []  # undone at shutdown
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> ObservabilityStack:
@@ -157,6 +158,9 @@ class ObservabilityStack:
     def shutdown(self) -> None:
         """Stop everything, flushing logs, audit records and spans."""
         with self._lock:
+            unbind, self._unbind = self._unbind, []
+            for undo in unbind:
+                undo()
             if not self._started:
                 return
             self._stop_parts()
@@ -226,9 +230,15 @@ class ObservabilityStack:
         admission = getattr(pipeline, "admission", None)
         if admission is not None:
             self.health.register("admission", _admission_check(admission))
-        loop.add_observer(EngineObserver(pipeline.engine, self.bus, emit_requests=False))
+        observer = EngineObserver(pipeline.engine, self.bus, emit_requests=False)
+        loop.add_observer(observer)
+        self._unbind.append(lambda: loop.remove_observer(observer))
         if self.prometheus is not None:
             self.prometheus.bind_engine_stats(loop.stats)
+            compiler = getattr(getattr(pipeline, "parts", None), "compiler", None)
+            record = getattr(compiler, "compile_seconds", None)
+            if record is not None:
+                self.prometheus.bind_grammar_compiles(lambda: record)
             name = getattr(pipeline, "model_name", "")
             if name:
                 self.prometheus.add_const_labels({"model": str(name)})

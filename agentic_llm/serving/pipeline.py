@@ -361,6 +361,7 @@ class Pipeline:
             pending: list[NodeEvent] = []
             nodes = NodeStream(p.target_path, pending.append, started=t0)
             first = True
+            t_first = t_last = 0.0
             unsent_ids: list[int] = []  # ids whose text has not been sent yet
             reason = ""
             cached_tokens = forced_tokens = 0
@@ -370,6 +371,7 @@ class Pipeline:
                 if item.token_ids:
                     if first:
                         tm.mark("first_token_ms", since_start=True)
+                        t_first = time.perf_counter()
                         first = False
                     delta = decoder.add(item.token_ids)
                     nodes.feed(delta)
@@ -388,6 +390,7 @@ class Pipeline:
                     reason = item.finish_reason or "stop"
                     break
             tm.mark("generate_ms")
+            t_last = time.perf_counter()
             text = decoder.text()
             tail = text[decoder.sent:]
             closed_by_force = False
@@ -441,6 +444,7 @@ class Pipeline:
             rid, "success", prompt_tokens=counts.prompt_tokens,
             output_tokens=counts.completion_tokens, cached_tokens=cached_tokens,
             ttft_s=result.timings.first_token_ms / 1000.0, e2e_s=time.perf_counter() - t0,
+            tpot_s=(t_last - t_first) / (len(decoder.ids) - 1) if len(decoder.ids) > 1 else None,
             tenant=req.tenant, target_path=req.target_path,
         )
         yield result

@@ -6,6 +6,7 @@ module only adapts it to the four calls the pipeline makes.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -54,10 +55,13 @@ class SubgraphCacheAdapter:
         self.store = store
 
     def lookup(self, plan: Any) -> CacheHit | None:
+        t0 = time.perf_counter()
         found = self.cache.lookup_plan(plan)
         if not found.hit or found.text is None:
+            emit.subgraph_cache_lookup("miss", store=self.store, duration_s=time.perf_counter() - t0)
             return None
         outcome = CacheOutcome.EXACT if found.kind == "exact" else CacheOutcome.FUZZY
+        emit.subgraph_cache_lookup(outcome.value, store=self.store, duration_s=time.perf_counter() - t0)
         return CacheHit(outcome, found.text)
 
     def insert(self, plan: Any, text: str) -> None:
@@ -65,11 +69,19 @@ class SubgraphCacheAdapter:
         emit.subgraph_cache_insert(store=self.store)
 
     def invalidate(self, *, path_prefix: str = "", tenant: str = "") -> int:
-        if path_prefix:
-            return int(self.cache.invalidate_path(path_prefix, tenant=tenant or None))
-        if tenant:
-            return int(self.cache.invalidate_tenant(tenant))
-        return int(self.cache.clear())
+        ok = False
+        try:
+            if path_prefix:
+                n = int(self.cache.invalidate_path(path_prefix, tenant=tenant or None))
+            elif tenant:
+                n = int(self.cache.invalidate_tenant(tenant))
+            else:
+                n = int(self.cache.clear())
+            ok = True
+            return n
+        finally:
+            emit.audit("invalidate", ok, component="cache", actor=tenant or "admin",
+                       target=path_prefix or "*")
 
     def stats(self) -> dict[str, float]:
         return {k: float(v) for k, v in self.cache.stats()._asdict().items()}
