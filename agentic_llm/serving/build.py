@@ -87,8 +87,14 @@ def build_compiler(model_dir: Path, engine: Any) -> Any:
     return compiler
 
 
-def build_pipeline(config: ServerConfig, *, engine: Any = None, model_dir: Path | None = None) -> Pipeline:
-    """The pipeline ``agentic-llm serve`` runs: engine, grammar, caches, admission."""
+def build_pipeline(config: ServerConfig, *, engine: Any = None, model_dir: Path | None = None,
+                   cache: bool = True, constrained: bool = True, jump_forward: bool = True) -> Pipeline:
+    """The pipeline ``agentic-llm serve`` runs: engine, grammar, caches, admission.
+
+    ``cache=False`` leaves the subgraph cache out, ``constrained=False`` the grammar
+    (outputs are still validated), ``jump_forward=False`` the forced-text shortcut:
+    offline evaluation (``serving.local``) uses them.
+    """
     from agentic_llm.serving.subgraphs import open_subgraph_cache
 
     model_dir = model_dir or resolve_model_dir(config.model.dir)
@@ -100,8 +106,9 @@ def build_pipeline(config: ServerConfig, *, engine: Any = None, model_dir: Path 
         knowledge = attach_aga(engine, config.aga.config)
     parts = PipelineParts(
         engine=engine,
-        compiler=build_compiler(model_dir, engine),
-        cache=open_subgraph_cache(config.cache),
+        compiler=build_compiler(model_dir, engine) if constrained else None,
+        cache=open_subgraph_cache(config.cache) if cache else None,
+        jump_forward=jump_forward,
         knowledge=knowledge,
         max_model_len=int(getattr(engine, "max_model_len", 0) or 0),
     )

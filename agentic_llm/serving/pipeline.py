@@ -61,6 +61,7 @@ class PipelineParts:
         cache: the subgraph cache; None disables it.
         knowledge: AGA knowledge administration; None when AGA is off.
         max_model_len: prompt plus output tokens the model can hold (0: unchecked).
+        jump_forward: append grammar-forced text without a decode step each.
     """
 
     engine: Any
@@ -69,6 +70,7 @@ class PipelineParts:
     cache: SubgraphStore | None = None
     knowledge: KnowledgeAdmin | None = None
     max_model_len: int = 0
+    jump_forward: bool = True
 
 
 class _Decoder:
@@ -346,7 +348,7 @@ class Pipeline:
                 f"model's {max_len}-token context; shorten the prompt, tools or library",
                 prompt_tokens=len(prompt_ids), max_model_len=max_len)
         matcher = self.parts.compiler.matcher_for(p) if self.parts.compiler is not None else None
-        params = _sampling_params(req, p.max_tokens, deadline)
+        params = _sampling_params(req, p.max_tokens, deadline, self.parts.jump_forward)
         # Scheduler fields go to the engine when its add_request takes them.
         ch = self.loop.submit(
             prompt_ids, params, request_id=rid, deadline=deadline, matcher=matcher,
@@ -474,13 +476,14 @@ _REFUSALS = frozenset({
 })
 
 
-def _sampling_params(req: GenerateRequest, max_tokens: int, deadline: float) -> Any:
+def _sampling_params(req: GenerateRequest, max_tokens: int, deadline: float,
+                     jump_forward: bool = True) -> Any:
     from agentic_llm.engine import SamplingParams
 
     s = req.sampling
     return SamplingParams(
         max_tokens=max_tokens, temperature=s.temperature, top_k=s.top_k,
-        top_p=s.top_p if s.top_p > 0 else 1.0, seed=s.seed,
+        top_p=s.top_p if s.top_p > 0 else 1.0, seed=s.seed, jump_forward=jump_forward,
         timeout_s=max(0.001, deadline - time.monotonic()),
     )
 
