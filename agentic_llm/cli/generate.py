@@ -191,8 +191,8 @@ def _print_human(result: Any, model_dir: Path, request: Any, plan_json: dict[str
 def run(args: argparse.Namespace) -> int:
     """Run the command; see the module docstring for exit codes."""
     from agentic_llm.models import default_model_dir
-    from agentic_llm.serving.local import LocalGenerator
     from agentic_llm.planner import GenerateRequest, plan
+    from agentic_llm.serving.local import LocalGenerator
 
     try:
         raw = request_from_args(args)
