@@ -95,6 +95,7 @@ def build_pipeline(config: ServerConfig, *, engine: Any = None, model_dir: Path 
     (outputs are still validated), ``jump_forward=False`` the forced-text shortcut:
     offline evaluation (``serving.local``) uses them.
     """
+    from agentic_llm.engine.fingerprint import engine_version
     from agentic_llm.serving.subgraphs import open_subgraph_cache
 
     model_dir = model_dir or resolve_model_dir(config.model.dir)
@@ -107,7 +108,7 @@ def build_pipeline(config: ServerConfig, *, engine: Any = None, model_dir: Path 
     parts = PipelineParts(
         engine=engine,
         compiler=build_compiler(model_dir, engine) if constrained else None,
-        cache=open_subgraph_cache(config.cache) if cache else None,
+        cache=open_subgraph_cache(config.cache, engine_version(model_dir)) if cache else None,
         jump_forward=jump_forward,
         knowledge=knowledge,
         max_model_len=int(getattr(engine, "max_model_len", 0) or 0),

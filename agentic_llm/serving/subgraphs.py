@@ -7,7 +7,7 @@ module only adapts it to the four calls the pipeline makes.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -54,9 +54,17 @@ class SubgraphCacheAdapter:
         self.cache = cache
         self.store = store
 
+    def _keyed(self, plan: Any) -> Any:
+        """``plan`` with this cache's engine version (model included) in its cache key."""
+        version = self.cache.engine_version
+        if plan.cache_key.engine_version == version:
+            return plan
+        return replace(plan, cache_key=plan.cache_key._replace(engine_version=version),
+                       engine_version=version)
+
     def lookup(self, plan: Any) -> CacheHit | None:
         t0 = time.perf_counter()
-        found = self.cache.lookup_plan(plan)
+        found = self.cache.lookup_plan(self._keyed(plan))
         if not found.hit or found.text is None:
             emit.subgraph_cache_lookup("miss", store=self.store, duration_s=time.perf_counter() - t0)
             return None
@@ -65,7 +73,7 @@ class SubgraphCacheAdapter:
         return CacheHit(outcome, found.text)
 
     def insert(self, plan: Any, text: str) -> None:
-        self.cache.register_plan(plan, text)
+        self.cache.register_plan(self._keyed(plan), text)
         emit.subgraph_cache_insert(store=self.store)
 
     def invalidate(self, *, path_prefix: str = "", tenant: str = "") -> int:
@@ -90,8 +98,12 @@ class SubgraphCacheAdapter:
         self.cache.close()
 
 
-def open_subgraph_cache(config: CacheConfig) -> SubgraphCacheAdapter | None:
+def open_subgraph_cache(config: CacheConfig, engine_version: str = "") -> SubgraphCacheAdapter | None:
     """The subgraph cache a server profile asks for (None for ``store: none``).
+
+    ``engine_version`` (``agentic_llm.engine.fingerprint.engine_version``: package,
+    grammar and model) keys every entry; entries of another version are dropped when
+    the store opens. Empty: the planner's version alone.
 
     Raises:
         AgenticError: ERR_CACHE_STORE / ERR_RESOURCE_UNAVAILABLE when the store
@@ -112,5 +124,5 @@ def open_subgraph_cache(config: CacheConfig) -> SubgraphCacheAdapter | None:
     else:
         store_cfg = StoreConfig(kind="memory")
     cache = SubgraphCache(open_store(store_cfg), SubgraphCacheConfig(fuzzy=config.fuzzy),
-                          engine_version=ENGINE_VERSION)
+                          engine_version=engine_version or ENGINE_VERSION)
     return SubgraphCacheAdapter(cache, store=store_cfg.kind)
