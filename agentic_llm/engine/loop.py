@@ -177,8 +177,8 @@ class EngineLoop:
         self._stats: dict[str, Any] = {}
         self._stats_at = 0.0
         self._dirty = False  # stepped since the stats were last published
-        self._publish_stats(force=True)
         self._thread: threading.Thread | None = None
+        self._publish_stats(force=True)
         if thread:
             self._thread = threading.Thread(target=self._run, name="agentic-engine-loop", daemon=True)
             self._thread.start()
@@ -257,8 +257,10 @@ class EngineLoop:
 
         Refreshed after every step (at most every ``idle_beat_s`` for the full
         walk) and while idle, so other threads (health, metrics, gRPC) never read
-        the engine while it steps.
+        the engine while it steps. Driven inline, the engine is read now.
         """
+        if self._thread is None:
+            self._publish_stats(force=True)
         return dict(self._stats)
 
     def close(self, timeout: float = 5.0) -> None:
@@ -366,6 +368,8 @@ class EngineLoop:
                 self.observers = [o for o in self.observers if o is not obs]
 
     def _publish_stats(self, force: bool = False) -> None:
+        if self._thread is None and not force:
+            return  # driven inline: the caller's thread owns the engine, stats() reads it
         now = time.monotonic()
         if not force and now - self._stats_at < self.idle_beat_s:
             return
