@@ -39,6 +39,7 @@ from agentic_llm.serving.result import (
     TokenCounts,
     TokenDelta,
 )
+from agentic_llm.serving.seams import PipelineCompiler, PipelineEngine, PipelineTokenizer
 from agentic_llm.serving.stream import CancelToken, TextDecoder
 from agentic_llm.serving.subgraphs import SubgraphStore
 
@@ -64,9 +65,9 @@ class PipelineParts:
         jump_forward: append grammar-forced text without a decode step each.
     """
 
-    engine: Any
-    tokenizer: Any = None
-    compiler: Any = None
+    engine: PipelineEngine
+    tokenizer: PipelineTokenizer | None = None
+    compiler: PipelineCompiler | None = None
     cache: SubgraphStore | None = None
     knowledge: KnowledgeAdmin | None = None
     max_model_len: int = 0
