@@ -20,7 +20,6 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from agentic_llm.client.protos import SERVICE_NAME, load
 from agentic_llm.config import ServerConfig
 from agentic_llm.errors import AgenticError, ErrorCode
 from agentic_llm.observability.health import (
@@ -33,6 +32,7 @@ from agentic_llm.server.errors import abort_with
 from agentic_llm.server.servicer import AgenticLLMServicer, Malformed
 from agentic_llm.serving.knowledge import KnowledgeAdmin
 from agentic_llm.serving.pipeline import Pipeline
+from agentic_llm.wire import SERVICE_NAME, load
 
 __all__ = ["AgenticServer"]
 

@@ -9,13 +9,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
-from agentic_llm.client.protos import load
 from agentic_llm.errors import AgenticError, ErrorCode
 from agentic_llm.server import convert
 from agentic_llm.server.errors import abort_with
 from agentic_llm.serving.knowledge import KnowledgeAdmin
 from agentic_llm.serving.pipeline import CancelToken, Pipeline
 from agentic_llm.serving.result import NodeEvent, ServingResult, TokenDelta
+from agentic_llm.wire import load
 
 __all__ = ["AgenticLLMServicer", "Malformed"]
 
