@@ -231,7 +231,7 @@ class Pipeline:
         out: dict[str, float] = {}
         if self.parts.cache is not None:
             out.update({k: float(v) for k, v in self.parts.cache.stats().items()})
-        out.update(_engine_counters(self.engine))
+        out.update(_engine_counters(self.loop.stats()))  # published by the loop thread
         a = self.admission.stats()
         out.update({"admission_running": a.running, "admission_waiting": a.waiting,
                     "admission_refused_overload": a.refused_overload})
@@ -446,15 +446,5 @@ def _shown(diags: list[DiagnosticInfo], all_severities: bool) -> tuple[Diagnosti
     return tuple(d for d in diags if all_severities or d.is_error)
 
 
-def _engine_counters(engine: Any) -> dict[str, float]:
-    stats_fn = getattr(engine, "stats", None)
-    if not callable(stats_fn):
-        return {}
-    stats = stats_fn()
-    items = stats.items() if isinstance(stats, dict) else (
-        (k, getattr(stats, k)) for k in dir(stats) if not k.startswith("_"))
-    out: dict[str, float] = {}
-    for k, v in items:
-        if isinstance(v, bool | int | float):
-            out[f"engine_{k}"] = float(v)
-    return out
+def _engine_counters(stats: dict[str, Any]) -> dict[str, float]:
+    return {f"engine_{k}": float(v) for k, v in stats.items() if isinstance(v, bool | int | float)}
