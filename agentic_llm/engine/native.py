@@ -19,7 +19,8 @@ on an idle CPU costs the waker about 50 us): the worker waits on a counter in C 
 the GIL released for a bounded time, and the compiled step's call bumps the counter
 from C, once the GIL is already free (``masking.MaskFiller``).
 
-The source is ``native_kernels.c`` beside this module (package data); the library is compiled once per source version into a per-user cache directory
+The source is ``native_kernels.c`` beside this module (package data). The library
+is compiled once per source version into a per-user cache directory
 (``$AGENTIC_LLM_CACHE_DIR`` or ``~/.cache/agentic-llm``) and loaded through
 :mod:`ctypes`. Without a C compiler :func:`native_library` returns None: the sampler
 keeps its numpy path and the mask worker sleeps between fills.
