@@ -30,6 +30,9 @@ __all__ = ["DSLMatcher"]
 
 _STRING_SPECIAL = frozenset('"\\{\n')
 _FREE = Slot(True)
+# a position before a step, with the caches that served it: graph state, line,
+# ``_slot_pre``, ``_free_row``, ``_free_carry``
+_Step = tuple[GraphState, str, Any, Any, Any]
 
 
 def _keeps_string_class(tok: str) -> bool:
@@ -66,6 +69,7 @@ class DSLMatcher(FastMask):
                  cache: MaskCache | None = None, verify: bool = False) -> None:
         import xgrammar as xgr
 
+        self._compiled = compiled
         self._xm = xgr.GrammarMatcher(compiled)
         self._gp = gp
         self._vocab = vocab
@@ -82,8 +86,21 @@ class DSLMatcher(FastMask):
         self._free_carry: tuple[GraphState, str, np.ndarray] | None = None
         self._g: GraphState = initial_state()
         self._line = ""
-        self._history: list[tuple[GraphState, str]] = []
+        # one entry per step xgrammar can roll back (token or string), taken before
+        # the step: the position and the fast-path caches that served it
+        self._history: list[_Step] = []
         self.masked_tool_attempts = 0
+
+    def copy(self) -> DSLMatcher:
+        """A fresh matcher at the start of the document, sharing the compiled grammar,
+        the plan's graph layer, the vocabulary and the mask cache (all read-only or
+        safe to share)."""
+        return DSLMatcher(self._compiled, self._gp, self._vocab, cache=self._cache,
+                          verify=self.verify)
+
+    def _push_step(self) -> None:
+        self._history.append((self._g, self._line, self._slot_pre, self._free_row,
+                              self._free_carry))
 
     # -- state --------------------------------------------------------------------
 
@@ -344,7 +361,11 @@ class DSLMatcher(FastMask):
     def accept_token(self, token_id: int) -> bool:
         """Advance by ``token_id``; False (and no state change) if it is not allowed."""
         if self._g.done:
-            return bool(self._xm.accept_token(token_id))
+            # past the graph part (the stop token): still one step to roll back
+            if not self._xm.accept_token(token_id):
+                return False
+            self._push_step()
+            return True
         tok = self._vocab.texts[token_id] if 0 <= token_id < len(self._vocab.texts) else ""
         nxt = self._advance_known(tok) if tok else None
         if nxt is None:
@@ -354,7 +375,7 @@ class DSLMatcher(FastMask):
         fr = self._free_row
         keep = (fr is not None and fr[0] is self._g and fr[1] == self._line and nxt[0] is self._g
                 and _keeps_string_class(tok))
-        self._history.append((self._g, self._line))
+        self._push_step()
         self._g, self._line = nxt
         self._free_carry = (nxt[0], nxt[1], fr[2]) if keep and fr is not None else None
         self._free_row = None
@@ -389,19 +410,29 @@ class DSLMatcher(FastMask):
         nxt = self._advance(self._g, self._line, tok) if not self._g.done else (self._g, "")
         if nxt is None or not self._xm.accept_string(text):
             return False
+        self._push_step()  # the whole string is one step, for xgrammar too
         self._slot_pre = self._free_row = self._free_carry = None
-        self._history.append((self._g, self._line))
         self._g, self._line = nxt
         return True
 
     def rollback(self, num_tokens: int) -> None:
-        """Undo the last ``num_tokens`` accepted tokens."""
+        """Undo the last ``num_tokens`` accepted steps (a token, or a string given to
+        ``accept_string``). The position's fast-path caches come back with it, so
+        the next mask and accept there cost what they cost the first time.
+
+        Raises:
+            ValueError: more steps than were accepted since the start (nothing
+                is changed).
+        """
         if num_tokens <= 0:
             return
+        if num_tokens > len(self._history):
+            raise ValueError(f"cannot rollback {num_tokens} steps: only "
+                             f"{len(self._history)} were accepted")
         self._xm.rollback(num_tokens)
-        self._slot_pre = self._free_row = self._free_carry = None
-        for _ in range(min(num_tokens, len(self._history))):
-            self._g, self._line = self._history.pop()
+        step = self._history[-num_tokens]
+        del self._history[-num_tokens:]
+        self._g, self._line, self._slot_pre, self._free_row, self._free_carry = step
 
     def find_jump_forward_string(self) -> str:
         """Text every allowed continuation starts with: xgrammar's forced text, extended
