@@ -30,9 +30,6 @@ __all__ = ["DSLMatcher"]
 
 _STRING_SPECIAL = frozenset('"\\{\n')
 _FREE = Slot(True)
-# a position before a step, with the caches that served it: graph state, line,
-# ``_slot_pre``, ``_free_row``, ``_free_carry``
-_Step = tuple[GraphState, str, Any, Any, Any]
 
 
 def _keeps_string_class(tok: str) -> bool:
@@ -86,9 +83,9 @@ class DSLMatcher(FastMask):
         self._free_carry: tuple[GraphState, str, np.ndarray] | None = None
         self._g: GraphState = initial_state()
         self._line = ""
-        # one entry per step xgrammar can roll back (token or string), taken before
-        # the step: the position and the fast-path caches that served it
-        self._history: list[_Step] = []
+        # one entry per step xgrammar can roll back (a token or a string): the
+        # position before it
+        self._history: list[tuple[GraphState, str]] = []
         self.masked_tool_attempts = 0
 
     def copy(self) -> DSLMatcher:
@@ -99,8 +96,7 @@ class DSLMatcher(FastMask):
                           verify=self.verify)
 
     def _push_step(self) -> None:
-        self._history.append((self._g, self._line, self._slot_pre, self._free_row,
-                              self._free_carry))
+        self._history.append((self._g, self._line))
 
     # -- state --------------------------------------------------------------------
 
@@ -417,8 +413,7 @@ class DSLMatcher(FastMask):
 
     def rollback(self, num_tokens: int) -> None:
         """Undo the last ``num_tokens`` accepted steps (a token, or a string given to
-        ``accept_string``). The position's fast-path caches come back with it, so
-        the next mask and accept there cost what they cost the first time.
+        ``accept_string``), in O(``num_tokens``).
 
         Raises:
             ValueError: more steps than were accepted since the start (nothing
@@ -430,9 +425,11 @@ class DSLMatcher(FastMask):
             raise ValueError(f"cannot rollback {num_tokens} steps: only "
                              f"{len(self._history)} were accepted")
         self._xm.rollback(num_tokens)
-        step = self._history[-num_tokens]
+        self._g, self._line = self._history[-num_tokens]
         del self._history[-num_tokens:]
-        self._g, self._line, self._slot_pre, self._free_row, self._free_carry = step
+        # the carried caches are checked against the position before use, but a
+        # rolled-back position is entered fresh (restoring them measured no faster)
+        self._slot_pre = self._free_row = self._free_carry = None
 
     def find_jump_forward_string(self) -> str:
         """Text every allowed continuation starts with: xgrammar's forced text, extended
