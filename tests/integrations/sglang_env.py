@@ -8,16 +8,21 @@ call uses it. ``import_spec_utils`` therefore puts a stub ``torchvision`` in
 ``sys.modules`` for the duration of that import only and removes it afterwards.
 transformers' ``is_torchvision_available()`` (cached) is evaluated first, so
 transformers keeps treating torchvision as absent.
+
+Importing SGLang also points torch inductor's and triton's cache directories at
+SGLang's own (environment variables); ``load_sglang`` puts the environment back, so
+the rest of the suite (the compiled decode step) is unaffected in the same worker.
 """
 
 from __future__ import annotations
 
 import importlib.machinery
+import os
 import sys
 import types
 from typing import Any
 
-__all__ = ["import_spec_utils"]
+__all__ = ["import_spec_utils", "load_sglang"]
 
 _STUBS = ("torchvision", "torchvision.transforms", "torchvision.transforms.functional")
 
@@ -55,3 +60,21 @@ def import_spec_utils() -> Any:
     finally:
         for name in _STUBS:
             sys.modules.pop(name, None)
+
+
+_MODULES = ("sglang.srt.constrained.base_grammar_backend", "sglang.srt.constrained.grammar_manager",
+            "sglang.srt.constrained.xgrammar_backend", "sglang.srt.plugins",
+            "sglang.srt.arg_groups.choices", "sglang.srt.sampling.sampling_batch_info")
+
+
+def load_sglang() -> None:
+    """Import every SGLang module the tests use, leaving ``os.environ`` as it was."""
+    saved = dict(os.environ)
+    try:
+        import_spec_utils()
+        for name in _MODULES:
+            importlib.import_module(name)
+    finally:
+        for key in set(os.environ) - set(saved):
+            del os.environ[key]
+        os.environ.update(saved)

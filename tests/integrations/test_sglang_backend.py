@@ -27,7 +27,7 @@ from agentic_llm.integrations.sglang import BACKEND_NAME, grammar_key, handle_ke
 from agentic_llm.planner import GenerateRequest, plan
 from tests.integrations.conftest import TINY
 from tests.integrations.drafttree import allowed_ids, random_tree
-from tests.integrations.sglang_env import import_spec_utils
+from tests.integrations.sglang_env import import_spec_utils, load_sglang
 
 ROOT = Path(__file__).resolve().parents[2]
 VOCAB = 3072
@@ -36,6 +36,11 @@ REQUEST = json.loads((ROOT / "examples" / "requests" / "hotels.json").read_text(
 SCHEMA = json.dumps({"type": "object", "properties": {"city": {"type": "string"},
                                                       "nights": {"type": "integer"}},
                      "required": ["city", "nights"], "additionalProperties": False})
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _sglang_loaded() -> None:
+    load_sglang()
 
 
 @pytest.fixture(scope="module")
