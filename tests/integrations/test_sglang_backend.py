@@ -395,3 +395,18 @@ def test_a_token_outside_the_grammar_aborts_the_request(backend: Any) -> None:
         g.accept_token(bad)
     g.fill_vocab_mask(mask, 0)  # the state is unchanged: the same mask
     assert set(allowed_ids(mask[0], VOCAB).tolist()) == allowed
+
+
+def test_rollback_undoes_tokens_ignored_after_the_end(backend: Any) -> None:
+    """Tokens given after the document ended are ignored, and a rollback undoes them
+    before the document's own tokens."""
+    base = _compile(backend, ("ebnf", grammar_key(_small_request(max_nodes=2))))
+    g = base.copy()
+    doc = _biased_walk(g, random.Random(4))
+    g.accept_token(2)
+    g.accept_token(7)  # ignored, as SGLang's xgrammar backend ignores them
+    g.rollback(3)  # the two ignored tokens and the document's last one
+    assert not g.is_terminated() and g.accepted == len(doc) - 1
+    mask = g.allocate_vocab_mask(VOCAB, 1, "cpu")
+    g.fill_vocab_mask(mask, 0)
+    assert np.array_equal(mask[0].numpy(), _fresh_mask(backend.compiler, _small_request(max_nodes=2), doc[:-1]))
