@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
      "agentic_llm.engine.prefix"),
     ("agentic_llm.scheduler",),
     ("agentic_llm.engine",),  # model runner, LLMEngine, the one loop
-    ("agentic_llm.models", "agentic_llm.cache", "agentic_llm.aga"),
+    ("agentic_llm.models", "agentic_llm.cache", "agentic_llm.aga", "agentic_llm.integrations"),
     ("agentic_llm.serving",),
     ("agentic_llm.client", "agentic_llm.server"),
     ("agentic_llm.cli", "agentic_llm.benchmarks"),
@@ -40,7 +40,8 @@ def layer_of(module: str) -> tuple[int, str]:
     best = (-1, "", 0)
     for i, prefixes in enumerate(LAYERS):
         for p in prefixes:
-            if (module == p or module.startswith(p + ".")) and len(p) > best[2]:
+            inside = module == p or (p != "agentic_llm" and module.startswith(p + "."))
+            if inside and len(p) > best[2]:
                 best = (i, p, len(p))
     return best[0], best[1]
 
