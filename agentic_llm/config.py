@@ -44,6 +44,26 @@ def _bad(key: str, message: str) -> AgenticError:
     return AgenticError(ErrorCode.INVALID_CONFIG, f"{key}: {message}", key=key)
 
 
+def _check_store(section: str, store: str, options: Mapping[str, Any]) -> None:
+    """``store`` must name a registered cache-store provider (or ``none``); its
+    ``options`` are validated when the provider loads (one that cannot load is left
+    to fall back at start, not refused here)."""
+    from agentic_llm import registry
+
+    known = registry.names("cache_store")
+    if store != "none" and store not in known:
+        raise _bad(f"{section}.store", f"expected one of {known + ['none']}, got {store!r}")
+    if not isinstance(options, Mapping):
+        raise _bad(f"{section}.options", f"expected a mapping, got {type(options).__name__}")
+    if store == "none":
+        return
+    if registry.info("cache_store", store).loaded:
+        try:
+            registry.validate_config("cache_store", store, options)
+        except AgenticError as exc:
+            raise _bad(f"{section}.options", exc.message) from None
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """The checkpoint and how the engine holds it.
@@ -76,14 +96,23 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class CacheConfig:
-    """The subgraph cache: where entries live and whether near matches may answer."""
+    """The subgraph cache: where entries live and whether near matches may answer.
 
-    store: Literal["memory", "lmdb", "redis", "none"] = "lmdb"
+    ``store`` names any registered ``cache_store`` provider (``memory``, ``lmdb``,
+    ``redis``, or one a plugin package adds) or ``none``; ``options`` are that
+    provider's own settings, checked against its config schema. A store that fails
+    to start is replaced by the default (lmdb at ``path``) or the fallback (memory),
+    and the ``plugins`` health check says so.
+    """
+
+    store: str = "lmdb"
     path: str = "~/.cache/agentic-llm/subgraphs.lmdb"
     redis_url: str = ""
     fuzzy: bool = True
+    options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        _check_store("cache", self.store, self.options)
         if self.store == "redis" and not self.redis_url:
             raise _bad("cache.redis_url", "required when cache.store is redis (redis://host:6379/0)")
         if self.store == "lmdb" and not self.path:
@@ -215,6 +244,7 @@ class LibraryConfig:
     store: str = "lmdb"
     path: str = "~/.cache/agentic-llm/library.lmdb"
     redis_url: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
     admins: tuple[str, ...] = ("",)
     promote_margin: float = 0.1
     promote_min_runs: int = 20
@@ -229,6 +259,7 @@ class LibraryConfig:
         if isinstance(self.admins, str) or not all(isinstance(a, str) for a in self.admins):
             raise _bad("library.admins", "expected a list of tenant names")
         object.__setattr__(self, "admins", tuple(self.admins))
+        _check_store("library", self.store, self.options)
         if self.store == "redis" and not self.redis_url:
             raise _bad("library.redis_url", "required when library.store is redis")
         if self.store == "lmdb" and not self.path:

@@ -11,8 +11,6 @@ See docs/evolution.md for the whole cycle (serve -> report -> archive -> corpus)
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from agentic_llm.config import LibraryConfig
 from agentic_llm.library.archive import SOLVED_PREFIX, SolvedArchive, SolvedEntry
 from agentic_llm.library.records import LibraryDocument, PathEntry, VersionStats
@@ -39,14 +37,10 @@ def open_library(config: LibraryConfig) -> SubgraphRegistry | None:
     """
     if config.store == "none":
         return None
-    from agentic_llm.cache.stores import StoreConfig, open_store
+    from agentic_llm.cache.stores import open_store
+    from agentic_llm.serving.subgraphs import store_config
 
-    if config.store == "lmdb":
-        path = Path(config.path).expanduser()
-        path.mkdir(parents=True, exist_ok=True)
-        store_cfg = StoreConfig(kind="lmdb", path=path)
-    elif config.store == "redis":
-        store_cfg = StoreConfig(kind="redis", url=config.redis_url, namespace="agentic:lib:")
-    else:
-        store_cfg = StoreConfig(kind=config.store)  # type: ignore[arg-type]
-    return SubgraphRegistry(open_store(store_cfg), config)
+    cfg = store_config(config.store, config.path, config.redis_url, config.options,
+                       namespace="agentic:lib:")
+    return SubgraphRegistry(open_store(cfg, role="library", fallback=True,
+                                            selected_by="library.store"), config)

@@ -7,6 +7,7 @@ shared by replicas, memory for tests) under these keys::
     lib:entry:<path>       default version and traffic split (PathEntry)
     lib:stat:<path>@v<N>   reported outcomes of runs that used that version
     lib:req:<request id>   what a served request resolved, until its outcome arrives
+                           (Redis only; other stores keep it in the serving process)
 
 Read-modify-write updates (statistics, splits) hold a process lock; replicas sharing
 one Redis may lose an increment when two report the same version at the same instant.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -39,6 +41,7 @@ from agentic_llm.library.versions import VersionRange, split_version
 __all__ = ["SubgraphRegistry", "VersionView", "OutcomeReport", "Promotion"]
 
 _DOC, _ENTRY, _STAT, _REQ = "lib:doc:", "lib:entry:", "lib:stat:", "lib:req:"
+_MAX_PENDING = 100_000
 
 
 @dataclass(frozen=True)
@@ -89,9 +92,16 @@ class SubgraphRegistry:
         self.store = store
         self.config = config or LibraryConfig(store="memory")
         self._lock = threading.RLock()
+        self._shared_pending = self.config.store == "redis"
+        self._pending: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
         from agentic_llm.library.archive import SolvedArchive
+        from agentic_llm.library.resolver import LibraryResolver
 
         self.archive = SolvedArchive(store, self.config)
+        self.resolver = LibraryResolver(self)
+
+    def close(self) -> None:
+        self.store.close()
 
     # -- records ------------------------------------------------------------------------
     def _load(self, key: str) -> Any:
@@ -117,9 +127,33 @@ class SubgraphRegistry:
                 docs.append(LibraryDocument.from_json(obj))
         return sorted(docs, key=lambda d: d.version)
 
+    def entry(self, path: str) -> PathEntry | None:
+        """The default version and split of ``path`` (versionless), or None."""
+        return self._entry(split_version(path)[0])
+
     def stats(self, path: str, version: int) -> VersionStats:
         obj = self._load(f"{_STAT}{path}@v{version}")
         return VersionStats() if obj is None else VersionStats.from_json(obj)
+
+    def all_stats(self) -> list[tuple[str, int, VersionStats, bool]]:
+        """``(path, version, stats, is_default)`` of every published version."""
+        out = []
+        for key in self.store.keys(_DOC):
+            base, _, v = key[len(_DOC):].rpartition("@v")
+            entry = self._entry(base)
+            out.append((base, int(v), self.stats(base, int(v)),
+                        entry is not None and entry.default_version == int(v)))
+        return sorted(out, key=lambda t: (t[0], t[1]))
+
+    def metrics_text(self) -> str:
+        """The per-version metrics in the Prometheus text format."""
+        from prometheus_client import CollectorRegistry, generate_latest
+
+        from agentic_llm.library.metrics import LibraryCollector
+
+        reg = CollectorRegistry(auto_describe=False)
+        reg.register(LibraryCollector(self))
+        return generate_latest(reg).decode()
 
     def is_admin(self, tenant: str) -> bool:
         return tenant in self.config.admins
@@ -300,13 +334,37 @@ class SubgraphRegistry:
 
     # -- outcomes ---------------------------------------------------------------------------
     def note_served(self, request_id: str, record: dict[str, Any]) -> None:
-        """Remember what ``request_id`` resolved until its outcome is reported."""
+        """Remember what ``request_id`` resolved until its outcome is reported.
+
+        With a Redis store the record is shared, so any replica takes the report;
+        otherwise it stays in this process (bounded, oldest dropped first), which
+        keeps an fsync off every request's path.
+        """
+        if not (record.get("versions") or record.get("offered") or record.get("text")):
+            return
         expires = time.time() + self.config.outcome_ttl_sec
-        self.store.put(f"{_REQ}{request_id}", dumpb(record), expires_at=expires)
+        if self._shared_pending:
+            self.store.put(f"{_REQ}{request_id}", dumpb(record), expires_at=expires)
+            return
+        with self._lock:
+            self._pending[request_id] = (expires, record)
+            while len(self._pending) > _MAX_PENDING:
+                self._pending.popitem(last=False)
 
     def served(self, request_id: str) -> dict[str, Any] | None:
-        obj = self._load(f"{_REQ}{request_id}")
-        return obj if isinstance(obj, dict) else None
+        if self._shared_pending:
+            obj = self._load(f"{_REQ}{request_id}")
+            return obj if isinstance(obj, dict) else None
+        item = self._pending.get(request_id)
+        if item is None or item[0] <= time.time():
+            return None
+        return item[1]
+
+    def _forget(self, request_id: str) -> None:
+        if self._shared_pending:
+            self.store.delete([f"{_REQ}{request_id}"])
+        else:
+            self._pending.pop(request_id, None)
 
     def report_outcome(self, request_id: str, *, success: bool, latency_ms: float = 0.0,
                        cost: float = 0.0, tenant: str = "") -> OutcomeReport:
@@ -327,7 +385,7 @@ class SubgraphRegistry:
                                "(unknown, expired, or already reported)", request_id=request_id)
             if rec.get("tenant", "") != tenant and not self.is_admin(tenant):
                 raise _denied(f"request {request_id} belongs to another tenant")
-            self.store.delete([f"{_REQ}{request_id}"])
+            self._forget(request_id)
             used = list(rec.get("versions", {}).items())
             for base, version in used:
                 st = self.stats(base, int(version))
