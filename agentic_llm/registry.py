@@ -41,7 +41,7 @@ from agentic_llm.errors import AgenticError, ErrorCode
 __all__ = [
     "register", "declare", "get", "names", "KINDS", "KindSpec", "ProviderInfo", "Activation",
     "REQUIRED", "ENTRY_POINT_GROUP", "providers", "info", "validate_config", "activate",
-    "activations", "refresh_entry_points", "health_check", "kinds",
+    "activations", "refresh_entry_points", "health_check", "kinds", "unregister",
 ]
 
 _log = logging.getLogger(__name__)
@@ -211,6 +211,16 @@ def _module_loader(kind: str, name: str, target: str) -> Callable[[], Any]:
         return found.obj
 
     return load
+
+
+def unregister(kind: str, name: str) -> bool:
+    """Forget provider ``name`` of ``kind`` and its activations (tests, hot reload)."""
+    with _lock:
+        gone = _providers.get(kind, {}).pop(name, None) is not None
+        for key, act in list(_activations.items()):
+            if act.kind == kind and name in (act.requested, act.active):
+                del _activations[key]
+    return gone
 
 
 def refresh_entry_points() -> int:
