@@ -15,6 +15,7 @@ one Redis may lose an increment when two report the same version at the same ins
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import threading
 import time
@@ -231,7 +232,7 @@ class SubgraphRegistry:
                 out.append(doc)
         return sorted(out, key=lambda d: (d.path, d.version))
 
-    def list_versions(self, path: str, *, tenant: str = "", versions: str = "") -> list[VersionView]:
+    def list_versions(self, path: str, *, tenant: str = "", versions: str = "") -> builtins.list[VersionView]:
         """Every visible version of ``path`` with its statistics, default flag and weight."""
         base, _ = split_version(path)
         entry = self._entry(base)
@@ -480,7 +481,7 @@ def _check_document(base: str, text: str) -> str:
                            diagnostics=[d.message for d in errors[:5]])
     doc = dsl.parse(text)
     block = doc.block(base)
-    if block is None:
+    if not isinstance(block, dsl.Subgraph | dsl.NodeBlock):
         raise AgenticError(ErrorCode.INVALID_PATH,
                            f"the document has no block at {base} (blocks: {list(doc.paths)})", field="path")
     if block.signature is None:
