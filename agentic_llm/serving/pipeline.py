@@ -327,6 +327,8 @@ class Pipeline:
                 if result is not None:
                     if resolver is not None:
                         library.note_served(rid, resolver.served_record(p, result.text, True))
+                        result = replace(result, library_versions=p.library_versions,
+                                         offered=p.offered)
                     emit.request_stage(rid, "cache_lookup", tm.elapsed_s("cache_ms"))
                     for i, n in enumerate(result.nodes):
                         yield NodeEvent(i, n, "", (time.perf_counter() - t0) * 1000.0)
@@ -434,6 +436,7 @@ class Pipeline:
         )
         if resolver is not None:
             library.note_served(rid, resolver.served_record(p, text, valid))
+            result = replace(result, library_versions=p.library_versions, offered=p.offered)
         emit.request_finished(
             rid, "success", prompt_tokens=counts.prompt_tokens,
             output_tokens=counts.completion_tokens, cached_tokens=cached_tokens,

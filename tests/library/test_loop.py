@@ -70,8 +70,9 @@ def test_ab_split_outcomes_promotion_and_cache_keys(lib_server: Any, lib_client:
     for i in range(24):
         dag = f"dag-{i}"
         r = c.generate_subgraph({**USE_LIB, "dag_id": dag})
+        version = dict(r.library_versions)["/lib/x"]     # what the server pinned
         p = plan(req_for(dag), library=lib.resolver)
-        version = dict(p.library_versions)["/lib/x"]
+        assert p.library_versions == r.library_versions
         key_before[version] = SubgraphKey.from_plan(p).store_key()
         seen[version] += 1
         success = version == 2 or i % 4 == 0   # v2 always succeeds, v1 one time in four or so
@@ -144,6 +145,7 @@ def test_success_is_archived_offered_to_a_similar_request_and_exported(
     assert c.list_solved(tenant="other") == []
 
     # A similar later request is offered the archived subgraph; an unrelated one is not.
+    assert r2.offered == (solved,)
     shown = _plan_json(tmp_path, SIMILAR, library_dir)
     assert shown["offered"] == [solved]
     assert solved in [e["path"] for e in shown["library"]]
