@@ -176,3 +176,22 @@ def test_success_is_archived_offered_to_a_similar_request_and_exported(
     later = _cli("corpus", "export", "--since", "2099-01-01", "--out", str(tmp_path / "none"),
                  "--library", str(library_dir))
     assert later.returncode == 1
+
+
+def test_server_health_names_the_library_store_and_async_sdk_reads_versions(lib_server: Any) -> None:
+    import asyncio
+
+    from agentic_llm.client import AsyncClient
+
+    plugins = lib_server.health_checks.check().checks["plugins"]
+    assert plugins.data["cache_store/library"] == "lmdb"
+    assert plugins.data["cache_store/subgraph_cache"] == "memory"
+
+    async def publish_and_read() -> Any:
+        async with AsyncClient(lib_server.address, timeout=60) as c:
+            doc = await c.publish_library("/lib/h", lib_doc().replace("/lib/x", "/lib/h"), tenant=TENANT)
+            assert doc.version == 1
+            return await c.list_library("/lib/h", versions=">=1", tenant=TENANT)
+
+    docs = asyncio.run(publish_and_read())
+    assert [(d.path, d.version, d.text) for d in docs] == [("/lib/h", 1, "")]
