@@ -8,8 +8,8 @@ prompt is similar and whose tools and context cover an entry's are offered it as
 callable library entry; the entry's text is the subgraph rebased to its ``/lib``
 path with a signature whose inputs are the context variables it was made for.
 
-Records are per tenant (``lib:solved:<tenant hash>:<hash>``): tenants never see
-each other's solutions.
+Records are per tenant (``lib:solved:<tenant hash>:<hash>``, with a generation
+counter ``lib:solvedgen:<tenant hash>:``): tenants never see each other's solutions.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ __all__ = ["SolvedEntry", "SolvedArchive", "words", "similarity", "SOLVED_PREFIX
 
 SOLVED_PREFIX = "/lib/solved/"
 _KEY = "lib:solved:"
+_GEN = "lib:solvedgen:"
 _WORD = re.compile(r"\{\{\s*[\w.]+\s*\}\}|[a-z0-9_]+")
 _MAX_PROMPTS = 8
 
@@ -41,7 +42,10 @@ def words(prompt: str) -> frozenset[str]:
 
 def similarity(a: str, b: str) -> float:
     """Jaccard similarity of the two prompts' word sets."""
-    wa, wb = words(a), words(b)
+    return _jaccard(words(a), words(b))
+
+
+def _jaccard(wa: frozenset[str], wb: frozenset[str]) -> float:
     if not wa and not wb:
         return 1.0
     return len(wa & wb) / len(wa | wb)
@@ -118,13 +122,53 @@ def _sig_type(t: str) -> str:
     return t if t in ("string", "number", "integer", "boolean", "array", "object", "any") else "any"
 
 
+@dataclass(frozen=True)
+class _Row:
+    """What matching needs of one entry, kept in memory."""
+
+    path: str
+    tools: frozenset[str]
+    context_types: tuple[tuple[str, str], ...]
+    prompts: tuple[frozenset[str], ...]
+
+
 class SolvedArchive:
-    """The ``/lib/solved`` entries, kept in the registry's store."""
+    """The ``/lib/solved`` entries, kept in the registry's store.
+
+    Matching reads an in-memory index of each tenant's entries (paths, tools, context
+    types, prompt words), rebuilt when the tenant's generation counter in the store
+    changes: a new entry or a new prompt bumps it, statistics do not. So a request
+    reads one key, not every entry, and another process's additions are seen on its
+    next request.
+    """
 
     def __init__(self, store: Any, config: LibraryConfig) -> None:
         self.store = store
         self.config = config
+        self._index: dict[str, tuple[int, list[_Row]]] = {}
 
+    # -- index ------------------------------------------------------------------------
+    def _gen_key(self, tenant: str) -> str:
+        return _GEN + _tenant_key(tenant)[len(_KEY):]
+
+    def _generation(self, tenant: str) -> int:
+        raw = self.store.get(self._gen_key(tenant))
+        return 0 if raw is None else int(raw)
+
+    def _bump(self, tenant: str) -> None:
+        self.store.put(self._gen_key(tenant), str(self._generation(tenant) + 1).encode())
+
+    def _rows(self, tenant: str) -> list[_Row]:
+        gen = self._generation(tenant)
+        cached = self._index.get(tenant)
+        if cached is not None and cached[0] == gen:
+            return cached[1]
+        rows = [_Row(e.path, frozenset(e.tools), tuple(sorted(e.context_types.items())),
+                     tuple(words(p) for p in e.prompts)) for e in self.entries(tenant)]
+        self._index[tenant] = (gen, rows)
+        return rows
+
+    # -- records ----------------------------------------------------------------------
     def entries(self, tenant: str) -> list[SolvedEntry]:
         out = []
         for key in self.store.keys(_tenant_key(tenant)):
@@ -158,16 +202,23 @@ class SolvedArchive:
         prompt = str(req["prompt"])
         tools = sorted(t["name"] for t in req.get("tools", []))
         ctypes = dict(req.get("context", {}).get("available_vars", {}))
-        for old in self.entries(tenant):
-            if (old.tools == tools and old.context_types == ctypes
-                    and max(similarity(prompt, p) for p in old.prompts) >= self.config.merge_similarity):
+        pw = words(prompt)
+        for row in self._rows(tenant):
+            if (sorted(row.tools) == tools and dict(row.context_types) == ctypes
+                    and max(_jaccard(pw, w) for w in row.prompts) >= self.config.merge_similarity):
+                old = self.get(tenant, row.path)
+                if old is None:
+                    continue
                 old.successes += 1
                 old.latency_ms_sum += latency_ms
                 old.cost_sum += cost
                 old.updated = time.time()
-                if prompt not in old.prompts and len(old.prompts) < _MAX_PROMPTS:
+                new_prompt = prompt not in old.prompts and len(old.prompts) < _MAX_PROMPTS
+                if new_prompt:
                     old.prompts.append(prompt)
                 self._put(old)
+                if new_prompt:
+                    self._bump(tenant)
                 return old.path
         digest = hashlib.sha256(json.dumps([" ".join(prompt.split()), tools, ctypes],
                                            sort_keys=True).encode()).hexdigest()[:16]
@@ -177,6 +228,7 @@ class SolvedArchive:
         if dsl.has_errors(dsl.check_text(entry.library_text())):
             return ""
         self._put(entry)
+        self._bump(tenant)
         return entry.path
 
     def count_use(self, tenant: str, path: str, success: bool, latency_ms: float, cost: float) -> None:
@@ -192,14 +244,20 @@ class SolvedArchive:
                 ) -> list[tuple[float, SolvedEntry]]:
         """Entries a request may be offered: tools and context covered, prompt alike,
         best first."""
-        found = []
-        for e in self.entries(tenant):
-            if not set(e.tools) <= tools:
+        pw = words(prompt)
+        scored = []
+        for row in self._rows(tenant):
+            if not row.tools <= tools:
                 continue
-            if any(context_types.get(k) != v for k, v in e.context_types.items()):
+            if any(context_types.get(k) != v for k, v in row.context_types):
                 continue
-            score = max(similarity(prompt, p) for p in e.prompts)
+            score = max(_jaccard(pw, w) for w in row.prompts)
             if score >= self.config.offer_similarity:
-                found.append((score, e))
-        found.sort(key=lambda se: (-se[0], se[1].path))
-        return found[: self.config.max_offered]
+                scored.append((score, row.path))
+        scored.sort(key=lambda sp: (-sp[0], sp[1]))
+        found = []
+        for score, path in scored[: self.config.max_offered]:
+            entry = self.get(tenant, path)
+            if entry is not None:
+                found.append((score, entry))
+        return found

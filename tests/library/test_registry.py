@@ -273,3 +273,13 @@ def test_library_config_is_validated() -> None:
     with pytest.raises(AgenticError):
         ServerConfig.from_dict({"library": {"store": "nosuch"}})
     assert ServerConfig.from_dict({"library": {"store": "none"}}).library.store == "none"
+
+
+def test_archive_index_sees_entries_another_registry_added(lib: SubgraphRegistry) -> None:
+    other = SubgraphRegistry(lib.store, lib.config)      # e.g. another process on the same LMDB
+    assert other.archive.similar("t", "Find hotels in {{ city }} and rank them", {"web_search"},
+                                 {"city": "string"}) == []
+    path = _solve(lib, "r1", "Find hotels in {{ city }} and rank them")
+    found = other.archive.similar("t", "Find hotels in {{ city }} and rank them", {"web_search"},
+                                  {"city": "string"})
+    assert [e.path for _, e in found] == [path]
