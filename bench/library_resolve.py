@@ -19,7 +19,7 @@ from agentic_llm.planner import GenerateRequest, plan
 DOC = ('### AgenticDSL `/dynamic/p`\n```yaml\n# --- BEGIN AgenticDSL ---\ngraph_type: subgraph\n'
        'entry: "start"\nnodes:\n  - id: "start"\n    type: start\n    next: ["/dynamic/p/end"]\n'
        '  - id: "end"\n    type: end\n# --- END AgenticDSL ---\n```\n')
-WORDS = "alpha beta gamma delta hotel city rank find plan trip book table weather report summary".split()
+WORDS = ["alpha", "beta", "gamma", "delta", "hotel", "city", "rank", "find", "plan", "trip", "book", "table", "weather", "report", "summary"]
 
 
 def _median_ms(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
