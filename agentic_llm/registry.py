@@ -78,7 +78,8 @@ KINDS: dict[str, KindSpec] = {k.kind: k for k in (
              "cache.store"),
     KindSpec("aga.retriever", "external knowledge source of AGA", "null", "null",
              "aga.config retriever_backend"),
-    KindSpec("model_backend", "the engine that runs the model", "agentic", "agentic"),
+    KindSpec("model_backend", "the engine that runs the model", "agentic", "agentic",
+             "serve --backend"),
     KindSpec("grammar_target_runtime", "the runtime dialect the grammar emits for", "agenticdsl",
              "agenticdsl"),
 )}
@@ -449,4 +450,5 @@ declare("scheduling_policy", "branch_aware", "agentic_llm.scheduler.branch_aware
 declare("aga.retriever", "null", "agentic_llm.aga.retriever.null_retriever")
 declare("aga.retriever", "kvstore", "agentic_llm.aga.retriever.kvstore_retriever")
 declare("model_backend", "agentic", "agentic_llm.engine.llm_engine:LLMEngine")
+declare("model_backend", "sglang", "agentic_llm.integrations.sglang.executor:SGLangExecutor")
 declare("grammar_target_runtime", "agenticdsl", "agentic_llm.grammar.compiler:GrammarCompiler")

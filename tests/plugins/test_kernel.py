@@ -153,3 +153,6 @@ def test_default_profile_lists_every_core_kind() -> None:
         if kind == "cache_store":
             continue
         assert report[kind]["active"] == spec.default, kind
+    backends = {p["name"]: p for p in report["model_backend"]["providers"]}
+    assert set(backends) >= {"agentic", "sglang"}
+    assert backends["sglang"]["target"].endswith(":SGLangExecutor")
