@@ -63,7 +63,7 @@ def _subgraph(path: str, doc: dict[str, Any], program: ParsedProgram) -> None:
             node = build_node(f"{path}/{node_id}", raw)
             if node is None:
                 program.drops.append(
-                    Drop(f"{path}/{node_id}", "node", f"node type '{raw['type']}' is not built")
+                    Drop(f"{path}/{node_id}", "node", f"node type {raw['type']!r} is not built")
                 )
                 continue
             program.drops.extend(node.drops)
@@ -85,7 +85,11 @@ def _block(block: RefBlock, program: ParsedProgram) -> None:
     if contains(doc, "type"):
         node = build_node(path, doc)
         if node is None:
-            program.drops.append(Drop(path, "block", f"node type '{doc['type']}' is not built"))
+            # /__meta__/resources declares; the reference neither reads nor needs it
+            severe = path != "/__meta__/resources"
+            program.drops.append(
+                Drop(path, "block", f"node type {doc['type']!r} is not built", severe)
+            )
             return
         value_or(doc, "metadata", {})
         _graph_fields(doc, path, program)
