@@ -132,7 +132,7 @@ def grant_tools(req: GenerateRequest) -> tuple[tuple[ToolSpec, ...], tuple[str, 
     """Request tools intersected with permissions: ``(granted, denied names)``.
 
     Without a permission list every offered tool is granted; with one, a tool needs
-    ``tool:<name>`` or ``tool:*``.
+    ``tool:<name>`` or ``tool:*`` (spec spelling ``tool: <name>`` is normalised by the request).
     """
     if len(req.tools) > MAX_TOOLS_LIMIT:
         raise _refuse(ErrorCode.INVALID_REQUEST,
