@@ -36,12 +36,24 @@ _RUNTIME_HEADER = re.compile(r"<!-- agenticrt: (ERR_\w+) (\w+) -->")
 _YAML = re.compile(r"(YAML parse error in block '[^']*'): ")
 
 
+# Further documents with the reference's verdicts: quoted scalars in a tool argument,
+# random field types per node type, and mutated corpus documents (headings, fences,
+# markers, CRLF, dropped lines).
+CASES: list[dict[str, Any]] = json.loads(
+    (Path(__file__).parent / "reference_cases.json").read_text(encoding="utf-8")
+)
+
+
 def test_every_document_has_a_recorded_verdict() -> None:
     assert DOCUMENTS and sorted(VERDICTS) == DOCUMENTS
 
 
 def _observed(rel: str) -> dict[str, Any]:
-    outcome = simulate((ROOT / rel).read_bytes())
+    return _observed_text((ROOT / rel).read_bytes().decode("utf-8"))
+
+
+def _observed_text(text: str) -> dict[str, Any]:
+    outcome = simulate(text)
     got: dict[str, Any] = {"verdict": outcome.verdict.value}
     if outcome.verdict.value == "accept":
         got["graphs"] = [[g.path, list(g.nodes)] for g in outcome.graphs]
@@ -61,6 +73,17 @@ def _comparable(record: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("rel", DOCUMENTS)
 def test_model_reproduces_the_reference_verdict(rel: str) -> None:
     assert _comparable(_observed(rel)) == _comparable(VERDICTS[rel])
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"case{i}" for i in range(len(CASES))])
+def test_model_reproduces_the_reference_on_recorded_cases(case: dict[str, Any]) -> None:
+    expected = {k: v for k, v in case.items() if k != "text"}
+    assert _comparable(_observed_text(case["text"])) == _comparable(expected)
+
+
+def test_recorded_cases_cover_each_outcome() -> None:
+    assert len(CASES) >= 150
+    assert {c["verdict"] for c in CASES} == {"accept", "reject"}
 
 
 @pytest.mark.parametrize("rel", DOCUMENTS)
