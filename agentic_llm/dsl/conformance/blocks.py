@@ -19,6 +19,7 @@ ASCII only, which a Python bytes pattern reproduces. Consequences:
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 
@@ -69,6 +70,7 @@ def extract_reference_blocks(text: str) -> list[RefBlock]:
     """The (path, YAML) pairs ``extract_pathed_blocks`` returns, in order."""
     data = text.encode("utf-8", errors="surrogateescape")
     blocks: list[RefBlock] = []
+    line, counted = 1, 0
     for match in _BLOCK.finditer(data):
         full = match.group(0)
         begin = full.find(_BEGIN)
@@ -77,7 +79,8 @@ def extract_reference_blocks(text: str) -> list[RefBlock]:
         body = full[start:end]  # the reference's substr(start, end_pos - start)
         if body.endswith(b"\n"):
             body = body[:-1]
-        line = data.count(b"\n", 0, match.start()) + 1
+        line += data.count(b"\n", counted, match.start())
+        counted = match.start()
         blocks.append(RefBlock(_text(match.group(1)), _text(body), line))
     return blocks
 
@@ -95,11 +98,12 @@ def longest_regex_scan(text: str) -> tuple[int, int]:
     until the next END marker and closing fence (or the end of the text).
     """
     data = text.encode("utf-8", errors="surrogateescape")
+    ends = [m.start() for m in _END.finditer(data)]
     longest, where = 0, 0
     for head in _HEAD.finditer(data):
-        end = _END.search(data, head.end() - 1)
-        stop = end.start() if end else len(data)
+        i = bisect.bisect_left(ends, head.end() - 1)
+        stop = ends[i] if i < len(ends) else len(data)
         if stop - head.end() > longest:
             longest = stop - head.end()
-            where = data.count(b"\n", 0, head.start()) + 1
+            where = data.count(b"\n", 0, head.start()) + 1  # rare: only on a new maximum
     return longest, where

@@ -121,10 +121,10 @@ def check_runtime(text: str | bytes) -> list[Diagnostic]:
     if isinstance(text, bytes | bytearray):
         text = bytes(text).decode("utf-8", errors="surrogateescape")
     outcome = simulate(text)
+    if outcome.verdict is Verdict.CRASH:
+        return _outcome_diagnostics(outcome, {})  # the blocks cannot be cut: no lines
     lines = _lines(text)
     diags = _outcome_diagnostics(outcome, lines)
-    if outcome.verdict is Verdict.CRASH:
-        return diags
     diags.extend(_unread_blocks(text))
     for drop in outcome.drops:
         diags.append(
