@@ -111,3 +111,33 @@ def test_invalid_path_and_wait_for() -> None:
     assert simulate(block("/dynamic/w", wait)).message == (
         "wait_for dependency not found: /dynamic/nowhere"
     )
+
+
+def warnings_of(text: str) -> set[ErrorCode]:
+    return {d.code for d in check_runtime(text) if d.severity is Severity.WARNING}
+
+
+def test_declarations_it_ignores_are_warnings_not_errors() -> None:
+    perms = MAIN.replace("type: end\n", "type: end\n    permissions: [{tool: web_search}]\n")
+    text = block("/main", perms)
+    assert errors(text) == set() and warnings_of(text) == {ErrorCode.RUNTIME_DROPPED}
+    resources = block("/__meta__/resources", "type: resource_declare\nresources: []")
+    assert errors(resources + block("/main", MAIN)) == set()
+    assert warnings_of(resources + block("/main", MAIN)) == {ErrorCode.RUNTIME_DROPPED}
+
+
+def test_a_resource_node_loses_its_next() -> None:
+    res = "type: resource\nresource_type: file\nuri: /tmp/x\nnext: /main/s"
+    outcome = simulate(block("/dynamic/r", res) + block("/main", MAIN))
+    assert outcome.verdict is Verdict.ACCEPT
+    assert any(d.what == "next" and d.severe for d in outcome.drops)
+    bad = res.replace("resource_type: file", "resource_type: s3")
+    assert simulate(block("/dynamic/r", bad)).message == (
+        "Error parsing block '/dynamic/r': Unknown resource_type 's3'"
+    )
+
+
+def test_without_main_it_warns_which_side_we_follow() -> None:
+    text = block("/dynamic/x", "type: end")
+    (warning,) = [d for d in check_runtime(text) if d.code is ErrorCode.RUNTIME_DIVERGENCE]
+    assert warning.severity is Severity.WARNING and "we follow the spec" in warning.message
