@@ -8,7 +8,9 @@ models one part of the reference: ``blocks`` its block regex, ``yamljson`` and
 docs/conformance.md lists every divergence from the spec with its source line.
 """
 
+from agentic_llm.dsl.conformance.blocks import REGEX_STACK_LIMIT_BYTES
 from agentic_llm.dsl.conformance.check import check_runtime
+from agentic_llm.dsl.conformance.dag import SYSTEM_NODES
 from agentic_llm.dsl.conformance.outcome import Drop, RefGraph, RuntimeOutcome, Stage, Verdict
 from agentic_llm.dsl.conformance.scalars import reads_as_string, reference_scalar
 from agentic_llm.dsl.conformance.simulate import simulate
@@ -23,4 +25,6 @@ __all__ = [
     "Verdict",
     "reads_as_string",
     "reference_scalar",
+    "SYSTEM_NODES",
+    "REGEX_STACK_LIMIT_BYTES",
 ]
