@@ -37,6 +37,7 @@ _YAML = re.compile(r"(YAML parse error in block '[^']*'): ")
 
 
 # Further documents with the reference's verdicts: quoted scalars in a tool argument,
+# YAML syntax corner cases (tabs, tags, anchors, complex keys, directives),
 # random field types per node type, and mutated corpus documents (headings, fences,
 # markers, CRLF, dropped lines).
 CASES: list[dict[str, Any]] = json.loads(

@@ -19,6 +19,7 @@ PyYAML stands in for yaml-cpp's syntax checks; the two disagree on rare inputs
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -33,6 +34,7 @@ EXPANSION_LIMIT = 1_000_000
 _NULL_TAG = "tag:yaml.org,2002:null"
 # A lone CR that yaml-cpp keeps inside a scalar; PyYAML would break the line there.
 _LONE_CR = "\ue000"
+_SEPARATOR_TAB = re.compile(r"([:,\-])\t+")
 
 
 class ExpansionTooLarge(Exception):
@@ -68,9 +70,11 @@ def _key_text(node: yaml.Node, block: str) -> str:
         if node.tag == _NULL_TAG and node.style is None:
             return "null"
         return str(node.value).replace(_LONE_CR, "\r")
+    mark = node.start_mark
     raise RuntimeRefusal(
         "bad_conversion",
-        f"Error parsing block '{block}': bad conversion",
+        f"Error parsing block '{block}': yaml-cpp: error at line {mark.line + 1}, "
+        f"column {mark.column + 1}: bad conversion",
         block=block,
     )
 
@@ -90,6 +94,19 @@ def _to_json(node: yaml.Node, block: str) -> Any:
     return None
 
 
+def _compose_first(text: str) -> yaml.Node | None:
+    """The first document's node graph. yaml-cpp takes a tab as the space after a
+    ``:``, ``-`` or ``,`` separator where PyYAML does not: such tabs are retried as
+    spaces."""
+    try:
+        return next(iter(yaml.compose_all(text, Loader=yaml.SafeLoader)), None)
+    except yaml.YAMLError:
+        relaxed = _SEPARATOR_TAB.sub(r"\1 ", text)
+        if relaxed == text:
+            raise
+        return next(iter(yaml.compose_all(relaxed, Loader=yaml.SafeLoader)), None)
+
+
 def load_reference_json(text: str, block: str) -> Any:
     """The JSON value the reference makes of one block's YAML.
 
@@ -97,8 +114,7 @@ def load_reference_json(text: str, block: str) -> Any:
     ExpansionTooLarge for alias bombs.
     """
     try:
-        documents = yaml.compose_all(_protect_lone_cr(text), Loader=yaml.SafeLoader)
-        root = next(iter(documents), None)
+        root = _compose_first(_protect_lone_cr(text))
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise RuntimeRefusal(
