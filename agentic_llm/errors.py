@@ -68,6 +68,8 @@ class ErrorCode(StrEnum):
     GRAMMAR = "ERR_GRAMMAR"
     CACHE_STORE = "ERR_CACHE_STORE"
     INTERNAL = "ERR_INTERNAL"
+    NOT_FOUND = "ERR_NOT_FOUND"
+    PERMISSION_DENIED = "ERR_PERMISSION_DENIED"
 
     def __str__(self) -> str:
         return self.value
