@@ -12,6 +12,7 @@ from typing import Any
 from agentic_llm.errors import AgenticError, ErrorCode
 from agentic_llm.server import convert
 from agentic_llm.server.errors import abort_with
+from agentic_llm.server.library_rpc import LibraryServicerMixin
 from agentic_llm.serving.knowledge import KnowledgeAdmin
 from agentic_llm.serving.pipeline import CancelToken, Pipeline
 from agentic_llm.serving.result import NodeEvent, ServingResult, TokenDelta
@@ -86,7 +87,7 @@ def _streaming(handler: _Handler) -> _Handler:
     return wrapper
 
 
-class AgenticLLMServicer:
+class AgenticLLMServicer(LibraryServicerMixin):
     """Implements every RPC of ``agentic_llm.agentic.v1.AgenticLLM``.
 
     Args:

@@ -96,6 +96,7 @@ def build_pipeline(config: ServerConfig, *, engine: Any = None, model_dir: Path 
     offline evaluation (``serving.local``) uses them.
     """
     from agentic_llm.engine.fingerprint import engine_version
+    from agentic_llm.library import open_library
     from agentic_llm.serving.subgraphs import open_subgraph_cache
 
     model_dir = model_dir or resolve_model_dir(config.model.dir)
@@ -112,6 +113,7 @@ def build_pipeline(config: ServerConfig, *, engine: Any = None, model_dir: Path 
         jump_forward=jump_forward,
         knowledge=knowledge,
         max_model_len=int(getattr(engine, "max_model_len", 0) or 0),
+        library=open_library(config.library),
     )
     lim = config.limits
     return Pipeline(parts, admission=Admission(lim.max_concurrent, lim.max_queue),

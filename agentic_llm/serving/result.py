@@ -166,6 +166,9 @@ class ServingResult:
         budget_stop: ``max_tokens`` when the token budget stopped the model and the
             grammar's forced text closed the document, ``max_nodes`` when the node
             budget closed it, else "" (see ``agentic_llm.scheduler.budget``).
+        library_versions: ``(path, version)`` the library registry pinned for the
+            request's unversioned ``/lib`` entries (the versions a run reports on).
+        offered: archived ``/lib/solved`` entries the request was offered.
     """
 
     request_id: str
@@ -182,6 +185,8 @@ class ServingResult:
     dag_id: str = ""
     branch_id: str = ""
     budget_stop: str = ""
+    library_versions: tuple[tuple[str, int], ...] = ()
+    offered: tuple[str, ...] = ()
 
     @property
     def nodes(self) -> tuple[AstNodeInfo, ...]:
