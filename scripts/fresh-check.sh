@@ -21,7 +21,7 @@ while [ $# -gt 0 ]; do
     --ref) ref=${2:?--ref needs a commit}; shift 2 ;;
     --keep) keep=1; shift ;;
     --python) python=${2:?--python needs an interpreter}; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "fresh-check: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
