@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     src.add_argument("--timeout", type=float, default=None, metavar="SEC",
                      help="wall-clock budget of the request (default 30)")
     src.add_argument("--temperature", type=float, default=None, help="0 = greedy (default)")
-    src.add_argument("--seed", type=int, default=None)
+    src.add_argument("--seed", type=int, default=None, help="sampling seed (with --temperature)")
     run_g = p.add_argument_group("run")
     run_g.add_argument("--model", metavar="DIR", default=None,
                        help="checkpoint directory (default: AGENTIC_MODEL_DIR or the shipped model)")
@@ -104,11 +104,10 @@ def request_from_args(args: argparse.Namespace) -> dict[str, Any]:
         AgenticError: ERR_INVALID_REQUEST for missing or malformed input.
     """
     if args.request:
+        from agentic_llm.cli.inputs import read_text
+
         try:
-            text = sys.stdin.read() if args.request == "-" else Path(args.request).read_text(encoding="utf-8")
-            req = json.loads(text)
-        except OSError as exc:
-            raise AgenticError(ErrorCode.INVALID_REQUEST, f"cannot read {args.request}: {exc.strerror}") from None
+            req = json.loads(read_text(args.request))
         except json.JSONDecodeError as exc:
             raise AgenticError(ErrorCode.INVALID_REQUEST, f"{args.request} is not JSON: {exc}") from None
         if not isinstance(req, dict):

@@ -32,8 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--cache", choices=["memory", "lmdb", "redis", "none"], help="subgraph cache store")
     p.add_argument("--cache-path", metavar="DIR", help="LMDB directory")
     p.add_argument("--redis-url", metavar="URL", help="redis://host:6379/0")
-    p.add_argument("--tls-cert", metavar="PEM")
-    p.add_argument("--tls-key", metavar="PEM")
+    p.add_argument("--tls-cert", metavar="PEM", help="server certificate chain (turns TLS on, with --tls-key)")
+    p.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
     p.add_argument("--token-env", metavar="VAR", help="require the bearer token held in $VAR")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. limits.max_queue=8 (repeatable)")

@@ -1,7 +1,8 @@
 """``agentic-llm validate PATH... [--json]``: check AgenticDSL documents.
 
 Exit codes: 0 every document is valid (warnings allowed), 1 at least one is invalid,
-2 usage error or an unreadable file. A directory stands for the ``*.md`` files under it.
+2 usage error or an unreadable file. A directory stands for the ``*.md`` files under it;
+``-`` reads one document from standard input.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="document or directory of *.md")
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="document, directory of *.md, or '-' for stdin")
     parser.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
     parser.add_argument(
         "--max-bytes",
@@ -41,7 +42,7 @@ def _expand(paths: list[str]) -> list[Path]:
     out: list[Path] = []
     for raw in paths:
         p = Path(raw)
-        if p.is_dir():
+        if raw != "-" and p.is_dir():
             out.extend(sorted(q for q in p.rglob("*.md") if q.is_file()))
         else:
             out.append(p)
@@ -49,7 +50,9 @@ def _expand(paths: list[str]) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from agentic_llm.cli.inputs import read_bytes
     from agentic_llm.dsl import ParseLimits, Severity, check_text
+    from agentic_llm.errors import AgenticError
 
     try:
         limits = ParseLimits(max_input_bytes=args.max_bytes) if args.max_bytes else ParseLimits()
@@ -63,11 +66,10 @@ def run(args: argparse.Namespace) -> int:
     unreadable = invalid = 0
     for path in files:
         try:
-            with path.open("rb") as fh:
-                data = fh.read(limits.max_input_bytes + 1)
-        except OSError as exc:
+            data = read_bytes(str(path), limits.max_input_bytes + 1)
+        except AgenticError as exc:
             unreadable += 1
-            message = f"cannot read {path}: {exc.strerror or exc}"
+            message = exc.message
             if args.json:
                 record: dict[str, Any] = {
                     "path": str(path),
