@@ -87,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
     profile = args.config or args.profile or "default"
     _log.info(startup_summary(config, engine, model_dir, profile=profile,
                               address=server.address, metrics=stack.url if stack else ""))
+    if stack is not None:
+        _say(f"metrics and health on {stack.url}")
     _say(f"serving on {server.address}")
     try:
         while not server.wait(0.5):
