@@ -18,6 +18,7 @@ import re
 import shlex
 import subprocess
 import sys
+import textwrap
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 NO_RUN = "<!-- no-run"
 DOCUMENTED_ADDRESS = "127.0.0.1:50051"
-_FENCE = re.compile(r"^```(python|bash)[ \t]*\n(.*?)^```[ \t]*$", re.S | re.M)
+_FENCE = re.compile(r"^([ \t]*)```(python|bash)[ \t]*\n(.*?)^\1```[ \t]*$", re.S | re.M)
 
 RUNNER = """
 import json, sys
@@ -58,7 +59,8 @@ def page_blocks(page: Path) -> list[Block]:
         if before.strip().startswith(NO_RUN):
             continue
         line = text.count("\n", 0, m.start()) + 1
-        out.append(Block(f"{page.relative_to(REPO)}:{line}", m.group(1), m.group(2)))
+        code = textwrap.dedent(m.group(3))  # a block inside a list item is indented
+        out.append(Block(f"{page.relative_to(REPO)}:{line}", m.group(2), code))
     return out
 
 
