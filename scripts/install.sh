@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs agentic-llm into the current Python environment.
 #   scripts/install.sh          runtime dependencies
-#   scripts/install.sh --dev    plus everything the test suite and benchmarks use
+#   scripts/install.sh --dev    plus everything the test suite and benchmarks use, at the
+#                               versions in constraints-dev.txt
 # PyTorch is installed first and only when missing: the CPU build that
 # `pip install torch==2.13.0` resolves to on a fresh machine, never a CUDA download
 # triggered by a bare `torch` requirement. An existing torch is kept.
@@ -13,8 +14,12 @@ if ! "$PY" -c "import torch" >/dev/null 2>&1; then
   echo "installing torch==2.13.0 (CPU build)" >&2
   "${PIP[@]}" "torch==2.13.0"
 fi
+# --- dev constraints: the versions the test suite last passed with ---
+# (constraints-dev.txt, written by scripts/freeze_constraints.py; torch is not in it)
+DEV_CONSTRAINTS=(-c constraints-dev.txt)
+# --- end dev constraints ---
 if [ "${1:-}" = "--dev" ]; then
-  "${PIP[@]}" -e ".[dev]"
+  "${PIP[@]}" "${DEV_CONSTRAINTS[@]}" -e ".[dev]"
 else
   "${PIP[@]}" -e .
 fi

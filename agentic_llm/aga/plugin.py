@@ -107,6 +107,7 @@ class AGAPlugin:
             dt = placement[1] if self.config.dtype == "auto" else _DTYPES[self.config.dtype]
             self.store.to(dev, dt)
             self.injector.to(dev, dt)
+        self._warm_up(placement[1] if placement is not None else self.store.dtype)
         adapter.attach(model, self.runtime, self._row_namespaces)
         self._adapter, self._model = adapter, model
         self._encoder = None
@@ -115,6 +116,26 @@ class AGAPlugin:
                                              self.config, tokenizer, self.runtime.suppressed)
         self.audit.record("attach", type(model).__name__, layers=list(self.runtime.layers))
         return self
+
+    def _warm_up(self, hidden_dtype: torch.dtype) -> None:
+        """Run the hook's tensor work once on zeros, with every slot hidden, so the first
+        real forward does not pay the one-off set-up of these kernels and of the
+        projection in the model's dtype (tens of ms on a CPU, more than the fail-open
+        timeout: that forward would inject nothing). Changes no state but caches."""
+        store, gates = self.store, self.runtime.gates
+        device, slots = store.device, store.max_slots
+        view = store.get_active()
+        with torch.no_grad():
+            # one row takes the gather path, enough rows the dense path of the injector
+            for rows in (1, slots // max(1, min(self.injector.top_k, slots)) + 1):
+                hidden = torch.zeros(rows, self.config.hidden_dim, device=device, dtype=hidden_dtype)
+                token_rows = torch.zeros(rows, dtype=torch.long, device=device)
+                unc = gates.uncertainty_from_rows(None, token_rows, rows, device)
+                gate = gates.finalize(gates.gate1(gates.hidden_variance(hidden) if gates.per_layer
+                                                  else unc))
+                hidden_slots = torch.ones(rows, slots, dtype=torch.bool, device=device)
+                self.injector.inject(hidden, view, hidden_slots, gate, track_usage=False)
+            store.visibility(((DEFAULT_NAMESPACE,),))
 
     def detach(self) -> None:
         """Remove every hook; the model behaves exactly as before ``attach``."""

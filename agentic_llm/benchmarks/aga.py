@@ -37,18 +37,19 @@ __all__ = ["add_arguments", "run", "measure_hidden"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--hidden", type=int, nargs="+", default=[768, 4096])
-    p.add_argument("--slots", type=int, default=256)
+    p.add_argument("--hidden", type=int, nargs="+", default=[768, 4096],
+                   help="hidden sizes of the random models measured (default 768 4096)")
+    p.add_argument("--slots", type=int, default=256, help="knowledge slots registered (default 256)")
     p.add_argument("--layers-768", dest="layers_small", type=int, default=12,
                    help="decoder layers of the model at hidden sizes below 2048")
     p.add_argument("--layers-4096", dest="layers_large", type=int, default=2,
                    help="decoder layers of the model at hidden sizes of 2048 and above")
     p.add_argument("--hooked", type=int, default=1, help="hooked layers")
-    p.add_argument("--vocab", type=int, default=32000)
-    p.add_argument("--prefill", type=int, default=32)
-    p.add_argument("--rounds", type=int, default=20)
+    p.add_argument("--vocab", type=int, default=32000, help="vocabulary size of the random models (default 32000)")
+    p.add_argument("--prefill", type=int, default=32, help="prompt tokens of the prefill measured (default 32)")
+    p.add_argument("--rounds", type=int, default=20, help="timed rounds per configuration (default 20)")
     p.add_argument("--micro", type=int, default=2000, help="direct layer-call repetitions")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
 
 
 def _model(hidden: int, layers: int, vocab: int) -> torch.nn.Module:
@@ -210,6 +211,4 @@ def run(args: argparse.Namespace) -> int:
         fig.tight_layout()
         path = default_plot_path("aga") if args.plot == "auto" else args.plot
         fig.savefig(path, dpi=120)
-        if show:
-            print(f"plot: {path}")
     return 0

@@ -24,7 +24,6 @@ import argparse
 import json
 import math
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -321,6 +320,4 @@ def run(args: argparse.Namespace) -> int:
           f"(saves {100 * j['saved']:.0f}%), wall {j['wall_speedup']:.2f}x, same output {100 * j['same_output_share']:.0f}%")
     for name, ok in result["checks"].items():
         print(f"{'n/a ' if ok is None else 'PASS' if ok else 'MISS'}  {name}")
-    if "plot" in result:
-        print(f"chart: {result['plot']}", file=sys.stderr)
     return 0

@@ -28,7 +28,7 @@ __all__ = ["add_arguments", "run", "realistic_documents"]
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeat", type=int, default=5, help="repetitions of each compile timing")
     p.add_argument("--walks", type=int, default=0, help="also run N soundness random walks")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
 
 def _request(n_tools: int, target: str = "/dynamic/plan_1") -> dict[str, Any]:

@@ -51,7 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-concurrent", type=int, default=32, help="server limits.max_concurrent")
     p.add_argument("--max-queue", type=int, default=64, help="server limits.max_queue")
     p.add_argument("--num-blocks", type=int, default=4096, help="server KV pages")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed of the workload (default 0)")
 
 
 @dataclass
@@ -258,6 +258,4 @@ def run(args: argparse.Namespace) -> int:
         ax.set_title(f"{args.clients} clients: {res['throughput_rps']:.1f} responses/s")
         fig.tight_layout()
         fig.savefig(path)
-        if not args.json:
-            print(f"plot: {path}")
     return 0 if res["lost"] == 0 and res["duplicated"] == 0 and res["invalid"] == 0 else 1

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -45,8 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "the engine is available, else events")
     p.add_argument("--rounds", type=int, default=7, help="alternating on/off rounds")
     p.add_argument("--requests", type=int, default=8, help="requests per engine round")
-    p.add_argument("--prompt-len", type=int, default=48)
-    p.add_argument("--max-tokens", type=int, default=32)
+    p.add_argument("--prompt-len", type=int, default=48, help="prompt tokens per request (default 48)")
+    p.add_argument("--max-tokens", type=int, default=32, help="output tokens per request (default 32)")
     p.add_argument("--hidden", type=int, default=128, help="model hidden size")
     p.add_argument("--layers", type=int, default=4, help="model layers")
     p.add_argument("--event-requests", type=int, default=2000,
@@ -293,8 +292,7 @@ def run(args: argparse.Namespace) -> int:
             verdict = "meets" if results["meets_target"] else "misses"
             print(f"on/off {e['ratio']:.3f} {verdict} the >= {TARGET} target")
     if args.plot:
-        path = _plot(results, args.plot)
-        print(f"wrote {path}", file=sys.stderr if args.json else sys.stdout)
+        _plot(results, args.plot)
     return 0
 
 

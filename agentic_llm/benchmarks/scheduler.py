@@ -83,7 +83,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="arrivals per virtual second (default 60: more than either policy serves, so "
                    "throughput measures capacity, not the arrival rate)")
     p.add_argument("--num-blocks", type=int, default=2048, help="KV pages of 16 tokens (default 2048)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--model", default=None, help="checkpoint directory (default: the shipped model)")
     p.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                    help="measure steps in engine-thread CPU time (default) or wall time")

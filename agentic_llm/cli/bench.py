@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
+from pathlib import Path
+from typing import Any
 
 from agentic_llm.errors import AgenticError, ErrorCode
 
@@ -29,9 +32,25 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         # Options (and --help) belong to the benchmark module's own parser, built
         # only when it runs: importing every benchmark for `bench --help` would pull
         # in torch.
-        p = bench_sub.add_parser(name, help=help_text, add_help=False)
+        p = bench_sub.add_parser(name, help=help_text, description=help_text, add_help=False)
         p.set_defaults(func=_runner(module), takes_extra_args=True)
     parser.set_defaults(func=lambda _args: (parser.print_help(), 2)[1])
+
+
+def bench_parser(name: str, module: Any) -> argparse.ArgumentParser:
+    """The full parser of benchmark ``name`` (its module's options and the shared ones)."""
+    from agentic_llm.cli.main import plain_help
+
+    p = argparse.ArgumentParser(
+        prog=f"agentic-llm bench {name}", description=module.__doc__ or BENCHMARKS[name][1],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--json", action="store_true", help="print one JSON object, nothing else")
+    p.add_argument("--plot", metavar="PNG", nargs="?", const="auto", default=None,
+                   help=f"also write a PNG chart (without PNG: bench/results/{name}.png); "
+                        "where it went is printed on stderr")
+    module.add_arguments(p)
+    plain_help(p)
+    return p
 
 
 def _runner(module_name: str):  # type: ignore[no-untyped-def]
@@ -42,12 +61,25 @@ def _runner(module_name: str):  # type: ignore[no-untyped-def]
             raise AgenticError(
                 ErrorCode.RESOURCE_UNAVAILABLE, f"benchmark {args.bench!r} cannot load: {exc}"
             ) from exc
-        p = argparse.ArgumentParser(prog=f"agentic-llm bench {args.bench}")
-        p.add_argument("--json", action="store_true", help="print one JSON object, nothing else")
-        p.add_argument("--plot", metavar="PNG", nargs="?", const="auto", default=None,
-                       help="also write a PNG chart (default path under bench/results/)")
-        module.add_arguments(p)
-        inner = p.parse_args(args.extra_args)
-        return int(module.run(inner))
+        inner = bench_parser(args.bench, module).parse_args(args.extra_args)
+        if inner.plot == "auto":
+            from agentic_llm.benchmarks.report import default_plot_path
+
+            inner.plot = str(default_plot_path(args.bench))
+        before = _mtime(inner.plot)
+        rc = int(module.run(inner))
+        if inner.plot:
+            written = _mtime(inner.plot) not in (None, before)
+            print(f"agentic-llm bench {args.bench}: "
+                  + (f"plot written to {inner.plot}" if written else "no plot written"),
+                  file=sys.stderr)
+        return rc
 
     return run
+
+
+def _mtime(path: str | None) -> float | None:
+    try:
+        return Path(path).stat().st_mtime_ns if path else None
+    except OSError:
+        return None

@@ -9,8 +9,8 @@ from flags:
 Runs on the shipped model unless ``--model DIR`` (or AGENTIC_MODEL_DIR) names
 another checkpoint. Decoding is grammar-constrained unless ``--no-constrain``.
 
-Exit codes: 0 the subgraph validates against the plan, 1 it does not (or the engine
-failed the request), 2 usage error or unreadable input.
+Exit codes: 0 the subgraph validates against the plan, 1 it does not (or the planner
+refused the request, or the engine failed it), 2 usage error or unreadable input.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     src.add_argument("--timeout", type=float, default=None, metavar="SEC",
                      help="wall-clock budget of the request (default 30)")
     src.add_argument("--temperature", type=float, default=None, help="0 = greedy (default)")
-    src.add_argument("--seed", type=int, default=None)
+    src.add_argument("--seed", type=int, default=None, help="sampling seed (with --temperature)")
     run_g = p.add_argument_group("run")
     run_g.add_argument("--model", metavar="DIR", default=None,
                        help="checkpoint directory (default: AGENTIC_MODEL_DIR or the shipped model)")
@@ -104,11 +104,10 @@ def request_from_args(args: argparse.Namespace) -> dict[str, Any]:
         AgenticError: ERR_INVALID_REQUEST for missing or malformed input.
     """
     if args.request:
+        from agentic_llm.cli.inputs import read_text
+
         try:
-            text = sys.stdin.read() if args.request == "-" else Path(args.request).read_text(encoding="utf-8")
-            req = json.loads(text)
-        except OSError as exc:
-            raise AgenticError(ErrorCode.INVALID_REQUEST, f"cannot read {args.request}: {exc.strerror}") from None
+            req = json.loads(read_text(args.request))
         except json.JSONDecodeError as exc:
             raise AgenticError(ErrorCode.INVALID_REQUEST, f"{args.request} is not JSON: {exc}") from None
         if not isinstance(req, dict):
@@ -191,8 +190,7 @@ def _print_human(result: Any, model_dir: Path, request: Any, plan_json: dict[str
 def run(args: argparse.Namespace) -> int:
     """Run the command; see the module docstring for exit codes."""
     from agentic_llm.models import default_model_dir
-    from agentic_llm.planner import GenerateRequest, plan
-    from agentic_llm.serving.local import LocalGenerator
+    from agentic_llm.planner import GenerateRequest, PlanRefusal, plan
 
     try:
         raw = request_from_args(args)
@@ -203,12 +201,15 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps({"valid": False, "error": {"code": exc.code.value, "message": exc.message}}))
         else:
             print(f"agentic-llm generate: {exc}", file=sys.stderr)
-        return 2
+        return 1 if isinstance(exc, PlanRefusal) else 2
+    model_dir = Path(args.model) if args.model else default_model_dir()
+    print(f"agentic-llm: loading model {model_dir.name} from {model_dir}", file=sys.stderr, flush=True)
+    from agentic_llm.serving.local import LocalGenerator
+
     if args.threads is not None:
         import torch
 
         torch.set_num_threads(max(1, args.threads))
-    model_dir = Path(args.model) if args.model else default_model_dir()
     gen = LocalGenerator(model_dir, constrained=not args.no_constrain,
                          jump_forward=not args.no_jump_forward, max_num_seqs=1)
     try:

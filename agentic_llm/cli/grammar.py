@@ -18,10 +18,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("grammar", help="sample or check documents under a plan's grammar",
                        description=__doc__)
     gs = p.add_subparsers(dest="grammar_cmd", metavar="CMD")
-    s = gs.add_parser("sample", help="draw random documents through the token masks")
-    s.add_argument("--request", required=True, metavar="REQ.json")
+    s = gs.add_parser("sample", help="draw random documents through the token masks",
+                      description="Draw random documents through a plan's token masks.")
+    s.add_argument("--request", required=True, metavar="REQ.json",
+                   help="request JSON file whose plan gives the grammar ('-' reads stdin)")
     s.add_argument("-n", type=int, default=1, help="number of documents")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=0, help="random seed of the walks (default 0)")
     s.add_argument("--tokenizer", default="qwen", help="'qwen' or a tokenizer.json path")
     s.add_argument("--check", action="store_true",
                    help="parse, validate and YAML-load every document; exit 1 on any failure")
@@ -29,10 +31,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="strings close once they reach this many characters (default 48)")
     s.add_argument("--jsonl", action="store_true", help="one JSON object per document")
     s.set_defaults(func=_sample)
-    c = gs.add_parser("check", help="check a document token by token")
-    c.add_argument("--request", required=True, metavar="REQ.json")
-    c.add_argument("file", metavar="FILE")
-    c.add_argument("--tokenizer", default="qwen")
+    c = gs.add_parser("check", help="check a document token by token",
+                      description="Feed a document through a plan's grammar token by token: "
+                                  "exit 0 accepted, 1 rejected, 2 usage error.")
+    c.add_argument("--request", required=True, metavar="REQ.json",
+                   help="request JSON file whose plan gives the grammar ('-' reads stdin)")
+    c.add_argument("file", metavar="FILE", help="the AgenticDSL document ('-' reads stdin)")
+    c.add_argument("--tokenizer", default="qwen", help="'qwen' or a tokenizer.json path")
     c.set_defaults(func=_check)
     p.set_defaults(func=lambda _a: (p.print_help(sys.stderr), 2)[1])
 
@@ -87,14 +92,10 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from agentic_llm.cli.inputs import read_text
     from agentic_llm.grammar.walk import check_text
 
-    try:
-        with open(args.file, encoding="utf-8") as f:
-            text = f.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        print(f"agentic-llm: cannot read {args.file}: {exc}", file=sys.stderr)
-        return 2
+    text = read_text(args.file)
     p, compiler = _setup(args)
     ids = compiler.tokenizer_info.encode(text)
     ok, where = check_text(compiler.matcher_for(p), ids)

@@ -5,8 +5,10 @@ Each sub-command lives in its own module under ``agentic_llm.cli`` and exposes
 the parsed namespace and returning the exit code). Heavy imports (torch, xgrammar)
 happen inside ``func`` so that ``agentic-llm --help`` stays fast.
 
-Exit codes: 0 success, 1 the command ran and the answer is "no" (invalid document,
-rejected text, failed request), 2 usage error or unreadable input.
+Exit codes, the same for every command: 0 success, 1 the command ran and the answer
+is "no" (invalid document, rejected text, a request the planner refuses, a failed
+request), 2 usage error or unreadable input. Wherever a command reads a file, ``-``
+reads standard input.
 """
 
 from __future__ import annotations
@@ -42,7 +44,30 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    plain_help(parser)
     return parser
+
+
+def plain_help(parser: argparse.ArgumentParser) -> None:
+    """Drop the docstrings' reST double backticks from ``parser``'s help, recursively."""
+    for holder in (parser, *parser._actions):
+        for attr in ("description", "help", "epilog"):
+            text = getattr(holder, attr, None)
+            if isinstance(text, str) and "``" in text:
+                setattr(holder, attr, text.replace("``", ""))
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                if choice.help and "``" in choice.help:
+                    choice.help = choice.help.replace("``", "")
+            for child in action.choices.values():
+                plain_help(child)
+
+
+def _is_refusal(exc: AgenticError) -> bool:
+    from agentic_llm.planner import PlanRefusal
+
+    return isinstance(exc, PlanRefusal)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(func(args))
     except AgenticError as exc:
         print(f"agentic-llm: {exc}", file=sys.stderr)
-        return 2
+        return 1 if _is_refusal(exc) else 2
     except KeyboardInterrupt:
         print("agentic-llm: interrupted", file=sys.stderr)
         return 130

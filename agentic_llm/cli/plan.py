@@ -1,6 +1,10 @@
 """``agentic-llm plan --request REQ.json [--json] [--library DIR | --profile P]``: print the
 ExecutionPlan or the refusal. With a library, unversioned ``/lib`` entries are pinned to
-the version the registry gives the request and similar archived solutions are offered."""
+the version the registry gives the request and similar archived solutions are offered.
+
+Exit codes: 0 planned, 1 the planner refused the request, 2 usage error or an
+unreadable or malformed request.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +16,10 @@ __all__ = ["register"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("plan", help="plan a generation request", description=__doc__)
-    p.add_argument("--request", required=True, metavar="REQ.json", help="request JSON file")
+    p = sub.add_parser("plan", help="plan a generation request", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--request", required=True, metavar="REQ.json",
+                   help="request JSON file ('-' reads stdin)")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.add_argument("--prompt", action="store_true", help="also print the rendered prompt")
     p.add_argument("--library", metavar="DIR", default=None,
@@ -23,15 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _load(path: str):  # type: ignore[no-untyped-def]
-    from agentic_llm.errors import AgenticError, ErrorCode
+    from agentic_llm.cli.inputs import read_text
     from agentic_llm.planner import GenerateRequest
 
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as exc:
-        raise AgenticError(ErrorCode.INVALID_REQUEST, f"cannot read {path}: {exc}") from None
-    return GenerateRequest.from_json(text)
+    return GenerateRequest.from_json(read_text(path))
 
 
 def run(args: argparse.Namespace) -> int:

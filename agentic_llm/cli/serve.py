@@ -16,7 +16,9 @@ from typing import Any
 
 import yaml
 
-__all__ = ["register", "config_from_args"]
+__all__ = ["register", "config_from_args", "startup_summary"]
+
+_log = logging.getLogger("agentic_llm.serve")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -32,8 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         "or none")
     p.add_argument("--cache-path", metavar="DIR", help="LMDB directory")
     p.add_argument("--redis-url", metavar="URL", help="redis://host:6379/0")
-    p.add_argument("--tls-cert", metavar="PEM")
-    p.add_argument("--tls-key", metavar="PEM")
+    p.add_argument("--tls-cert", metavar="PEM", help="server certificate chain (turns TLS on, with --tls-key)")
+    p.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
     p.add_argument("--token-env", metavar="VAR", help="require the bearer token held in $VAR")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. limits.max_queue=8 (repeatable)")
@@ -72,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
         return run_sglang(args)
     from agentic_llm.server import AgenticServer
-    from agentic_llm.serving import build_pipeline
+    from agentic_llm.serving.build import build_engine, build_pipeline, resolve_model_dir
 
     config = config_from_args(args)
     if args.print_config:
@@ -80,16 +82,24 @@ def run(args: argparse.Namespace) -> int:
         return 0
     logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    pipeline = build_pipeline(config)
+    model_dir = resolve_model_dir(config.model.dir)
+    m = config.model
+    _say(f"loading model {model_dir.name} from {model_dir} ({m.device}, {m.dtype})")
+    engine = build_engine(config, model_dir)
+    _say(f"preparing grammars and the subgraph cache ({config.cache.store})")
+    pipeline = build_pipeline(config, engine=engine, model_dir=model_dir)
     stack = _observability(config, pipeline)
     server = AgenticServer(config, pipeline,
                            health_registry=stack.health if stack is not None else None)
     # Handlers first: a SIGTERM that arrives as the port opens must drain, not kill.
     server.install_signal_handlers()
     server.start()
+    profile = args.config or args.profile or "default"
+    _log.info(startup_summary(config, engine, model_dir, profile=profile,
+                              address=server.address, metrics=stack.url if stack else ""))
     if stack is not None:
-        print(f"agentic-llm: metrics and health on {stack.url}", file=sys.stderr, flush=True)
-    print(f"agentic-llm: serving on {server.address}", file=sys.stderr, flush=True)
+        _say(f"metrics and health on {stack.url}")
+    _say(f"serving on {server.address}")
     try:
         while not server.wait(0.5):
             pass
@@ -98,6 +108,37 @@ def run(args: argparse.Namespace) -> int:
         if stack is not None:
             stack.shutdown()
     return 0
+
+
+def _say(text: str) -> None:
+    print(f"agentic-llm: {text}", file=sys.stderr, flush=True)
+
+
+def startup_summary(config: Any, engine: Any, model_dir: Any, *, profile: str, address: str,
+                    metrics: str) -> str:
+    """One ``key=value`` line: what this server runs and where it listens."""
+    from agentic_llm.observability.logs import fields_line
+
+    pool = engine.pool
+    tls = config.tls
+    token = config.auth.resolve_token()
+    return fields_line("started", {
+        "model": model_dir.name,
+        "architecture": engine.model_config.model_type,
+        "parameters": sum(p.numel() for p in engine.model.parameters()),
+        "device": str(engine.device),
+        "dtype": config.model.dtype,
+        "kv_pages": pool.num_blocks,
+        "kv_page_tokens": pool.block_size,
+        "kv_bytes": pool.kv_store.numel() * pool.kv_store.element_size(),
+        "profile": profile,
+        "auth": "bearer-token" if token else "off",
+        "tls": ("mutual" if tls.client_ca_file else "on") if tls.enabled else "off",
+        "cache": config.cache.store,
+        "aga": "on" if config.aga.enabled else "off",
+        "listen": address,
+        "metrics": metrics or "off",
+    })
 
 
 def _observability(config: Any, pipeline: Any) -> Any:

@@ -6,7 +6,8 @@ with them: its parse and graph build refuse them, crash on them, or silently dro
 parts of them (docs/conformance.md).
 
 Exit codes: 0 every document is valid (warnings allowed), 1 at least one is invalid,
-2 usage error or an unreadable file. A directory stands for the ``*.md`` files under it.
+2 usage error or an unreadable file. A directory stands for the ``*.md`` files under it;
+``-`` reads one document from standard input.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="document or directory of *.md")
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="document, directory of *.md, or '-' for stdin")
     parser.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
     parser.add_argument(
         "--max-bytes",
@@ -52,7 +53,7 @@ def _expand(paths: list[str]) -> list[Path]:
     out: list[Path] = []
     for raw in paths:
         p = Path(raw)
-        if p.is_dir():
+        if raw != "-" and p.is_dir():
             out.extend(sorted(q for q in p.rglob("*.md") if q.is_file()))
         else:
             out.append(p)
@@ -60,8 +61,10 @@ def _expand(paths: list[str]) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from agentic_llm.cli.inputs import read_bytes
     from agentic_llm.dsl import ParseLimits, Severity, check_text
     from agentic_llm.dsl.conformance import check_runtime
+    from agentic_llm.errors import AgenticError
 
     try:
         limits = ParseLimits(max_input_bytes=args.max_bytes) if args.max_bytes else ParseLimits()
@@ -75,11 +78,10 @@ def run(args: argparse.Namespace) -> int:
     unreadable = invalid = 0
     for path in files:
         try:
-            with path.open("rb") as fh:
-                data = fh.read(limits.max_input_bytes + 1)
-        except OSError as exc:
+            data = read_bytes(str(path), limits.max_input_bytes + 1)
+        except AgenticError as exc:
             unreadable += 1
-            message = f"cannot read {path}: {exc.strerror or exc}"
+            message = exc.message
             if args.json:
                 record: dict[str, Any] = {
                     "path": str(path),

@@ -3,6 +3,8 @@
     from agentic_llm.client import Engine
     with Engine.from_profile("dev") as eng:
         r = eng.generate_subgraph(target_path="/dynamic/plan_1", prompt="Plan a trip")
+
+``Engine()`` runs what ``agentic-llm serve`` runs with no profile (the default one).
 """
 
 from __future__ import annotations
@@ -30,9 +32,17 @@ class Engine:
     """Same methods as ``Client``, served by a :class:`Pipeline` in this process.
 
     Errors are raised as ``AgenticError`` with the same ERR_* codes the server sends.
+
+    Args:
+        pipeline: the pipeline to serve from; by default the one the default profile
+            builds (as :meth:`from_profile` with no argument).
     """
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline | None = None) -> None:
+        if pipeline is None:
+            from agentic_llm.serving import build_pipeline
+
+            pipeline = build_pipeline(load_config("default"))
         self.pipeline = pipeline
 
     @classmethod

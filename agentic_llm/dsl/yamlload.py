@@ -4,8 +4,9 @@ from each value's position to its source line.
 PyYAML's composer recurses once per nesting level and its constructor shares aliased
 objects, so a deep or alias-heavy input could overflow the stack or explode when
 walked. Values are built here straight from the (iterative) event stream instead:
-nesting is checked as collections open, every alias use counts the values it stands
-for, and the caps stop a hostile block long before it costs time or memory.
+nesting is checked before parsing (``yamldepth``: a library's own cap never decides
+the error code) and exactly as collections open, every alias use counts the values
+it stands for, and the caps stop a hostile block long before it costs time or memory.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import yaml
 
 from agentic_llm.dsl.diagnostics import Diagnostic, Severity
 from agentic_llm.dsl.limits import ParseLimits
+from agentic_llm.dsl.yamldepth import first_line_too_deep
 from agentic_llm.errors import ErrorCode
 
 __all__ = ["YamlProblem", "load_block_yaml", "LineMap"]
@@ -214,6 +216,15 @@ def load_block_yaml(
     Raises:
         YamlProblem: bad YAML, or a cap exceeded.
     """
+    deep = first_line_too_deep(text, limits.max_depth)
+    if deep is not None:
+        # ours, before the parser: a library's own nesting cap must not decide the code
+        raise _problem(
+            ErrorCode.NESTING_TOO_DEEP,
+            f"YAML nests deeper than {limits.max_depth} levels",
+            path,
+            first_line + deep,
+        )
     builder = _Builder(limits, path, first_line)
     try:
         for event in yaml.parse(text, Loader=_Loader):

@@ -8,6 +8,8 @@ Reads ``config.json``, the weights (``model.safetensors``, sharded safetensors w
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,6 +118,28 @@ def _eos_ids(d: Path, cfg: ModelConfig) -> tuple[int, ...]:
     return tuple(ids)
 
 
+_INIT_FUNCTIONS = ("normal_", "uniform_", "kaiming_uniform_", "trunc_normal_", "zeros_", "ones_")
+
+
+@contextmanager
+def _skip_parameter_init() -> Iterator[None]:
+    """Builds modules without their random initialisation: the checkpoint overwrites
+    every weight, and ``normal_`` on a meta tensor imports torch's compiler stack
+    (``torch._dynamo``, several seconds) for nothing."""
+    saved = {name: getattr(torch.nn.init, name) for name in _INIT_FUNCTIONS}
+
+    def keep(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        return tensor
+
+    for name in saved:
+        setattr(torch.nn.init, name, keep)
+    try:
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(torch.nn.init, name, fn)
+
+
 def load_model(
     model_dir: str | Path,
     *,
@@ -134,7 +158,7 @@ def load_model(
     d = Path(model_dir)
     cfg = load_config(d)
     state = _read_weights(_weight_files(d))
-    with torch.device("meta"):
+    with torch.device("meta"), _skip_parameter_init():
         model = CausalLM(cfg)
     expected = dict(model.named_parameters())
     if cfg.tie_word_embeddings:
@@ -151,11 +175,15 @@ def load_model(
                 ErrorCode.UNSUPPORTED_MODEL,
                 f"weight {name} has shape {tuple(state[name].shape)}, config says {tuple(p.shape)}",
             )
-    model = model.to_empty(device=device)
+    # Every parameter is assigned from the checkpoint (checked above), so the meta
+    # tensors are replaced in place; no to_empty (which imports sympy, seconds).
     params = {k: v.to(device=device, dtype=dtype) for k, v in state.items() if k in expected}
     model.load_state_dict(params, strict=False, assign=True)
     if cfg.tie_word_embeddings:
         model.lm_head.weight = model.model.embed_tokens.weight
+    left = [name for name, p in model.named_parameters() if p.is_meta]
+    if left:
+        raise AgenticError(ErrorCode.UNSUPPORTED_MODEL, f"checkpoint {d} did not fill {left[:5]}")
     # buffers were created on the meta device; rebuild them for real
     model.rotary.inv_freq = rope_inv_freq(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling).to(device)
     model.fuse_projections()

@@ -5,6 +5,10 @@
 events to the ``agentic_llm.events`` logger, one line per event, on its own thread so
 disk I/O never touches the emitter. High-frequency kinds (engine steps, mask fills,
 AGA forwards) log at DEBUG and are not even subscribed at a higher level.
+
+:func:`log_request` writes the one INFO line per request that the gRPC servicer
+emits (logger ``agentic_llm.requests``), and :func:`fields_line` renders the
+``key=value`` text that this line and ``serve``'s start-up summary share.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ __all__ = [
     "configure_logging",
     "LogExporter",
     "EVENT_LOG_LEVELS",
+    "REQUEST_LOGGER",
+    "fields_line",
+    "log_request",
 ]
 
 #: Log level of each event kind; kinds not listed log at INFO.
@@ -43,6 +50,9 @@ EVENT_LOG_LEVELS: dict[str, int] = {
     K.GRAMMAR_JUMP_FORWARD: logging.DEBUG,
     K.ALERT_FIRED: logging.WARNING,
 }
+
+#: The logger of the per-request lines.
+REQUEST_LOGGER = "agentic_llm.requests"
 
 _STD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
@@ -198,3 +208,23 @@ class LogExporter:
 def _safe_extra(fields: Mapping[str, Any]) -> dict[str, Any]:
     # LogRecord refuses extras that shadow its own attributes (e.g. "message").
     return {(f"f_{k}" if k in _STD_ATTRS else k): v for k, v in fields.items()}
+
+
+def _field_text(value: Any) -> str:
+    if isinstance(value, float):
+        value = round(value, 1)
+    text = str(value) if value != "" else "-"
+    return json.dumps(text) if any(c in text for c in ' "=\n') else text
+
+
+def fields_line(head: str, fields: Mapping[str, Any]) -> str:
+    """``head key=value ...``, values holding spaces, quotes or ``=`` JSON-quoted."""
+    return " ".join([head, *(f"{k}={_field_text(v)}" for k, v in fields.items())])
+
+
+def log_request(fields: Mapping[str, Any], *, level: int = logging.INFO) -> None:
+    """One line for a finished or refused request: the fields as ``key=value`` text
+    and, for the JSON formatter, as top-level keys."""
+    logger = logging.getLogger(REQUEST_LOGGER)
+    if logger.isEnabledFor(level):
+        logger.log(level, fields_line("request", fields), extra=_safe_extra(fields))

@@ -201,7 +201,8 @@ class AgenticServer:
         for name in ("", SERVICE_NAME):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._health_adapter.start()
-        _log.info("agentic-llm serving on %s%s", self.address, " (TLS)" if tls.enabled else "")
+        # `agentic-llm serve` announces the address once, with its start-up summary
+        _log.debug("gRPC server bound to %s%s", self.address, " (TLS)" if tls.enabled else "")
         return self
 
     @property

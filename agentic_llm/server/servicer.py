@@ -10,6 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 from agentic_llm.errors import AgenticError, ErrorCode
+from agentic_llm.observability.logs import log_request
 from agentic_llm.server import convert
 from agentic_llm.server.errors import abort_with
 from agentic_llm.server.library_rpc import LibraryServicerMixin
@@ -54,6 +55,24 @@ def _check_decoded(request: Any) -> None:
     """Refuse a request whose bytes did not decode (ERR_INVALID_REQUEST)."""
     if isinstance(request, Malformed):
         raise request.refusal()
+
+
+def _log_result(result: ServingResult, tenant: str) -> None:
+    """The request's INFO line (``agentic_llm.requests``)."""
+    c, t = result.counts, result.timings
+    log_request({
+        "id": result.request_id, "tenant": tenant, "path": result.target_path,
+        "cache": result.cache.value, "prompt_tokens": c.prompt_tokens,
+        "cached_tokens": c.cached_prompt_tokens, "completion_tokens": c.completion_tokens,
+        "ttft_ms": t.first_token_ms, "total_ms": t.total_ms,
+        "status": "ok" if result.valid else "invalid",
+    })
+
+
+def _log_refusal(request: Any, exc: AgenticError) -> None:
+    """The INFO line of a request refused or failed before it had a result."""
+    log_request({"id": "", "tenant": getattr(request, "tenant", ""),
+                 "path": getattr(request, "target_path", ""), "status": exc.code.value})
 
 
 _Handler = Callable[[Any, Any, Any], Any]
@@ -115,23 +134,37 @@ class AgenticLLMServicer(LibraryServicerMixin):
     # -- generation -----------------------------------------------------------------
     @_unary
     def GenerateSubgraph(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC name
-        req = self._request(request)
-        result = self.pipeline.run(req, deadline=_deadline(context),
-                                   cancel=self._cancel_token(context))
+        try:
+            req = self._request(request)
+            result = self.pipeline.run(req, deadline=_deadline(context),
+                                       cancel=self._cancel_token(context))
+        except AgenticError as exc:
+            _log_refusal(request, exc)
+            raise
+        _log_result(result, req.tenant)
         return convert.result_to_proto(result)
 
     @_streaming
     def GenerateSubgraphStream(self, request: Any, context: Any) -> Iterator[Any]:  # noqa: N802
-        req = self._request(request)
-        events = self.pipeline.events(
-            req, deadline=_deadline(context), stream_tokens=bool(request.stream_tokens),
-            cancel=self._cancel_token(context))
+        try:
+            req = self._request(request)
+            events = self.pipeline.events(
+                req, deadline=_deadline(context), stream_tokens=bool(request.stream_tokens),
+                cancel=self._cancel_token(context))
+            yield from self._stream_items(events, req.tenant)
+        except AgenticError as exc:
+            _log_refusal(request, exc)
+            raise
+
+    @staticmethod
+    def _stream_items(events: Any, tenant: str) -> Iterator[Any]:
         for item in events:
             if isinstance(item, NodeEvent):
                 yield convert.node_event_to_proto(item)
             elif isinstance(item, TokenDelta):
                 yield convert.token_delta_to_proto(item)
             elif isinstance(item, ServingResult):
+                _log_result(item, tenant)
                 msg = pb.GenerateSubgraphStreamResponse()
                 msg.final.CopyFrom(convert.result_to_proto(item))
                 yield msg
@@ -153,6 +186,7 @@ class AgenticLLMServicer(LibraryServicerMixin):
             try:
                 reqs.append((i, self._request(b)))
             except AgenticError as refusal:
+                _log_refusal(b, refusal)
                 bad.append((i, b.branch_id or str(i), refusal))
         for i, bid, branch_err in bad:
             yield pb.GenerateForkResponse(index=i, branch_id=bid,
@@ -165,10 +199,12 @@ class AgenticLLMServicer(LibraryServicerMixin):
                                      cancel=self._cancel_token(context)):
             index = order[br.index]
             if br.result is not None:
+                _log_result(br.result, prepared[br.index].tenant)
                 yield pb.GenerateForkResponse(index=index, branch_id=br.branch_id,
                                               response=convert.result_to_proto(br.result))
             else:
                 assert br.error is not None
+                _log_refusal(prepared[br.index], br.error)
                 yield pb.GenerateForkResponse(index=index, branch_id=br.branch_id,
                                               error=convert.error_status_to_proto(br.error))
 

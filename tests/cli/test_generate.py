@@ -57,7 +57,7 @@ def test_generate_from_request_file_human_output(tmp_path: Path, capsys: pytest.
 def test_generate_usage_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["generate", "--json"]) == 2
     assert json.loads(capsys.readouterr().out)["error"]["code"] == "ERR_INVALID_REQUEST"
-    assert main(["generate", "--prompt", "x", "--path", "/lib/evil"]) == 2
+    assert main(["generate", "--prompt", "x", "--path", "/lib/evil"]) == 1  # a plan refusal
     assert "ERR_NAMESPACE_VIOLATION" in capsys.readouterr().err
     missing = tmp_path / "nope"
     assert main(["generate", "--prompt", "x", "--model", str(missing)]) == 2
