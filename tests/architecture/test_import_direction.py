@@ -30,7 +30,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("agentic_llm.library",),
     ("agentic_llm.serving",),
     ("agentic_llm.client", "agentic_llm.server"),
-    ("agentic_llm.cli", "agentic_llm.benchmarks"),
+    ("agentic_llm.benchmarks",),
+    ("agentic_llm.cli",),  # runs the benchmarks
 )
 
 #: (importer package prefix, imported package prefix) -> why it is still there
