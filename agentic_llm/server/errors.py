@@ -33,6 +33,7 @@ _SPECIAL: dict[ErrorCode, grpc.StatusCode] = {
     ErrorCode.CACHE_STORE: grpc.StatusCode.UNAVAILABLE,
     ErrorCode.CANCELLED: grpc.StatusCode.CANCELLED,
     ErrorCode.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
+    ErrorCode.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
     ErrorCode.INTERNAL: grpc.StatusCode.INTERNAL,
     ErrorCode.NUMERIC: grpc.StatusCode.INTERNAL,
 }

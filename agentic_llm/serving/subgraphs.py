@@ -91,14 +91,16 @@ def open_subgraph_cache(config: CacheConfig) -> SubgraphCacheAdapter | None:
     from agentic_llm.cache.subgraph import SubgraphCache, SubgraphCacheConfig
     from agentic_llm.planner.plan import ENGINE_VERSION
 
+    key = config.resolve_hmac_key()
     if config.store == "lmdb":
         path = Path(config.path).expanduser()
         path.mkdir(parents=True, exist_ok=True)
-        store_cfg = StoreConfig(kind="lmdb", path=path)
+        store_cfg = StoreConfig(kind="lmdb", path=path, hmac_key=key)
     elif config.store == "redis":
-        store_cfg = StoreConfig(kind="redis", url=config.redis_url)
+        store_cfg = StoreConfig(kind="redis", url=config.redis_url, hmac_key=key)
     else:
         store_cfg = StoreConfig(kind="memory")
-    cache = SubgraphCache(open_store(store_cfg), SubgraphCacheConfig(fuzzy=config.fuzzy),
+    cache = SubgraphCache(open_store(store_cfg),
+                          SubgraphCacheConfig(fuzzy=config.fuzzy, ttl_s=config.ttl_s),
                           engine_version=ENGINE_VERSION)
     return SubgraphCacheAdapter(cache, store=store_cfg.kind)

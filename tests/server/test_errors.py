@@ -146,7 +146,8 @@ def test_every_code_maps_to_a_documented_status() -> None:
     allowed = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED,
                grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE,
                grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.UNAUTHENTICATED,
-               grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL}
+               grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.CANCELLED,
+               grpc.StatusCode.INTERNAL}
     for code in ErrorCode:
         assert grpc_code_for(code) in allowed
         status = to_rpc_status(AgenticError(code, "m"))
