@@ -1,0 +1,202 @@
+"""Two tenants with two tokens over a real loopback server: neither can read, change,
+invalidate or be served the other's cache entries or knowledge by any RPC argument;
+an admin token can. Each test fails on a server that takes the tenant, namespaces
+and priority from the request."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from agentic_llm.client import Client, RetryPolicy, ServiceError
+from agentic_llm.errors import ErrorCode
+from tests.server.conftest import REQUEST
+
+TOKENS = {"acme": "tok-acme", "globex": "tok-globex", "admin": "tok-admin"}
+CREDENTIALS = [
+    {"tenant": "acme", "token": TOKENS["acme"], "aga_namespaces": ["hotels"],
+     "quotas": {"aga_slots": 2, "max_priority": 5}},
+    {"tenant": "globex", "token": TOKENS["globex"], "aga_namespaces": ["hotels"],
+     "write_namespaces": ["/lib/globex"]},
+    {"role": "admin", "token": TOKENS["admin"]},
+]
+NO_RETRY = RetryPolicy(max_attempts=1)
+
+
+def _client(srv: Any, who: str | None) -> Client:
+    return Client(srv.address, token=TOKENS[who] if who else None, retry=NO_RETRY, timeout=60)
+
+
+def _refused(fn: Callable[[], Any]) -> ServiceError:
+    with pytest.raises(ServiceError) as info:
+        fn()
+    return info.value
+
+
+@pytest.fixture
+def tenant_server(make_server: Callable[..., Any]) -> Any:
+    return make_server(**{"auth.credentials": CREDENTIALS})
+
+
+def test_a_tenant_is_never_served_another_tenants_cache_entry(tenant_server: Any) -> None:
+    req = dict(REQUEST, target_path="/dynamic/tenancy_shared")
+    with _client(tenant_server, "acme") as a, _client(tenant_server, "globex") as g:
+        first = a.generate_subgraph(req)
+        assert first.valid
+        assert a.generate_subgraph(req).cache.name == "EXACT"
+        # globex asks for the same thing, with and without naming acme
+        assert g.generate_subgraph(req).cache.name != "EXACT"
+        err = _refused(lambda: g.generate_subgraph(dict(req, tenant="acme")))
+        assert err.code == ErrorCode.PERMISSION_DENIED and err.status == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_invalidation_is_scoped_to_the_callers_tenant(tenant_server: Any) -> None:
+    req = dict(REQUEST, target_path="/dynamic/tenancy_inval")
+    with (_client(tenant_server, "acme") as a, _client(tenant_server, "globex") as g,
+          _client(tenant_server, "admin") as admin):
+        assert a.generate_subgraph(req).valid
+        # globex's invalidation of the same path removes only globex's entries
+        assert g.invalidate_cache(path_prefix="/dynamic/tenancy_inval") == 0
+        assert a.generate_subgraph(req).cache.name == "EXACT"
+        for kwargs in ({"tenant": "acme"}, {"all": True},
+                       {"tenant": "acme", "path_prefix": "/dynamic"}):
+            err = _refused(lambda kw=kwargs: g.invalidate_cache(**kw))
+            assert err.code == ErrorCode.PERMISSION_DENIED, kwargs
+        assert a.generate_subgraph(req).cache.name == "EXACT"
+        # the admin may name the tenant
+        assert admin.invalidate_cache(tenant="acme", path_prefix="/dynamic/tenancy_inval") == 1
+        assert a.generate_subgraph(req).cache.name != "EXACT"
+
+
+def test_grants_and_priority_come_from_the_server(tenant_server: Any) -> None:
+    with _client(tenant_server, "acme") as a, _client(tenant_server, "globex") as g:
+        # acme has no write grant beyond /dynamic: asking for /lib is refused
+        lib = dict(REQUEST, target_path="/lib/acme/x", signature="(a: string) -> b: string")
+        err = _refused(lambda: a.generate_subgraph(dict(lib, namespaces=["/lib"])))
+        assert err.code == ErrorCode.PERMISSION_DENIED
+        err = _refused(lambda: a.generate_subgraph(dict(lib, namespaces=["/etc"])))
+        assert err.code == ErrorCode.PERMISSION_DENIED
+        # globex's grant is /lib/globex; a request can narrow it, not widen it
+        err = _refused(lambda: g.generate_subgraph(
+            dict(lib, target_path="/lib/globex/x", namespaces=["/lib"])))
+        assert err.code == ErrorCode.PERMISSION_DENIED
+        # knowledge: another tenant's namespace cannot be named
+        err = _refused(lambda: a.generate_subgraph(dict(REQUEST, namespaces=["globex/hotels"])))
+        assert err.code == ErrorCode.INVALID_REQUEST
+        err = _refused(lambda: a.generate_subgraph(dict(REQUEST, namespaces=["secret"])))
+        assert err.code == ErrorCode.PERMISSION_DENIED
+        err = _refused(lambda: a.generate_subgraph(dict(REQUEST, priority=2**31 - 1)))
+        assert err.code == ErrorCode.PERMISSION_DENIED
+        assert a.generate_subgraph(dict(REQUEST, target_path="/dynamic/prio", priority=5)).valid
+
+
+def test_unknown_or_missing_token_is_unauthenticated(tenant_server: Any) -> None:
+    for token in (None, "tok-nobody"):
+        with Client(tenant_server.address, token=token, retry=NO_RETRY) as c:
+            err = _refused(lambda c=c: c.invalidate_cache(all=True))
+            assert err.code == ErrorCode.UNAUTHENTICATED
+
+
+# -- knowledge (AGA) ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def aga_tenant_server(tiny_model_dir: Path) -> Iterator[tuple[Any, Any, list[Any]]]:
+    from agentic_llm.config import ServerConfig
+    from agentic_llm.engine import LLMEngine
+    from agentic_llm.server import AgenticServer
+    from agentic_llm.serving import Pipeline, PipelineParts
+    from agentic_llm.serving.aga_admin import attach_aga
+
+    engine = LLMEngine.from_pretrained(tiny_model_dir, num_blocks=64)
+    knowledge = attach_aga(engine)
+    # what each batch row of each forward step was allowed to read
+    seen: list[Any] = []
+    runtime = knowledge.plugin.runtime
+    original = runtime.begin_step
+
+    def recording_begin_step(**kw: Any) -> Any:
+        seen.append((list(kw.get("request_ids") or ()), [tuple(r) for r in kw["row_namespaces"]]))
+        return original(**kw)
+
+    runtime.begin_step = recording_begin_step
+    pipeline = Pipeline(PipelineParts(engine=engine, knowledge=knowledge))
+    cfg = ServerConfig.from_dict({"listen": "127.0.0.1:0", "cache": {"store": "none"},
+                                  "auth": {"credentials": CREDENTIALS}})
+    srv = AgenticServer(cfg, pipeline).start()
+    yield srv, knowledge, seen
+    srv.stop()
+    pipeline.close()
+
+
+def _vectors(knowledge: Any, seed: float) -> tuple[list[float], list[float]]:
+    cfg = knowledge.plugin.config
+    return [seed] * cfg.bottleneck_dim, [seed / 2] * cfg.hidden_dim
+
+
+def test_knowledge_is_invisible_across_tenants(aga_tenant_server: Any) -> None:
+    srv, knowledge, _ = aga_tenant_server
+    k, v = _vectors(knowledge, 0.1)
+    with (_client(srv, "acme") as a, _client(srv, "globex") as g,
+          _client(srv, "admin") as admin):
+        kid = a.register_knowledge(namespace="hotels", key="k", text="t", key_vector=k,
+                                   value_vector=v)
+        assert [e.id for e in a.list_knowledge()] == [kid]
+        # globex sees nothing of acme's, whatever it names
+        assert g.list_knowledge() == []
+        assert g.list_knowledge(namespace="hotels") == []
+        for call in (lambda: g.list_knowledge(tenant="acme"),
+                     lambda: g.remove_knowledge(tenant="acme", namespace="hotels", id=kid),
+                     lambda: g.register_knowledge(tenant="acme", namespace="hotels", key="x",
+                                                  text="y", key_vector=k, value_vector=v)):
+            assert _refused(call).code == ErrorCode.PERMISSION_DENIED
+        assert not g.remove_knowledge(namespace="hotels", id=kid)
+        err = _refused(lambda: g.register_knowledge(namespace="acme/hotels", key="x", text="y",
+                                                    key_vector=k, value_vector=v))
+        assert err.code in (ErrorCode.PERMISSION_DENIED, ErrorCode.INVALID_REQUEST)
+        # the empty tenant is no wildcard for an admin either
+        assert admin.list_knowledge() == []
+        assert [e.id for e in admin.list_knowledge(tenant="acme")] == [kid]
+        assert [e.id for e in a.list_knowledge()] == [kid]
+        assert admin.remove_knowledge(tenant="acme", namespace="hotels", id=kid)
+        assert a.list_knowledge() == []
+
+
+def test_knowledge_slots_have_a_per_tenant_quota(aga_tenant_server: Any) -> None:
+    srv, knowledge, _ = aga_tenant_server
+    k, v = _vectors(knowledge, 0.2)
+    with _client(srv, "acme") as a, _client(srv, "globex") as g:
+        ids = [a.register_knowledge(namespace="hotels", key="k", text="t", key_vector=k,
+                                    value_vector=v) for _ in range(2)]
+        err = _refused(lambda: a.register_knowledge(namespace="hotels", key="k", text="t",
+                                                    key_vector=k, value_vector=v))
+        assert err.code == ErrorCode.BUDGET_EXCEEDED
+        # another tenant is not affected by acme's full quota
+        gid = g.register_knowledge(namespace="hotels", key="k", text="t", key_vector=k,
+                                   value_vector=v)
+        for i in ids:
+            assert a.remove_knowledge(namespace="hotels", id=i)
+        assert g.remove_knowledge(namespace="hotels", id=gid)
+
+
+def test_generation_reads_only_the_callers_knowledge(aga_tenant_server: Any) -> None:
+    srv, knowledge, seen = aga_tenant_server
+    k, v = _vectors(knowledge, 0.3)
+    req = dict(REQUEST, target_path="/dynamic/aga_rows", flags={"bypass_cache": True})
+    with _client(srv, "acme") as a, _client(srv, "globex") as g:
+        kid = g.register_knowledge(namespace="hotels", key="k", text="t", key_vector=k,
+                                   value_vector=v)
+        seen.clear()  # the only request running from here on is acme's
+        try:
+            a.generate_subgraph(req)
+        except ServiceError as exc:  # a random model may run out of tokens: its rows ran
+            assert exc.code == ErrorCode.BUDGET_EXCEEDED
+        finally:
+            assert g.remove_knowledge(namespace="hotels", id=kid)
+    rows = [ns for _, per_row in seen for ns in per_row]
+    assert rows, "no forward step reached the AGA runtime"
+    # acme's rows read acme's granted namespace, never globex's (which holds knowledge)
+    assert set(rows) == {("acme/hotels",)}, rows
