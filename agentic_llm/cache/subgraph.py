@@ -411,7 +411,7 @@ class SubgraphCache:
         victims = self._index.victims(max_entries=self.config.max_entries,
                                       max_bytes=self.config.max_bytes, wall=time.time(), keep=keep)
         quota = self._tenant_quota.get(tenant) if tenant is not None else None
-        if quota is not None:
+        if quota is not None and tenant is not None:
             victims += [k for k in self._index.tenant_victims(
                 SubgraphKey.tenant_prefix(tenant), quota, keep=keep) if k not in victims]
         if victims:

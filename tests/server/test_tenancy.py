@@ -16,12 +16,14 @@ from agentic_llm.client import Client, RetryPolicy, ServiceError
 from agentic_llm.errors import ErrorCode
 from tests.server.conftest import REQUEST
 
-TOKENS = {"acme": "tok-acme", "globex": "tok-globex", "admin": "tok-admin"}
+TOKENS = {"acme": "tok-acme", "globex": "tok-globex", "small": "tok-small",
+          "admin": "tok-admin"}
 CREDENTIALS = [
     {"tenant": "acme", "token": TOKENS["acme"], "aga_namespaces": ["hotels"],
      "quotas": {"aga_slots": 2, "max_priority": 5}},
     {"tenant": "globex", "token": TOKENS["globex"], "aga_namespaces": ["hotels"],
      "write_namespaces": ["/lib/globex"]},
+    {"tenant": "small", "token": TOKENS["small"], "quotas": {"cache_entries": 1}},
     {"role": "admin", "token": TOKENS["admin"]},
 ]
 NO_RETRY = RetryPolicy(max_attempts=1)
@@ -92,6 +94,19 @@ def test_grants_and_priority_come_from_the_server(tenant_server: Any) -> None:
         err = _refused(lambda: a.generate_subgraph(dict(REQUEST, priority=2**31 - 1)))
         assert err.code == ErrorCode.PERMISSION_DENIED
         assert a.generate_subgraph(dict(REQUEST, target_path="/dynamic/prio", priority=5)).valid
+
+
+def test_a_tenant_holds_at_most_its_quota_of_cache_entries(tenant_server: Any) -> None:
+    first = dict(REQUEST, target_path="/dynamic/quota_1")
+    second = dict(REQUEST, target_path="/dynamic/quota_2")
+    with _client(tenant_server, "small") as s, _client(tenant_server, "acme") as a:
+        assert s.generate_subgraph(first).valid
+        assert s.generate_subgraph(first).cache.name == "EXACT"
+        assert a.generate_subgraph(first).valid  # another tenant's entries do not count
+        assert s.generate_subgraph(second).valid  # the second entry evicts the first
+        assert s.generate_subgraph(second).cache.name == "EXACT"
+        assert s.generate_subgraph(first).cache.name != "EXACT"
+        assert a.generate_subgraph(first).cache.name == "EXACT"
 
 
 def test_unknown_or_missing_token_is_unauthenticated(tenant_server: Any) -> None:
@@ -200,3 +215,83 @@ def test_generation_reads_only_the_callers_knowledge(aga_tenant_server: Any) -> 
     assert rows, "no forward step reached the AGA runtime"
     # acme's rows read acme's granted namespace, never globex's (which holds knowledge)
     assert set(rows) == {("acme/hotels",)}, rows
+
+
+# -- mTLS identities ---------------------------------------------------------------
+
+def _pki(tmp: Path) -> dict[str, tuple[bytes, bytes]]:
+    """A CA and certificates it signed: server (localhost) and two clients by CN."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def pem(cert: Any, key: Any) -> tuple[bytes, bytes]:
+        return (cert.public_bytes(serialization.Encoding.PEM),
+                key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+
+    def make(cn: str, issuer: Any, issuer_key: Any, *, ca: bool = False,
+             server: bool = False) -> tuple[Any, Any]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+        b = (x509.CertificateBuilder().subject_name(name)
+             .issuer_name(issuer.subject if issuer is not None else name)
+             .public_key(key.public_key()).serial_number(x509.random_serial_number())
+             .not_valid_before(now - datetime.timedelta(minutes=5))
+             .not_valid_after(now + datetime.timedelta(days=1))
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if server:
+            b = b.add_extension(x509.SubjectAlternativeName([
+                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False)
+        return b.sign(issuer_key if issuer_key is not None else key, hashes.SHA256()), key
+
+    ca, ca_key = make("test-ca", None, None, ca=True)
+    out = {"ca": pem(ca, ca_key)}
+    for cn, server in (("localhost", True), ("acme-client", False), ("globex-client", False),
+                       ("stranger", False)):
+        out[cn] = pem(*make(cn, ca, ca_key, server=server))
+    for name, (cert, key) in out.items():
+        (tmp / f"{name}.crt").write_bytes(cert)
+        (tmp / f"{name}.key").write_bytes(key)
+    return out
+
+
+def test_mtls_client_identities_map_to_tenants(make_server: Callable[..., Any],
+                                               tmp_path: Path) -> None:
+    from agentic_llm.client.errors import from_rpc_error
+    from agentic_llm.client.protos import load
+
+    pki = _pki(tmp_path)
+    srv = make_server(**{
+        "tls.cert_file": str(tmp_path / "localhost.crt"),
+        "tls.key_file": str(tmp_path / "localhost.key"),
+        "tls.client_ca_file": str(tmp_path / "ca.crt"),
+        "auth.credentials": [{"tenant": "acme", "client_identities": ["acme-client"]},
+                             {"tenant": "globex", "client_identities": ["globex-client"]}]})
+    pb = load().pb2
+
+    def call(who: str, **fields: Any) -> Any:
+        creds = grpc.ssl_channel_credentials(root_certificates=pki["ca"][0],
+                                             private_key=pki[who][1],
+                                             certificate_chain=pki[who][0])
+        with grpc.secure_channel(f"localhost:{srv.port}", creds) as ch:
+            stub = load().pb2_grpc.AgenticLLMStub(ch)
+            try:
+                return stub.InvalidateCache(pb.InvalidateCacheRequest(**fields), timeout=30)
+            except grpc.RpcError as exc:
+                return from_rpc_error(exc)
+
+    assert call("acme-client", tenant="acme", path_prefix="/dynamic").removed == 0
+    assert call("acme-client", path_prefix="/dynamic").removed == 0
+    assert call("globex-client", tenant="acme", path_prefix="/dynamic").code == \
+        ErrorCode.PERMISSION_DENIED
+    assert call("acme-client", all=True).code == ErrorCode.PERMISSION_DENIED
+    # a certificate the CA signed but no credential names
+    assert call("stranger", path_prefix="/dynamic").code == ErrorCode.UNAUTHENTICATED
