@@ -134,8 +134,16 @@ class LimitsConfig:
     max_fork_branches: int = 16
     default_timeout_sec: float = 60.0
     drain_timeout_sec: float = 30.0
+    #: glibc heap bounds of a long-running server (see agentic_llm.server.heap):
+    #: at most this many malloc arenas (0: glibc's default), and freed heap pages
+    #: handed back to the kernel every this many seconds (0: never).
+    malloc_arena_max: int = 2
+    malloc_trim_interval_sec: float = 10.0
 
     def __post_init__(self) -> None:
+        if self.malloc_arena_max < 0 or self.malloc_trim_interval_sec < 0:
+            raise _bad("limits.malloc_arena_max", "malloc_arena_max and "
+                       "malloc_trim_interval_sec must be >= 0 (0: off)")
         if self.max_request_bytes < 1024:
             raise _bad("limits.max_request_bytes", f"must be >= 1024, got {self.max_request_bytes}")
         if self.max_concurrent < 1:

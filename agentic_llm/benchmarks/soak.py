@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -46,6 +49,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-concurrent", type=int, default=16, help="server limits.max_concurrent")
     p.add_argument("--max-queue", type=int, default=32, help="server limits.max_queue")
     p.add_argument("--num-blocks", type=int, default=2048, help="server KV pages")
+    p.add_argument("--no-heap-bound", action="store_true",
+                   help="start the server with limits.malloc_arena_max and "
+                        "malloc_trim_interval_sec at 0 (glibc defaults: the baseline)")
     p.add_argument("--rss-tolerance", type=float, default=0.10,
                    help="allowed RSS growth from the reference minute to the end (default 0.10)")
 
@@ -172,15 +178,41 @@ def run_soak(args: argparse.Namespace, address: str, pid: int | None) -> dict[st
     }
 
 
-def run(args: argparse.Namespace) -> int:
-    from agentic_llm.benchmarks.load import _start_server
+def _start_server(args: argparse.Namespace, tmp: Path) -> tuple[subprocess.Popen[str], str]:
+    import yaml
 
+    limits: dict[str, Any] = {"max_concurrent": args.max_concurrent, "max_queue": args.max_queue,
+                              "drain_timeout_sec": 60}
+    if args.no_heap_bound:
+        limits.update(malloc_arena_max=0, malloc_trim_interval_sec=0)
+    cfg = {"listen": "127.0.0.1:0", "model": {"dir": args.model or "", "num_blocks": args.num_blocks},
+           "cache": {"store": "lmdb", "path": str(tmp / "subgraphs.lmdb")},
+           "limits": limits, "log_level": "warning"}
+    path = tmp / "server.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agentic_llm.cli.main", "serve", "--config", str(path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        if "serving on" in line:
+            threading.Thread(target=proc.stderr.read, daemon=True).start()
+            return proc, line.strip().rsplit(" ", 1)[-1]
+    proc.kill()
+    raise RuntimeError("the server did not start; run `agentic-llm serve` by hand to see why")
+
+
+def run(args: argparse.Namespace) -> int:
     proc = None
     with tempfile.TemporaryDirectory(prefix="agentic-soak-") as tmp:
         if args.address:
             address, pid = args.address, args.pid
         else:
-            args.warmup = 0
             proc, address = _start_server(args, Path(tmp))
             pid = proc.pid
         try:
@@ -190,8 +222,9 @@ def run(args: argparse.Namespace) -> int:
                 proc.terminate()
                 try:
                     proc.wait(60)
-                except Exception:  # noqa: BLE001 - a server that will not stop is killed
+                except subprocess.TimeoutExpired:
                     proc.kill()
+    out["heap_bound"] = not args.no_heap_bound
     emit(out, as_json=args.json)
     if not args.json:
         rss = out["rss_mb"]

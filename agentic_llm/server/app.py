@@ -31,6 +31,7 @@ from agentic_llm.observability.health import (
 )
 from agentic_llm.server.auth import BearerTokenInterceptor
 from agentic_llm.server.errors import abort_with
+from agentic_llm.server.heap import HeapBound
 from agentic_llm.server.identity import IdentityMap
 from agentic_llm.server.servicer import AgenticLLMServicer, Malformed
 from agentic_llm.serving.knowledge import KnowledgeAdmin
@@ -128,6 +129,8 @@ class AgenticServer:
         self.config = config
         self.pipeline = pipeline
         lim = config.limits
+        # Before the request threads exist: they share the capped malloc arenas.
+        self._heap = HeapBound(lim.malloc_arena_max, lim.malloc_trim_interval_sec)
         # Enough threads for every admitted and queued request plus admin calls;
         # beyond them gRPC itself answers RESOURCE_EXHAUSTED.
         self._workers = lim.max_concurrent + lim.max_queue + 8
@@ -236,6 +239,7 @@ class AgenticServer:
         self._server.stop(grace=1.0).wait()
         if self._own_registry:
             self.health_checks.close()
+        self._heap.stop()
         self._stopped.set()
         _log.info("agentic-llm stopped (%s)", "drained" if done else "drain timed out")
         return done
@@ -248,6 +252,7 @@ class AgenticServer:
         self._server.stop(grace=None).wait()
         if self._own_registry:
             self.health_checks.close()
+        self._heap.stop()
         self._stopped.set()
 
     def wait(self, timeout: float | None = None) -> bool:
