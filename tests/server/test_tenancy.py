@@ -273,8 +273,8 @@ def test_mtls_client_identities_map_to_tenants(make_server: Callable[..., Any],
         "tls.cert_file": str(tmp_path / "localhost.crt"),
         "tls.key_file": str(tmp_path / "localhost.key"),
         "tls.client_ca_file": str(tmp_path / "ca.crt"),
-        "auth.credentials": [{"tenant": "acme", "client_identities": ["acme-client"]},
-                             {"tenant": "globex", "client_identities": ["globex-client"]}]})
+        "auth.credentials": [{"tenant": "tls-a", "client_identities": ["acme-client"]},
+                             {"tenant": "tls-b", "client_identities": ["globex-client"]}]})
     pb = load().pb2
 
     def call(who: str, **fields: Any) -> Any:
@@ -288,9 +288,9 @@ def test_mtls_client_identities_map_to_tenants(make_server: Callable[..., Any],
             except grpc.RpcError as exc:
                 return from_rpc_error(exc)
 
-    assert call("acme-client", tenant="acme", path_prefix="/dynamic").removed == 0
+    assert call("acme-client", tenant="tls-a", path_prefix="/dynamic").removed == 0
     assert call("acme-client", path_prefix="/dynamic").removed == 0
-    assert call("globex-client", tenant="acme", path_prefix="/dynamic").code == \
+    assert call("globex-client", tenant="tls-a", path_prefix="/dynamic").code == \
         ErrorCode.PERMISSION_DENIED
     assert call("acme-client", all=True).code == ErrorCode.PERMISSION_DENIED
     # a certificate the CA signed but no credential names
