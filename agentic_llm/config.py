@@ -139,9 +139,12 @@ class LimitsConfig:
     #: handed back to the kernel every this many seconds (0: never).
     malloc_arena_max: int = 2
     malloc_trim_interval_sec: float = 10.0
+    #: words the tokenizer's BPE cache keeps (0: the tokenizer's default, 10,000)
+    tokenizer_cache_words: int = 4096
 
     def __post_init__(self) -> None:
-        if self.malloc_arena_max < 0 or self.malloc_trim_interval_sec < 0:
+        if self.malloc_arena_max < 0 or self.malloc_trim_interval_sec < 0 \
+                or self.tokenizer_cache_words < 0:
             raise _bad("limits.malloc_arena_max", "malloc_arena_max and "
                        "malloc_trim_interval_sec must be >= 0 (0: off)")
         if self.max_request_bytes < 1024:

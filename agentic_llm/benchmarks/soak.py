@@ -50,8 +50,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-queue", type=int, default=32, help="server limits.max_queue")
     p.add_argument("--num-blocks", type=int, default=2048, help="server KV pages")
     p.add_argument("--no-heap-bound", action="store_true",
-                   help="start the server with limits.malloc_arena_max and "
-                        "malloc_trim_interval_sec at 0 (glibc defaults: the baseline)")
+                   help="start the server with limits.malloc_arena_max, "
+                        "malloc_trim_interval_sec and tokenizer_cache_words at 0 (the "
+                        "glibc and tokenizer defaults: the baseline)")
     p.add_argument("--rss-tolerance", type=float, default=0.10,
                    help="allowed RSS growth from the reference minute to the end (default 0.10)")
 
@@ -184,7 +185,7 @@ def _start_server(args: argparse.Namespace, tmp: Path) -> tuple[subprocess.Popen
     limits: dict[str, Any] = {"max_concurrent": args.max_concurrent, "max_queue": args.max_queue,
                               "drain_timeout_sec": 60}
     if args.no_heap_bound:
-        limits.update(malloc_arena_max=0, malloc_trim_interval_sec=0)
+        limits.update(malloc_arena_max=0, malloc_trim_interval_sec=0, tokenizer_cache_words=0)
     cfg = {"listen": "127.0.0.1:0", "model": {"dir": args.model or "", "num_blocks": args.num_blocks},
            "cache": {"store": "lmdb", "path": str(tmp / "subgraphs.lmdb")},
            "limits": limits, "log_level": "warning"}

@@ -31,7 +31,7 @@ from agentic_llm.observability.health import (
 )
 from agentic_llm.server.auth import BearerTokenInterceptor
 from agentic_llm.server.errors import abort_with
-from agentic_llm.server.heap import HeapBound
+from agentic_llm.server.heap import HeapBound, bound_tokenizer_cache
 from agentic_llm.server.identity import IdentityMap
 from agentic_llm.server.servicer import AgenticLLMServicer, Malformed
 from agentic_llm.serving.knowledge import KnowledgeAdmin
@@ -131,6 +131,7 @@ class AgenticServer:
         lim = config.limits
         # Before the request threads exist: they share the capped malloc arenas.
         self._heap = HeapBound(lim.malloc_arena_max, lim.malloc_trim_interval_sec)
+        bound_tokenizer_cache(pipeline.tokenizer, lim.tokenizer_cache_words)
         # Enough threads for every admitted and queued request plus admin calls;
         # beyond them gRPC itself answers RESOURCE_EXHAUSTED.
         self._workers = lim.max_concurrent + lim.max_queue + 8

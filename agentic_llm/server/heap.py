@@ -5,7 +5,8 @@ freed pages of each; with tensors, token lists and grammar rows of every size
 allocated and freed on different threads, resident memory creeps up although
 nothing leaks. Two knobs bound it: a cap on the number of arenas
 (``mallopt(M_ARENA_MAX)``) and a thread that hands freed heap pages back to the
-kernel every few seconds (``malloc_trim(0)``). Both are no-ops off glibc.
+kernel every few seconds (``malloc_trim(0)``). Both are no-ops off glibc. The
+tokenizer's word cache is capped too (:func:`bound_tokenizer_cache`).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import ctypes
 import ctypes.util
 import logging
 import threading
+from typing import Any
 
-__all__ = ["HeapBound"]
+__all__ = ["HeapBound", "bound_tokenizer_cache"]
 
 _log = logging.getLogger(__name__)
 _M_ARENA_MAX = -8
@@ -73,3 +75,18 @@ class HeapBound:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+
+def bound_tokenizer_cache(tokenizer: Any, words: int) -> bool:
+    """Cap the word cache of a ``tokenizers`` BPE model at ``words`` entries.
+
+    Every distinct word a prompt holds is cached with its merges until the cache is
+    full (10,000 words by default, about 27 MB measured with the shipped tokenizer):
+    under unique requests that is memory that only grows for the first minutes.
+    Returns False when the tokenizer has no resizable cache (or ``words`` is 0).
+    """
+    resize = getattr(getattr(tokenizer, "model", None), "_resize_cache", None)
+    if words <= 0 or not callable(resize):
+        return False
+    resize(words)
+    return True

@@ -35,3 +35,16 @@ def test_heap_bound_trims_on_glibc() -> None:
     bound.trim()
     assert bound.trims == (1 if bound._libc is not None else 0)
     bound.stop()
+
+
+def test_the_tokenizer_word_cache_can_be_capped() -> None:
+    from tokenizers import Tokenizer
+
+    from agentic_llm.models import default_model_dir
+    from agentic_llm.server.heap import bound_tokenizer_cache
+
+    tok = Tokenizer.from_file(str(default_model_dir() / "tokenizer.json"))
+    assert bound_tokenizer_cache(tok, 4096)
+    assert not bound_tokenizer_cache(tok, 0)
+    assert not bound_tokenizer_cache(object(), 4096)
+    assert tok.encode("still encodes city-12345").ids
