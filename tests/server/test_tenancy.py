@@ -19,11 +19,11 @@ from tests.server.conftest import REQUEST
 TOKENS = {"acme": "tok-acme", "globex": "tok-globex", "small": "tok-small",
           "admin": "tok-admin"}
 CREDENTIALS = [
-    {"tenant": "acme", "token": TOKENS["acme"], "aga_namespaces": ["hotels"],
+    {"tenant": "iso-acme", "token": TOKENS["acme"], "aga_namespaces": ["hotels"],
      "quotas": {"aga_slots": 2, "max_priority": 5}},
-    {"tenant": "globex", "token": TOKENS["globex"], "aga_namespaces": ["hotels"],
+    {"tenant": "iso-globex", "token": TOKENS["globex"], "aga_namespaces": ["hotels"],
      "write_namespaces": ["/lib/globex"]},
-    {"tenant": "small", "token": TOKENS["small"], "quotas": {"cache_entries": 1}},
+    {"tenant": "iso-small", "token": TOKENS["small"], "quotas": {"cache_entries": 1}},
     {"role": "admin", "token": TOKENS["admin"]},
 ]
 NO_RETRY = RetryPolicy(max_attempts=1)
@@ -52,7 +52,7 @@ def test_a_tenant_is_never_served_another_tenants_cache_entry(tenant_server: Any
         assert a.generate_subgraph(req).cache.name == "EXACT"
         # globex asks for the same thing, with and without naming acme
         assert g.generate_subgraph(req).cache.name != "EXACT"
-        err = _refused(lambda: g.generate_subgraph(dict(req, tenant="acme")))
+        err = _refused(lambda: g.generate_subgraph(dict(req, tenant="iso-acme")))
         assert err.code == ErrorCode.PERMISSION_DENIED and err.status == grpc.StatusCode.PERMISSION_DENIED
 
 
@@ -64,13 +64,13 @@ def test_invalidation_is_scoped_to_the_callers_tenant(tenant_server: Any) -> Non
         # globex's invalidation of the same path removes only globex's entries
         assert g.invalidate_cache(path_prefix="/dynamic/tenancy_inval") == 0
         assert a.generate_subgraph(req).cache.name == "EXACT"
-        for kwargs in ({"tenant": "acme"}, {"all": True},
-                       {"tenant": "acme", "path_prefix": "/dynamic"}):
+        for kwargs in ({"tenant": "iso-acme"}, {"all": True},
+                       {"tenant": "iso-acme", "path_prefix": "/dynamic"}):
             err = _refused(lambda kw=kwargs: g.invalidate_cache(**kw))
             assert err.code == ErrorCode.PERMISSION_DENIED, kwargs
         assert a.generate_subgraph(req).cache.name == "EXACT"
         # the admin may name the tenant
-        assert admin.invalidate_cache(tenant="acme", path_prefix="/dynamic/tenancy_inval") == 1
+        assert admin.invalidate_cache(tenant="iso-acme", path_prefix="/dynamic/tenancy_inval") == 1
         assert a.generate_subgraph(req).cache.name != "EXACT"
 
 
@@ -87,7 +87,7 @@ def test_grants_and_priority_come_from_the_server(tenant_server: Any) -> None:
             dict(lib, target_path="/lib/globex/x", namespaces=["/lib"])))
         assert err.code == ErrorCode.PERMISSION_DENIED
         # knowledge: another tenant's namespace cannot be named
-        err = _refused(lambda: a.generate_subgraph(dict(REQUEST, namespaces=["globex/hotels"])))
+        err = _refused(lambda: a.generate_subgraph(dict(REQUEST, namespaces=["iso-globex/hotels"])))
         assert err.code == ErrorCode.INVALID_REQUEST
         err = _refused(lambda: a.generate_subgraph(dict(REQUEST, namespaces=["secret"])))
         assert err.code == ErrorCode.PERMISSION_DENIED
@@ -163,20 +163,20 @@ def test_knowledge_is_invisible_across_tenants(aga_tenant_server: Any) -> None:
         # globex sees nothing of acme's, whatever it names
         assert g.list_knowledge() == []
         assert g.list_knowledge(namespace="hotels") == []
-        for call in (lambda: g.list_knowledge(tenant="acme"),
-                     lambda: g.remove_knowledge(tenant="acme", namespace="hotels", id=kid),
-                     lambda: g.register_knowledge(tenant="acme", namespace="hotels", key="x",
+        for call in (lambda: g.list_knowledge(tenant="iso-acme"),
+                     lambda: g.remove_knowledge(tenant="iso-acme", namespace="hotels", id=kid),
+                     lambda: g.register_knowledge(tenant="iso-acme", namespace="hotels", key="x",
                                                   text="y", key_vector=k, value_vector=v)):
             assert _refused(call).code == ErrorCode.PERMISSION_DENIED
         assert not g.remove_knowledge(namespace="hotels", id=kid)
-        err = _refused(lambda: g.register_knowledge(namespace="acme/hotels", key="x", text="y",
+        err = _refused(lambda: g.register_knowledge(namespace="iso-acme/hotels", key="x", text="y",
                                                     key_vector=k, value_vector=v))
         assert err.code in (ErrorCode.PERMISSION_DENIED, ErrorCode.INVALID_REQUEST)
         # the empty tenant is no wildcard for an admin either
         assert admin.list_knowledge() == []
-        assert [e.id for e in admin.list_knowledge(tenant="acme")] == [kid]
+        assert [e.id for e in admin.list_knowledge(tenant="iso-acme")] == [kid]
         assert [e.id for e in a.list_knowledge()] == [kid]
-        assert admin.remove_knowledge(tenant="acme", namespace="hotels", id=kid)
+        assert admin.remove_knowledge(tenant="iso-acme", namespace="hotels", id=kid)
         assert a.list_knowledge() == []
 
 
@@ -214,7 +214,7 @@ def test_generation_reads_only_the_callers_knowledge(aga_tenant_server: Any) -> 
     rows = [ns for _, per_row in seen for ns in per_row]
     assert rows, "no forward step reached the AGA runtime"
     # acme's rows read acme's granted namespace, never globex's (which holds knowledge)
-    assert set(rows) == {("acme/hotels",)}, rows
+    assert set(rows) == {("iso-acme/hotels",)}, rows
 
 
 # -- mTLS identities ---------------------------------------------------------------
