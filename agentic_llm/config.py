@@ -32,6 +32,7 @@ __all__ = [
     "TenantQuotas",
     "AgaConfig",
     "ObservabilityServerConfig",
+    "LibraryConfig",
     "ServerConfig",
     "load_config",
     "profile_names",
@@ -43,6 +44,26 @@ PROFILE_DIR = Path(__file__).parent / "profiles"
 
 def _bad(key: str, message: str) -> AgenticError:
     return AgenticError(ErrorCode.INVALID_CONFIG, f"{key}: {message}", key=key)
+
+
+def _check_store(section: str, store: str, options: Mapping[str, Any]) -> None:
+    """``store`` must name a registered cache-store provider (or ``none``); its
+    ``options`` are validated when the provider loads (one that cannot load is left
+    to fall back at start, not refused here)."""
+    from agentic_llm import registry
+
+    known = registry.names("cache_store")
+    if store != "none" and store not in known:
+        raise _bad(f"{section}.store", f"expected one of {known + ['none']}, got {store!r}")
+    if not isinstance(options, Mapping):
+        raise _bad(f"{section}.options", f"expected a mapping, got {type(options).__name__}")
+    if store == "none":
+        return
+    if registry.info("cache_store", store).loaded:
+        try:
+            registry.validate_config("cache_store", store, options)
+        except AgenticError as exc:
+            raise _bad(f"{section}.options", exc.message) from None
 
 
 @dataclass(frozen=True)
@@ -77,12 +98,20 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class CacheConfig:
-    """The subgraph cache: where entries live and whether near matches may answer."""
+    """The subgraph cache: where entries live and whether near matches may answer.
 
-    store: Literal["memory", "lmdb", "redis", "none"] = "lmdb"
+    ``store`` names any registered ``cache_store`` provider (``memory``, ``lmdb``,
+    ``redis``, or one a plugin package adds) or ``none``; ``options`` are that
+    provider's own settings, checked against its config schema. A store that fails
+    to start is replaced by the default (lmdb at ``path``) or the fallback (memory),
+    and the ``plugins`` health check says so.
+    """
+
+    store: str = "lmdb"
     path: str = "~/.cache/agentic-llm/subgraphs.lmdb"
     redis_url: str = ""
     fuzzy: bool = True
+    options: dict[str, Any] = field(default_factory=dict)
     #: The secret records are authenticated with (HMAC): ``hmac_key_env`` names an
     #: environment variable, ``hmac_key_file`` a file holding it. Neither: LMDB keeps
     #: a key file in its directory, Redis a key per process (see docs/cache.md).
@@ -111,6 +140,7 @@ class CacheConfig:
         return None
 
     def __post_init__(self) -> None:
+        _check_store("cache", self.store, self.options)
         if self.store == "redis" and not self.redis_url:
             raise _bad("cache.redis_url", "required when cache.store is redis (redis://host:6379/0)")
         if self.store == "lmdb" and not self.path:
@@ -317,6 +347,59 @@ class ObservabilityServerConfig:
 
 
 @dataclass(frozen=True)
+class LibraryConfig:
+    """The subgraph registry (``/lib`` versions, A/B splits) and the solved archive.
+
+    ``store`` names a registered cache-store provider (``lmdb`` embedded by default,
+    ``redis`` when replicas share it, ``memory`` for tests, ``none`` to turn the
+    registry off). A version is promoted when its success rate beats every other
+    version of the split by ``promote_margin`` after each has ``promote_min_runs``
+    reported runs; ``auto_promote`` does so as outcomes arrive. ``admins`` lists the
+    tenants that may delete documents (``""`` is the caller without a tenant).
+    Archived solutions are offered to requests whose prompt shares at least
+    ``offer_similarity`` of its words (Jaccard) and whose tools and context cover
+    the solution's; archiving merges into an entry at least ``merge_similarity``
+    alike.
+    """
+
+    store: str = "lmdb"
+    path: str = "~/.cache/agentic-llm/library.lmdb"
+    redis_url: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+    admins: tuple[str, ...] = ("",)
+    promote_margin: float = 0.1
+    promote_min_runs: int = 20
+    auto_promote: bool = False
+    archive: bool = True
+    offer_similarity: float = 0.5
+    merge_similarity: float = 0.85
+    max_offered: int = 3
+    outcome_ttl_sec: float = 86400.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.admins, str) or not all(isinstance(a, str) for a in self.admins):
+            raise _bad("library.admins", "expected a list of tenant names")
+        object.__setattr__(self, "admins", tuple(self.admins))
+        _check_store("library", self.store, self.options)
+        if self.store == "redis" and not self.redis_url:
+            raise _bad("library.redis_url", "required when library.store is redis")
+        if self.store == "lmdb" and not self.path:
+            raise _bad("library.path", "required when library.store is lmdb")
+        if not 0.0 <= self.promote_margin <= 1.0:
+            raise _bad("library.promote_margin", f"must be in [0, 1], got {self.promote_margin}")
+        if self.promote_min_runs < 1:
+            raise _bad("library.promote_min_runs", f"must be >= 1, got {self.promote_min_runs}")
+        for name in ("offer_similarity", "merge_similarity"):
+            v = getattr(self, name)
+            if not 0.0 < v <= 1.0:
+                raise _bad(f"library.{name}", f"must be in (0, 1], got {v}")
+        if self.max_offered < 0:
+            raise _bad("library.max_offered", f"must be >= 0, got {self.max_offered}")
+        if self.outcome_ttl_sec <= 0:
+            raise _bad("library.outcome_ttl_sec", "must be > 0")
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     """Everything ``agentic-llm serve`` needs."""
 
@@ -328,6 +411,7 @@ class ServerConfig:
     auth: AuthConfig = field(default_factory=AuthConfig)
     aga: AgaConfig = field(default_factory=AgaConfig)
     observability: ObservabilityServerConfig = field(default_factory=ObservabilityServerConfig)
+    library: LibraryConfig = field(default_factory=LibraryConfig)
     reflection: bool = True
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

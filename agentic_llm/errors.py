@@ -47,6 +47,11 @@ class ErrorCode(StrEnum):
     TEMPLATE_SYNTAX = "ERR_TEMPLATE_SYNTAX"
     SIGNATURE_SYNTAX = "ERR_SIGNATURE_SYNTAX"
     NODE_TYPE_NOT_ALLOWED = "ERR_NODE_TYPE_NOT_ALLOWED"
+    # -- the reference runtime (dsl.conformance) --
+    RUNTIME_REJECTED = "ERR_RUNTIME_REJECTED"
+    RUNTIME_DROPPED = "ERR_RUNTIME_DROPPED"
+    RUNTIME_CRASH = "ERR_RUNTIME_CRASH"
+    RUNTIME_DIVERGENCE = "ERR_RUNTIME_DIVERGENCE"
 
     # -- project codes: requests, planning, serving --
     INVALID_REQUEST = "ERR_INVALID_REQUEST"
@@ -64,6 +69,7 @@ class ErrorCode(StrEnum):
     GRAMMAR = "ERR_GRAMMAR"
     CACHE_STORE = "ERR_CACHE_STORE"
     INTERNAL = "ERR_INTERNAL"
+    NOT_FOUND = "ERR_NOT_FOUND"
 
     def __str__(self) -> str:
         return self.value

@@ -52,7 +52,8 @@ class SubgraphKey:
         value_hash: the context values (exact vs fuzzy).
         tenant: isolation domain; tenants never see each other's entries.
         variant_hash: generation settings that change the prompt or the sampler but
-            are not structure (max_tokens, sampling parameters, namespaces).
+            are not structure (max_tokens, sampling parameters, namespaces, and the
+            ``/lib`` versions the library registry resolved for the plan).
     """
 
     path: str
@@ -88,14 +89,17 @@ class SubgraphKey:
         """The key of a plan: its ``cache_key``, its tenant, and the generation settings
         the planner's structure hash leaves out."""
         req = plan.request
-        variant = digest(
-            {
-                "max_tokens": plan.max_tokens,
-                "sampling": req.sampling.to_json(),
-                "namespaces": sorted(req.namespaces),
-                "externals": sorted(plan.external_targets),
-            }
-        )
+        parts: dict[str, Any] = {
+            "max_tokens": plan.max_tokens,
+            "sampling": req.sampling.to_json(),
+            "namespaces": sorted(req.namespaces),
+            "externals": sorted(plan.external_targets),
+        }
+        # The library versions the registry resolved (absent: keys as before).
+        resolved = getattr(plan, "library_versions", ())
+        if resolved:
+            parts["library_versions"] = sorted([p, v] for p, v in resolved)
+        variant = digest(parts)
         return cls.from_parts(plan.cache_key, tenant=req.tenant, variant_hash=variant)
 
     # -- store key layout -------------------------------------------------------

@@ -28,6 +28,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "agentic_llm.cli.generate",
     "agentic_llm.cli.plan",
     "agentic_llm.cli.grammar",
+    "agentic_llm.cli.plugin",
+    "agentic_llm.cli.corpus",
 )
 
 

@@ -1,4 +1,6 @@
-"""``agentic-llm plan --request REQ.json [--json]``: print the ExecutionPlan or the refusal."""
+"""``agentic-llm plan --request REQ.json [--json] [--library DIR | --profile P]``: print the
+ExecutionPlan or the refusal. With a library, unversioned ``/lib`` entries are pinned to
+the version the registry gives the request and similar archived solutions are offered."""
 
 from __future__ import annotations
 
@@ -14,6 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--request", required=True, metavar="REQ.json", help="request JSON file")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.add_argument("--prompt", action="store_true", help="also print the rendered prompt")
+    p.add_argument("--library", metavar="DIR", default=None,
+                   help="resolve against this LMDB library (the registry a server writes)")
+    p.add_argument("--profile", default=None, help="resolve against this profile's library")
     p.set_defaults(func=run)
 
 
@@ -33,14 +38,22 @@ def run(args: argparse.Namespace) -> int:
     from agentic_llm.planner import PlanRefusal, plan
 
     req = _load(args.request)
+    lib = None
+    if args.library or args.profile:
+        from agentic_llm.cli.corpus import open_cli_library
+
+        lib = open_cli_library(args)
     try:
-        p = plan(req)
+        p = plan(req, library=lib.resolver if lib is not None else None)
     except PlanRefusal as exc:
         if args.json:
             print(json.dumps({"refused": exc.to_dict()}, indent=2))
         else:
             print(f"refused: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if lib is not None:
+            lib.close()
     if args.json:
         out = p.to_json()
         if args.prompt:

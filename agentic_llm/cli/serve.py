@@ -27,7 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     src.add_argument("--config", default=None, metavar="YAML", help="profile file")
     p.add_argument("--listen", help="HOST:PORT (port 0 picks a free one)")
     p.add_argument("--model", metavar="DIR", help="checkpoint directory")
-    p.add_argument("--cache", choices=["memory", "lmdb", "redis", "none"], help="subgraph cache store")
+    p.add_argument("--cache", metavar="STORE",
+                   help="subgraph cache store: memory, lmdb, redis, a plugin's (agentic-llm plugin list), "
+                        "or none")
     p.add_argument("--cache-path", metavar="DIR", help="LMDB directory")
     p.add_argument("--redis-url", metavar="URL", help="redis://host:6379/0")
     p.add_argument("--tls-cert", metavar="PEM")

@@ -27,6 +27,7 @@ from agentic_llm.client.convert import (
     result_from_proto,
     stream_item_from_proto,
 )
+from agentic_llm.client.library import LibraryClientMixin
 from agentic_llm.client.protos import SERVICE_NAME, load
 from agentic_llm.planner import GenerateRequest
 from agentic_llm.serving.knowledge import KnowledgeRecord
@@ -35,10 +36,13 @@ from agentic_llm.serving.result import BranchResult, ServingResult, StreamItemT
 __all__ = ["AsyncClient"]
 
 
-class AsyncClient(GrpcClientBase):
+class AsyncClient(LibraryClientMixin, GrpcClientBase):
     """asyncio client of the AgenticLLM service; arguments as for ``Client``."""
 
     GRPC = grpc.aio
+
+    async def _library_call(self, rpc: str, msg: Any, timeout: float | None, parse: Any) -> Any:
+        return parse(await self._call(getattr(self._stub, rpc), msg, timeout))
 
     async def _call(self, method: Any, msg: Any, timeout: float | None) -> Any:
         attempt = 0

@@ -156,6 +156,8 @@ def result_from_proto(msg: Any) -> ServingResult:
         timings=Timings(t.queue_ms, t.plan_ms, t.cache_ms, t.first_token_ms, t.generate_ms,
                         t.validate_ms, t.total_ms),
         finish_reason=msg.finish_reason, dag_id=msg.dag_id, branch_id=msg.branch_id,
+        library_versions=tuple(sorted((k, int(v)) for k, v in msg.library_versions.items())),
+        offered=tuple(msg.offered_library),
     )
 
 

@@ -27,6 +27,7 @@ from agentic_llm.client.convert import (
     result_from_proto,
     stream_item_from_proto,
 )
+from agentic_llm.client.library import LibraryClientMixin
 from agentic_llm.client.protos import SERVICE_NAME, load
 from agentic_llm.planner import GenerateRequest
 from agentic_llm.serving.knowledge import KnowledgeRecord
@@ -35,7 +36,7 @@ from agentic_llm.serving.result import BranchResult, ServingResult, StreamItemT
 __all__ = ["Client"]
 
 
-class Client(GrpcClientBase):
+class Client(LibraryClientMixin, GrpcClientBase):
     """Blocking client of the AgenticLLM service; constructor arguments as for
     :class:`~agentic_llm.client.common.GrpcClientBase` (address, token,
     root_certificates, timeout, retry, max_message_bytes, server_name)."""
@@ -51,6 +52,9 @@ class Client(GrpcClientBase):
                 return method(msg, **self._options(timeout))
             except grpc.RpcError as exc:
                 time.sleep(self._backoff(exc, attempt))
+
+    def _library_call(self, rpc: str, msg: Any, timeout: float | None, parse: Any) -> Any:
+        return parse(self._call(getattr(self._stub, rpc), msg, timeout))
 
     def _streaming(self, method: Any, msg: Any, timeout: float | None) -> Iterator[Any]:
         attempt = 0

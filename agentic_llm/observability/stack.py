@@ -217,6 +217,14 @@ class ObservabilityStack:
         cache = getattr(parts, "cache", None)
         if cache is not None:
             self.bind_subgraph_cache(cache, store=store)
+        from agentic_llm import registry as plugin_registry
+
+        self.health.register("plugins", plugin_registry.health_check, critical=False)
+        library = getattr(parts, "library", None)
+        if library is not None and self.prometheus is not None:
+            from agentic_llm.library.metrics import LibraryCollector
+
+            self.prometheus.registry.register(LibraryCollector(library))
 
     def bind_subgraph_cache(self, cache: Any, *, store: str = "default",
                             ping: Callable[[], Any] | None = None) -> None:

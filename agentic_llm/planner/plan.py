@@ -12,8 +12,9 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
+from dataclasses import replace as _replace
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from agentic_llm import __version__
 from agentic_llm.errors import ErrorCode
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from agentic_llm.dsl import ValidationPolicy
 
 __all__ = ["CacheKey", "ExecutionPlan", "plan", "PlanRefusal", "ENGINE_VERSION",
-           "KV_BLOCK_SIZE", "minimal_document"]
+           "KV_BLOCK_SIZE", "minimal_document", "LibraryResolution"]
 
 # Bumped when what a plan makes the model write changes (grammar or prompt), so
 # cached subgraphs from an older engine are never reused.
@@ -38,6 +39,18 @@ KV_BLOCK_SIZE = 16
 _CHARS_PER_TOKEN = 3.5
 _CHARS_PER_TOKEN_MIN = 4.5
 _TOKENS_PER_NODE = 38
+
+
+class LibraryResolution(Protocol):
+    """What a library resolver (``agentic_llm.library.LibraryResolver``) returns."""
+
+    library: tuple[LibraryEntry, ...]
+    versions: tuple[tuple[str, int], ...]
+    offered: tuple[str, ...]
+
+
+class _Resolver(Protocol):
+    def resolve(self, req: GenerateRequest) -> LibraryResolution: ...
 
 
 class CacheKey(NamedTuple):
@@ -109,6 +122,9 @@ class ExecutionPlan:
         min_nodes: nodes in the smallest valid subgraph for this plan.
         est_prompt_tokens, est_output_tokens, est_kv_pages: estimates for admission.
         cache_key: the subgraph cache key parts.
+        library_versions: ``(path, version)`` the library registry pinned for
+            unversioned ``/lib`` entries (also part of the subgraph-cache key).
+        offered: archived ``/lib/solved`` entries offered to this request.
     """
 
     request: GenerateRequest
@@ -130,6 +146,8 @@ class ExecutionPlan:
     est_kv_pages: int
     cache_key: CacheKey
     engine_version: str = ENGINE_VERSION
+    library_versions: tuple[tuple[str, int], ...] = ()
+    offered: tuple[str, ...] = ()
     _prompt: str = field(default="", repr=False, compare=False)
 
     @property
@@ -177,6 +195,9 @@ class ExecutionPlan:
                           "kv_pages": self.est_kv_pages, "kv_block_size": KV_BLOCK_SIZE},
             "cache_key": self.cache_key._asdict(),
             "engine_version": self.engine_version,
+            "library": [e.to_json() for e in self.library],
+            "library_versions": {p: f"v{v}" for p, v in self.library_versions},
+            "offered": list(self.offered),
         }
 
 
@@ -198,8 +219,12 @@ def _cache_key(req: GenerateRequest, node_types: tuple[str, ...], tools: tuple[T
                     _digest(signatures), ENGINE_VERSION)
 
 
-def plan(req: GenerateRequest) -> ExecutionPlan:
+def plan(req: GenerateRequest, *, library: _Resolver | None = None) -> ExecutionPlan:
     """Plan ``req`` or refuse it.
+
+    ``library``: a resolver that pins unversioned ``/lib`` entries to the version the
+    registry gives this request and adds archived solutions (see
+    ``agentic_llm.library``); without one the request's entries are used as given.
 
     Raises:
         PlanRefusal: ERR_NAMESPACE_VIOLATION (target outside the writable
@@ -210,9 +235,11 @@ def plan(req: GenerateRequest) -> ExecutionPlan:
     """
     namespace, signature = policy.check_target(req)
     tools, denied = policy.grant_tools(req)
-    library = policy.grant_library(req)
+    resolution = library.resolve(req) if library is not None else None
+    granted = policy.grant_library(req if resolution is None else
+                                   _replace(req, library=resolution.library))
     node_types = policy.node_whitelist(req, tools)
-    externals = tuple(sorted({e.path for e in library} | set(_reserved_targets())))
+    externals = tuple(sorted({e.path for e in granted} | set(_reserved_targets())))
 
     b = req.budget
     if b.max_nodes > policy.MAX_NODES_LIMIT:
@@ -238,11 +265,14 @@ def plan(req: GenerateRequest) -> ExecutionPlan:
                      math.ceil(len(minimal) / _CHARS_PER_TOKEN) + _TOKENS_PER_NODE * (b.max_nodes - 1))
     partial = ExecutionPlan(
         request=req, target_path=req.target_path, namespace=namespace, signature=signature,
-        node_types=node_types, tools=tools, denied_tools=denied, library=library,
+        node_types=node_types, tools=tools, denied_tools=denied, library=granted,
         external_targets=externals, template_vars=policy.template_var_names(req),
         max_nodes=b.max_nodes, max_tokens=b.max_tokens, max_depth=b.max_depth,
         min_nodes=min_nodes, est_prompt_tokens=0, est_output_tokens=est_output,
-        est_kv_pages=0, cache_key=_cache_key(req, node_types, tools, library, signature),
+        est_kv_pages=0, cache_key=_cache_key(req, node_types, tools, granted, signature),
+        library_versions=resolution.versions if resolution is not None else (),
+        offered=tuple(p for p in (resolution.offered if resolution is not None else ())
+                      if any(e.path == p for e in granted)),
     )
     prompt = render_prompt(partial)
     est_prompt = math.ceil(len(prompt) / _CHARS_PER_TOKEN)

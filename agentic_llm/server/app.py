@@ -20,6 +20,7 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from agentic_llm import registry as plugin_registry
 from agentic_llm.client.protos import SERVICE_NAME, load
 from agentic_llm.config import ServerConfig
 from agentic_llm.errors import AgenticError, ErrorCode
@@ -51,6 +52,17 @@ _METHODS: tuple[tuple[str, str, str, bool], ...] = (
     ("RegisterKnowledge", "RegisterKnowledgeRequest", "RegisterKnowledgeResponse", False),
     ("RemoveKnowledge", "RemoveKnowledgeRequest", "RemoveKnowledgeResponse", False),
     ("ListKnowledge", "ListKnowledgeRequest", "ListKnowledgeResponse", False),
+    # the library registry (agentic_llm/server/library_rpc.py)
+    ("PublishLibrary", "PublishLibraryRequest", "LibraryDocument", False),
+    ("GetLibrary", "GetLibraryRequest", "LibraryDocument", False),
+    ("ListLibrary", "ListLibraryRequest", "ListLibraryResponse", False),
+    ("DeprecateLibrary", "DeprecateLibraryRequest", "LibraryDocument", False),
+    ("DeleteLibrary", "DeleteLibraryRequest", "DeleteLibraryResponse", False),
+    ("SetLibrarySplit", "SetLibrarySplitRequest", "LibrarySplit", False),
+    ("ListVersions", "ListVersionsRequest", "ListVersionsResponse", False),
+    ("ReportOutcome", "ReportOutcomeRequest", "ReportOutcomeResponse", False),
+    ("PromoteVersion", "PromoteVersionRequest", "Promotion", False),
+    ("ListSolved", "ListSolvedRequest", "ListSolvedResponse", False),
 )
 
 
@@ -172,6 +184,8 @@ class AgenticServer:
             stats = getattr(pipeline.engine, "stats", None)
             if callable(stats):
                 self.health_checks.register("kv_pool", kv_pool_check(stats), critical=False)
+            # Which provider serves each pluggable kind; degraded while one fell back.
+            self.health_checks.register("plugins", plugin_registry.health_check, critical=False)
         self._health_adapter = GrpcHealthAdapter(
             self.health_checks, self.health, services=(SERVICE_NAME,), interval_s=2.0)
         if config.reflection:

@@ -169,6 +169,7 @@ def result_to_proto(r: ServingResult) -> Any:
         request_id=r.request_id, target_path=r.target_path, text=r.text, valid=r.valid,
         cache=CACHE_OUTCOME_TO_PROTO[r.cache], finish_reason=r.finish_reason,
         dag_id=r.dag_id, branch_id=r.branch_id,
+        library_versions=dict(r.library_versions), offered_library=list(r.offered),
     )
     for b in r.blocks:
         _block_to_proto(b, msg.ast.blocks.add())

@@ -16,6 +16,7 @@ from agentic_llm.server import convert
 from agentic_llm.server.errors import abort_with
 from agentic_llm.server.grants import check_knowledge_namespace, scope_request
 from agentic_llm.server.identity import DEV_PRINCIPAL, IdentityMap, Principal, denied
+from agentic_llm.server.library_rpc import LibraryServicerMixin
 from agentic_llm.serving.knowledge import KnowledgeAdmin
 from agentic_llm.serving.pipeline import CancelToken, Pipeline
 from agentic_llm.serving.result import NodeEvent, ServingResult, TokenDelta
@@ -103,7 +104,7 @@ def _streaming(handler: _Handler) -> _Handler:
 
 
 
-class AgenticLLMServicer:
+class AgenticLLMServicer(LibraryServicerMixin):
     """Implements every RPC of ``agentic_llm.agentic.v1.AgenticLLM``.
 
     Args:

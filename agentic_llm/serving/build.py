@@ -89,6 +89,7 @@ def build_compiler(model_dir: Path, engine: Any) -> Any:
 
 def build_pipeline(config: ServerConfig, *, engine: Any = None, model_dir: Path | None = None) -> Pipeline:
     """The pipeline ``agentic-llm serve`` runs: engine, grammar, caches, admission."""
+    from agentic_llm.library import open_library
     from agentic_llm.serving.subgraphs import open_subgraph_cache
 
     model_dir = model_dir or resolve_model_dir(config.model.dir)
@@ -104,6 +105,7 @@ def build_pipeline(config: ServerConfig, *, engine: Any = None, model_dir: Path 
         cache=open_subgraph_cache(config.cache),
         knowledge=knowledge,
         max_model_len=int(getattr(engine, "max_model_len", 0) or 0),
+        library=open_library(config.library),
     )
     lim = config.limits
     return Pipeline(parts, admission=Admission(lim.max_concurrent, lim.max_queue),

@@ -59,6 +59,8 @@ class PipelineParts:
             a constraint (the result is still validated).
         cache: the subgraph cache; None disables it.
         knowledge: AGA knowledge administration; None when AGA is off.
+        library: the subgraph registry (``agentic_llm.library.SubgraphRegistry``);
+            None serves requests without ``/lib`` resolution or outcome tracking.
         max_model_len: prompt plus output tokens the model can hold (0: unchecked).
     """
 
@@ -68,6 +70,7 @@ class PipelineParts:
     cache: SubgraphStore | None = None
     knowledge: KnowledgeAdmin | None = None
     max_model_len: int = 0
+    library: Any = None
 
 
 class _Decoder:
@@ -296,9 +299,10 @@ class Pipeline:
         """Stop the engine loop and the fork pool, and close the cache store."""
         self.loop.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
-        close = getattr(self.parts.cache, "close", None)
-        if callable(close):
-            close()
+        for part in (self.parts.cache, self.parts.library):
+            close = getattr(part, "close", None)
+            if callable(close):
+                close()
 
     # -- the stages -----------------------------------------------------------------
     def _events(
@@ -309,7 +313,9 @@ class Pipeline:
         tm.mark("queue_ms")
         if cancel is not None and cancel.cancelled:
             raise AgenticError(ErrorCode.CANCELLED, "request cancelled")
-        p = plan(req)
+        library = self.parts.library
+        resolver = library.resolver if library is not None else None
+        p = plan(req, library=resolver)
         tm.mark("plan_ms")
         emit.request_stage(rid, "plan", tm.last_s)
         policy = p.validation_policy()
@@ -321,6 +327,10 @@ class Pipeline:
             if hit is not None:
                 result = self._from_cache(req, rid, hit.text, hit.outcome, policy, tm)
                 if result is not None:
+                    if resolver is not None:
+                        library.note_served(rid, resolver.served_record(p, result.text, True))
+                        result = replace(result, library_versions=p.library_versions,
+                                         offered=p.offered)
                     emit.request_stage(rid, "cache_lookup", tm.elapsed_s("cache_ms"))
                     for i, n in enumerate(result.nodes):
                         yield NodeEvent(i, n, "", (time.perf_counter() - t0) * 1000.0)
@@ -426,6 +436,9 @@ class Pipeline:
             counts=counts, timings=tm.build(), finish_reason=reason,
             dag_id=req.dag_id or "", branch_id=req.branch_id or "",
         )
+        if resolver is not None:
+            library.note_served(rid, resolver.served_record(p, text, valid))
+            result = replace(result, library_versions=p.library_versions, offered=p.offered)
         emit.request_finished(
             rid, "success", prompt_tokens=counts.prompt_tokens,
             output_tokens=counts.completion_tokens, cached_tokens=cached_tokens,

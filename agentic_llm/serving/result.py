@@ -163,6 +163,9 @@ class ServingResult:
         counts: token and node counts.
         timings: per-stage milliseconds.
         finish_reason: ``stop``, ``length`` or ``cache``.
+        library_versions: ``(path, version)`` the library registry pinned for the
+            request's unversioned ``/lib`` entries (the versions a run reports on).
+        offered: archived ``/lib/solved`` entries the request was offered.
     """
 
     request_id: str
@@ -178,6 +181,8 @@ class ServingResult:
     finish_reason: str
     dag_id: str = ""
     branch_id: str = ""
+    library_versions: tuple[tuple[str, int], ...] = ()
+    offered: tuple[str, ...] = ()
 
     @property
     def nodes(self) -> tuple[AstNodeInfo, ...]:

@@ -78,6 +78,21 @@ class SubgraphCacheAdapter:
         self.cache.close()
 
 
+def store_config(kind: str, path: str, redis_url: str, options: Any, *,
+                 namespace: str = "agentic:sg:") -> Any:
+    """The ``StoreConfig`` of a profile's store settings (the lmdb directory is
+    created; any provider that can use a directory gets ``path``)."""
+    from agentic_llm.cache.stores import StoreConfig
+
+    lmdb_path = None
+    if path:
+        lmdb_path = Path(path).expanduser()
+        if kind == "lmdb":
+            lmdb_path.mkdir(parents=True, exist_ok=True)
+    return StoreConfig(kind=kind, path=lmdb_path, url=redis_url or None, namespace=namespace,
+                       options=dict(options or {}))
+
+
 def open_subgraph_cache(config: CacheConfig) -> SubgraphCacheAdapter | None:
     """The subgraph cache a server profile asks for (None for ``store: none``).
 
@@ -87,20 +102,17 @@ def open_subgraph_cache(config: CacheConfig) -> SubgraphCacheAdapter | None:
     """
     if config.store == "none":
         return None
-    from agentic_llm.cache.stores import StoreConfig, open_store
+    import dataclasses
+
+    from agentic_llm.cache.stores import open_store
     from agentic_llm.cache.subgraph import SubgraphCache, SubgraphCacheConfig
     from agentic_llm.planner.plan import ENGINE_VERSION
 
-    key = config.resolve_hmac_key()
-    if config.store == "lmdb":
-        path = Path(config.path).expanduser()
-        path.mkdir(parents=True, exist_ok=True)
-        store_cfg = StoreConfig(kind="lmdb", path=path, hmac_key=key)
-    elif config.store == "redis":
-        store_cfg = StoreConfig(kind="redis", url=config.redis_url, hmac_key=key)
-    else:
-        store_cfg = StoreConfig(kind="memory")
-    cache = SubgraphCache(open_store(store_cfg),
+    store_cfg = dataclasses.replace(
+        store_config(config.store, config.path, config.redis_url, config.options),
+        hmac_key=config.resolve_hmac_key())
+    cache = SubgraphCache(open_store(store_cfg, role="subgraph_cache", fallback=True,
+                                     selected_by="cache.store"),
                           SubgraphCacheConfig(fuzzy=config.fuzzy, ttl_s=config.ttl_s),
                           engine_version=ENGINE_VERSION)
     return SubgraphCacheAdapter(cache, store=store_cfg.kind)

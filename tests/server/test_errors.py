@@ -146,8 +146,8 @@ def test_every_code_maps_to_a_documented_status() -> None:
     allowed = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED,
                grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE,
                grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.UNAUTHENTICATED,
-               grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.CANCELLED,
-               grpc.StatusCode.INTERNAL}
+               grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL,
+               grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED}
     for code in ErrorCode:
         assert grpc_code_for(code) in allowed
         status = to_rpc_status(AgenticError(code, "m"))

@@ -6,24 +6,39 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
+from agentic_llm import registry
 from agentic_llm.cache.stores.base import CacheStore, StoreConfig, StoreKind
-from agentic_llm.registry import declare, get
 
 __all__ = ["CacheStore", "StoreConfig", "StoreKind", "open_store"]
 
-declare("cache_store", "memory", "agentic_llm.cache.stores.memory")
-declare("cache_store", "lmdb", "agentic_llm.cache.stores.lmdb_store")
-declare("cache_store", "redis", "agentic_llm.cache.stores.redis_store")
+# The built-in stores (memory, lmdb, redis) are declared by the plugin kernel; a
+# package adds one with an ``agentic_llm.plugins`` entry point ``cache_store.<name>``
+# pointing at a CacheStore subclass with ``from_config(StoreConfig)``.
 
 
-def open_store(config: StoreConfig) -> CacheStore:
+def open_store(config: StoreConfig, *, role: str = "", fallback: bool = False,
+               selected_by: str = "") -> CacheStore:
     """Build the store ``config.kind`` names (its module is imported on first use).
 
+    ``fallback``: when the store fails to load or to start, log why and serve with
+    the kind's default (lmdb, when ``config.path`` is set) or fallback (memory); the
+    plugin kernel records which one serves under ``role``.
+
     Raises:
-        AgenticError: ERR_INVALID_CONFIG for an unknown kind, ERR_RESOURCE_UNAVAILABLE
-            when its package (lmdb, redis) is not installed, ERR_CACHE_STORE when it
-            cannot be opened.
+        AgenticError: ERR_INVALID_CONFIG for an unknown kind or bad options,
+            ERR_RESOURCE_UNAVAILABLE when its package (lmdb, redis) is not installed,
+            ERR_CACHE_STORE when it cannot be opened (without ``fallback``, or when
+            no candidate could start).
     """
-    cls = get("cache_store", config.kind)
-    store: CacheStore = cls.from_config(config)
-    return store
+
+    def start(cls: Any, options: dict[str, Any]) -> CacheStore:
+        store: CacheStore = cls.from_config(replace(config, options=options))
+        return store
+
+    act = registry.activate("cache_store", config.kind, config.options, start=start, role=role,
+                            fallback=fallback, selected_by=selected_by)
+    opened: CacheStore = act.instance
+    return opened

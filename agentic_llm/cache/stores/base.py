@@ -14,10 +14,10 @@ import os
 import secrets
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from agentic_llm.errors import AgenticError, ErrorCode
 
@@ -45,8 +45,10 @@ class StoreConfig:
     """Which store backs the subgraph cache, and its settings.
 
     Attributes:
-        kind: ``memory`` (one process, lost on exit), ``lmdb`` (persistent, one
-            machine, several processes), ``redis`` (shared by several machines).
+        kind: a registered ``cache_store`` provider: ``memory`` (one process, lost
+            on exit), ``lmdb`` (persistent, one machine, several processes),
+            ``redis`` (shared by several machines), or a plugin's.
+        options: the provider's own options, checked against its ``config_schema``.
         path: LMDB directory (required for ``lmdb``).
         map_size: LMDB's maximum database size in bytes (sparse on disk).
         url: Redis URL, e.g. ``redis://127.0.0.1:6379/0`` (required for ``redis``).
@@ -61,7 +63,7 @@ class StoreConfig:
             need the same configured key).
     """
 
-    kind: StoreKind = "memory"
+    kind: str = "memory"
     path: Path | None = None
     map_size: int = 1 << 30
     url: str | None = None
@@ -70,10 +72,14 @@ class StoreConfig:
     retry_s: float = 2.0
     sync: bool = True
     hmac_key: bytes | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.kind not in ("memory", "lmdb", "redis"):
-            raise ValueError(f"cache store kind must be memory, lmdb or redis, got {self.kind!r}")
+        from agentic_llm import registry
+
+        if self.kind not in registry.names("cache_store"):
+            raise ValueError(f"cache store kind must be one of {registry.names('cache_store')}, "
+                             f"got {self.kind!r}")
         if self.kind == "lmdb" and self.path is None:
             raise ValueError("the lmdb cache store needs a directory: set path")
         if self.kind == "redis" and not self.url:
