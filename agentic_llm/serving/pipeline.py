@@ -271,7 +271,9 @@ class Pipeline:
                 yield BranchResult(i, bid, result=fut.result())
             except AgenticError as exc:
                 yield BranchResult(i, bid, error=exc)
-            except Exception as exc:  # noqa: BLE001 - reported per branch
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # noqa: BLE001 - reported per branch (panics too)
                 _log.exception("fork branch %s failed", bid)
                 yield BranchResult(i, bid, error=AgenticError(
                     ErrorCode.INTERNAL, f"branch failed: {type(exc).__name__}"))
@@ -339,7 +341,7 @@ class Pipeline:
                     return
         tm.mark("cache_ms")
 
-        prompt_ids = list(self.tokenizer.encode(p.render_prompt()).ids)
+        prompt_ids = self._encode_prompt(p.render_prompt())
         max_len = self.parts.max_model_len
         if max_len and len(prompt_ids) + p.max_tokens > max_len:
             raise AgenticError(
@@ -445,6 +447,31 @@ class Pipeline:
         )
         yield result
 
+    def _encode_prompt(self, text: str) -> list[int]:
+        """Tokenize a rendered prompt, refusing first by characters (a prompt longer
+        than the context could hold even at the longest token) and turning a
+        tokenizer panic (a BaseException) into ERR_INVALID_REQUEST."""
+        limit = self.__dict__.get("_prompt_char_limit")
+        if limit is None:
+            limit = self._prompt_char_limit = _max_prompt_chars(self.tokenizer,
+                                                                 self.parts.max_model_len)
+        if len(text) > limit:
+            raise AgenticError(
+                ErrorCode.CONTEXT_TOO_LONG,
+                f"the prompt is {len(text)} characters; at most {limit} can fit the model's "
+                "context; shorten the prompt, tools or library",
+                prompt_chars=len(text), max_prompt_chars=limit)
+        try:
+            return list(self.tokenizer.encode(text).ids)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - tokenizers panics are BaseExceptions
+            _log.warning("the tokenizer refused a prompt of %d characters: %s", len(text),
+                         type(exc).__name__)
+            raise AgenticError(ErrorCode.INVALID_REQUEST,
+                               f"the tokenizer could not read the prompt ({type(exc).__name__})",
+                               field="prompt") from None
+
     def _from_cache(
         self, req: GenerateRequest, rid: str, text: str, outcome: CacheOutcome, policy: Any,
         tm: TimingsBuilder,
@@ -468,6 +495,22 @@ _REFUSALS = frozenset({
     ErrorCode.OVERLOADED, ErrorCode.UNAVAILABLE, ErrorCode.CONTEXT_TOO_LONG,
     ErrorCode.SIGNATURE_REQUIRED, ErrorCode.TOOL_NOT_GRANTED, ErrorCode.UNAUTHENTICATED,
 })
+
+
+#: Characters allowed in a prompt when the model's context length is unknown.
+_FALLBACK_PROMPT_CHARS = 256 * 1024
+
+
+def _max_prompt_chars(tokenizer: Any, max_model_len: int) -> int:
+    """Prompt characters that could possibly fit ``max_model_len`` tokens: the context
+    times the longest token's text."""
+    if max_model_len <= 0:
+        return _FALLBACK_PROMPT_CHARS
+    try:
+        longest = max((len(t) for t in tokenizer.get_vocab()), default=16)
+    except Exception:  # noqa: BLE001 - a tokenizer without a vocab listing
+        longest = 16
+    return max_model_len * max(1, longest)
 
 
 def _sampling_params(req: GenerateRequest, max_tokens: int, deadline: float) -> Any:
