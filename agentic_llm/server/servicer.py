@@ -145,6 +145,14 @@ class AgenticLLMServicer(LibraryServicerMixin):
         """The caller (ERR_UNAUTHENTICATED when auth is on and nothing identifies it)."""
         return DEV_PRINCIPAL if self.identity is None else self.identity.principal(context)
 
+    def resolve_tenant(self, request: Any, context: Any) -> str:
+        """The tenant a library call acts as: the caller's own; an admin may name another.
+
+        With auth off this is the implicit tenant ``""`` unless the request names one,
+        which ``library.admins`` (default ``[""]``) treats as the admin.
+        """
+        return self._who(context).acting_tenant(str(request.tenant))
+
     def _request(self, msg: Any, who: Principal) -> Any:
         _check_decoded(msg)
         return scope_request(convert.request_from_proto(msg), who)

@@ -295,3 +295,23 @@ def test_mtls_client_identities_map_to_tenants(make_server: Callable[..., Any],
     assert call("acme-client", all=True).code == ErrorCode.PERMISSION_DENIED
     # a certificate the CA signed but no credential names
     assert call("stranger", path_prefix="/dynamic").code == ErrorCode.UNAUTHENTICATED
+
+
+def test_library_calls_act_as_the_credentials_tenant(tenant_server: Any) -> None:
+    from tests.library.conftest import lib_doc
+
+    text = lib_doc().replace("/lib/x", "/lib/iso_lib")
+    with (_client(tenant_server, "acme") as a, _client(tenant_server, "globex") as g,
+          _client(tenant_server, "admin") as admin):
+        # a tenant cannot publish, list or delete as another tenant, nor delete as the admin ""
+        err = _refused(lambda: a.publish_library("/lib/iso_lib@v1", text, tenant="iso-globex"))
+        assert err.code == ErrorCode.PERMISSION_DENIED
+        doc = a.publish_library("/lib/iso_lib@v1", text, visibility="private")
+        assert doc.publisher == "iso-acme"
+        assert _refused(lambda: g.list_library(prefix="/lib/iso_lib", tenant="iso-acme")).code \
+            == ErrorCode.PERMISSION_DENIED
+        assert _refused(lambda: a.delete_library("/lib/iso_lib")).code == ErrorCode.PERMISSION_DENIED
+        assert _refused(lambda: g.delete_library("/lib/iso_lib", tenant="")).code \
+            == ErrorCode.PERMISSION_DENIED
+        # the admin credential may delete it
+        assert admin.delete_library("/lib/iso_lib") == 1
