@@ -24,6 +24,7 @@ from agentic_llm.grammar.graph import (
 )
 from agentic_llm.grammar.lexclass import mask_key
 from agentic_llm.grammar.maskcache import MaskCache
+from agentic_llm.grammar.runtime import closes_as_string
 from agentic_llm.grammar.vocab import MAX_ID, VocabIndex
 
 __all__ = ["DSLMatcher"]
@@ -120,7 +121,7 @@ class DSLMatcher(FastMask):
         tok = self._vocab.texts[tid] if tid < len(self._vocab.texts) else ""
         return bool(tok) and self._advance(self._g, self._line, tok) is not None
 
-    def _free_rejects(self, cand: Any, exact: bool) -> list[int]:
+    def _free_rejects(self, cand: Any, exact: bool, keys: bool = True) -> list[int]:
         """Candidates (newline tokens) a free position rejects.
 
         Finishing a free line leads to the same next state whatever its text (the
@@ -134,17 +135,18 @@ class DSLMatcher(FastMask):
         before_ok: dict[str, bool] = {}
         # at an assign key (exact): a token closing the key plainly is decided by
         # whether the key is taken and by what follows the quote, once per tail
-        plain_key = exact and '"' in line
+        plain_key = exact and keys and '"' in line
         key = line[line.index('"') + 1:] if plain_key else ""
         plain_key = plain_key and "{" not in key and "\\" not in key
         tail_ok: dict[str, bool] = {}
+        strict = gp.strict_strings  # a closed string's verdict depends on its content
         for t in cand:
             tid = int(t)
             tok = texts[tid]
             if plain_key and '"' in tok and "\n" not in tok:
                 x, y = tok.split('"', 1)
                 if "{" not in x and "\\" not in x:
-                    if key + x in g.akeys:
+                    if key + x in g.akeys or gp.strict_strings and not closes_as_string(key + x):
                         bad.append(tid)
                         continue
                     ok = tail_ok.get(y)
@@ -160,7 +162,7 @@ class DSLMatcher(FastMask):
             before, after = tok.split("\n", 1)
             # a free line's verdict depends on its templates only, so every brace-free
             # ending shares one check
-            bk = before if "{" in before else "\x00" + before[-1:]
+            bk = before if "{" in before or strict and '"' in before else "\x00" + before[-1:]
             bo = before_ok.get(bk)
             if bo is None:
                 bo = before_ok[bk] = line_ok(gp, g, line + before, True)
@@ -297,7 +299,7 @@ class DSLMatcher(FastMask):
             cand = v.ids_in(row & (v.newline_bits | v.quote_bits if sl.check_quotes
                                    else v.newline_bits))
             if cand.size:
-                bad = self._free_rejects(cand, sl.check_quotes)
+                bad = self._free_rejects(cand, sl.check_quotes, not sl.close_check)
                 if bad:
                     arr = np.asarray(bad, dtype=np.int64)
                     np.bitwise_and.at(row, arr >> 5, ~(np.uint32(1) << (arr & 31).astype(np.uint32)))

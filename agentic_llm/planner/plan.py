@@ -64,10 +64,16 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def _reserved_targets() -> frozenset[str]:
-    """Targets the agent runtime defines itself (its ``/__system__`` end nodes)."""
+def _reserved_targets(target_runtime: str = "agenticrt") -> frozenset[str]:
+    """Targets the agent runtime defines itself (its ``/__system__`` end nodes).
+
+    The spec's soft-end shorthand ``/end_soft`` is only offered for the ``spec``
+    target: the reference runtime registers ``/__system__/end_soft`` alone, and its
+    graph build refuses a ``next`` naming ``/end_soft``."""
     from agentic_llm.dsl.policy import RESERVED_TARGETS
 
+    if target_runtime == "agenticrt":
+        return frozenset(t for t in RESERVED_TARGETS if t.startswith("/__system__/"))
     return RESERVED_TARGETS
 
 
@@ -109,6 +115,9 @@ class ExecutionPlan:
         min_nodes: nodes in the smallest valid subgraph for this plan.
         est_prompt_tokens, est_output_tokens, est_kv_pages: estimates for admission.
         cache_key: the subgraph cache key parts.
+        target_runtime: the runtime the document is written for: ``agenticrt`` (the
+            reference runtime: ``/__system__/end_soft``, no string it reads as a
+            number, boolean or null, blocks under ``MAX_BLOCK_BYTES``) or ``spec``.
     """
 
     request: GenerateRequest
@@ -130,6 +139,7 @@ class ExecutionPlan:
     est_kv_pages: int
     cache_key: CacheKey
     engine_version: str = ENGINE_VERSION
+    target_runtime: str = "agenticrt"
     _prompt: str = field(default="", repr=False, compare=False)
 
     @property
@@ -177,6 +187,7 @@ class ExecutionPlan:
                           "kv_pages": self.est_kv_pages, "kv_block_size": KV_BLOCK_SIZE},
             "cache_key": self.cache_key._asdict(),
             "engine_version": self.engine_version,
+            "target_runtime": self.target_runtime,
         }
 
 
@@ -188,6 +199,7 @@ def _cache_key(req: GenerateRequest, node_types: tuple[str, ...], tools: tuple[T
         "types": list(node_types),
         "max_nodes": req.budget.max_nodes,
         "max_depth": req.budget.max_depth,
+        "runtime": req.target_runtime,
     }
     signatures = {
         "tools": [t.to_json() for t in sorted(tools, key=lambda t: t.name)],
@@ -212,7 +224,7 @@ def plan(req: GenerateRequest) -> ExecutionPlan:
     tools, denied = policy.grant_tools(req)
     library = policy.grant_library(req)
     node_types = policy.node_whitelist(req, tools)
-    externals = tuple(sorted({e.path for e in library} | set(_reserved_targets())))
+    externals = tuple(sorted({e.path for e in library} | set(_reserved_targets(req.target_runtime))))
 
     b = req.budget
     if b.max_nodes > policy.MAX_NODES_LIMIT:
@@ -243,6 +255,7 @@ def plan(req: GenerateRequest) -> ExecutionPlan:
         max_nodes=b.max_nodes, max_tokens=b.max_tokens, max_depth=b.max_depth,
         min_nodes=min_nodes, est_prompt_tokens=0, est_output_tokens=est_output,
         est_kv_pages=0, cache_key=_cache_key(req, node_types, tools, library, signature),
+        target_runtime=req.target_runtime,
     )
     prompt = render_prompt(partial)
     est_prompt = math.ceil(len(prompt) / _CHARS_PER_TOKEN)
