@@ -168,10 +168,12 @@ class FastMask:
         gp = self._gp
         if sl.free:
             np.bitwise_and(xrow, v.brace_drop_bits(gp.variables), out=row)
-            ck = ("free", sl.check_quotes)
+            strict = gp.strict_strings
+            ck = ("free", sl.check_quotes, strict)
             cand = memo.get(ck)
             if cand is None:
-                sel = (v.newline_bits | v.quote_bits) if sl.check_quotes else v.newline_bits
+                sel = ((v.newline_bits | v.quote_bits) if sl.check_quotes
+                       else (v.newline_bits | v.multi_quote_bits) if strict else v.newline_bits)
                 cand = memo[ck] = v.ids_in(xrow & sel).tolist()
             if cand:
                 # Outside an assign key the verdicts depend only on the line's state

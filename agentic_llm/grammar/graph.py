@@ -513,9 +513,9 @@ def _strings_ok(gp: GraphPlan, st: Step, rest: str) -> bool:
 
 def _content_ok(gp: GraphPlan, g: GraphState, st: Step, rest: str, complete: bool) -> bool:
     kind = st.kind
-    if gp.strict_strings and kind in ("free", "entry", "outkeys", "argentry") and '"' in rest:
-        if not _strings_ok(gp, st, rest):
-            return False
+    if (gp.strict_strings and kind in ("free", "entry", "outkeys", "argentry") and '"' in rest
+            and not _strings_ok(gp, st, rest)):
+        return False
     if kind in ("fixed", "end"):
         return rest == "" or not complete and rest == ""
     if kind == "any":
