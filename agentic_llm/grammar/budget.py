@@ -33,6 +33,7 @@ from agentic_llm.grammar.vocab import VocabIndex
 __all__ = ["TokenBudget"]
 
 _SHARED: dict[int, tuple[VocabIndex, int, dict[str, tuple[int, tuple[int, ...]]]]] = {}
+_SHARED_HOLDS: dict[int, dict[str, bool]] = {}
 
 
 class TokenBudget:
@@ -140,7 +141,19 @@ class TokenBudget:
             text = f'    tool: "{name}"\n    arguments:\n'
             text += "".join(f'      "{k}": "x"\n' for k, r in keys if r)
             bodies.append(self.spell(text + '    output_keys: ["x"]\n')[0])
-        return max(bodies) + 2 * decl + 2 * max(ref_close, string_close) + 8
+        # one token opens at most one line whose close it leaves to pay, and at most
+        # one new pending node unless some token holds a whole target path (then a
+        # token could end one fresh id and start another)
+        decls = 2 if self._token_holds(t) else 1
+        return max(bodies) + decls * decl + max(ref_close, string_close) + 8
+
+    def _token_holds(self, text: str) -> bool:
+        """Whether some vocabulary token contains ``text`` (memoized per vocabulary)."""
+        memo = _SHARED_HOLDS.setdefault(id(self.vocab), {})
+        hit = memo.get(text)
+        if hit is None:
+            hit = memo[text] = len(text) <= self._maxlen and any(text in x for x in self.vocab.texts)
+        return hit
 
 
 # the smallest body of each node type, priced for the margin

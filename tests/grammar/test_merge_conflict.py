@@ -184,8 +184,8 @@ def test_closing_tokens_are_decided_per_source(compiler, max_string: int | None)
         "node_types": ["assign", "join"], "budget": {"max_nodes": 8, "max_tokens": 2048}}))
     text = dumps(Document((Subgraph(path=t, entry="start", nodes=(
         Start(id="start", next=tuple(f"{t}/{x}" for x in ("p", "p_", "e", "j"))),
-        Assign(id="p", assign={"k": "1"}), Assign(id="p_", assign={"k": "1", "m": "2"}),
-        Assign(id="e", assign={"m": "1"}), Join(id="j", wait_for=(f"{t}/start", f"{t}/p")))),)))
+        Assign(id="p", assign={"k": "one"}), Assign(id="p_", assign={"k": "one", "m": "two"}),
+        Assign(id="e", assign={"m": "one"}), Join(id="j", wait_for=(f"{t}/start", f"{t}/p")))),)))
     prefix = text.split('wait_for: ["', 1)[0] + f'wait_for: ["{t}/start", "{t}/p'
     vocab = compiler.vocab
     m = compiler.matcher_for(p, max_string=max_string, verify=True)
