@@ -79,7 +79,7 @@ def run_walks(n: int, seed: int) -> dict[str, Any]:
         if p is None:
             refused += 1
             continue
-        r = random_walk(compiler.matcher_for(p, max_string=24), compiler.vocab, rng)
+        r = random_walk(compiler.matcher_for(p, max_string=24), compiler.vocab, rng, max_tokens=1500)
         if not r.completed:
             incomplete += 1
             continue

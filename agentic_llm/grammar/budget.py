@@ -58,6 +58,7 @@ class TokenBudget:
             shared = _SHARED[id(vocab)] = (vocab, max(len(t) for t in vocab.texts), {})
         self._maxlen: int = shared[1]
         self._cost: dict[str, tuple[int, tuple[int, ...]]] = shared[2]
+        self._rest: dict[GraphState, int] = {}
         self.margin = self._margin()
         # bytes one token can add to the text and to its closing text
         self.byte_margin = self._maxlen + 1024
@@ -106,8 +107,18 @@ class TokenBudget:
 
     def reserve(self, g: GraphState, line: str) -> int:
         """Tokens that surely close the document from the position."""
-        head, rest = self.split(g, line)
-        return self.spell(head)[0] + self._rest_cost(rest)
+        head = close_line(self.gp, g, line)
+        if line + head[:-1] == END_LINE:
+            return self.spell(head)[0] + self.spell(FENCE)[0]
+        # the rest depends on the state after the line only (states compare by
+        # value), which most positions of a line share
+        after = apply_line(self.gp, g, line + head[:-1])
+        cost = self._rest.get(after)
+        if cost is None:
+            if len(self._rest) > 4096:
+                self._rest.clear()
+            cost = self._rest[after] = self._rest_cost(close_rest(self.gp, after))
+        return self.spell(head)[0] + cost
 
     def _rest_cost(self, rest: str) -> int:
         # the rest is a run of whole lines: priced line by line (memoized per line),

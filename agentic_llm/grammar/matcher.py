@@ -282,11 +282,13 @@ class DSLMatcher(FastMask):
             if left >= quick and (room_bytes is None or room_bytes >= b.byte_margin + 512
                                   + 96 * self._gp.max_nodes + 2 * len(self._line)):
                 return None
-            head, rest = b.split(self._g, self._line)
-            reserve = b.spell(head)[0] + b._rest_cost(rest)  # noqa: SLF001
-            text = head + rest
+            reserve = b.reserve(self._g, self._line)
             if left >= reserve + b.margin and (
-                    room_bytes is None or room_bytes >= len(text) + b.byte_margin):
+                    room_bytes is None or room_bytes >= 512 + 96 * self._gp.max_nodes
+                    + 2 * len(self._line) + b.byte_margin):
+                return None
+            text = "".join(b.split(self._g, self._line))
+            if room_bytes is not None and left >= reserve + b.margin and room_bytes >= len(text) + b.byte_margin:
                 return None
         ids = b.spell(text)[1]
         self._forced = (used, ids)

@@ -311,7 +311,10 @@ def test_steered_random_walks_never_merge_conflicting_keys(compiler) -> None:  #
                "context": {"available_vars": {"x": "string"}},
                "tools": [{"name": "t", "arguments": [{"name": "q", "required": False}]}], "library": [],
                "node_types": ["assign", "tool_call", "join"] + (["llm_call"] if i % 2 else []),
-               "budget": {"max_nodes": rng.randint(4, 9), "max_tokens": 4096}}
+               "budget": {"max_nodes": rng.randint(4, 9), "max_tokens": 4096},
+               # the spec target: strings of one or two characters are often ones the
+               # agenticrt target refuses, which would steer these walks elsewhere
+               "target_runtime": "spec"}
         p = plan(GenerateRequest.from_json(req))
         text = _steered_walk(compiler, compiler.matcher_for(p, max_string=rng.choice([1, 2]), verify=True),
                              steer, rng, p.target_path)
