@@ -1,4 +1,9 @@
-"""``agentic-llm validate PATH... [--json]``: check AgenticDSL documents.
+"""``agentic-llm validate PATH... [--json] [--runtime spec|agenticrt]``: check AgenticDSL documents.
+
+``--runtime spec`` (the default) checks the documents against the spec;
+``--runtime agenticrt`` checks what the reference runtime (chisuhua/AgenticDSL) does
+with them: its parse and graph build refuse them, crash on them, or silently drop
+parts of them (docs/conformance.md).
 
 Exit codes: 0 every document is valid (warnings allowed), 1 at least one is invalid,
 2 usage error or an unreadable file. A directory stands for the ``*.md`` files under it.
@@ -34,6 +39,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser.add_argument(
         "--strict", action="store_true", help="treat warnings as errors for the exit code"
     )
+    parser.add_argument(
+        "--runtime",
+        choices=("spec", "agenticrt"),
+        default="spec",
+        help="what to check against: the spec (default) or the reference runtime",
+    )
     parser.set_defaults(func=run)
 
 
@@ -50,6 +61,7 @@ def _expand(paths: list[str]) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     from agentic_llm.dsl import ParseLimits, Severity, check_text
+    from agentic_llm.dsl.conformance import check_runtime
 
     try:
         limits = ParseLimits(max_input_bytes=args.max_bytes) if args.max_bytes else ParseLimits()
@@ -78,7 +90,10 @@ def run(args: argparse.Namespace) -> int:
                 print(json.dumps(record))
             print(f"agentic-llm validate: {message}", file=sys.stderr)
             continue
-        diags = check_text(data, limits=limits)
+        if len(data) > limits.max_input_bytes or args.runtime == "spec":
+            diags = check_text(data, limits=limits)
+        else:
+            diags = check_runtime(data)
         bad = any(
             d.severity is Severity.ERROR or (args.strict and d.severity is Severity.WARNING)
             for d in diags

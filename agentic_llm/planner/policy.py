@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from agentic_llm.dsl.stdlib import standard_library
 from agentic_llm.errors import AgenticError, ErrorCode
 from agentic_llm.planner.request import GenerateRequest, LibraryEntry, ToolSpec
 
@@ -132,7 +133,7 @@ def grant_tools(req: GenerateRequest) -> tuple[tuple[ToolSpec, ...], tuple[str, 
     """Request tools intersected with permissions: ``(granted, denied names)``.
 
     Without a permission list every offered tool is granted; with one, a tool needs
-    ``tool:<name>`` or ``tool:*``.
+    ``tool:<name>`` or ``tool:*`` (spec spelling ``tool: <name>`` is normalised by the request).
     """
     if len(req.tools) > MAX_TOOLS_LIMIT:
         raise _refuse(ErrorCode.INVALID_REQUEST,
@@ -152,9 +153,25 @@ def grant_tools(req: GenerateRequest) -> tuple[tuple[ToolSpec, ...], tuple[str, 
     return granted, denied
 
 
+def _standard_entries(lib_grants: list[str], taken: set[str]) -> list[LibraryEntry]:
+    """Standard-library entries under a granted ``lib:`` prefix, except paths the
+    request lists itself (its own entry wins)."""
+    out = []
+    for entry in standard_library():
+        if entry.path in taken or entry.versioned_path in taken:
+            continue
+        if any(_under(entry.path, g) for g in lib_grants):
+            out.append(LibraryEntry(entry.path, entry.signature,
+                                    f"standard library v{entry.version}, {entry.stability}"))
+    return out
+
+
 def grant_library(req: GenerateRequest) -> tuple[LibraryEntry, ...]:
     """Library entries the plan may reference: well-formed ``/lib`` paths, and with a
-    permission list holding ``lib:<prefix>`` entries only those under a granted prefix."""
+    permission list holding ``lib:<prefix>`` entries only those under a granted prefix.
+
+    The standard library (:mod:`agentic_llm.dsl.stdlib`) is callable where a
+    ``lib:<prefix>`` permission grants its paths (``lib:/lib`` grants all of it)."""
     out: list[LibraryEntry] = []
     seen: set[str] = set()
     perms = req.context.permissions or ()
@@ -170,6 +187,7 @@ def grant_library(req: GenerateRequest) -> tuple[LibraryEntry, ...]:
         if lib_grants and not any(_under(entry.path.split("@")[0], g) for g in lib_grants):
             continue
         out.append(entry)
+    out.extend(_standard_entries(lib_grants, seen))
     return tuple(out)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ __all__ = [
     "ToolSpec",
     "LibraryEntry",
     "ContextState",
+    "normalize_permission",
     "Budget",
     "Sampling",
     "RequestFlags",
@@ -174,6 +176,38 @@ class LibraryEntry:
         return {"path": self.path, "signature": self.signature, "description": self.description}
 
 
+# Permission strings the planner acts on. The spec writes ``tool: name`` (spaces
+# allowed around the colon); ``tool:name`` is the same grant.
+PERMISSION_NODE_TYPES = frozenset({"generate_subgraph", "dsl_call", "llm_call", "codelet_call"})
+_PERMISSION = re.compile(r"\s*(tool|lib)\s*:\s*(\S+)\s*")
+_PERMISSION_TOOL = re.compile(r"\*|[A-Za-z_][A-Za-z0-9_.\-]{0,63}")
+_PERMISSION_LIB = re.compile(r"/lib(?:/[\w\-]+)*/?")
+
+
+def normalize_permission(text: str) -> str:
+    """The canonical form of a permission string: ``tool:<name>``, ``tool:*``,
+    ``lib:<prefix>`` or a node type name (``generate_subgraph``, ``dsl_call``,
+    ``llm_call``, ``codelet_call``).
+
+    Raises ValueError, naming the string, for anything else: a permission the planner
+    does not understand is refused, never ignored.
+    """
+    bare = text.strip()
+    if bare in PERMISSION_NODE_TYPES:
+        return bare
+    m = _PERMISSION.fullmatch(text)
+    if m is not None:
+        kind, value = m.groups()
+        if kind == "tool" and _PERMISSION_TOOL.fullmatch(value):
+            return f"tool:{value}"
+        if kind == "lib" and _PERMISSION_LIB.fullmatch(value):
+            return f"lib:{value}"
+    raise ValueError(
+        f"permission {text!r} is not understood; use 'tool:<name>' (or 'tool: <name>'), "
+        f"'tool:*', 'lib:/lib/<prefix>' or one of {sorted(PERMISSION_NODE_TYPES)}"
+    )
+
+
 @dataclass(frozen=True)
 class ContextState:
     """Context the generated code runs in: variable names and types, their values,
@@ -182,6 +216,17 @@ class ContextState:
     available_vars: Mapping[str, str] = field(default_factory=dict)
     values: Mapping[str, Any] = field(default_factory=dict)
     permissions: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.permissions is None:
+            return
+        canonical = []
+        for i, perm in enumerate(self.permissions):
+            try:
+                canonical.append(normalize_permission(perm))
+            except (ValueError, TypeError) as exc:
+                raise _bad(f"context.permissions[{i}]", str(exc)) from None
+        object.__setattr__(self, "permissions", tuple(canonical))
 
     @classmethod
     def from_json(cls, obj: Any, where: str = "context") -> ContextState:
@@ -194,11 +239,16 @@ class ContextState:
         except (TypeError, ValueError) as exc:
             raise _bad(f"{where}.values", f"must be plain JSON ({exc})") from None
         perms_raw = m.get("permissions")
-        perms = None
-        if perms_raw is not None:
-            perms = tuple(_str(p, f"{where}.permissions[{i}]", allow_empty=False)
-                          for i, p in enumerate(_list(perms_raw, f"{where}.permissions")))
-        return cls(available_vars=avars, values=values, permissions=perms)
+        if perms_raw is None:
+            return cls(available_vars=avars, values=values)
+        perms: list[str] = []
+        for i, p in enumerate(_list(perms_raw, f"{where}.permissions")):
+            raw = _str(p, f"{where}.permissions[{i}]", allow_empty=False)
+            try:
+                perms.append(normalize_permission(raw))
+            except ValueError as exc:
+                raise _bad(f"{where}.permissions[{i}]", str(exc)) from None
+        return cls(available_vars=avars, values=values, permissions=tuple(perms))
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"available_vars": dict(self.available_vars), "values": dict(self.values)}

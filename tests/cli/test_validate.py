@@ -114,3 +114,30 @@ def test_console_script_entry_point(files: dict[str, Path]) -> None:
     )
     assert proc.returncode == 1
     assert json.loads(proc.stdout)["valid"] is False
+
+
+def test_runtime_agenticrt(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "--runtime", "agenticrt", str(EXAMPLES)]) == 0
+    capsys.readouterr()
+    soft = tmp_path / "soft.md"
+    soft.write_text(
+        "### AgenticDSL `/dynamic/a`\n```yaml\n# --- BEGIN AgenticDSL ---\n"
+        'type: start\nnext: "/end_soft"\n# --- END AgenticDSL ---\n```\n'
+    )
+    unmarked = tmp_path / "unmarked.md"
+    unmarked.write_text(VALID)
+    # the spec accepts both; the reference refuses /end_soft and never reads the block
+    # written without markers
+    assert main(["validate", "--runtime", "spec", str(soft), str(unmarked)]) == 0
+    capsys.readouterr()
+    code = main(["validate", "--runtime", "agenticrt", "--json", str(soft), str(unmarked)])
+    assert code == 1
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["valid"] for r in records] == [False, False]
+    first = records[0]["diagnostics"][0]
+    assert first["code"] == "ERR_RUNTIME_REJECTED" and first["line"] == 1
+    assert "Next node not found: /end_soft" in first["message"]
+    assert "/__system__/end_soft" in first["message"]
+    assert [d["code"] for d in records[1]["diagnostics"]] == ["ERR_RUNTIME_DROPPED"]
+    with pytest.raises(SystemExit):
+        main(["validate", "--runtime", "other", str(soft)])

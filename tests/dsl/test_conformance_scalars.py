@@ -29,7 +29,8 @@ def test_values_the_runtime_does_not_keep_as_strings(text: str, value: object) -
 
 @pytest.mark.parametrize(
     "text",
-    ["abc", "True", "null", "nan", "inf", "0x1A", "12 ", "-", "1e", "99999999999999999999", "1e999"],
+    ["abc", "True", "null", "nan", "inf", "0x1A", "12 ", "-", "1e", "99999999999999999999", "1e999",
+     "\u0661\u0662", "\u00a012", "1_000"],  # non-ASCII digits and spaces are not numbers to it
 )
 def test_values_that_stay_strings(text: str) -> None:
     assert reference_scalar(text) == text

@@ -25,8 +25,9 @@ import re
 # std::num_get for double accepts: optional sign, digits with at most one point
 # (at least one digit overall), then an optional exponent with optional sign and at
 # least one digit. No inf/nan, no hex. The stream skips leading whitespace first.
-_DOUBLE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_INTEGER = re.compile(r"[+-]?\d+")
+# ASCII digits only: std::isdigit and the C locale know no other digits.
+_DOUBLE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 _LEADING_WS = " \t\n\v\f\r"
 _LLONG_MIN, _LLONG_MAX = -(2**63), 2**63 - 1
 

@@ -9,6 +9,7 @@ from agentic_llm.dsl.diagnostics import Diagnostic, Severity
 from agentic_llm.dsl.document import Block, Document, NodeBlock, Subgraph
 from agentic_llm.dsl.nodes import Node, Permissions
 from agentic_llm.dsl.policy import RESERVED_TARGETS, ValidationPolicy
+from agentic_llm.dsl.stdlib import is_standard_library_ref
 from agentic_llm.dsl.templates import has_template
 from agentic_llm.errors import ErrorCode
 
@@ -78,6 +79,7 @@ class Context:
             or base in self.node_by_path
             or base in self.external
             or target in RESERVED_TARGETS
+            or is_standard_library_ref(target)
         )
 
     @staticmethod
