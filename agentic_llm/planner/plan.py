@@ -224,6 +224,12 @@ def plan(req: GenerateRequest) -> ExecutionPlan:
     tools, denied = policy.grant_tools(req)
     library = policy.grant_library(req)
     node_types = policy.node_whitelist(req, tools)
+    if req.target_runtime == "agenticrt":
+        # the reference builds no node of the other types (codelet_call): it drops
+        # them, and a reference to one fails its graph build
+        from agentic_llm.dsl.conformance.construct import BUILT_TYPES
+
+        node_types = tuple(t for t in node_types if t in BUILT_TYPES)
     externals = tuple(sorted({e.path for e in library} | set(_reserved_targets(req.target_runtime))))
 
     b = req.budget
