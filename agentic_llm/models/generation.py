@@ -155,6 +155,14 @@ class SubgraphGenerator:
                                                     vocab_size=engine.model_config.vocab_size)
         return cls(engine, GrammarCompiler(info))
 
+    def _output_limit(self, p: Any, max_tokens: int) -> int:
+        """``max_tokens``, or what the context window leaves after the prompt if less."""
+        tok = self.engine.tokenizer
+        max_len = self.engine.max_model_len
+        if tok is None or not max_len:
+            return max_tokens
+        return max(0, min(max_tokens, max_len - len(tok.encode(p.render_prompt()).ids)))
+
     def generate(self, requests: Sequence[Any], *, constrained: bool = True,
                  jump_forward: bool = True, max_tokens: int | None = None,
                  honour_timeouts: bool = True) -> list[GenerationResult]:
@@ -177,14 +185,20 @@ class SubgraphGenerator:
             try:
                 req = raw if isinstance(raw, GenerateRequest) else GenerateRequest.from_json(raw)
                 p = plan(req)
-                matcher = self.compiler.matcher_for(p) if constrained else None
+                limit = self._output_limit(p, max_tokens or p.max_tokens)
+                matcher = self.compiler.matcher_for(p, max_tokens=limit) if constrained else None
+                if matcher is not None and matcher.min_tokens() > limit:
+                    raise AgenticError(
+                        ErrorCode.BUDGET_EXCEEDED,
+                        f"no valid subgraph fits {limit} output tokens (the smallest takes "
+                        f"{matcher.min_tokens()})", max_tokens=limit, min_tokens=matcher.min_tokens())
             except AgenticError as exc:
                 target = getattr(raw, "target_path", None) or (raw.get("target_path", "") if isinstance(raw, dict) else "")
                 results[i] = GenerationResult(str(target), "", constrained, error=exc, finish_reason="error")
                 continue
             s = req.sampling
             params.append(SamplingParams(
-                max_tokens=max_tokens or p.max_tokens, temperature=s.temperature, top_k=s.top_k,
+                max_tokens=limit, temperature=s.temperature, top_k=s.top_k,
                 top_p=s.top_p, seed=s.seed, jump_forward=jump_forward,
                 timeout_s=float(req.budget.timeout_sec) if honour_timeouts and req.budget.timeout_sec else None))
             prompts.append(p.render_prompt())

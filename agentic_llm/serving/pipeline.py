@@ -343,14 +343,13 @@ class Pipeline:
 
         prompt_ids = self._encode_prompt(p.render_prompt())
         max_len = self.parts.max_model_len
-        if max_len and len(prompt_ids) + p.max_tokens > max_len:
-            raise AgenticError(
-                ErrorCode.CONTEXT_TOO_LONG,
-                f"prompt of {len(prompt_ids)} tokens plus max_tokens {p.max_tokens} exceeds the "
-                f"model's {max_len}-token context; shorten the prompt, tools or library",
-                prompt_tokens=len(prompt_ids), max_model_len=max_len)
-        matcher = self.parts.compiler.matcher_for(p) if self.parts.compiler is not None else None
-        params = _sampling_params(req, p.max_tokens, deadline)
+        # the output may use max_tokens or what the context window leaves, whichever
+        # is less; the matcher closes the document within it (grammar.budget)
+        limit = min(p.max_tokens, max_len - len(prompt_ids)) if max_len else p.max_tokens
+        matcher = (self.parts.compiler.matcher_for(p, max_tokens=max(limit, 0))
+                   if self.parts.compiler is not None else None)
+        _check_room(p, matcher, limit, len(prompt_ids), max_len)
+        params = _sampling_params(req, limit, deadline)
         # Scheduler fields go to the engine when its add_request takes them.
         ch = self.loop.submit(
             prompt_ids, params, request_id=rid, deadline=deadline, matcher=matcher,
@@ -511,6 +510,24 @@ def _max_prompt_chars(tokenizer: Any, max_model_len: int) -> int:
     except Exception:  # noqa: BLE001 - a tokenizer without a vocab listing
         longest = 16
     return max_model_len * max(1, longest)
+
+
+def _check_room(p: Any, matcher: Any, limit: int, prompt_tokens: int, max_len: int | None) -> None:
+    """Refuse before generation when not even the smallest document fits ``limit``."""
+    need = matcher.min_tokens() if matcher is not None else 1
+    if limit >= need:
+        return
+    if max_len and limit < p.max_tokens:
+        raise AgenticError(
+            ErrorCode.CONTEXT_TOO_LONG,
+            f"prompt of {prompt_tokens} tokens leaves {max(limit, 0)} of the model's "
+            f"{max_len}-token context; the smallest subgraph takes {need}; shorten the "
+            "prompt, tools or library", prompt_tokens=prompt_tokens, max_model_len=max_len,
+            min_tokens=need)
+    raise AgenticError(
+        ErrorCode.BUDGET_EXCEEDED,
+        f"no valid subgraph fits the budget: max_tokens is {limit} but the smallest valid "
+        f"subgraph takes {need} tokens", max_tokens=limit, min_tokens=need)
 
 
 def _sampling_params(req: GenerateRequest, max_tokens: int, deadline: float) -> Any:
