@@ -28,6 +28,8 @@ __all__ = [
     "LimitsConfig",
     "TLSConfig",
     "AuthConfig",
+    "CredentialConfig",
+    "TenantQuotas",
     "AgaConfig",
     "ObservabilityServerConfig",
     "LibraryConfig",
@@ -110,6 +112,32 @@ class CacheConfig:
     redis_url: str = ""
     fuzzy: bool = True
     options: dict[str, Any] = field(default_factory=dict)
+    #: The secret records are authenticated with (HMAC): ``hmac_key_env`` names an
+    #: environment variable, ``hmac_key_file`` a file holding it. Neither: LMDB keeps
+    #: a key file in its directory, Redis a key per process (see docs/cache.md).
+    hmac_key_env: str = ""
+    hmac_key_file: str = ""
+    ttl_s: float = 7 * 24 * 3600.0
+
+    def resolve_hmac_key(self) -> bytes | None:
+        """The configured record key, or None for the store's default."""
+        if self.hmac_key_env:
+            import os
+
+            value = os.environ.get(self.hmac_key_env, "")
+            if len(value) < 16:
+                raise _bad("cache.hmac_key_env",
+                           f"environment variable {self.hmac_key_env} must hold >= 16 characters")
+            return value.encode()
+        if self.hmac_key_file:
+            try:
+                data = Path(self.hmac_key_file).expanduser().read_bytes().strip()
+            except OSError as exc:
+                raise _bad("cache.hmac_key_file", f"cannot read it: {exc.strerror}") from None
+            if len(data) < 16:
+                raise _bad("cache.hmac_key_file", "must hold at least 16 bytes")
+            return data
+        return None
 
     def __post_init__(self) -> None:
         _check_store("cache", self.store, self.options)
@@ -117,6 +145,8 @@ class CacheConfig:
             raise _bad("cache.redis_url", "required when cache.store is redis (redis://host:6379/0)")
         if self.store == "lmdb" and not self.path:
             raise _bad("cache.path", "required when cache.store is lmdb")
+        if self.ttl_s <= 0:
+            raise _bad("cache.ttl_s", "every record needs a TTL: must be > 0")
 
 
 @dataclass(frozen=True)
@@ -134,8 +164,19 @@ class LimitsConfig:
     max_fork_branches: int = 16
     default_timeout_sec: float = 60.0
     drain_timeout_sec: float = 30.0
+    #: glibc heap bounds of a long-running server (see agentic_llm.server.heap):
+    #: at most this many malloc arenas (0: glibc's default), and freed heap pages
+    #: handed back to the kernel every this many seconds (0: never).
+    malloc_arena_max: int = 2
+    malloc_trim_interval_sec: float = 10.0
+    #: words the tokenizer's BPE cache keeps (0: the tokenizer's default, 10,000)
+    tokenizer_cache_words: int = 4096
 
     def __post_init__(self) -> None:
+        if self.malloc_arena_max < 0 or self.malloc_trim_interval_sec < 0 \
+                or self.tokenizer_cache_words < 0:
+            raise _bad("limits.malloc_arena_max", "malloc_arena_max and "
+                       "malloc_trim_interval_sec must be >= 0 (0: off)")
         if self.max_request_bytes < 1024:
             raise _bad("limits.max_request_bytes", f"must be >= 1024, got {self.max_request_bytes}")
         if self.max_concurrent < 1:
@@ -171,17 +212,97 @@ class TLSConfig:
 
 
 @dataclass(frozen=True)
-class AuthConfig:
-    """Bearer-token check on every call (``authorization: Bearer <token>``).
+class TenantQuotas:
+    """What one credential's tenant may hold and ask for.
 
-    ``token`` or, to keep secrets out of profiles, ``token_env`` (the name of an
-    environment variable holding it). ``exempt_health`` lets health checks through
-    without a token, for load balancers and orchestrators that cannot send one.
+    ``aga_slots``: knowledge entries the tenant may have registered at once.
+    ``cache_entries``: subgraph-cache entries of the tenant (0: only the cache's
+    global limits). ``max_priority``: the highest request ``priority`` allowed.
+    """
+
+    aga_slots: int = 64
+    cache_entries: int = 0
+    max_priority: int = 0
+
+    def __post_init__(self) -> None:
+        if self.aga_slots < 0 or self.cache_entries < 0:
+            raise _bad("auth.credentials.quotas", "aga_slots and cache_entries must be >= 0")
+
+
+@dataclass(frozen=True)
+class CredentialConfig:
+    """One credential and what it grants (see docs/server.md, "Security model").
+
+    A bearer ``token`` (or ``token_env``, the environment variable holding it) and/or
+    mTLS ``client_identities`` (certificate common names or subject alternative
+    names, used when ``tls.client_ca_file`` is set) identify the caller as ``tenant``
+    with ``role`` ``tenant`` (acts only as that tenant) or ``admin`` (may name any
+    tenant and run cross-tenant operations). ``write_namespaces`` are the path
+    prefixes beyond ``/dynamic`` the tenant may generate into (``/lib/acme``);
+    ``aga_namespaces`` the knowledge namespaces its requests may read. A request's
+    ``namespaces`` can only narrow these.
+    """
+
+    tenant: str = ""
+    role: Literal["tenant", "admin"] = "tenant"
+    token: str = ""
+    token_env: str = ""
+    client_identities: tuple[str, ...] = ()
+    write_namespaces: tuple[str, ...] = ()
+    aga_namespaces: tuple[str, ...] = ()
+    quotas: TenantQuotas = field(default_factory=TenantQuotas)
+
+    def __post_init__(self) -> None:
+        if self.role == "tenant" and not self.tenant:
+            raise _bad("auth.credentials.tenant", "a tenant credential must name its tenant")
+        if "/" in self.tenant or self.tenant == "*":
+            raise _bad("auth.credentials.tenant", f"{self.tenant!r}: no '/' and not '*'")
+        if not (self.token or self.token_env or self.client_identities):
+            raise _bad("auth.credentials", f"credential of tenant {self.tenant!r} needs a token, "
+                       "token_env or client_identities")
+        for ns in self.write_namespaces:
+            if not ns.startswith("/") or ns.rstrip("/") in ("", "/__meta__"):
+                raise _bad("auth.credentials.write_namespaces",
+                           f"{ns!r} must be an absolute path prefix such as /lib/acme")
+        for ns in self.aga_namespaces:
+            if not ns or "/" in ns:
+                raise _bad("auth.credentials.aga_namespaces", f"{ns!r}: a name without '/'")
+
+    def resolve_token(self) -> str:
+        """The bearer token of this credential ("" when it has only mTLS identities)."""
+        if self.token:
+            return self.token
+        if self.token_env:
+            import os
+
+            value = os.environ.get(self.token_env, "")
+            if not value:
+                raise _bad("auth.credentials.token_env",
+                           f"environment variable {self.token_env} is empty or unset")
+            return value
+        return ""
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """Who may call, and as which tenant.
+
+    ``credentials`` map bearer tokens and mTLS client identities to a tenant and a
+    role (see :class:`CredentialConfig`). The single ``token`` (or ``token_env``) of
+    older profiles is still read: it is an ``admin`` credential. With neither, auth
+    is off: every caller is the admin of one implicit tenant (development only).
+    ``exempt_health`` lets health checks through without a token, for load
+    balancers and orchestrators that cannot send one.
     """
 
     token: str = ""
     token_env: str = ""
     exempt_health: bool = True
+    credentials: tuple[CredentialConfig, ...] = ()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.token or self.token_env or self.credentials)
 
     def resolve_token(self) -> str:
         """The token to require, or "" when authentication is off."""
@@ -336,6 +457,14 @@ def _check_value(tp: Any, value: Any, key: str) -> Any:
         return value
     if origin in (typing.Union, types.UnionType):
         return value
+    if origin is tuple:
+        item_t = typing.get_args(tp)[0]
+        if not isinstance(value, list | tuple):
+            raise _bad(key, f"expected a list, got {value!r}")
+        if dataclasses.is_dataclass(item_t):
+            return tuple(_build(typing.cast(type, item_t), v, f"{key}[{i}].")
+                         for i, v in enumerate(value))
+        return tuple(_check_value(item_t, v, f"{key}[{i}]") for i, v in enumerate(value))
     if tp is bool:
         if not isinstance(value, bool):
             raise _bad(key, f"expected true or false, got {value!r}")

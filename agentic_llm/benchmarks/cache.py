@@ -183,7 +183,7 @@ def _run_mode(mode: str, requests: list[dict[str, Any]], model_dir: Path, compil
                 continue
         ids = tokenizer.encode(p.render_prompt()).ids
         params = SamplingParams(max_tokens=p.max_tokens, temperature=0.0)
-        out = engine.generate([ids], params, matchers=[compiler.matcher_for(p)])[0]
+        out = engine.generate([ids], params, matchers=[compiler.matcher_for(p, max_tokens=p.max_tokens)])[0]
         text = out.text or ""
         try:
             valid = not has_errors(validate(parse(text), p.validation_policy()))

@@ -57,7 +57,7 @@ def realistic_documents() -> list[tuple[dict[str, Any], str]]:
     tool: "web_search"
     arguments:
       "query": "hotels in {{{{ city }}}} under {{{{ budget }}}} euros"
-      "limit": "10"
+      "limit": "top 10"
     output_keys: ["results"]
     next: ["{t}/rank_them"]
   - id: "rank_them"

@@ -49,3 +49,8 @@ class SubgraphCacheStats(NamedTuple):
     ambiguous: int  # fuzzy candidates that could not be rebound safely
     evictions: int
     invalidations: int
+    malformed: int = 0  # records that did not decode (skipped and deleted)
+    foreign: int = 0  # records stored under a key not their own (dropped)
+    corrupt_dropped: int = 0  # frames refused by the store (bad structure or tag)
+    forged_dropped: int = 0  # frames whose HMAC tag did not match (store)
+    bad_keys: int = 0  # store keys that are not UTF-8 (skipped)

@@ -79,6 +79,16 @@ class EntryIndex:
                 del self._groups[meta.group]
         return True
 
+    def tenant_victims(self, tenant_prefix: str, limit: int, *, keep: str = "") -> list[str]:
+        """Entries of one tenant (store keys under ``tenant_prefix``) past ``limit``,
+        lowest-ranked first; ``keep`` is never chosen."""
+        mine = [(k, m) for k, m in self._meta.items() if k.startswith(tenant_prefix)]
+        excess = len(mine) - limit
+        if excess <= 0:
+            return []
+        ranked = sorted((km for km in mine if km[0] != keep), key=lambda km: self.score(km[1]))
+        return [k for k, _ in ranked[:excess]]
+
     def score(self, meta: EntryMeta) -> float:
         """Eviction rank: lowest goes first."""
         return (meta.last_used + self.frequency_weight_s * math.log2(1 + meta.hits)

@@ -65,6 +65,13 @@ def _without_values(prompt: str) -> str:
     return "\n".join(line for line in prompt.splitlines() if not line.startswith("VALUES:"))
 
 
+def _same_group(stored: SubgraphKey, wanted: SubgraphKey) -> bool:
+    """A fuzzy candidate must be of the wanted tenant, path and group, not only tenant."""
+    return (stored.tenant == wanted.tenant and stored.path == wanted.path
+            and stored.engine_version == wanted.engine_version
+            and stored.group_prefix() == wanted.group_prefix())
+
+
 def _same_request(entry: CacheEntry, key: SubgraphKey, values: Mapping[str, Any], prompt_hash: str) -> bool:
     """An exact hit needs the same key, the same values and (when both are known) the same prompt."""
     if entry.key != key or not same_values(entry.values, values):
@@ -107,6 +114,8 @@ class SubgraphCache:
         self._checker = Checker()
         self.exact_hits = self.fuzzy_hits = self.misses = 0
         self.stale = self.ambiguous = self.evictions = self.invalidations = 0
+        self.malformed = self.foreign = 0
+        self._tenant_quota: dict[str, int] = {}
         self._load()
 
     # ------------------------------------------------------------------ lookup
@@ -181,7 +190,7 @@ class SubgraphCache:
         hint: KvHint | None = None
         for ck in candidates[: self.config.max_fuzzy_candidates]:
             entry = self._read(ck)
-            if entry is None or entry.key.tenant != key.tenant:
+            if entry is None or not _same_group(entry.key, key):
                 continue
             hint = hint or self._hint(ck, entry)
             rb = rebind(entry.text, entry.values, values, reserved=reserved)
@@ -249,7 +258,7 @@ class SubgraphCache:
             self._index.add(skey, key, len(data), now, entry.expires_at)
             if kv_handle is not None:
                 self._kv[skey] = kv_handle
-            self._enforce_limits(now, keep=skey)
+            self._enforce_limits(now, keep=skey, tenant=key.tenant)
             return entry
 
     # ------------------------------------------------------------------ invalidation
@@ -262,13 +271,24 @@ class SubgraphCache:
             return p == base or p.startswith(base + "/") or p.startswith(base + "@")
 
         scan = SubgraphKey.tenant_prefix(tenant) if tenant is not None else KEY_PREFIX
-        return self._drop_where(scan, lambda e: under(e.key.path))
+        return self._drop_where(scan, lambda e: under(e.key.path) and
+                                (tenant is None or e.key.tenant == tenant), strict=True)
 
     def invalidate_tenant(self, tenant: str) -> int:
-        """Drop every entry of ``tenant``; return how many."""
+        """Drop every entry of ``tenant``; return how many.
+
+        Raises:
+            AgenticError: ERR_UNAVAILABLE when the store is unreachable (nothing is
+                reported removed that could come back).
+        """
         with self._lock:
-            keys = self.store.keys(SubgraphKey.tenant_prefix(tenant))
-            return self._drop(keys)
+            keys = self.store.strict_keys(SubgraphKey.tenant_prefix(tenant))
+            return self._drop(keys, strict=True)
+
+    def set_tenant_quota(self, tenant: str, max_entries: int) -> None:
+        """Keep at most ``max_entries`` entries of ``tenant`` (its lowest-ranked go first)."""
+        with self._lock:
+            self._tenant_quota[tenant] = max_entries
 
     def set_engine_version(self, engine_version: str) -> int:
         """Switch to ``engine_version``, dropping every entry of another version."""
@@ -279,15 +299,18 @@ class SubgraphCache:
             return self._drop_where(KEY_PREFIX, lambda e: e.key.engine_version != engine_version)
 
     def clear(self) -> int:
-        """Drop every entry."""
+        """Drop every entry (ERR_UNAVAILABLE when the store is unreachable)."""
         with self._lock:
-            return self._drop(self.store.keys(KEY_PREFIX))
+            return self._drop(self.store.strict_keys(KEY_PREFIX), strict=True)
 
     def stats(self) -> SubgraphCacheStats:
         return SubgraphCacheStats(
             entries=len(self._index), bytes=self._index.bytes, exact_hits=self.exact_hits,
             fuzzy_hits=self.fuzzy_hits, misses=self.misses, stale=self.stale,
             ambiguous=self.ambiguous, evictions=self.evictions, invalidations=self.invalidations,
+            malformed=self.malformed, foreign=self.foreign,
+            **{k: v for k, v in self.store.integrity().items()
+               if k in ("corrupt_dropped", "forged_dropped", "bad_keys")},
         )
 
     def close(self) -> None:
@@ -305,12 +328,27 @@ class SubgraphCache:
                 self._forget(skey, release=True)  # expired or dropped by another process
             return None
         try:
-            return CacheEntry.from_bytes(data)
-        except (ValueError, KeyError, TypeError) as exc:
+            entry = CacheEntry.from_bytes(data)
+        except Exception as exc:  # noqa: BLE001 - a malformed record is skipped, never fatal
+            self.malformed += 1
             log.warning("dropping an unreadable subgraph-cache record %r: %s", skey, exc)
-            self.store.delete([skey])
-            self._forget(skey, release=True)
+            self._drop_quietly(skey)
             return None
+        if entry.key.store_key() != skey:
+            # a record whose own key is not where it is stored: never served for this key
+            self.foreign += 1
+            log.warning("dropping a subgraph-cache record stored under another key %r "
+                        "(it belongs to %s)", skey, entry.key.path)
+            self._drop_quietly(skey)
+            return None
+        return entry
+
+    def _drop_quietly(self, skey: str) -> None:
+        try:
+            self.store.delete([skey])
+        except Exception:  # noqa: BLE001 - a store outage must not fail the lookup
+            log.debug("could not delete %r", skey, exc_info=True)
+        self._forget(skey, release=True)
 
     def _check(self, text: str, policy: ValidationPolicy | None) -> tuple[Document | None, str]:
         return self._checker.check(text, policy)
@@ -342,32 +380,40 @@ class SubgraphCache:
             except Exception:  # a failing release must not break the cache
                 log.exception("releasing a pinned KV handle failed")
 
-    def _drop(self, keys: list[str]) -> int:
-        n = self.store.delete(keys) if keys else 0
+    def _drop(self, keys: list[str], *, strict: bool = False) -> int:
+        n = 0
+        if keys:
+            n = self.store.strict_delete(keys) if strict else self.store.delete(keys)
         for k in keys:
             self._forget(k, release=True)
         self.invalidations += n
         return n
 
-    def _drop_where(self, prefix: str, pred: Callable[[CacheEntry], bool]) -> int:
+    def _drop_where(self, prefix: str, pred: Callable[[CacheEntry], bool], *,
+                    strict: bool = False) -> int:
         with self._lock:
             doomed = []
-            for k in self.store.keys(prefix):
+            keys = self.store.strict_keys(prefix) if strict else self.store.keys(prefix)
+            for k in keys:
                 data = self.store.get(k)
                 if data is None:
                     continue
                 try:
                     entry = CacheEntry.from_bytes(data)
-                except (ValueError, KeyError, TypeError):
+                except Exception:  # noqa: BLE001 - malformed: drop it with the rest
                     doomed.append(k)
                     continue
                 if pred(entry):
                     doomed.append(k)
-            return self._drop(doomed)
+            return self._drop(doomed, strict=strict)
 
-    def _enforce_limits(self, now: float, keep: str = "") -> None:
+    def _enforce_limits(self, now: float, keep: str = "", tenant: str | None = None) -> None:
         victims = self._index.victims(max_entries=self.config.max_entries,
                                       max_bytes=self.config.max_bytes, wall=time.time(), keep=keep)
+        quota = self._tenant_quota.get(tenant) if tenant is not None else None
+        if quota is not None and tenant is not None:
+            victims += [k for k in self._index.tenant_victims(
+                SubgraphKey.tenant_prefix(tenant), quota, keep=keep) if k not in victims]
         if victims:
             self._evict(victims)
 

@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "aga": ("agentic_llm.benchmarks.aga", "knowledge-injection hook overhead and memory"),
     "observability": ("agentic_llm.benchmarks.observability", "throughput with exporters on and off"),
     "load": ("agentic_llm.benchmarks.load", "many concurrent gRPC clients against a server process"),
+    "soak": ("agentic_llm.benchmarks.soak", "long run of unique requests: RSS per minute, lost and hung calls"),
 }
 
 

@@ -17,7 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("corpus", help="export the solved archive as a training corpus",
                        description=__doc__)
     csub = p.add_subparsers(dest="corpus_command", metavar="ACTION", required=True)
-    e = csub.add_parser("export", help="write train.jsonl from archived solutions")
+    e = csub.add_parser("export", help="write train.jsonl from archived solutions",
+                        description="Write the solved archive's subgraphs, with their requests, "
+                        "as a training corpus (train.jsonl) that training/ reads.")
     e.add_argument("--since", default="all",
                    help="'all', a duration back from now (7d, 12h), an ISO date or Unix seconds")
     e.add_argument("--out", required=True, help="corpus directory to write")

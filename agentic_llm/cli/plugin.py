@@ -20,7 +20,9 @@ __all__ = ["register", "plugin_report"]
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("plugin", help="list pluggable parts and their providers", description=__doc__)
     psub = p.add_subparsers(dest="plugin_command", metavar="ACTION", required=True)
-    ls = psub.add_parser("list", help="kinds, providers, versions, which is active and why")
+    ls = psub.add_parser("list", help="kinds, providers, versions, which is active and why",
+                         description="List every plugin kind, its providers and versions, and "
+                         "which provider is active for the profile and why.")
     ls.add_argument("--json", action="store_true", help="print JSON")
     ls.add_argument("--profile", default=None, help="server profile (name or YAML file) to resolve")
     ls.add_argument("--kind", default=None, help="only this kind")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -10,6 +11,10 @@ from agentic_llm.dsl.document import Document, Meta, NodeBlock, Resources, Subgr
 from agentic_llm.dsl.emit import emit_mapping, emit_value, flow_list, key_text, quote
 from agentic_llm.dsl.markdown import BEGIN_MARKER, END_MARKER
 from agentic_llm.dsl.nodes import COMMON_FIELDS, Join, Node, UnknownNode
+
+#: the largest block written for the reference runtime (its std::regex block pattern
+#: overflows the stack at about 27-33 KB of block text; 16 KB leaves a factor of two)
+MAX_BLOCK_BYTES = 16 * 1024
 
 __all__ = ["dumps", "dump_block"]
 
@@ -173,9 +178,51 @@ def dump_block(block: Subgraph | NodeBlock | Meta | Resources) -> str:
     return "\n".join(lines)
 
 
-def dumps(doc: Document) -> str:
+def dumps(doc: Document, *, runtime: str = "spec") -> str:
     """The canonical text of ``doc``: blocks separated by one empty line, ending in a
-    single newline (empty string for a document without blocks)."""
+    single newline (empty string for a document without blocks).
+
+    ``runtime="agenticrt"``: the text must run in the reference runtime, so a value it
+    would misread (a string it reads as a number, boolean or null, such as ``""``,
+    ``"2"`` or ``"true"``), a reference to ``/end_soft`` (it registers
+    ``/__system__/end_soft`` only) or a block over ``MAX_BLOCK_BYTES`` is refused with
+    ``ERR_INVALID_FIELD`` naming it, instead of being written.
+    """
     if not doc.blocks:
         return ""
-    return "\n\n".join(dump_block(b) for b in doc.blocks) + "\n"
+    blocks = [dump_block(b) for b in doc.blocks]
+    if runtime == "agenticrt":
+        for text in blocks:
+            _check_runtime(text)
+    elif runtime != "spec":
+        raise ValueError(f"unknown runtime {runtime!r}: agenticrt or spec")
+    return "\n\n".join(blocks) + "\n"
+
+
+# a double-quoted scalar on one line, and whether a colon follows it (a mapping key)
+_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"(:?)')
+_SOFT_END = re.compile(r'"/end_soft"')
+
+
+def _check_runtime(block: str) -> None:
+    from agentic_llm.dsl.conformance.scalars import reads_as_string
+    from agentic_llm.errors import AgenticError, ErrorCode
+
+    size = len(block.encode())
+    if size > MAX_BLOCK_BYTES:
+        raise AgenticError(ErrorCode.INVALID_FIELD,
+                           f"block of {size} bytes; the agenticrt runtime takes at most "
+                           f"{MAX_BLOCK_BYTES} per block", size=size, limit=MAX_BLOCK_BYTES)
+    for n, line in enumerate(block.split("\n"), 1):
+        if _SOFT_END.search(line):
+            raise AgenticError(ErrorCode.INVALID_FIELD,
+                               f"line {n} names /end_soft; the agenticrt runtime defines "
+                               "/__system__/end_soft only", line=n)
+        for m in _QUOTED.finditer(line):
+            if m.group(2):
+                continue  # a mapping key: the runtime reads keys as strings
+            value = json.loads(f'"{m.group(1)}"')
+            if not reads_as_string(value):
+                raise AgenticError(ErrorCode.INVALID_FIELD,
+                                   f"line {n}: the string {m.group(0)} would reach the agenticrt "
+                                   "runtime as a number, boolean or null", line=n, value=value)

@@ -13,10 +13,12 @@ import time
 from typing import Any
 
 from agentic_llm.errors import AgenticError, ErrorCode
+from agentic_llm.grammar.budget import TokenBudget
 from agentic_llm.grammar.ebnf import GrammarSpec, build_ebnf
 from agentic_llm.grammar.graph import GraphPlan
 from agentic_llm.grammar.maskcache import MaskCache
 from agentic_llm.grammar.matcher import DSLMatcher
+from agentic_llm.grammar.runtime import MAX_BLOCK_BYTES
 from agentic_llm.grammar.tokenizer import TokenizerInfo
 from agentic_llm.grammar.vocab import VocabIndex
 from agentic_llm.observability import emit
@@ -131,12 +133,17 @@ class GrammarCompiler:
             self._xc.clear_cache()
 
     def matcher_for(self, plan: Any, *, max_string: int | None = None,
-                    verify: bool = False) -> DSLMatcher:
+                    verify: bool = False, max_tokens: int | None = None) -> DSLMatcher:
         """A fresh matcher for ``plan`` (an ``ExecutionPlan``).
 
         ``max_string`` caps string contents at about that many characters (a string
         that reaches it must close); random walks use it to stay finite. ``verify``
         checks every mask against the directly computed one (tests).
+        ``max_tokens``: the output token limit the document must close within (the
+        engine passes ``min(plan.max_tokens, context window - prompt tokens)``);
+        with it the matcher reserves the tokens that close the document and, for
+        the ``agenticrt`` target, keeps the text under ``MAX_BLOCK_BYTES``
+        (``grammar.budget``). Without it the mask is the grammar's alone.
         """
         t0 = time.perf_counter()
         spec = GrammarSpec.from_plan(plan)
@@ -146,7 +153,12 @@ class GrammarCompiler:
         # the brace tokens a string of this plan may hold: built once per set of
         # template variables, here rather than at the first string position
         self.vocab.brace_drop_bits(gp.variables)
-        matcher = DSLMatcher(compiled, gp, self.vocab, cache=self.mask_cache(spec), verify=verify)
+        budget = None
+        if max_tokens is not None:
+            budget = TokenBudget(gp, self.vocab, max_tokens,
+                                 MAX_BLOCK_BYTES if gp.strict_strings else None)
+        matcher = DSLMatcher(compiled, gp, self.vocab, cache=self.mask_cache(spec), verify=verify,
+                             budget=budget)
         emit.grammar_compile(time.perf_counter() - t0, cache_hit)
         return matcher
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from agentic_llm.dsl.paths import PATH_CHAR_CLASS, PATH_REF_CHAR_CLASS
+
 __all__ = ["GrammarSpec", "build_ebnf", "NODE_FIELDS"]
 
 # Per node type: its field lines after `type:`, in canonical order, as
@@ -101,7 +103,7 @@ def build_ebnf(spec: GrammarSpec) -> str:
         'next ::= "    next: " refs "\\n"',
         'refs ::= "[" ref (", " ref)* "]"',
         'ref ::= "\\"" path "\\""',
-        "path ::= \"/\" [A-Za-z0-9_\\-] [A-Za-z0-9_/@.\\-]*",
+        f"path ::= \"/\" {PATH_CHAR_CLASS} {PATH_REF_CHAR_CLASS}*",
         "id ::= [a-z] [a-z0-9_]*",
         'keys ::= "[" key (", " key)* "]"',
         'key ::= "\\"" [A-Za-z_] [A-Za-z0-9_]* "\\""',

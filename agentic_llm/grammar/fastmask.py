@@ -73,7 +73,7 @@ class FastMask:
     # provided by DSLMatcher
     _advance: Callable[[GraphState, str, str], tuple[GraphState, str] | None]
     _ok: Callable[[int], bool]
-    _free_rejects: Callable[[Any, bool], list[int]]
+    _free_rejects: Callable[..., list[int]]
     _tool_line: Callable[[], bool]
     fill_reference: Callable[[torch.Tensor, int], None]
 
@@ -132,11 +132,16 @@ class FastMask:
         memo[2][t] = out
         return out
 
-    def _free_after(self, a: str) -> bool:
-        """True when the text ``a`` leads into a free field (no template open, not an
-        assign key): there the graph checks only braces and line ends."""
+    def _free_after(self, a: str) -> int:
+        """1 when the text ``a`` leads into a free field (no template open, not an
+        assign key): there the graph checks only braces and line ends; 2 when it
+        also checks quotes (a string the target runtime could misread); else 0."""
         after = self._slot_after(a)
-        return after is not None and after[0].free and not after[0].check_quotes
+        if after is None or not after[0].free:
+            return 0
+        if after[0].close_check:
+            return 2
+        return 0 if after[0].check_quotes else 1
 
     def _row_view(self, bitmask: torch.Tensor, index: int) -> np.ndarray:
         """Row ``index`` of ``bitmask`` as uint32 words (the view is reused while the
@@ -163,10 +168,12 @@ class FastMask:
         gp = self._gp
         if sl.free:
             np.bitwise_and(xrow, v.brace_drop_bits(gp.variables), out=row)
-            ck = ("free", sl.check_quotes)
+            strict = gp.strict_strings
+            ck = ("free", sl.check_quotes, strict)
             cand = memo.get(ck)
             if cand is None:
-                sel = (v.newline_bits | v.quote_bits) if sl.check_quotes else v.newline_bits
+                sel = ((v.newline_bits | v.quote_bits) if sl.check_quotes
+                       else (v.newline_bits | v.multi_quote_bits) if strict else v.newline_bits)
                 cand = memo[ck] = v.ids_in(xrow & sel).tolist()
             if cand:
                 # Outside an assign key the verdicts depend only on the line's state
@@ -175,7 +182,7 @@ class FastMask:
                 rk = ("rejects", key)
                 bad = None if sl.check_quotes else self._g.memo.get(rk)
                 if bad is None:
-                    bad = self._free_rejects(cand, sl.check_quotes)
+                    bad = self._free_rejects(cand, sl.check_quotes, not sl.close_check)
                     if not sl.check_quotes:
                         self._g.memo[rk] = bad
                 _clear_ids(row, bad)
@@ -213,28 +220,32 @@ class FastMask:
                 longer = memo[lk] = arr.tolist()
             if fresh_slash:
                 keep = v.slash_id_bits
-            if len(longer) > 4 and rc is None and self._free_after(a):
+            mode = self._free_after(a) if len(longer) > 4 and rc is None else 0
+            if mode:
                 # ``a`` leads into a free field: xgrammar's row already holds the
                 # lexical rules there and the graph constrains only braces and line
-                # ends, so tokens without either pass wholesale
-                fk = ("into_free", a)
+                # ends (and, for a strict target, closing quotes), so tokens without
+                # either pass wholesale
+                strict = mode == 2
+                special = '{\n"' if strict else "{\n"
+                fk = ("into_free", a, strict)
                 split = memo.get(fk)
                 if split is None:
-                    plain = [t for t in longer if "{" not in texts[t] and "\n" not in texts[t]]
+                    plain = [t for t in longer if not any(c in texts[t] for c in special)]
                     split = memo[fk] = (pack_ids(plain, v.words),
-                                        [t for t in longer if "{" in texts[t] or "\n" in texts[t]])
+                                        [t for t in longer if any(c in texts[t] for c in special)])
                 keep = split[0] if keep is None else keep | split[0]
                 # Tokens with a brace but no newline: their verdict depends on the
                 # template variables only (the field's fixed part is written), so
                 # it is kept on the entry; tokens that finish the line are decided
                 # like the newline candidates of a free position.
-                bk = ("into_free_braces", a, gp.variables)
+                bk = ("into_free_braces", a, gp.variables, strict)
                 braces = memo.get(bk)
                 if braces is None:
                     only = [t for t in split[1] if "\n" not in texts[t]]
                     braces = memo[bk] = ([t for t in only if self._ok(t)], len(only))
                 ends = [t for t in split[1] if "\n" in texts[t]]
-                bad = set(self._free_rejects(ends, False))
+                bad = set(self._free_rejects(ends, strict, False))
                 allowed += braces[0] + [t for t in ends if t not in bad]
                 longer = []
                 narrowed = narrowed or bool(bad) or len(braces[0]) < braces[1]

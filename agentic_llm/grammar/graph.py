@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from agentic_llm.grammar.ebnf import NODE_FIELDS
+from agentic_llm.grammar.runtime import closes_as_string, could_misread, string_spans
 
 __all__ = ["GraphPlan", "GraphState", "Slot", "line_ok", "apply_line", "slot", "initial_state",
            "options", "ref_context", "ends_line"]
@@ -43,6 +44,9 @@ NODE_PREFIX = '  - id: "'
 TYPE_PREFIX = "    type: "
 NEXT_PREFIX = "    next: "
 ARG_PREFIX = '      "'
+COND_PREFIX = "    condition: "
+# node ids the reference runtime reads as booleans (``id: "true"``): never fresh ids
+_MISREAD_IDS = frozenset({"true", "false"})
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,12 @@ class GraphPlan:
     variables: frozenset[str]
     max_nodes: int
     max_string: int | None = None
+    runtime: str = "spec"
+
+    @property
+    def strict_strings(self) -> bool:
+        """Strings must reach the runtime as strings (the ``agenticrt`` target)."""
+        return self.runtime == "agenticrt"
 
     @classmethod
     def from_plan(cls, plan, *, max_string: int | None = None) -> GraphPlan:  # type: ignore[no-untyped-def]
@@ -72,7 +82,7 @@ class GraphPlan:
             target=plan.target_path, signature_line=sig, node_types=tuple(plan.node_types),
             tools={t.name: tuple((a.name, a.required) for a in t.arguments) for t in plan.tools},
             externals=tuple(plan.external_targets), variables=frozenset(plan.template_vars),
-            max_nodes=plan.max_nodes)
+            max_nodes=plan.max_nodes, runtime=getattr(plan, "target_runtime", "agenticrt"))
 
     def header_lines(self) -> list[str]:
         lines = [f"### AgenticDSL `{self.target}`", "```yaml", "# --- BEGIN AgenticDSL ---",
@@ -253,7 +263,10 @@ class _RefCtx:
         used = {u[len(t):] for u in self.used if u.startswith(t)}
         base = self.g.memo.get("declared_set")
         if base is None:
-            base = self.g.memo["declared_set"] = frozenset(self.g.declared) | frozenset(self.g.pending)
+            base = frozenset(self.g.declared) | frozenset(self.g.pending)
+            if self.gp.strict_strings:
+                base |= _MISREAD_IDS
+            self.g.memo["declared_set"] = base
         return set(base) | set(self.new_pending) | used
 
     def element_ok(self, e: str) -> bool:
@@ -460,6 +473,8 @@ def _types(gp: GraphPlan, g: GraphState) -> list[str]:
 def _type_allowed(gp: GraphPlan, g: GraphState, t: str) -> bool:
     if t == "start" or t not in gp.node_types:
         return False
+    if t == "assert" and gp.strict_strings and not gp.variables:
+        return False  # its condition can only be "{{ name }}" (see _strings_ok)
     if t == "fork":
         return _RefCtx(gp, g, waits=False).any_more()
     return True
@@ -484,8 +499,23 @@ def vars_ok(variables: frozenset[str], text: str, complete: bool) -> bool:
     return True
 
 
+def _strings_ok(gp: GraphPlan, st: Step, rest: str) -> bool:
+    """For the ``agenticrt`` target: every closed string of a free line reaches the
+    runtime as a string, and a condition is a template (``"true"`` and ``"false"``
+    would be booleans)."""
+    if st.prefix == COND_PREFIX and rest[1:2] not in ("", "{"):
+        return False
+    if st.kind == "argentry":
+        rest = '"' + rest  # the line prefix opened the key's quote
+    closed, _open = string_spans(rest)
+    return all(closes_as_string(c) for c in closed)
+
+
 def _content_ok(gp: GraphPlan, g: GraphState, st: Step, rest: str, complete: bool) -> bool:
     kind = st.kind
+    if (gp.strict_strings and kind in ("free", "entry", "outkeys", "argentry") and '"' in rest
+            and not _strings_ok(gp, st, rest)):
+        return False
     if kind in ("fixed", "end"):
         return rest == "" or not complete and rest == ""
     if kind == "any":
@@ -615,6 +645,9 @@ class Slot(NamedTuple):
     fresh: int = -1
     fresh_entry: str = ""  # a text after which the fresh-id part begins
     check_quotes: bool = False  # free, but a token with a quote is checked exactly
+    # (with ``check_quotes``) inside a string whose content could still close as a
+    # value the target runtime misreads: the quote is checked, not an assign key
+    close_check: bool = False
 
 
 #: the slot at a line start, by the line kinds allowed there (it depends on nothing else)
@@ -657,8 +690,12 @@ def _slot(gp: GraphPlan, g: GraphState, line: str) -> Slot:
         if kind == "entry" and rest.count('"') < 2:
             key = rest[1:]
             if gp.max_string is not None and len(key) >= gp.max_string and key not in g.akeys:
-                return Slot(False, ('"',))
+                if not gp.strict_strings or closes_as_string(key):
+                    return Slot(False, ('"',))
+                return Slot(False, ('x"',))
             return Slot(True, check_quotes=True)  # an assign key: unique in its mapping
+        if gp.strict_strings and st.prefix == COND_PREFIX and rest in ("", '"'):
+            return Slot(False, ('"{{ '[len(rest):],))  # a condition is a template here
         if kind in ("free", "entry", "outkeys") or (kind == "argentry" and '": ' in rest):
             i = rest.rfind("{{ ")
             if i >= 0 and rest.find(" }}", i) < 0:
@@ -670,8 +707,14 @@ def _slot(gp: GraphPlan, g: GraphState, line: str) -> Slot:
             if rest.endswith("{"):
                 return Slot(False, tuple("{ " + v + " }}" for v in sorted(gp.variables)))
             body = '"' + rest if kind == "argentry" else rest  # the prefix opened a quote
+            open_raw = string_spans(body)[1] if gp.strict_strings else None
             if gp.max_string is not None and _string_full(body, gp.max_string):
-                return Slot(False, ('"',))
+                if open_raw is None or closes_as_string(open_raw):
+                    return Slot(False, ('"',))
+                return Slot(False, ('x"',))  # one more character makes it a string
+            if gp.strict_strings and (open_raw is None or could_misread(open_raw)):
+                # outside a string a token may open and close one (``""``, ``"2"``)
+                return Slot(True, check_quotes=True, close_check=True)
             return Slot(True)
         if kind in ("fixed", "end"):
             return Slot(False, ("",))

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from agentic_llm.grammar.budget import TokenBudget
+from agentic_llm.grammar.closing import FENCE
 from agentic_llm.grammar.fastmask import _ID_CHARS, _LETTERS, FastMask, fresh_tail
 from agentic_llm.grammar.graph import (
     GraphPlan,
@@ -24,6 +26,7 @@ from agentic_llm.grammar.graph import (
 )
 from agentic_llm.grammar.lexclass import mask_key
 from agentic_llm.grammar.maskcache import MaskCache
+from agentic_llm.grammar.runtime import closes_as_string
 from agentic_llm.grammar.vocab import MAX_ID, VocabIndex
 
 __all__ = ["DSLMatcher"]
@@ -63,7 +66,8 @@ class DSLMatcher(FastMask):
     """
 
     def __init__(self, compiled: Any, gp: GraphPlan, vocab: VocabIndex, *,
-                 cache: MaskCache | None = None, verify: bool = False) -> None:
+                 cache: MaskCache | None = None, verify: bool = False,
+                 budget: TokenBudget | None = None) -> None:
         import xgrammar as xgr
 
         self._compiled = compiled
@@ -87,13 +91,20 @@ class DSLMatcher(FastMask):
         # position before it
         self._history: list[tuple[GraphState, str]] = []
         self.masked_tool_attempts = 0
+        # the token budget (budget.py): tokens and bytes accepted, and the closing
+        # tokens once forced, as (tokens accepted when forcing began, token ids)
+        self.budget = budget
+        self._lens: list[int] = []
+        self._bytes = 0
+        self._forced: tuple[int, tuple[int, ...]] | None = None
+        self.forced_tokens = 0
 
     def copy(self) -> DSLMatcher:
         """A fresh matcher at the start of the document, sharing the compiled grammar,
         the plan's graph layer, the vocabulary and the mask cache (all read-only or
         safe to share)."""
         return DSLMatcher(self._compiled, self._gp, self._vocab, cache=self._cache,
-                          verify=self.verify)
+                          verify=self.verify, budget=self.budget)
 
     def _push_step(self) -> None:
         self._history.append((self._g, self._line))
@@ -133,7 +144,7 @@ class DSLMatcher(FastMask):
         tok = self._vocab.texts[tid] if tid < len(self._vocab.texts) else ""
         return bool(tok) and self._advance(self._g, self._line, tok) is not None
 
-    def _free_rejects(self, cand: Any, exact: bool) -> list[int]:
+    def _free_rejects(self, cand: Any, exact: bool, keys: bool = True) -> list[int]:
         """Candidates (newline tokens) a free position rejects.
 
         Finishing a free line leads to the same next state whatever its text (the
@@ -147,17 +158,18 @@ class DSLMatcher(FastMask):
         before_ok: dict[str, bool] = {}
         # at an assign key (exact): a token closing the key plainly is decided by
         # whether the key is taken and by what follows the quote, once per tail
-        plain_key = exact and '"' in line
+        plain_key = exact and keys and '"' in line
         key = line[line.index('"') + 1:] if plain_key else ""
         plain_key = plain_key and "{" not in key and "\\" not in key
         tail_ok: dict[str, bool] = {}
+        strict = gp.strict_strings  # a closed string's verdict depends on its content
         for t in cand:
             tid = int(t)
             tok = texts[tid]
             if plain_key and '"' in tok and "\n" not in tok:
                 x, y = tok.split('"', 1)
                 if "{" not in x and "\\" not in x:
-                    if key + x in g.akeys:
+                    if key + x in g.akeys or gp.strict_strings and not closes_as_string(key + x):
                         bad.append(tid)
                         continue
                     ok = tail_ok.get(y)
@@ -173,7 +185,7 @@ class DSLMatcher(FastMask):
             before, after = tok.split("\n", 1)
             # a free line's verdict depends on its templates only, so every brace-free
             # ending shares one check
-            bk = before if "{" in before else "\x00" + before[-1:]
+            bk = before if "{" in before or strict and '"' in before else "\x00" + before[-1:]
             bo = before_ok.get(bk)
             if bo is None:
                 bo = before_ok[bk] = line_ok(gp, g, line + before, True)
@@ -204,6 +216,11 @@ class DSLMatcher(FastMask):
         grammar, ``lexclass``) narrowed by the graph layer; and, for a position
         with no safe class, the direct computation.
         """
+        if self.budget is not None:
+            tid = self._forced_token()
+            if tid is not None:
+                self._fill_one(self._row_view(bitmask, index), tid)
+                return
         if self._g.done or self._cache is None:
             self._fill_direct(bitmask, index)
             return
@@ -212,10 +229,84 @@ class DSLMatcher(FastMask):
     def fill_next_token_row(self, row: np.ndarray) -> None:
         """``fill_next_token_bitmask`` into ``row``, one row of a batch mask as ``uint32``
         words (a view: the batch mask is written). The engine's mask filler uses it."""
+        if self.budget is not None:
+            tid = self._forced_token()
+            if tid is not None:
+                self._fill_one(row, tid)
+                return
         if self._g.done or self._cache is None:
             self._fill_direct(_tensor_row(row), 0)
             return
         self._fill_row(row, None, 0)
+
+    # -- the budget ---------------------------------------------------------------
+
+    @property
+    def tokens_used(self) -> int:
+        """Tokens accepted so far (rollbacks subtracted)."""
+        return len(self._lens)
+
+    def min_tokens(self) -> int:
+        """Tokens that surely close the document from the current position (the
+        whole smallest document before the first token)."""
+        assert self.budget is not None, "a matcher without a budget"
+        if self._g.done:
+            return len(self._xm.find_jump_forward_string().encode())
+        return self.budget.reserve(self._g, self._line)
+
+    def _fill_one(self, row: np.ndarray, tid: int) -> None:
+        row.fill(0)
+        row[tid >> 5] = np.uint32(1 << (tid & 31))
+        if self.verify:
+            ref = self._reference_row()
+            if not (int(ref[tid >> 5]) >> (tid & 31)) & 1:
+                raise RuntimeError(f"forced closing token {tid} is not allowed after {self._line!r}")
+
+    def _reference_row(self) -> np.ndarray:
+        import xgrammar as xgr
+
+        buf = xgr.allocate_token_bitmask(1, self._vocab.info.vocab_size)
+        attempts = self.masked_tool_attempts
+        self.fill_reference(buf, 0)
+        self.masked_tool_attempts = attempts
+        return buf[0].numpy().view(np.uint32).copy()
+
+    def _forced_token(self) -> int | None:
+        """The one token the budget allows next, or ``None`` while it allows the
+        grammar's whole mask (budget.py)."""
+        b = self.budget
+        assert b is not None
+        used = len(self._lens)
+        f = self._forced
+        if f is not None:
+            k = used - f[0]
+            if 0 <= k < len(f[1]):
+                return f[1][k]
+            self._forced = None
+        left = b.limit - used
+        if self._g.done:
+            rest = self._xm.find_jump_forward_string().encode().decode("latin-1")
+            if not rest or self._xm.is_completed():
+                return None
+            text = rest
+        else:
+            room_bytes = None if b.max_bytes is None else b.max_bytes - self._bytes
+            quick = b.line_start_reserve(self._g) + 2 * b.margin + len(self._line) + 16
+            if left >= quick and (room_bytes is None or room_bytes >= b.byte_margin + 512
+                                  + 96 * self._gp.max_nodes + 2 * len(self._line)):
+                return None
+            reserve = b.reserve(self._g, self._line)
+            if left >= reserve + b.margin and (
+                    room_bytes is None or room_bytes >= 512 + 96 * self._gp.max_nodes
+                    + 2 * len(self._line) + b.byte_margin):
+                return None
+            text = "".join(b.split(self._g, self._line))
+            if room_bytes is not None and left >= reserve + b.margin and room_bytes >= len(text) + b.byte_margin:
+                return None
+        ids = b.spell(text)[1]
+        self._forced = (used, ids)
+        self.forced_tokens += 1
+        return ids[0]
 
     def _fill_direct(self, bitmask: torch.Tensor, index: int) -> None:
         """xgrammar's own row once the document is done; without a mask cache, the
@@ -308,9 +399,10 @@ class DSLMatcher(FastMask):
             # a `{` is only ever the start of `{{ name }}`: context-free per token here
             np.bitwise_and(row, ~(v.brace_bits & ~v.brace_ok_bits(self._gp.variables)), out=row)
             cand = v.ids_in(row & (v.newline_bits | v.quote_bits if sl.check_quotes
+                                   else v.newline_bits | v.multi_quote_bits if self._gp.strict_strings
                                    else v.newline_bits))
             if cand.size:
-                bad = self._free_rejects(cand, sl.check_quotes)
+                bad = self._free_rejects(cand, sl.check_quotes, not sl.close_check)
                 if bad:
                     arr = np.asarray(bad, dtype=np.int64)
                     np.bitwise_and.at(row, arr >> 5, ~(np.uint32(1) << (arr & 31).astype(np.uint32)))
@@ -361,6 +453,9 @@ class DSLMatcher(FastMask):
             if not self._xm.accept_token(token_id):
                 return False
             self._push_step()
+            n = len(self._vocab.texts[token_id]) if token_id < len(self._vocab.texts) else 0
+            self._lens.append(n)
+            self._bytes += n
             return True
         tok = self._vocab.texts[token_id] if 0 <= token_id < len(self._vocab.texts) else ""
         nxt = self._advance_known(tok) if tok else None
@@ -373,6 +468,8 @@ class DSLMatcher(FastMask):
                 and _keeps_string_class(tok))
         self._push_step()
         self._g, self._line = nxt
+        self._lens.append(len(tok))
+        self._bytes += len(tok)
         self._free_carry = (nxt[0], nxt[1], fr[2]) if keep and fr is not None else None
         self._free_row = None
         self._carry_slot(tok)
@@ -388,7 +485,8 @@ class DSLMatcher(FastMask):
         if pre is not None and "\n" not in tok and pre[0] is self._g and pre[1] == self._line:
             sl = pre[2]
             if sl.free:
-                if not sl.check_quotes and "{" not in tok:
+                if not sl.check_quotes and "{" not in tok and (
+                        tok.count('"') < 2 or not self._gp.strict_strings):
                     return self._g, self._line + tok
             elif sl.fresh >= 0:
                 # id characters that keep a fresh id below MAX_ID: it can still become
@@ -407,6 +505,8 @@ class DSLMatcher(FastMask):
         if nxt is None or not self._xm.accept_string(text):
             return False
         self._push_step()  # the whole string is one step, for xgrammar too
+        self._lens.append(len(tok))
+        self._bytes += len(tok)
         self._slot_pre = self._free_row = self._free_carry = None
         self._g, self._line = nxt
         return True
@@ -430,11 +530,15 @@ class DSLMatcher(FastMask):
         # the carried caches are checked against the position before use, but a
         # rolled-back position is entered fresh (restoring them measured no faster)
         self._slot_pre = self._free_row = self._free_carry = None
+        for _ in range(min(num_tokens, len(self._lens))):
+            self._bytes -= self._lens.pop()
 
     def find_jump_forward_string(self) -> str:
         """Text every allowed continuation starts with: xgrammar's forced text, extended
         by the graph layer when it allows exactly one continuation."""
         s = self._xm.find_jump_forward_string()
+        if self.budget is not None and not self._jump_fits(s):
+            return ""
         if self._g.done:
             return s
         nxt = self._advance(self._g, self._line, s.encode().decode("latin-1"))
@@ -445,6 +549,26 @@ class DSLMatcher(FastMask):
         if not sl.free and sl.fresh < 0 and len(sl.texts) == 1 and sl.texts[0]:
             s += sl.texts[0].encode("latin-1").decode("utf-8", "ignore")
         return s
+
+    def _jump_fits(self, s: str) -> bool:
+        """Whether the budget lets the engine take the forced text ``s`` without a
+        mask (each of its tokens could otherwise cost reserve it does not check)."""
+        b = self.budget
+        assert b is not None
+        if self._forced_token() is not None:
+            return False
+        if self._g.done or not s:
+            return True
+        nxt = self._advance(self._g, self._line, s.encode().decode("latin-1"))
+        if nxt is None:
+            return False
+        n = len(s.encode())
+        left = b.limit - len(self._lens) - n
+        if nxt[0].done:
+            return left >= len(FENCE)  # only the closing fence is left
+        room = None if b.max_bytes is None else b.max_bytes - self._bytes - n
+        return left >= b.reserve(nxt[0], nxt[1]) + b.margin and (
+            room is None or room >= len("".join(b.split(nxt[0], nxt[1]))) + b.byte_margin)
 
     def is_terminated(self) -> bool:
         """True when the document is complete and only end-of-sequence may follow."""
@@ -461,3 +585,7 @@ class DSLMatcher(FastMask):
         self._history.clear()
         self._slot_pre = self._free_row = self._free_carry = None
         self.masked_tool_attempts = 0
+        self._lens.clear()
+        self._bytes = 0
+        self._forced = None
+        self.forced_tokens = 0

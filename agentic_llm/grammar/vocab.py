@@ -56,7 +56,7 @@ class VocabIndex:
                 self._maxlen2[t[:2]] = len(t)
             if len(t) > 3 and self._maxlen4.get(t[:4], 0) < len(t):
                 self._maxlen4[t[:4]] = len(t)
-        quote, brace, newline, slash_id = [], [], [], []
+        quote, brace, newline, slash_id, multi_quote = [], [], [], [], []
         idrun: list[list[int]] = [[] for _ in range(MAX_ID + 1)]
         idrun_letter: list[list[int]] = [[] for _ in range(MAX_ID + 1)]
         for i, t in enumerate(self.texts):
@@ -68,6 +68,8 @@ class VocabIndex:
                 brace.append(i)
             if '"' in t:
                 quote.append(i)
+                if t.count('"') > 1:
+                    multi_quote.append(i)
             if 1 < len(t) <= MAX_ID and t[0] == "/" and t[1] in _LETTERS and set(t[1:]) <= _ID_CHARS:
                 slash_id.append(i)
             if len(t) <= MAX_ID and set(t) <= _ID_CHARS:
@@ -82,6 +84,9 @@ class VocabIndex:
         self._longer: dict[str, bool] = {}
         self._prefixes: dict[str, list[int]] = {}
         self.quote_bits = pack_ids(quote, self.words)
+        # tokens with two quotes or more: they may close a string and write another
+        # whole one (what a strict target checks even where the open one is safe)
+        self.multi_quote_bits = pack_ids(multi_quote, self.words)
         # "/" then the start of a node id: what follows a target path in a reference
         self.slash_id_bits = pack_ids(slash_id, self.words)
         # idrun_le[k]: pure id-character tokens of length <= k (cumulative)

@@ -36,7 +36,7 @@ def _body(node_type: str) -> list[str]:
         return ["    assign:", '      "k": "value of {{ a }}"', '      "k2": "{{ b }} more"']
     if node_type == "tool_call":
         return ['    tool: "search"', "    arguments:", '      "query": "hotels in {{ a }} under {{ b }}"',
-                '      "limit": "10"', '    output_keys: ["results", "count"]']
+                '      "limit": "top 10"', '    output_keys: ["results", "count"]']
     if node_type == "assert":
         return ['    condition: "{{ a }}"', f'    on_failure: "{WARM_EXTERNAL}"']
     if node_type == "generate_subgraph":

@@ -77,10 +77,16 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def _reserved_targets() -> frozenset[str]:
-    """Targets the agent runtime defines itself (its ``/__system__`` end nodes)."""
+def _reserved_targets(target_runtime: str = "agenticrt") -> frozenset[str]:
+    """Targets the agent runtime defines itself (its ``/__system__`` end nodes).
+
+    The spec's soft-end shorthand ``/end_soft`` is only offered for the ``spec``
+    target: the reference runtime registers ``/__system__/end_soft`` alone, and its
+    graph build refuses a ``next`` naming ``/end_soft``."""
     from agentic_llm.dsl.policy import RESERVED_TARGETS
 
+    if target_runtime == "agenticrt":
+        return frozenset(t for t in RESERVED_TARGETS if t.startswith("/__system__/"))
     return RESERVED_TARGETS
 
 
@@ -125,6 +131,9 @@ class ExecutionPlan:
         library_versions: ``(path, version)`` the library registry pinned for
             unversioned ``/lib`` entries (also part of the subgraph-cache key).
         offered: archived ``/lib/solved`` entries offered to this request.
+        target_runtime: the runtime the document is written for: ``agenticrt`` (the
+            reference runtime: ``/__system__/end_soft``, no string it reads as a
+            number, boolean or null, blocks under ``MAX_BLOCK_BYTES``) or ``spec``.
     """
 
     request: GenerateRequest
@@ -148,6 +157,7 @@ class ExecutionPlan:
     engine_version: str = ENGINE_VERSION
     library_versions: tuple[tuple[str, int], ...] = ()
     offered: tuple[str, ...] = ()
+    target_runtime: str = "agenticrt"
     _prompt: str = field(default="", repr=False, compare=False)
 
     @property
@@ -198,6 +208,7 @@ class ExecutionPlan:
             "library": [e.to_json() for e in self.library],
             "library_versions": {p: f"v{v}" for p, v in self.library_versions},
             "offered": list(self.offered),
+            "target_runtime": self.target_runtime,
         }
 
 
@@ -209,6 +220,7 @@ def _cache_key(req: GenerateRequest, node_types: tuple[str, ...], tools: tuple[T
         "types": list(node_types),
         "max_nodes": req.budget.max_nodes,
         "max_depth": req.budget.max_depth,
+        "runtime": req.target_runtime,
     }
     signatures = {
         "tools": [t.to_json() for t in sorted(tools, key=lambda t: t.name)],
@@ -239,7 +251,13 @@ def plan(req: GenerateRequest, *, library: _Resolver | None = None) -> Execution
     granted = policy.grant_library(req if resolution is None else
                                    _replace(req, library=resolution.library))
     node_types = policy.node_whitelist(req, tools)
-    externals = tuple(sorted({e.path for e in granted} | set(_reserved_targets())))
+    if req.target_runtime == "agenticrt":
+        # the reference builds no node of the other types (codelet_call): it drops
+        # them, and a reference to one fails its graph build
+        from agentic_llm.dsl.conformance.construct import BUILT_TYPES
+
+        node_types = tuple(t for t in node_types if t in BUILT_TYPES)
+    externals = tuple(sorted({e.path for e in granted} | set(_reserved_targets(req.target_runtime))))
 
     b = req.budget
     if b.max_nodes > policy.MAX_NODES_LIMIT:
@@ -273,6 +291,7 @@ def plan(req: GenerateRequest, *, library: _Resolver | None = None) -> Execution
         library_versions=resolution.versions if resolution is not None else (),
         offered=tuple(p for p in (resolution.offered if resolution is not None else ())
                       if any(e.path == p for e in granted)),
+        target_runtime=req.target_runtime,
     )
     prompt = render_prompt(partial)
     est_prompt = math.ceil(len(prompt) / _CHARS_PER_TOKEN)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from agentic_llm.dsl.paths import PATH_RE, VERSIONED_PATH_RE, non_ascii_path
 from agentic_llm.dsl.stdlib import standard_library
 from agentic_llm.errors import AgenticError, ErrorCode
 from agentic_llm.planner.request import GenerateRequest, LibraryEntry, ToolSpec
@@ -47,10 +48,11 @@ ID_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,31}")
 # Tool names, argument keys and context variable names usable in the grammar.
 NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,63}")
 _VAR_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-# Block paths: absolute, word characters, '/' and '-', no empty segment.
-_PATH_PATTERN = re.compile(r"/[\w\-]+(?:/[\w\-]+)*")
+# Block paths: absolute, ASCII letters, digits, '_' and '-', no empty segment; the
+# same rule as the grammar's and the validator's (agentic_llm.dsl.paths).
+_PATH_PATTERN = PATH_RE
 # Reference targets may carry a version suffix (/lib/x@v1).
-_TARGET_PATTERN = re.compile(r"/[\w\-]+(?:/[\w\-]+)*(?:@v\d+)?")
+_TARGET_PATTERN = VERSIONED_PATH_RE
 
 MAX_NODES_LIMIT = 256
 MAX_TOOLS_LIMIT = 2048
@@ -69,6 +71,21 @@ def _under(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix + "/")
 
 
+_SIGNATURE_FORBIDDEN = ("\n", "\r", "`", "\x00")
+
+
+def check_signature_text(signature: str | None, field: str) -> None:
+    """Refuse a signature that would break out of its line or code fence
+    (newlines, backticks, NUL): ERR_INVALID_REQUEST naming ``field``."""
+    if not signature:
+        return
+    bad = [c for c in _SIGNATURE_FORBIDDEN if c in signature]
+    if bad:
+        raise _refuse(ErrorCode.INVALID_REQUEST,
+                      f"{field} must be one line without backticks; it holds {bad!r}",
+                      field=field)
+
+
 def check_target(req: GenerateRequest) -> tuple[str, str | None]:
     """Check the target path against the namespace policy.
 
@@ -76,12 +93,17 @@ def check_target(req: GenerateRequest) -> tuple[str, str | None]:
     and the signature the block must carry (``None`` when none is required).
     """
     path = req.target_path
+    if non_ascii_path(path):
+        raise _refuse(ErrorCode.INVALID_REQUEST,
+                      f"target_path {path!r} holds non-ASCII characters: paths use ASCII "
+                      "letters, digits, '_' and '-' only", path=path, field="target_path")
     if not _PATH_PATTERN.fullmatch(path):
         raise _refuse(ErrorCode.INVALID_PATH,
                       f"target_path {path!r} is malformed: use an absolute path of word "
                       "characters and '-' such as /dynamic/plan_1", path=path)
     if len(path) > 200:
         raise _refuse(ErrorCode.INVALID_PATH, f"target_path is {len(path)} characters; at most 200")
+    check_signature_text(req.signature, "signature")
     root = "/" + path.split("/")[1]
     granted = [n for n in req.namespaces if _under(path, n)]
     if root == "/__meta__":
@@ -184,6 +206,7 @@ def grant_library(req: GenerateRequest) -> tuple[LibraryEntry, ...]:
         if entry.path in seen:
             raise _refuse(ErrorCode.INVALID_REQUEST, f"library path {entry.path} is listed twice")
         seen.add(entry.path)
+        check_signature_text(entry.signature, f"library[{i}].signature")
         if lib_grants and not any(_under(entry.path.split("@")[0], g) for g in lib_grants):
             continue
         out.append(entry)

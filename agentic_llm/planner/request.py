@@ -333,8 +333,17 @@ class RequestFlags:
 _TOP_KEYS = {
     "target_path", "prompt", "context", "tools", "library", "budget", "sampling", "dag_id",
     "branch_id", "parent_path", "priority", "tenant", "namespaces", "flags", "node_types",
-    "signature",
+    "signature", "target_runtime",
 }
+#: runtimes a request may target (``ExecutionPlan.target_runtime``)
+TARGET_RUNTIMES = ("agenticrt", "spec")
+
+
+def _runtime(value: Any) -> str:
+    name = _str(value, "target_runtime", allow_empty=False)
+    if name not in TARGET_RUNTIMES:
+        raise _bad("target_runtime", f"must be one of {', '.join(TARGET_RUNTIMES)}, got {name!r}")
+    return name
 
 
 @dataclass(frozen=True)
@@ -363,6 +372,7 @@ class GenerateRequest:
     flags: RequestFlags = field(default_factory=RequestFlags)
     node_types: tuple[str, ...] | None = None
     signature: str | None = None
+    target_runtime: str = "agenticrt"
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | str | bytes) -> GenerateRequest:
@@ -404,6 +414,7 @@ class GenerateRequest:
                 _str(n, f"node_types[{i}]", allow_empty=False)
                 for i, n in enumerate(_list(node_types, "node_types"))),
             signature=_opt_str(m.get("signature"), "signature"),
+            target_runtime=_runtime(m.get("target_runtime", "agenticrt")),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -428,6 +439,8 @@ class GenerateRequest:
             out["node_types"] = list(self.node_types)
         if self.signature is not None:
             out["signature"] = self.signature
+        if self.target_runtime != "agenticrt":
+            out["target_runtime"] = self.target_runtime
         return out
 
     def to_json_text(self) -> str:

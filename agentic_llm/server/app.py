@@ -30,6 +30,8 @@ from agentic_llm.observability.health import (
 )
 from agentic_llm.server.auth import BearerTokenInterceptor
 from agentic_llm.server.errors import abort_with
+from agentic_llm.server.heap import HeapBound, bound_tokenizer_cache
+from agentic_llm.server.identity import IdentityMap
 from agentic_llm.server.servicer import AgenticLLMServicer, Malformed
 from agentic_llm.serving.knowledge import KnowledgeAdmin
 from agentic_llm.serving.pipeline import Pipeline
@@ -105,6 +107,17 @@ def _generic_handler(servicer: AgenticLLMServicer) -> grpc.GenericRpcHandler:
     return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
 
 
+def _set_cache_quotas(pipeline: Pipeline, config: ServerConfig) -> None:
+    """Hand each credential's cache-entry quota to the subgraph cache."""
+    cache = getattr(pipeline.parts.cache, "cache", None)
+    setter = getattr(cache, "set_tenant_quota", None)
+    if not callable(setter):
+        return
+    for cred in config.auth.credentials:
+        if cred.role == "tenant" and cred.quotas.cache_entries > 0:
+            setter(cred.tenant, cred.quotas.cache_entries)
+
+
 def _read(path: str) -> bytes:
     try:
         return Path(path).expanduser().read_bytes()
@@ -127,15 +140,20 @@ class AgenticServer:
         self.config = config
         self.pipeline = pipeline
         lim = config.limits
+        # Before the request threads exist: they share the capped malloc arenas.
+        self._heap = HeapBound(lim.malloc_arena_max, lim.malloc_trim_interval_sec)
+        bound_tokenizer_cache(pipeline.tokenizer, lim.tokenizer_cache_words)
         # Enough threads for every admitted and queued request plus admin calls;
         # beyond them gRPC itself answers RESOURCE_EXHAUSTED.
         self._workers = lim.max_concurrent + lim.max_queue + 8
         self._executor = ThreadPoolExecutor(max_workers=self._workers,
                                             thread_name_prefix="agentic-grpc")
         interceptors = []
-        token = config.auth.resolve_token()
-        if token:
-            interceptors.append(BearerTokenInterceptor(token, exempt_health=config.auth.exempt_health))
+        self.identity = IdentityMap(config.auth, config.tls)
+        if self.identity.enabled:
+            interceptors.append(BearerTokenInterceptor(self.identity,
+                                                       exempt_health=config.auth.exempt_health))
+        _set_cache_quotas(pipeline, config)
         self._server = grpc.server(
             self._executor,
             interceptors=interceptors,
@@ -147,7 +165,8 @@ class AgenticServer:
             ],
         )
         self.servicer = AgenticLLMServicer(pipeline, knowledge=knowledge,
-                                           max_fork_branches=lim.max_fork_branches)
+                                           max_fork_branches=lim.max_fork_branches,
+                                           identity=self.identity)
         self._server.add_generic_rpc_handlers((_generic_handler(self.servicer),))
         self.health = health.HealthServicer(experimental_non_blocking=True)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
@@ -203,6 +222,8 @@ class AgenticServer:
         self._health_adapter.start()
         # `agentic-llm serve` announces the address once, with its start-up summary
         _log.debug("gRPC server bound to %s%s", self.address, " (TLS)" if tls.enabled else "")
+        describe = self.identity.describe()
+        (_log.warning if not self.identity.enabled else _log.info)("%s", describe)
         return self
 
     @property
@@ -231,6 +252,7 @@ class AgenticServer:
         self._server.stop(grace=1.0).wait()
         if self._own_registry:
             self.health_checks.close()
+        self._heap.stop()
         self._stopped.set()
         _log.info("agentic-llm stopped (%s)", "drained" if done else "drain timed out")
         return done
@@ -243,6 +265,7 @@ class AgenticServer:
         self._server.stop(grace=None).wait()
         if self._own_registry:
             self.health_checks.close()
+        self._heap.stop()
         self._stopped.set()
 
     def wait(self, timeout: float | None = None) -> bool:

@@ -2,42 +2,49 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
 from typing import Any
 
 import grpc
 
+from agentic_llm.config import AuthConfig
 from agentic_llm.errors import AgenticError, ErrorCode
 from agentic_llm.server.errors import abort_with
+from agentic_llm.server.identity import IdentityMap
+from agentic_llm.wire import SERVICE_NAME
 
 __all__ = ["BearerTokenInterceptor"]
 
 _HEALTH_PREFIX = "/grpc.health.v1.Health/"
+_SERVICE_PREFIX = f"/{SERVICE_NAME}/"
 
 
 class BearerTokenInterceptor(grpc.ServerInterceptor):
-    """Refuses calls without ``authorization: Bearer <token>`` (UNAUTHENTICATED).
+    """Refuses calls without a known ``authorization: Bearer <token>`` (UNAUTHENTICATED).
 
     Args:
-        token: the secret every call must present.
+        token: the one secret every call must present, or the server's credentials.
         exempt_health: let ``grpc.health.v1`` checks through without a token.
     """
 
-    def __init__(self, token: str, *, exempt_health: bool = True) -> None:
-        if not token:
-            raise ValueError("an empty token would let every call through; leave auth off instead")
-        self._expected = f"Bearer {token}".encode()
+    def __init__(self, token: str | IdentityMap, *, exempt_health: bool = True) -> None:
+        if isinstance(token, str):
+            if not token:
+                raise ValueError("an empty token would let every call through; leave auth off instead")
+            token = IdentityMap(AuthConfig(token=token))
+        if not token.enabled:
+            raise ValueError("auth is off: no credential to check")
+        self._identity = token
         self._exempt_health = exempt_health
 
     def _allowed(self, details: grpc.HandlerCallDetails) -> bool:
         if self._exempt_health and details.method.startswith(_HEALTH_PREFIX):
             return True
-        for key, value in details.invocation_metadata or ():
-            if key == "authorization":
-                got = value.encode() if isinstance(value, str) else value
-                return hmac.compare_digest(got, self._expected)
-        return False
+        if self._identity.token_principal(details.invocation_metadata) is not None:
+            return True
+        # a client certificate may identify the caller: the servicer checks it (the
+        # interceptor cannot see the TLS session); other services need a token
+        return self._identity.has_client_identities and details.method.startswith(_SERVICE_PREFIX)
 
     def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Any], handler_call_details: grpc.HandlerCallDetails

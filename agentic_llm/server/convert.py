@@ -63,6 +63,14 @@ def _to_struct(data: dict[str, Any]) -> struct_pb2.Struct:
     return s
 
 
+def _values(struct: Any, field: str) -> dict[str, Any]:
+    """A Struct as a dict; NaN and Infinity (not JSON) are refused, not crashed on."""
+    try:
+        return struct_to_dict(struct)
+    except (ValueError, TypeError) as exc:
+        raise _bad(field, f"must be plain JSON: NaN and Infinity are not allowed ({exc})") from None
+
+
 def request_from_proto(msg: Any) -> GenerateRequest:
     """A ``GenerateSubgraphRequest`` message as a validated :class:`GenerateRequest`.
 
@@ -72,12 +80,12 @@ def request_from_proto(msg: Any) -> GenerateRequest:
     """
     if msg.prompt and msg.prompt_template:
         raise _bad("prompt", "set prompt or prompt_template, not both")
-    values = struct_to_dict(msg.context.values) if msg.HasField("context") else {}
+    values = _values(msg.context.values, "context.values") if msg.HasField("context") else {}
     avars = dict(msg.context.available_vars) if msg.HasField("context") else {}
     prompt = msg.prompt
     if msg.prompt_template:
         prompt = msg.prompt_template
-        for name, value in struct_to_dict(msg.variables).items():
+        for name, value in _values(msg.variables, "variables").items():
             values[name] = value
             avars.setdefault(name, _VAR_TYPES.get(type(value), "string"))
     elif msg.HasField("variables") and msg.variables.fields:

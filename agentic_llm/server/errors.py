@@ -33,10 +33,10 @@ _SPECIAL: dict[ErrorCode, grpc.StatusCode] = {
     ErrorCode.CACHE_STORE: grpc.StatusCode.UNAVAILABLE,
     ErrorCode.CANCELLED: grpc.StatusCode.CANCELLED,
     ErrorCode.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
+    ErrorCode.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
     ErrorCode.INTERNAL: grpc.StatusCode.INTERNAL,
     ErrorCode.NUMERIC: grpc.StatusCode.INTERNAL,
     ErrorCode.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
-    ErrorCode.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -13,6 +14,8 @@ from agentic_llm.errors import AgenticError, ErrorCode
 from agentic_llm.observability.logs import log_request
 from agentic_llm.server import convert
 from agentic_llm.server.errors import abort_with
+from agentic_llm.server.grants import check_knowledge_namespace, scope_request
+from agentic_llm.server.identity import DEV_PRINCIPAL, IdentityMap, Principal, denied
 from agentic_llm.server.library_rpc import LibraryServicerMixin
 from agentic_llm.serving.knowledge import KnowledgeAdmin
 from agentic_llm.serving.pipeline import CancelToken, Pipeline
@@ -46,9 +49,16 @@ def _deadline(context: Any) -> float | None:
 
 
 def _internal(exc: BaseException) -> AgenticError:
-    _log.exception("unexpected error while serving a request")
+    _log.error("unexpected error while serving a request", exc_info=exc)
     return AgenticError(ErrorCode.INTERNAL,
                         f"internal error ({type(exc).__name__}); see the server log")
+
+
+def _fatal_here(exc: BaseException) -> bool:
+    """KeyboardInterrupt / SystemExit in the main thread stop the process; anywhere
+    else (gRPC worker threads) they, like every BaseException, end only the call."""
+    return (isinstance(exc, KeyboardInterrupt | SystemExit)
+            and threading.current_thread() is threading.main_thread())
 
 
 def _check_decoded(request: Any) -> None:
@@ -87,7 +97,9 @@ def _unary(handler: _Handler) -> _Handler:
             return handler(self, request, context)
         except AgenticError as exc:
             abort_with(context, exc)
-        except Exception as exc:  # noqa: BLE001 - never leak a traceback to the client
+        except BaseException as exc:  # noqa: BLE001 - every call completes with a status
+            if _fatal_here(exc):
+                raise
             abort_with(context, _internal(exc))
         return None
     return wrapper
@@ -101,9 +113,14 @@ def _streaming(handler: _Handler) -> _Handler:
             yield from handler(self, request, context)
         except AgenticError as exc:
             abort_with(context, exc)
-        except Exception as exc:  # noqa: BLE001 - never leak a traceback to the client
+        except GeneratorExit:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - every call completes with a status
+            if _fatal_here(exc):
+                raise
             abort_with(context, _internal(exc))
     return wrapper
+
 
 
 class AgenticLLMServicer(LibraryServicerMixin):
@@ -116,15 +133,29 @@ class AgenticLLMServicer(LibraryServicerMixin):
     """
 
     def __init__(self, pipeline: Pipeline, *, knowledge: KnowledgeAdmin | None = None,
-                 max_fork_branches: int = 16) -> None:
+                 max_fork_branches: int = 16, identity: IdentityMap | None = None) -> None:
         self.pipeline = pipeline
         self.knowledge = knowledge if knowledge is not None else pipeline.parts.knowledge
         self.max_fork_branches = max_fork_branches
+        self.identity = identity
+        self._knowledge_lock = threading.Lock()
 
     # -- helpers --------------------------------------------------------------------
-    def _request(self, msg: Any) -> Any:
+    def _who(self, context: Any) -> Principal:
+        """The caller (ERR_UNAUTHENTICATED when auth is on and nothing identifies it)."""
+        return DEV_PRINCIPAL if self.identity is None else self.identity.principal(context)
+
+    def resolve_tenant(self, request: Any, context: Any) -> str:
+        """The tenant a library call acts as: the caller's own; an admin may name another.
+
+        With auth off this is the implicit tenant ``""`` unless the request names one,
+        which ``library.admins`` (default ``[""]``) treats as the admin.
+        """
+        return self._who(context).acting_tenant(str(request.tenant))
+
+    def _request(self, msg: Any, who: Principal) -> Any:
         _check_decoded(msg)
-        return convert.request_from_proto(msg)
+        return scope_request(convert.request_from_proto(msg), who)
 
     def _cancel_token(self, context: Any) -> CancelToken:
         token = CancelToken()
@@ -135,7 +166,7 @@ class AgenticLLMServicer(LibraryServicerMixin):
     @_unary
     def GenerateSubgraph(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC name
         try:
-            req = self._request(request)
+            req = self._request(request, self._who(context))
             result = self.pipeline.run(req, deadline=_deadline(context),
                                        cancel=self._cancel_token(context))
         except AgenticError as exc:
@@ -147,7 +178,7 @@ class AgenticLLMServicer(LibraryServicerMixin):
     @_streaming
     def GenerateSubgraphStream(self, request: Any, context: Any) -> Iterator[Any]:  # noqa: N802
         try:
-            req = self._request(request)
+            req = self._request(request, self._who(context))
             events = self.pipeline.events(
                 req, deadline=_deadline(context), stream_tokens=bool(request.stream_tokens),
                 cancel=self._cancel_token(context))
@@ -172,6 +203,7 @@ class AgenticLLMServicer(LibraryServicerMixin):
     @_streaming
     def GenerateFork(self, request: Any, context: Any) -> Iterator[Any]:  # noqa: N802
         _check_decoded(request)
+        who = self._who(context)
         n = len(request.branches)
         if n == 0:
             raise AgenticError(ErrorCode.INVALID_REQUEST, "branches: a fork needs at least one",
@@ -184,7 +216,7 @@ class AgenticLLMServicer(LibraryServicerMixin):
         reqs, bad = [], []
         for i, b in enumerate(request.branches):
             try:
-                reqs.append((i, self._request(b)))
+                reqs.append((i, self._request(b, who)))
             except AgenticError as refusal:
                 _log_refusal(b, refusal)
                 bad.append((i, b.branch_id or str(i), refusal))
@@ -211,6 +243,7 @@ class AgenticLLMServicer(LibraryServicerMixin):
     # -- cache admin ----------------------------------------------------------------
     @_unary
     def CacheStats(self, request: Any, context: Any) -> Any:  # noqa: N802
+        self._who(context)
         stats = dict(self.pipeline.cache_stats())
         msg = pb.CacheStatsResponse(
             subgraph_entries=int(stats.pop("entries", 0)),
@@ -226,13 +259,21 @@ class AgenticLLMServicer(LibraryServicerMixin):
     @_unary
     def InvalidateCache(self, request: Any, context: Any) -> Any:  # noqa: N802
         _check_decoded(request)
+        who = self._who(context)
         if not (request.path_prefix or request.tenant or request.all):
             raise AgenticError(
                 ErrorCode.INVALID_REQUEST,
                 "give path_prefix and/or tenant, or all=true to empty the whole cache",
                 field="path_prefix")
-        removed = self.pipeline.invalidate(path_prefix=request.path_prefix,
-                                           tenant=request.tenant)
+        if request.all and not (request.path_prefix or request.tenant):
+            if not who.admin:
+                raise denied("all: emptying every tenant's cache needs an admin credential",
+                             field="all")
+            return pb.InvalidateCacheResponse(removed=self.pipeline.invalidate())
+        tenant = who.acting_tenant(request.tenant)
+        if not who.admin and not tenant:
+            raise denied("this credential has no tenant to invalidate")
+        removed = self.pipeline.invalidate(path_prefix=request.path_prefix, tenant=tenant)
         return pb.InvalidateCacheResponse(removed=removed)
 
     # -- knowledge admin ------------------------------------------------------------
@@ -245,24 +286,38 @@ class AgenticLLMServicer(LibraryServicerMixin):
 
     @_unary
     def RegisterKnowledge(self, request: Any, context: Any) -> Any:  # noqa: N802
+        admin = self._knowledge(request)
+        who = self._who(context)
         e = request.entry
-        kid = self._knowledge(request).register(
-            tenant=e.tenant, namespace=e.namespace, key=e.key, text=e.text,
-            metadata=dict(e.metadata), entry_id=e.id or None,
-            key_vector=list(e.key_vector), value_vector=list(e.value_vector),
-            reliability=e.reliability if e.HasField("reliability") else 1.0)
+        tenant = who.acting_tenant(e.tenant, "entry.tenant")
+        check_knowledge_namespace(who, e.namespace)
+        with self._knowledge_lock:
+            if who.quotas is not None:
+                held = admin.list(tenant=tenant, namespace="")
+                if len(held) >= who.quotas.aga_slots and not any(k.id == e.id for k in held):
+                    raise AgenticError(
+                        ErrorCode.BUDGET_EXCEEDED,
+                        f"tenant {tenant!r} holds {len(held)} knowledge entries, its quota; "
+                        "remove some first", limit=who.quotas.aga_slots)
+            kid = admin.register(
+                tenant=tenant, namespace=e.namespace, key=e.key, text=e.text,
+                metadata=dict(e.metadata), entry_id=e.id or None,
+                key_vector=list(e.key_vector), value_vector=list(e.value_vector),
+                reliability=e.reliability if e.HasField("reliability") else 1.0)
         return pb.RegisterKnowledgeResponse(id=kid)
 
     @_unary
     def RemoveKnowledge(self, request: Any, context: Any) -> Any:  # noqa: N802
-        ok = self._knowledge(request).remove(tenant=request.tenant,
-                                             namespace=request.namespace, entry_id=request.id)
+        admin = self._knowledge(request)
+        tenant = self._who(context).acting_tenant(request.tenant)
+        ok = admin.remove(tenant=tenant, namespace=request.namespace, entry_id=request.id)
         return pb.RemoveKnowledgeResponse(removed=ok)
 
     @_unary
     def ListKnowledge(self, request: Any, context: Any) -> Any:  # noqa: N802
-        entries = self._knowledge(request).list(tenant=request.tenant,
-                                                namespace=request.namespace)
+        admin = self._knowledge(request)
+        tenant = self._who(context).acting_tenant(request.tenant)
+        entries = admin.list(tenant=tenant, namespace=request.namespace)
         msg = pb.ListKnowledgeResponse()
         for k in entries:
             msg.entries.add(id=k.id, tenant=k.tenant, namespace=k.namespace, key=k.key,

@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 
 from agentic_llm.errors import AgenticError, ErrorCode
 
-__all__ = ["KnowledgeRecord", "KnowledgeAdmin", "scoped_namespace", "split_namespace"]
+__all__ = ["KnowledgeRecord", "KnowledgeAdmin", "scoped_namespace", "split_namespace", "scope_rows"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,10 @@ def scoped_namespace(tenant: str, namespace: str) -> str:
     if not namespace:
         raise AgenticError(ErrorCode.INVALID_REQUEST, "namespace: must not be empty",
                            field="namespace")
+    if "/" in namespace:
+        raise AgenticError(ErrorCode.INVALID_REQUEST,
+                           f"namespace: {namespace!r} must not contain '/' (it would name "
+                           "another tenant's namespace)", field="namespace")
     if "/" in tenant:
         raise AgenticError(ErrorCode.INVALID_REQUEST, "tenant: must not contain '/'",
                            field="tenant")
@@ -49,7 +53,20 @@ def split_namespace(tenant: str, stored: str) -> str | None:
     if tenant:
         prefix = tenant + "/"
         return stored[len(prefix):] if stored.startswith(prefix) else None
-    return stored
+    return None if "/" in stored else stored
+
+
+def scope_rows(rows: Sequence[Sequence[str]], tenants: Sequence[str],
+               default: str) -> list[tuple[str, ...]]:
+    """The store namespaces each batch row may read: its knowledge names (entries
+    not starting with '/', which are path grants), or ``default`` when it names none,
+    each scoped to the row's tenant; a name holding '/' is dropped, never resolved."""
+    out = []
+    for i, row in enumerate(rows):
+        tenant = tenants[i] if i < len(tenants) else ""
+        names = [n for n in row if n and not n.startswith("/")] or [default]
+        out.append(tuple(f"{tenant}/{n}" if tenant else n for n in names if "/" not in n))
+    return out
 
 
 @runtime_checkable

@@ -224,7 +224,9 @@ class Pipeline:
                 yield BranchResult(i, bid, result=fut.result())
             except AgenticError as exc:
                 yield BranchResult(i, bid, error=exc)
-            except Exception as exc:  # noqa: BLE001 - reported per branch
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # noqa: BLE001 - reported per branch (panics too)
                 _log.exception("fork branch %s failed", bid)
                 yield BranchResult(i, bid, error=AgenticError(
                     ErrorCode.INTERNAL, f"branch failed: {type(exc).__name__}"))
@@ -292,16 +294,15 @@ class Pipeline:
                     return
         tm.mark("cache_ms")
 
-        prompt_ids = list(self.tokenizer.encode(p.render_prompt()).ids)
+        prompt_ids = self._encode_prompt(p.render_prompt())
         max_len = self.parts.max_model_len
-        if max_len and len(prompt_ids) + p.max_tokens > max_len:
-            raise AgenticError(
-                ErrorCode.CONTEXT_TOO_LONG,
-                f"prompt of {len(prompt_ids)} tokens plus max_tokens {p.max_tokens} exceeds the "
-                f"model's {max_len}-token context; shorten the prompt, tools or library",
-                prompt_tokens=len(prompt_ids), max_model_len=max_len)
-        matcher = self.parts.compiler.matcher_for(p) if self.parts.compiler is not None else None
-        params = _sampling_params(req, p.max_tokens, deadline, self.parts.jump_forward)
+        # the output may use max_tokens or what the context window leaves, whichever
+        # is less; the matcher closes the document within it (grammar.budget)
+        limit = min(p.max_tokens, max_len - len(prompt_ids)) if max_len else p.max_tokens
+        matcher = (self.parts.compiler.matcher_for(p, max_tokens=max(limit, 0))
+                   if self.parts.compiler is not None else None)
+        _check_room(p, matcher, limit, len(prompt_ids), max_len)
+        params = _sampling_params(req, limit, deadline, self.parts.jump_forward)
         # Scheduler fields go to the engine when its add_request takes them.
         ch = self.loop.submit(
             prompt_ids, params, request_id=rid, deadline=deadline, matcher=matcher,
@@ -407,6 +408,31 @@ class Pipeline:
         )
         yield result
 
+    def _encode_prompt(self, text: str) -> list[int]:
+        """Tokenize a rendered prompt, refusing first by characters (a prompt longer
+        than the context could hold even at the longest token) and turning a
+        tokenizer panic (a BaseException) into ERR_INVALID_REQUEST."""
+        limit = self.__dict__.get("_prompt_char_limit")
+        if limit is None:
+            limit = self._prompt_char_limit = _max_prompt_chars(self.tokenizer,
+                                                                 self.parts.max_model_len)
+        if len(text) > limit:
+            raise AgenticError(
+                ErrorCode.CONTEXT_TOO_LONG,
+                f"the prompt is {len(text)} characters; at most {limit} can fit the model's "
+                "context; shorten the prompt, tools or library",
+                prompt_chars=len(text), max_prompt_chars=limit)
+        try:
+            return list(self.tokenizer.encode(text).ids)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - tokenizers panics are BaseExceptions
+            _log.warning("the tokenizer refused a prompt of %d characters: %s", len(text),
+                         type(exc).__name__)
+            raise AgenticError(ErrorCode.INVALID_REQUEST,
+                               f"the tokenizer could not read the prompt ({type(exc).__name__})",
+                               field="prompt") from None
+
     def _from_cache(
         self, req: GenerateRequest, rid: str, text: str, outcome: CacheOutcome, policy: Any,
         tm: TimingsBuilder,
@@ -430,6 +456,40 @@ _REFUSALS = frozenset({
     ErrorCode.OVERLOADED, ErrorCode.UNAVAILABLE, ErrorCode.CONTEXT_TOO_LONG,
     ErrorCode.SIGNATURE_REQUIRED, ErrorCode.TOOL_NOT_GRANTED, ErrorCode.UNAUTHENTICATED,
 })
+
+
+#: Characters allowed in a prompt when the model's context length is unknown.
+_FALLBACK_PROMPT_CHARS = 256 * 1024
+
+
+def _max_prompt_chars(tokenizer: Any, max_model_len: int) -> int:
+    """Prompt characters that could possibly fit ``max_model_len`` tokens: the context
+    times the longest token's text."""
+    if max_model_len <= 0:
+        return _FALLBACK_PROMPT_CHARS
+    try:
+        longest = max((len(t) for t in tokenizer.get_vocab()), default=16)
+    except Exception:  # noqa: BLE001 - a tokenizer without a vocab listing
+        longest = 16
+    return max_model_len * max(1, longest)
+
+
+def _check_room(p: Any, matcher: Any, limit: int, prompt_tokens: int, max_len: int | None) -> None:
+    """Refuse before generation when not even the smallest document fits ``limit``."""
+    need = matcher.min_tokens() if matcher is not None else 1
+    if limit >= need:
+        return
+    if max_len and limit < p.max_tokens:
+        raise AgenticError(
+            ErrorCode.CONTEXT_TOO_LONG,
+            f"prompt of {prompt_tokens} tokens leaves {max(limit, 0)} of the model's "
+            f"{max_len}-token context; the smallest subgraph takes {need}; shorten the "
+            "prompt, tools or library", prompt_tokens=prompt_tokens, max_model_len=max_len,
+            min_tokens=need)
+    raise AgenticError(
+        ErrorCode.BUDGET_EXCEEDED,
+        f"no valid subgraph fits the budget: max_tokens is {limit} but the smallest valid "
+        f"subgraph takes {need} tokens", max_tokens=limit, min_tokens=need)
 
 
 def _sampling_params(req: GenerateRequest, max_tokens: int, deadline: float,

@@ -126,12 +126,17 @@ def open_subgraph_cache(config: CacheConfig, engine_version: str = "") -> Subgra
     """
     if config.store == "none":
         return None
+    import dataclasses
+
     from agentic_llm.cache.stores import open_store
     from agentic_llm.cache.subgraph import SubgraphCache, SubgraphCacheConfig
     from agentic_llm.planner.plan import ENGINE_VERSION
 
-    store_cfg = store_config(config.store, config.path, config.redis_url, config.options)
+    store_cfg = dataclasses.replace(
+        store_config(config.store, config.path, config.redis_url, config.options),
+        hmac_key=config.resolve_hmac_key())
     cache = SubgraphCache(open_store(store_cfg, role="subgraph_cache", fallback=True,
-                                     selected_by="cache.store"), SubgraphCacheConfig(fuzzy=config.fuzzy),
+                                     selected_by="cache.store"),
+                          SubgraphCacheConfig(fuzzy=config.fuzzy, ttl_s=config.ttl_s),
                           engine_version=engine_version or ENGINE_VERSION)
     return SubgraphCacheAdapter(cache, store=store_cfg.kind)

@@ -12,12 +12,12 @@ from agentic_llm.engine import LLMEngine, SamplingParams
 from .conftest import logits, random_ids, small_config
 
 
-def _tenant_plugin() -> AGAPlugin:
+def _tenant_plugin(namespace: str = "tenant_a") -> AGAPlugin:
     plugin = AGAPlugin(small_config(gate2_min_score=-1.0, layers=(1,)))
     g = torch.Generator().manual_seed(7)
     for i in range(4):
         plugin.register(f"a{i}", torch.randn(16, generator=g), 5 * torch.randn(64, generator=g),
-                        namespace="tenant_a")
+                        namespace=namespace)
     return plugin
 
 
@@ -69,10 +69,12 @@ def test_engine_batch_rows_of_two_tenants_are_isolated(llama_dir: Path) -> None:
     prompt = random_ids(1, 7, seed=22)[0]
     params = SamplingParams(max_tokens=5, temperature=0.0)
     base = engine.generate([prompt], params)[0].output_token_ids
-    plugin = _tenant_plugin().attach(engine)
+    # A row's namespaces are its tenant's: both rows ask for "kb", only tenant_a's
+    # "kb" (stored as "tenant_a/kb") holds knowledge.
+    plugin = _tenant_plugin("tenant_a/kb").attach(engine)
     try:
-        rids = [engine.add_request(prompt, params, hook_info={"namespaces": [ns], "tenant": ns})
-                for ns in ("tenant_a", "tenant_b")]
+        rids = [engine.add_request(prompt, params, hook_info={"namespaces": ["kb"], "tenant": t})
+                for t in ("tenant_a", "tenant_b")]
         outs: dict[str, list[int]] = {}
         while len(outs) < 2:
             for o in engine.step():

@@ -39,6 +39,9 @@ KNOWN: dict[tuple[str, str], str] = {
     ("agentic_llm.library", "agentic_llm.serving"):
         "the library registry reads its store settings through serving.subgraphs.store_config; "
         "that helper belongs in cache.stores",
+    ("agentic_llm.aga", "agentic_llm.serving"):
+        "the AGA engine adapter scopes namespaces with serving.knowledge's tenant helpers; "
+        "those belong below both",
     ("agentic_llm.observability", "agentic_llm.library"):
         "ObservabilityStack binds the library registry's metrics by importing them; "
         "the registry should hand its collector to the stack instead",

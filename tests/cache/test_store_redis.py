@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -169,3 +170,66 @@ def test_redis_down_from_the_start_serves_locally() -> None:
     assert cache.lookup_plan(make_plan()).kind == "miss"
     assert cache.register_plan(make_plan(), hotel_text()) is not None
     assert cache.lookup_plan(make_plan()).kind == "exact"
+
+
+def _pause(server: RedisServer) -> None:
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGSTOP)
+
+
+def _resume(server: RedisServer) -> None:
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGCONT)
+
+
+def test_invalidation_during_an_outage_fails_instead_of_being_undone(
+    redis_server: RedisServer,
+) -> None:
+    from agentic_llm.errors import AgenticError, ErrorCode
+
+    store = RedisStore(redis_server.url, socket_timeout_s=0.2, retry_s=0.3)
+    cache = SubgraphCache(store, engine_version=make_plan().engine_version)
+    cache.register_plan(make_plan(), hotel_text())
+    assert cache.lookup_plan(make_plan()).kind == "exact"
+    _pause(redis_server)  # unresponsive, with its data: comes back as it was
+    try:
+        for invalidate in (lambda: cache.invalidate_path("/dynamic/plan_1"),
+                           lambda: cache.invalidate_tenant(""), cache.clear):
+            with pytest.raises(AgenticError) as info:
+                invalidate()
+            assert info.value.code == ErrorCode.UNAVAILABLE
+    finally:
+        _resume(redis_server)
+    time.sleep(0.35)
+    assert cache.lookup_plan(make_plan()).kind == "exact"  # nothing was reported removed
+    assert cache.invalidate_path("/dynamic/plan_1") == 1
+    assert cache.lookup_plan(make_plan()).kind == "miss"
+
+
+def test_records_copied_back_after_an_outage_keep_their_ttl(redis_server: RedisServer) -> None:
+    store = RedisStore(redis_server.url, socket_timeout_s=0.2, retry_s=0.3)
+    cache = SubgraphCache(store, engine_version=make_plan().engine_version)
+    redis_server.kill()
+    assert cache.register_plan(make_plan(city="Paris"), hotel_text("Paris")) is not None
+    assert store.degraded
+    redis_server.start()
+    time.sleep(0.35)
+    assert cache.lookup_plan(make_plan(city="Paris")).kind == "exact"
+    assert not store.degraded
+    raw = redis.Redis.from_url(redis_server.url)
+    keys = list(raw.scan_iter(match="agentic:sg:*"))
+    assert keys
+    for k in keys:
+        assert raw.pttl(k) > 0, k  # -1 would be a record that never expires
+
+
+def test_an_undecodable_key_in_redis_is_skipped(redis_server: RedisServer) -> None:
+    raw = redis.Redis.from_url(redis_server.url)
+    raw.set(b"agentic:sg:sg:\xc9bad", b"whatever")
+    store = RedisStore(redis_server.url, socket_timeout_s=0.2, retry_s=0.3)
+    cache = SubgraphCache(store, engine_version=make_plan().engine_version)  # must not raise
+    cache.register_plan(make_plan(), hotel_text())
+    assert cache.lookup_plan(make_plan(city="Oslo")).kind == "fuzzy"
+    assert cache.invalidate_path("/dynamic") == 1
+    assert cache.clear() == 0
+    assert store.bad_keys >= 1 and cache.stats().bad_keys >= 1

@@ -31,6 +31,8 @@ from agentic_llm.dsl import (
 from agentic_llm.grammar.walk import check_text as feed
 from agentic_llm.planner import GenerateRequest, plan
 
+from .runtime_check import conforms
+
 TARGET = "/dynamic/plan_1"
 REQUEST = {
     "target_path": TARGET, "prompt": "x",
@@ -42,7 +44,9 @@ REQUEST = {
     "library": [{"path": "/lib/math/add", "signature": "(a: number, b: number) -> sum: number"}],
     "budget": {"max_nodes": 8, "max_tokens": 4096, "max_depth": 1},
 }
-PLAN = plan(GenerateRequest.from_json(REQUEST))
+PLAN = plan(GenerateRequest.from_json({**REQUEST, "target_runtime": "spec"}))
+# the default target: the reference runtime (no string it misreads, see runtime_check)
+RT_PLAN = plan(GenerateRequest.from_json(REQUEST))
 TOOLS = {t.name: t for t in PLAN.tools}
 
 _chars = st.sampled_from(string.ascii_letters + string.digits + " .,:;!?-_'\"\\/()é漢\t\n}")
@@ -116,6 +120,9 @@ def test_profile_documents_are_accepted(compiler, text: str) -> None:  # type: i
     ids = compiler.tokenizer_info.encode(text)
     ok, where = feed(compiler.matcher_for(PLAN), ids)
     assert ok, (where, compiler.tokenizer_info.decode(ids[:where])[-200:], text)
+    # for the reference runtime: accepted exactly when it conforms
+    ok, where = feed(compiler.matcher_for(RT_PLAN), ids)
+    assert ok == conforms(text, PLAN.external_targets), (where, text)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -132,7 +139,7 @@ def test_fast_masks_equal_the_reference_along_documents(compiler, text: str) -> 
     if errors:
         return
     ids = compiler.tokenizer_info.encode(text)
-    m = compiler.matcher_for(PLAN, verify=True)
+    m = compiler.matcher_for(RT_PLAN if conforms(text, PLAN.external_targets) else PLAN, verify=True)
     bm = xgr.allocate_token_bitmask(1, compiler.tokenizer_info.vocab_size)
     for i, t in enumerate(ids):
         m.fill_next_token_bitmask(bm, 0)
@@ -156,7 +163,7 @@ def test_accept_shortcuts_agree_with_the_line_check_along_documents(compiler, te
         return
     vocab = compiler.vocab
     ids = compiler.tokenizer_info.encode(text)
-    m = compiler.matcher_for(PLAN)
+    m = compiler.matcher_for(RT_PLAN if conforms(text, PLAN.external_targets) else PLAN)
     bm = xgr.allocate_token_bitmask(1, compiler.tokenizer_info.vocab_size)
     # id-like tokens probe the fresh-id shortcut's edges (a digit or underscore first)
     edges = [vocab.by_text[x] for x in ("1", "_", "a", "ab", "x1", "_a", "12") if x in vocab.by_text]

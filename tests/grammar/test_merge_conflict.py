@@ -184,8 +184,8 @@ def test_closing_tokens_are_decided_per_source(compiler, max_string: int | None)
         "node_types": ["assign", "join"], "budget": {"max_nodes": 8, "max_tokens": 2048}}))
     text = dumps(Document((Subgraph(path=t, entry="start", nodes=(
         Start(id="start", next=tuple(f"{t}/{x}" for x in ("p", "p_", "e", "j"))),
-        Assign(id="p", assign={"k": "1"}), Assign(id="p_", assign={"k": "1", "m": "2"}),
-        Assign(id="e", assign={"m": "1"}), Join(id="j", wait_for=(f"{t}/start", f"{t}/p")))),)))
+        Assign(id="p", assign={"k": "one"}), Assign(id="p_", assign={"k": "one", "m": "two"}),
+        Assign(id="e", assign={"m": "one"}), Join(id="j", wait_for=(f"{t}/start", f"{t}/p")))),)))
     prefix = text.split('wait_for: ["', 1)[0] + f'wait_for: ["{t}/start", "{t}/p'
     vocab = compiler.vocab
     m = compiler.matcher_for(p, max_string=max_string, verify=True)
@@ -311,7 +311,10 @@ def test_steered_random_walks_never_merge_conflicting_keys(compiler) -> None:  #
                "context": {"available_vars": {"x": "string"}},
                "tools": [{"name": "t", "arguments": [{"name": "q", "required": False}]}], "library": [],
                "node_types": ["assign", "tool_call", "join"] + (["llm_call"] if i % 2 else []),
-               "budget": {"max_nodes": rng.randint(4, 9), "max_tokens": 4096}}
+               "budget": {"max_nodes": rng.randint(4, 9), "max_tokens": 4096},
+               # the spec target: strings of one or two characters are often ones the
+               # agenticrt target refuses, which would steer these walks elsewhere
+               "target_runtime": "spec"}
         p = plan(GenerateRequest.from_json(req))
         text = _steered_walk(compiler, compiler.matcher_for(p, max_string=rng.choice([1, 2]), verify=True),
                              steer, rng, p.target_path)

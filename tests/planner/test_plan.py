@@ -70,8 +70,11 @@ def test_generate_subgraph_needs_depth() -> None:
 
 
 def test_codelet_needs_permission() -> None:
-    p = plan(req(context={"permissions": ["codelet_call"]}))
+    p = plan(req(context={"permissions": ["codelet_call"]}, target_runtime="spec"))
     assert "codelet_call" in p.node_types
+    assert "codelet_call" not in plan(req(context={"permissions": ["llm_call"]}, target_runtime="spec")).node_types
+    # the reference runtime builds no codelet_call node: never offered for it
+    assert "codelet_call" not in plan(req(context={"permissions": ["codelet_call"]})).node_types
 
 
 def test_unknown_schema_type() -> None:

@@ -157,11 +157,21 @@ def test_every_code_maps_to_a_documented_status() -> None:
     assert grpc_code_for(ErrorCode.TIMEOUT) == grpc.StatusCode.DEADLINE_EXCEEDED
 
 
-def test_cut_off_by_max_tokens_is_budget_exceeded(client: Client) -> None:
-    # The long random document needs ~740 tokens; 150 cuts it off mid-way.
+def test_a_long_document_closes_within_max_tokens(client: Client) -> None:
+    # The long random document needs ~740 tokens; with 150 the grammar closes it in
+    # time (grammar.budget): a valid document, never a budget error mid-way.
     req = dict(LONG_REQUEST, target_path="/dynamic/cut", budget={
         "max_nodes": 8, "max_tokens": 150, "timeout_sec": 60})
+    res = client.generate_subgraph(req)
+    assert res.valid, res.diagnostics
+    assert 0 < res.counts.completion_tokens <= 150
+
+
+def test_too_small_a_budget_is_refused_before_generation(client: Client) -> None:
+    # the planner's estimate lets 45 tokens through; the smallest document takes more
+    req = dict(LONG_REQUEST, target_path="/dynamic/cut_small", budget={
+        "max_nodes": 8, "max_tokens": 45, "timeout_sec": 60})
     exc = _refusal(client, req)
     assert exc.code == ErrorCode.BUDGET_EXCEEDED
     assert exc.status == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert exc.details["max_tokens"] == "150"
+    assert exc.details["max_tokens"] == "45" and int(exc.details["min_tokens"]) > 45

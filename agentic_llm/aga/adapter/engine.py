@@ -59,6 +59,8 @@ class EngineAdapter(LLMAdapter):
         reg = find_registry(model)
         if reg is None:
             raise ValueError("no HookRegistry found")
+        from agentic_llm.aga.types import DEFAULT_NAMESPACE
+        from agentic_llm.serving.knowledge import scope_rows
 
         def aga_hook(point: HookPoint, layer_idx: int, hidden: torch.Tensor,
                      ctx: HookContext) -> torch.Tensor:
@@ -69,7 +71,10 @@ class EngineAdapter(LLMAdapter):
                 if state is None:
                     state = runtime.begin_step(
                         token_rows=ctx.token_rows, num_rows=ctx.num_rows,
-                        row_namespaces=ctx.namespaces, prev_entropy=ctx.prev_entropy,
+                        # every row reads only its own tenant's namespaces
+                        row_namespaces=scope_rows(ctx.namespaces or [()] * ctx.num_rows,
+                                                  ctx.tenants or (), DEFAULT_NAMESPACE),
+                        prev_entropy=ctx.prev_entropy,
                         is_last_token=ctx.is_last_token, request_ids=ctx.request_ids)
                     ctx.extras[_STATE_KEY] = state
             except Exception:  # noqa: BLE001 - fail-open

@@ -2,22 +2,42 @@
 
 A store maps string keys to opaque byte records. It knows nothing about subgraphs:
 the subgraph cache builds keys, encodes records and decides what to evict. Stores
-that persist or share records (LMDB, Redis) wrap each record in a checksummed frame
-(:mod:`agentic_llm.cache.stores.record`) so a torn or corrupted record is dropped,
-never served.
+that persist or share records (LMDB, Redis) wrap each record in an authenticated
+frame (:mod:`agentic_llm.cache.stores.record`, an HMAC under a server-held key over
+the store key, expiry and payload) so a torn, corrupted, forged or moved record is
+dropped, never served; a key that is not UTF-8 is skipped and counted.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["CacheStore", "StoreConfig", "StoreKind"]
+from agentic_llm.errors import AgenticError, ErrorCode
+
+__all__ = ["CacheStore", "StoreConfig", "StoreKind", "decode_key", "key_file", "default_key_file"]
 
 StoreKind = Literal["memory", "lmdb", "redis"]
+
+def default_key_file() -> Path:
+    """Where a store without a configured key keeps one: shared by the processes
+    of one user on one machine (``$XDG_CACHE_HOME/agentic-llm/cache-hmac.key``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "agentic-llm" / "cache-hmac.key"
+
+
+def decode_key(raw: bytes) -> str | None:
+    """A store key as text, or None when it is not UTF-8 (skipped, never fatal)."""
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -37,6 +57,10 @@ class StoreConfig:
             long per request before the local fallback answers.
         retry_s: while Redis is down, how often to try reconnecting.
         sync: LMDB fsyncs every commit (safe against power loss, not only kill -9).
+        hmac_key: the secret records are authenticated with; None: LMDB keeps one in
+            ``<path>/hmac.key`` (made on first use, mode 0600), Redis the one in
+            :func:`default_key_file` (so servers on other machines sharing a Redis
+            need the same configured key).
     """
 
     kind: str = "memory"
@@ -47,6 +71,7 @@ class StoreConfig:
     socket_timeout_s: float = 0.25
     retry_s: float = 2.0
     sync: bool = True
+    hmac_key: bytes | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -63,6 +88,8 @@ class StoreConfig:
             raise ValueError(f"map_size must be at least 1 MiB, got {self.map_size}")
         if self.socket_timeout_s <= 0 or self.retry_s <= 0:
             raise ValueError("socket_timeout_s and retry_s must be positive")
+        if self.hmac_key is not None and len(self.hmac_key) < 16:
+            raise ValueError("hmac_key must be at least 16 bytes")
 
 
 class CacheStore(ABC):
@@ -95,8 +122,46 @@ class CacheStore(ABC):
     def close(self) -> None:
         """Release files, sockets and locks."""
 
+    def strict_keys(self, prefix: str = "") -> list[str]:
+        """:meth:`keys` from the authoritative store; a store with a fallback raises
+        ERR_UNAVAILABLE instead of answering from it (invalidation uses this)."""
+        return self.keys(prefix)
+
+    def strict_delete(self, keys: Iterable[str]) -> int:
+        """:meth:`delete` on the authoritative store, or ERR_UNAVAILABLE."""
+        return self.delete(keys)
+
+    def integrity(self) -> dict[str, int]:
+        """Counters of records and keys skipped: corrupt, forged, undecodable keys."""
+        return {}
+
     def __enter__(self) -> CacheStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def key_file(path: Path) -> bytes:
+    """The record key in ``path``: read, or made (mode 0600) once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    data = b""
+    for _ in range(100):  # another process may be writing the file it just made
+        try:
+            data = path.read_bytes().strip()
+        except OSError as exc:
+            raise AgenticError(ErrorCode.CACHE_STORE,
+                               f"cannot read the cache key {path}: {exc}") from exc
+        if len(data) >= 16:
+            break
+        time.sleep(0.01)
+    if len(data) < 16:
+        raise AgenticError(ErrorCode.CACHE_STORE, f"the cache key {path} is shorter than 16 bytes")
+    return data

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import lmdb
 
-from agentic_llm.cache.stores.base import CacheStore, StoreConfig
-from agentic_llm.cache.stores.record import CorruptRecord, frame, unframe
+from agentic_llm.cache.stores.base import CacheStore, StoreConfig, decode_key, key_file
+from agentic_llm.cache.stores.record import CorruptRecord, ForgedRecord, frame, unframe
 from agentic_llm.errors import AgenticError, ErrorCode
 from agentic_llm.registry import register
 
@@ -37,9 +37,11 @@ class LmdbStore(CacheStore):
 
     shared = True
 
-    def __init__(self, path: str | Path, *, map_size: int = 1 << 30, sync: bool = True) -> None:
+    def __init__(self, path: str | Path, *, map_size: int = 1 << 30, sync: bool = True,
+                 hmac_key: bytes | None = None) -> None:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
+        self._secret = hmac_key if hmac_key is not None else key_file(self.path / "hmac.key")
         try:
             self._env = lmdb.open(
                 str(self.path), map_size=map_size, subdir=True, sync=sync, metasync=sync,
@@ -52,11 +54,14 @@ class LmdbStore(CacheStore):
         # reader slots left behind by killed processes would pin old pages forever
         self._env.reader_check()
         self.corrupt_dropped = 0
+        self.forged_dropped = 0
+        self.bad_keys = 0
 
     @classmethod
     def from_config(cls, config: StoreConfig) -> LmdbStore:
         assert config.path is not None  # StoreConfig checked it
-        return cls(config.path, map_size=config.map_size, sync=config.sync)
+        return cls(config.path, map_size=config.map_size, sync=config.sync,
+                   hmac_key=config.hmac_key)
 
     def get(self, key: str) -> bytes | None:
         k = key.encode()
@@ -65,9 +70,11 @@ class LmdbStore(CacheStore):
         if raw is None:
             return None
         try:
-            rec = unframe(raw)
+            rec = unframe(raw, key=key, secret=self._secret)
         except CorruptRecord as exc:
-            self.corrupt_dropped += 1
+            self.corrupt_dropped += 1  # every refused record; tag mismatches also below
+            if isinstance(exc, ForgedRecord):
+                self.forged_dropped += 1
             log.warning("dropping corrupt subgraph-cache record %r: %s", key, exc)
             self._delete_if_same(k, raw)
             return None
@@ -85,7 +92,7 @@ class LmdbStore(CacheStore):
     def put(self, key: str, value: bytes, *, expires_at: float | None = None) -> None:
         try:
             with self._env.begin(write=True) as txn:
-                txn.put(key.encode(), frame(value, expires_at))
+                txn.put(key.encode(), frame(value, expires_at, key=key, secret=self._secret))
         except lmdb.MapFullError as exc:
             raise AgenticError(
                 ErrorCode.CACHE_STORE,
@@ -109,8 +116,17 @@ class LmdbStore(CacheStore):
             for k in cur.iternext(keys=True, values=False):
                 if not bytes(k).startswith(p):
                     break
-                out.append(bytes(k).decode())
+                text = decode_key(bytes(k))
+                if text is None:
+                    self.bad_keys += 1
+                    log.warning("skipping a subgraph-cache key that is not UTF-8: %r", bytes(k))
+                    continue
+                out.append(text)
         return out
+
+    def integrity(self) -> dict[str, int]:
+        return {"corrupt_dropped": self.corrupt_dropped, "forged_dropped": self.forged_dropped,
+                "bad_keys": self.bad_keys}
 
     def verify_all(self) -> tuple[int, int]:
         """Check every record's frame; return (served, corrupt); corrupt ones are dropped."""
@@ -120,3 +136,4 @@ class LmdbStore(CacheStore):
 
     def close(self) -> None:
         self._env.close()
+

@@ -4,7 +4,10 @@ Redis is an accelerator, never a dependency of a request: when a command fails
 (connection refused, timeout, server gone) the store logs one warning, switches to a
 local :class:`MemoryStore` and keeps answering from it. Every ``retry_s`` it tries the
 server again; once back, the records written locally meanwhile are copied to Redis
-and Redis serves again. Records are checksummed frames, as in LMDB.
+(with their remaining TTL) and Redis serves again. Records are authenticated frames,
+as in LMDB. Invalidation never uses the fallback: while Redis is down it fails with
+ERR_UNAVAILABLE (:meth:`RedisStore.strict_delete`), so a removal answered "OK" is
+never undone when Redis comes back.
 """
 
 from __future__ import annotations
@@ -17,9 +20,22 @@ from typing import TypeVar
 
 import redis
 
-from agentic_llm.cache.stores.base import CacheStore, StoreConfig
+from agentic_llm.cache.stores.base import (
+    CacheStore,
+    StoreConfig,
+    decode_key,
+    default_key_file,
+    key_file,
+)
 from agentic_llm.cache.stores.memory import MemoryStore
-from agentic_llm.cache.stores.record import CorruptRecord, frame, unframe
+from agentic_llm.cache.stores.record import (
+    CorruptRecord,
+    ForgedRecord,
+    frame,
+    peek_expiry,
+    unframe,
+)
+from agentic_llm.errors import AgenticError, ErrorCode
 from agentic_llm.registry import register
 
 __all__ = ["RedisStore"]
@@ -54,7 +70,12 @@ class RedisStore(CacheStore):
         namespace: str = "agentic:sg:",
         socket_timeout_s: float = 0.25,
         retry_s: float = 2.0,
+        hmac_key: bytes | None = None,
     ) -> None:
+        if hmac_key is None:
+            log.info("subgraph cache: Redis records are authenticated with the key in %s; "
+                     "servers on other machines need cache.hmac_key_env", default_key_file())
+        self._secret = hmac_key if hmac_key is not None else key_file(default_key_file())
         self.url = url
         self.namespace = namespace
         self.retry_s = retry_s
@@ -67,13 +88,16 @@ class RedisStore(CacheStore):
         self.degraded = False
         self.outages = 0
         self.corrupt_dropped = 0
+        self.forged_dropped = 0
+        self.bad_keys = 0
         self._retry_at = 0.0
 
     @classmethod
     def from_config(cls, config: StoreConfig) -> RedisStore:
         assert config.url is not None  # StoreConfig checked it
         return cls(config.url, namespace=config.namespace,
-                   socket_timeout_s=config.socket_timeout_s, retry_s=config.retry_s)
+                   socket_timeout_s=config.socket_timeout_s, retry_s=config.retry_s,
+                   hmac_key=config.hmac_key)
 
     # -- outage handling ---------------------------------------------------
 
@@ -104,8 +128,16 @@ class RedisStore(CacheStore):
             self._client.ping()
             for key in self._local.keys(""):
                 value = self._local.get(key)
-                if value is not None:
+                if value is None:
+                    continue
+                # copied back with the expiry it was written with: no record lives forever
+                exp = peek_expiry(value)
+                if exp is None:
                     self._client.set(self.namespace + key, value)
+                    continue
+                ms = int((exp - time.time()) * 1000)
+                if ms > 0:
+                    self._client.set(self.namespace + key, value, px=ms)
         except _OUTAGE as exc:
             self._fall_back(exc)
             return False
@@ -123,7 +155,13 @@ class RedisStore(CacheStore):
             if raw is None:
                 return None
             try:
-                rec = unframe(bytes(raw))  # type: ignore[arg-type]
+                rec = unframe(bytes(raw), key=key, secret=self._secret)  # type: ignore[arg-type]
+            except ForgedRecord as exc:
+                # not ours (forged, moved, or another server's key): skip, keep counting
+                self.corrupt_dropped += 1
+                self.forged_dropped += 1
+                log.warning("skipping unauthenticated subgraph-cache record %r: %s", key, exc)
+                return None
             except CorruptRecord as exc:
                 self.corrupt_dropped += 1
                 log.warning("dropping corrupt subgraph-cache record %r: %s", key, exc)
@@ -135,12 +173,12 @@ class RedisStore(CacheStore):
 
         def local() -> bytes | None:
             raw = self._local.get(key)
-            return None if raw is None else unframe(raw).payload
+            return None if raw is None else unframe(raw, key=key, secret=self._secret).payload
 
         return self._call(remote, local)
 
     def put(self, key: str, value: bytes, *, expires_at: float | None = None) -> None:
-        data = frame(value, expires_at)
+        data = frame(value, expires_at, key=key, secret=self._secret)
 
         def remote() -> None:
             if expires_at is None:
@@ -168,13 +206,60 @@ class RedisStore(CacheStore):
         n = len(self.namespace)
         pattern = _glob_escape(self.namespace + prefix) + "*"
 
-        def remote() -> list[str]:
-            return [k.decode()[n:] for k in self._client.scan_iter(match=pattern, count=1000)]
+        return self._call(lambda: self._remote_keys(pattern, n), lambda: self._local.keys(prefix))
 
-        return self._call(remote, lambda: self._local.keys(prefix))
+    def _remote_keys(self, pattern: str, n: int) -> list[str]:
+        out = []
+        for raw in self._client.scan_iter(match=pattern, count=1000):
+            text = decode_key(bytes(raw))  # type: ignore[arg-type]
+            if text is None:
+                self.bad_keys += 1
+                log.warning("skipping a subgraph-cache key that is not UTF-8: %r", raw)
+                continue
+            out.append(text[n:])
+        return out
+
+    def _strict(self, remote: Callable[[], T]) -> T:
+        """Run ``remote`` on Redis itself, never the fallback: ERR_UNAVAILABLE when
+        Redis is down, so an invalidation is never answered "OK" and later undone."""
+        if self.degraded and not self._try_reconnect():
+            raise _unavailable(self.url)
+        try:
+            return remote()
+        except _OUTAGE as exc:
+            self._fall_back(exc)
+            raise _unavailable(self.url) from exc
+
+    def strict_keys(self, prefix: str = "") -> list[str]:
+        n = len(self.namespace)
+        pattern = _glob_escape(self.namespace + prefix) + "*"
+        return self._strict(lambda: self._remote_keys(pattern, n))
+
+    def strict_delete(self, keys: Iterable[str]) -> int:
+        ks = list(keys)
+        if not ks:
+            return 0
+
+        def remote() -> int:
+            n = int(self._client.delete(*(self.namespace + k for k in ks)))
+            # the fallback may hold copies written during an outage: drop those too
+            self._local.delete(ks)
+            return n
+
+        return self._strict(remote)
+
+    def integrity(self) -> dict[str, int]:
+        return {"corrupt_dropped": self.corrupt_dropped, "forged_dropped": self.forged_dropped,
+                "bad_keys": self.bad_keys}
 
     def close(self) -> None:
         self._client.close()
+
+
+def _unavailable(url: str) -> AgenticError:
+    return AgenticError(ErrorCode.UNAVAILABLE,
+                        f"the subgraph-cache store (Redis at {url}) is unreachable; the "
+                        "invalidation was not applied: retry when it is back")
 
 
 def _glob_escape(text: str) -> str:

@@ -7,12 +7,13 @@ import re
 from agentic_llm.dsl.document import META_PATH, RESOURCES_PATH, Meta, NodeBlock, Resources, Subgraph
 from agentic_llm.dsl.dump import KEYWORD_VALUES
 from agentic_llm.dsl.nodes import NODE_TYPES, Join, UnknownNode
+from agentic_llm.dsl.paths import PATH_SEGMENT
 from agentic_llm.dsl.validate.context import Context
 from agentic_llm.errors import ErrorCode
 
 __all__ = ["check_structure", "PATH_RE", "ID_RE", "KNOWN_NAMESPACES"]
 
-PATH_RE = re.compile(r"^/[A-Za-z0-9_\-]+(?:/[A-Za-z0-9_\-]+)*$")
+PATH_RE = re.compile(rf"^/{PATH_SEGMENT}(?:/{PATH_SEGMENT})*$", re.ASCII)
 ID_RE = re.compile(r"^[A-Za-z0-9_\-]+$")
 KNOWN_NAMESPACES = ("/lib/", "/dynamic/", "/main", "/app", "/__meta__")
 _ARCHIVE = re.compile(r"""^\s*archive_to\(\s*["']([^"']*)["']\s*\)\s*$""")
