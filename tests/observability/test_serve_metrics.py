@@ -29,6 +29,8 @@ ZERO_WHEN_HEALTHY = {
     "agentic_observability_events_dropped_total": "no subscriber queue overflows",
     "agentic_observability_subscriber_errors_total": "no exporter raises",
     "agentic_queue_depth": "nothing waits once the requests are answered",
+    "agentic_budget_stops_total": "the grammar closes every document within max_tokens "
+                                  "(hard budget): no stop on a healthy run",
     "agentic_running_requests": "nothing runs once the requests are answered",
 }
 #: Retrieval runs only with a retriever backed by a knowledge base built in code
