@@ -141,18 +141,22 @@ class SubgraphGenerator:
         import torch
 
         from agentic_llm.engine import LLMEngine
+        from agentic_llm.engine.loader import is_checkpoint
         from agentic_llm.grammar import GrammarCompiler, TokenizerInfo
         from agentic_llm.models import default_model_dir
 
         path = Path(model_dir) if model_dir is not None else default_model_dir()
-        if not (path / "config.json").is_file():
+        if not is_checkpoint(path):
             raise AgenticError(ErrorCode.MODEL_NOT_FOUND,
-                               f"{path} is not a model directory (no config.json); pass a "
-                               "checkpoint directory with --model or AGENTIC_MODEL_DIR", path=str(path))
+                               f"{path} is not a model (no config.json, no .gguf file); pass a "
+                               "checkpoint directory or GGUF file with --model or AGENTIC_MODEL_DIR",
+                               path=str(path))
         engine = LLMEngine.from_pretrained(path, device="cpu", dtype=torch.float32,
                                            max_num_seqs=max_num_seqs, **engine_options)
-        info = TokenizerInfo.from_hf_tokenizer_json(path / "tokenizer.json",
-                                                    vocab_size=engine.model_config.vocab_size)
+        if engine.tokenizer is None:
+            raise AgenticError(ErrorCode.UNSUPPORTED_MODEL, f"{path} ships no tokenizer", path=str(path))
+        info = TokenizerInfo.from_tokenizer(engine.tokenizer, vocab_size=engine.model_config.vocab_size,
+                                            name=str(path))
         return cls(engine, GrammarCompiler(info))
 
     def generate(self, requests: Sequence[Any], *, constrained: bool = True,

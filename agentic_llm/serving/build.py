@@ -46,9 +46,11 @@ def resolve_model_dir(configured: str = "") -> Path:
                 ErrorCode.MODEL_NOT_FOUND,
                 "no model configured: set model.dir in the profile, --model, or AGENTIC_MODEL_DIR",
             ) from None
-    if not (path / "config.json").is_file():
+    from agentic_llm.engine.loader import is_checkpoint
+
+    if not is_checkpoint(path):
         raise AgenticError(ErrorCode.MODEL_NOT_FOUND,
-                           f"{path} is not a model directory (no config.json)", path=str(path))
+                           f"{path} is not a model (no config.json, no .gguf file)", path=str(path))
     return path
 
 
@@ -75,8 +77,12 @@ def build_compiler(model_dir: Path, engine: Any) -> Any:
     """The grammar compiler for ``engine``'s vocabulary, prepared as ``serve`` starts it."""
     from agentic_llm.grammar import GrammarCompiler, TokenizerInfo
 
-    info = TokenizerInfo.from_hf_tokenizer_json(
-        model_dir / "tokenizer.json", vocab_size=engine.model_config.vocab_size)
+    if getattr(engine, "tokenizer", None) is not None:  # HF tokenizer.json or built from GGUF
+        info = TokenizerInfo.from_tokenizer(engine.tokenizer, vocab_size=engine.model_config.vocab_size,
+                                            name=str(model_dir))
+    else:
+        info = TokenizerInfo.from_hf_tokenizer_json(
+            model_dir / "tokenizer.json", vocab_size=engine.model_config.vocab_size)
     compiler = GrammarCompiler(info)
     # The standard node-type whitelists are compiled now, so a request's grammar
     # is a cache hit and its first token is not delayed by a compile.
