@@ -126,9 +126,12 @@ class SubgraphGenerator:
         compiler: an ``agentic_llm.grammar.GrammarCompiler`` for the engine's tokenizer.
     """
 
-    def __init__(self, engine: Any, compiler: Any) -> None:
+    def __init__(self, engine: Any, compiler: Any, *, chat_template: bool = True) -> None:
+        from agentic_llm.planner.chat import ChatTemplate
+
         self.engine = engine
         self.compiler = compiler
+        self.chat = ChatTemplate.from_engine(engine) if chat_template else None
 
     @classmethod
     def from_model_dir(cls, model_dir: str | Path | None = None, *, max_num_seqs: int = 64,
@@ -191,7 +194,7 @@ class SubgraphGenerator:
                 max_tokens=max_tokens or p.max_tokens, temperature=s.temperature, top_k=s.top_k,
                 top_p=s.top_p, seed=s.seed, jump_forward=jump_forward,
                 timeout_s=float(req.budget.timeout_sec) if honour_timeouts and req.budget.timeout_sec else None))
-            prompts.append(p.render_prompt())
+            prompts.append(p.render_prompt(self.chat))
             matchers.append(matcher)
             plans.append(p)
             index.append(i)

@@ -24,6 +24,7 @@ from agentic_llm.planner.request import GenerateRequest, LibraryEntry, ToolSpec
 
 if TYPE_CHECKING:
     from agentic_llm.dsl import ValidationPolicy
+    from agentic_llm.planner.chat import ChatTemplate
 
 __all__ = ["CacheKey", "ExecutionPlan", "plan", "PlanRefusal", "ENGINE_VERSION",
            "KV_BLOCK_SIZE", "minimal_document"]
@@ -137,8 +138,16 @@ class ExecutionPlan:
         """The part of the prompt shared by every plan (its KV pages are reusable)."""
         return STABLE_PROMPT_PREFIX
 
-    def render_prompt(self) -> str:
-        """The model's prompt: ``stable_prompt_prefix`` then the per-request part."""
+    def render_prompt(self, chat: ChatTemplate | None = None) -> str:
+        """The model's prompt: ``stable_prompt_prefix`` then the per-request part.
+
+        With ``chat`` (the model's chat template) the two parts become the system and
+        user turns, unless the request's ``flags.raw_prompt`` turns that off.
+        """
+        if chat is not None and not self.request.flags.raw_prompt:
+            from agentic_llm.planner.chat import render_chat_prompt
+
+            return render_chat_prompt(self, chat)
         return self._prompt or render_prompt(self)
 
     @cached_property

@@ -263,21 +263,30 @@ class Sampling:
 
 @dataclass(frozen=True)
 class RequestFlags:
-    """Per-request switches."""
+    """Per-request switches.
+
+    ``raw_prompt``: give the model the planner's prompt as plain text, not framed in
+    the model's chat template.
+    """
 
     bypass_cache: bool = False
     diagnostics: bool = False
+    raw_prompt: bool = False
 
     @classmethod
     def from_json(cls, obj: Any, where: str = "flags") -> RequestFlags:
-        m = _object(obj, where, {"bypass_cache", "diagnostics"})
+        m = _object(obj, where, {"bypass_cache", "diagnostics", "raw_prompt"})
         return cls(
             bypass_cache=_bool(m.get("bypass_cache", False), f"{where}.bypass_cache"),
             diagnostics=_bool(m.get("diagnostics", False), f"{where}.diagnostics"),
+            raw_prompt=_bool(m.get("raw_prompt", False), f"{where}.raw_prompt"),
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {"bypass_cache": self.bypass_cache, "diagnostics": self.diagnostics}
+        out = {"bypass_cache": self.bypass_cache, "diagnostics": self.diagnostics}
+        if self.raw_prompt:
+            out["raw_prompt"] = True
+        return out
 
 
 _TOP_KEYS = {

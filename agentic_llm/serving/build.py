@@ -93,6 +93,15 @@ def build_compiler(model_dir: Path, engine: Any) -> Any:
     return compiler
 
 
+def _chat_template(config: ServerConfig, engine: Any) -> Any:
+    """The model's chat template when it ships one and the profile keeps it on."""
+    if not config.model.chat_template:
+        return None
+    from agentic_llm.planner.chat import ChatTemplate
+
+    return ChatTemplate.from_engine(engine)
+
+
 def build_pipeline(config: ServerConfig, *, engine: Any = None, model_dir: Path | None = None) -> Pipeline:
     """The pipeline ``agentic-llm serve`` runs: engine, grammar, caches, admission."""
     from agentic_llm.serving.subgraphs import open_subgraph_cache
@@ -110,6 +119,7 @@ def build_pipeline(config: ServerConfig, *, engine: Any = None, model_dir: Path 
         cache=open_subgraph_cache(config.cache),
         knowledge=knowledge,
         max_model_len=int(getattr(engine, "max_model_len", 0) or 0),
+        chat=_chat_template(config, engine),
     )
     lim = config.limits
     return Pipeline(parts, admission=Admission(lim.max_concurrent, lim.max_queue),

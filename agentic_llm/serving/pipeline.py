@@ -60,6 +60,7 @@ class PipelineParts:
         cache: the subgraph cache; None disables it.
         knowledge: AGA knowledge administration; None when AGA is off.
         max_model_len: prompt plus output tokens the model can hold (0: unchecked).
+        chat: the model's ``ChatTemplate`` framing prompts; None sends them plain.
     """
 
     engine: Any
@@ -68,6 +69,7 @@ class PipelineParts:
     cache: SubgraphStore | None = None
     knowledge: KnowledgeAdmin | None = None
     max_model_len: int = 0
+    chat: Any = None
 
 
 class _Decoder:
@@ -329,7 +331,7 @@ class Pipeline:
                     return
         tm.mark("cache_ms")
 
-        prompt_ids = list(self.tokenizer.encode(p.render_prompt()).ids)
+        prompt_ids = list(self.tokenizer.encode(p.render_prompt(self.parts.chat)).ids)
         max_len = self.parts.max_model_len
         if max_len and len(prompt_ids) + p.max_tokens > max_len:
             raise AgenticError(
