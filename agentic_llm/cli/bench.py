@@ -19,6 +19,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "aga": ("agentic_llm.benchmarks.aga", "knowledge-injection hook overhead and memory"),
     "observability": ("agentic_llm.benchmarks.observability", "throughput with exporters on and off"),
     "load": ("agentic_llm.benchmarks.load", "many concurrent gRPC clients against a server process"),
+    "quality": ("agentic_llm.benchmarks.quality", "plan usefulness on NESTFUL and held-out requests"),
 }
 
 
