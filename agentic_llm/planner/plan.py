@@ -16,8 +16,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from agentic_llm import __version__
-from agentic_llm.errors import ErrorCode
+from agentic_llm.errors import AgenticError, ErrorCode
 from agentic_llm.planner import policy
+from agentic_llm.planner.constraints import check_feasible
 from agentic_llm.planner.policy import PlanRefusal
 from agentic_llm.planner.prompt import STABLE_PROMPT_PREFIX, render_prompt
 from agentic_llm.planner.request import GenerateRequest, LibraryEntry, ToolSpec
@@ -198,6 +199,8 @@ def _cache_key(req: GenerateRequest, node_types: tuple[str, ...], tools: tuple[T
         "max_nodes": req.budget.max_nodes,
         "max_depth": req.budget.max_depth,
     }
+    if not req.constraints.empty:
+        structure["constraints"] = req.constraints.to_json()
     signatures = {
         "tools": [t.to_json() for t in sorted(tools, key=lambda t: t.name)],
         "library": sorted([e.path, e.signature] for e in library),
@@ -235,6 +238,11 @@ def plan(req: GenerateRequest) -> ExecutionPlan:
         raise PlanRefusal(ErrorCode.BUDGET_EXCEEDED,
                           f"no valid subgraph fits the budget: {why}",
                           max_nodes=b.max_nodes, min_nodes=min_nodes)
+    try:
+        check_feasible(req.constraints, granted=[t.name for t in tools], denied=denied,
+                       node_types=node_types, max_nodes=b.max_nodes)
+    except AgenticError as exc:
+        raise PlanRefusal(exc.code, exc.message, **exc.details) from None
     minimal = minimal_document(req.target_path, signature, externals[0] if externals else None)
     min_tokens = math.ceil(len(minimal) / _CHARS_PER_TOKEN_MIN)
     if b.max_tokens < min_tokens:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentic_llm.errors import AgenticError, ErrorCode
+from agentic_llm.planner.constraints import ContentConstraints
 
 __all__ = [
     "ToolArgument",
@@ -292,7 +293,7 @@ class RequestFlags:
 _TOP_KEYS = {
     "target_path", "prompt", "context", "tools", "library", "budget", "sampling", "dag_id",
     "branch_id", "parent_path", "priority", "tenant", "namespaces", "flags", "node_types",
-    "signature",
+    "signature", "constraints",
 }
 
 
@@ -322,6 +323,7 @@ class GenerateRequest:
     flags: RequestFlags = field(default_factory=RequestFlags)
     node_types: tuple[str, ...] | None = None
     signature: str | None = None
+    constraints: ContentConstraints = field(default_factory=ContentConstraints)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | str | bytes) -> GenerateRequest:
@@ -363,6 +365,7 @@ class GenerateRequest:
                 _str(n, f"node_types[{i}]", allow_empty=False)
                 for i, n in enumerate(_list(node_types, "node_types"))),
             signature=_opt_str(m.get("signature"), "signature"),
+            constraints=ContentConstraints.from_json(m.get("constraints")),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -387,6 +390,8 @@ class GenerateRequest:
             out["node_types"] = list(self.node_types)
         if self.signature is not None:
             out["signature"] = self.signature
+        if not self.constraints.empty:
+            out["constraints"] = self.constraints.to_json()
         return out
 
     def to_json_text(self) -> str:
