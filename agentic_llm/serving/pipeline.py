@@ -62,6 +62,7 @@ class PipelineParts:
         library: the subgraph registry (``agentic_llm.library.SubgraphRegistry``);
             None serves requests without ``/lib`` resolution or outcome tracking.
         max_model_len: prompt plus output tokens the model can hold (0: unchecked).
+        chat: the model's ``ChatTemplate`` framing prompts; None sends them plain.
     """
 
     engine: Any
@@ -71,6 +72,7 @@ class PipelineParts:
     knowledge: KnowledgeAdmin | None = None
     max_model_len: int = 0
     library: Any = None
+    chat: Any = None
 
 
 class _Decoder:
@@ -341,7 +343,7 @@ class Pipeline:
                     return
         tm.mark("cache_ms")
 
-        prompt_ids = self._encode_prompt(p.render_prompt())
+        prompt_ids = self._encode_prompt(p.render_prompt(self.parts.chat))
         max_len = self.parts.max_model_len
         # the output may use max_tokens or what the context window leaves, whichever
         # is less; the matcher closes the document within it (grammar.budget)
