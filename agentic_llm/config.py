@@ -75,7 +75,8 @@ class ModelConfig:
     scheduler policy: ``branch_aware`` groups fork siblings, ``fcfs`` is first come.
     ``compile_decode`` builds the decode step with torch's inductor at the first
     decode (tens of seconds; needs a C++ compiler on the CPU, else decoding stays
-    eager with a warning).
+    eager with a warning). ``chat_template`` frames prompts in the checkpoint's chat
+    template when it ships one (an instruct model); false sends the plain prompt.
     """
 
     dir: str = ""
@@ -86,6 +87,7 @@ class ModelConfig:
     prefix_cache: bool = True
     scheduling_policy: str = "branch_aware"
     compile_decode: bool = False
+    chat_template: bool = True
 
     def __post_init__(self) -> None:
         if not self.scheduling_policy:

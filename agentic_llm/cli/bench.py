@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "observability": ("agentic_llm.benchmarks.observability", "throughput with exporters on and off"),
     "load": ("agentic_llm.benchmarks.load", "many concurrent gRPC clients against a server process"),
     "soak": ("agentic_llm.benchmarks.soak", "long run of unique requests: RSS per minute, lost and hung calls"),
+    "quality": ("agentic_llm.benchmarks.quality", "plan usefulness on NESTFUL and held-out requests"),
 }
 
 

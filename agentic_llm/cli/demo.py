@@ -34,7 +34,7 @@ _REQUEST: dict[str, Any] = {
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("demo", help="start a local server and send it a few requests",
                        description=__doc__)
-    p.add_argument("--model", metavar="DIR", help="checkpoint directory (default: the shipped model)")
+    p.add_argument("--model", metavar="PATH", help="checkpoint directory or .gguf file (default: the shipped model)")
     p.add_argument("--show-text", action="store_true", help="print each generated document")
     p.set_defaults(func=run)
 

@@ -49,8 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     src.add_argument("--temperature", type=float, default=None, help="0 = greedy (default)")
     src.add_argument("--seed", type=int, default=None, help="sampling seed (with --temperature)")
     run_g = p.add_argument_group("run")
-    run_g.add_argument("--model", metavar="DIR", default=None,
-                       help="checkpoint directory (default: AGENTIC_MODEL_DIR or the shipped model)")
+    run_g.add_argument("--model", metavar="PATH", default=None,
+                       help="checkpoint directory or .gguf file (default: AGENTIC_MODEL_DIR or the shipped model)")
     run_g.add_argument("--no-constrain", action="store_true",
                        help="decode without the grammar (to compare validity)")
     run_g.add_argument("--no-jump-forward", action="store_true",

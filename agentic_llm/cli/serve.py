@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     src.add_argument("--profile", default=None, help="profile name (default, dev, redis)")
     src.add_argument("--config", default=None, metavar="YAML", help="profile file")
     p.add_argument("--listen", help="HOST:PORT (port 0 picks a free one)")
-    p.add_argument("--model", metavar="DIR", help="checkpoint directory")
+    p.add_argument("--model", metavar="PATH", help="checkpoint directory or .gguf file")
     p.add_argument("--cache", metavar="STORE",
                    help="subgraph cache store: memory, lmdb, redis, a plugin's (agentic-llm plugin list), "
                         "or none")

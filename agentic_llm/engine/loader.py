@@ -1,8 +1,10 @@
 """Load a Hugging Face-format checkpoint from a local directory.
 
 Reads ``config.json``, the weights (``model.safetensors``, sharded safetensors with
-``model.safetensors.index.json``, or ``pytorch_model.bin``), ``tokenizer.json`` and
-``generation_config.json``. Never touches the network.
+``model.safetensors.index.json``, or ``pytorch_model.bin``), ``tokenizer.json``,
+``generation_config.json`` and the chat template (``chat_template.jinja`` or
+``tokenizer_config.json``). A ``.gguf`` file, or a directory holding one and no
+``config.json``, goes to :mod:`agentic_llm.engine.gguf`. Never touches the network.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,8 @@ from agentic_llm.engine.models.decoder import CausalLM
 from agentic_llm.engine.models.layers import rope_inv_freq
 from agentic_llm.errors import AgenticError, ErrorCode
 
-__all__ = ["LoadedModel", "load_model", "load_config"]
+__all__ = ["LoadedModel", "load_model", "load_config", "build_model", "read_chat_template",
+           "is_checkpoint"]
 
 
 @dataclass
@@ -34,7 +37,9 @@ class LoadedModel:
         config: its architecture.
         tokenizer: from ``tokenizer.json``; None when the checkpoint has none.
         eos_token_ids: end-of-sequence ids from the generation and model configs.
-        model_dir: where it was loaded from.
+        model_dir: where it was loaded from (the directory of a GGUF file).
+        chat_template: the Jinja chat template an instruct model ships; None otherwise.
+        special_tokens: texts of the ``bos`` / ``eos`` tokens, for the template.
     """
 
     model: CausalLM
@@ -42,6 +47,8 @@ class LoadedModel:
     tokenizer: Tokenizer | None
     eos_token_ids: tuple[int, ...]
     model_dir: Path
+    chat_template: str | None = None
+    special_tokens: dict[str, str] = field(default_factory=dict)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -68,6 +75,15 @@ def load_config(model_dir: str | Path) -> ModelConfig:
     if not cfg_path.is_file():
         raise AgenticError(ErrorCode.MODEL_NOT_FOUND, f"{d} has no config.json", path=str(d))
     return ModelConfig.from_hf_dict(_read_json(cfg_path))
+
+
+def is_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` is something :func:`load_model` reads: an HF directory with
+    ``config.json``, a ``.gguf`` file, or a directory holding one."""
+    from agentic_llm.engine.gguf.metadata import is_gguf_checkpoint
+
+    p = Path(path).expanduser()
+    return (p / "config.json").is_file() or is_gguf_checkpoint(p)
 
 
 def _weight_files(d: Path) -> list[Path]:
@@ -140,24 +156,37 @@ def _skip_parameter_init() -> Iterator[None]:
             setattr(torch.nn.init, name, fn)
 
 
-def load_model(
-    model_dir: str | Path,
-    *,
-    device: str | torch.device = "cpu",
-    dtype: torch.dtype = torch.float32,
-) -> LoadedModel:
-    """Load the checkpoint in ``model_dir`` onto ``device`` in ``dtype``.
+def _token_text(value: Any) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("content")
+    return value if isinstance(value, str) else None
 
-    Weights stored in another floating dtype (bf16, fp16) are cast to ``dtype``.
+
+def read_chat_template(d: Path) -> tuple[str | None, dict[str, str]]:
+    """The chat template and bos/eos token texts an HF checkpoint directory ships.
+
+    ``chat_template.jinja`` wins over ``tokenizer_config.json``'s ``chat_template``
+    (a string, or a list of named templates of which ``default`` is used).
+    """
+    cfg = _read_json(d / "tokenizer_config.json") if (d / "tokenizer_config.json").is_file() else {}
+    specials = {k: t for k in ("bos", "eos") if (t := _token_text(cfg.get(f"{k}_token"))) is not None}
+    jinja = d / "chat_template.jinja"
+    if jinja.is_file():
+        return jinja.read_text(encoding="utf-8"), specials
+    template = cfg.get("chat_template")
+    if isinstance(template, list):
+        named = {t.get("name"): t.get("template") for t in template if isinstance(t, dict)}
+        template = named.get("default")
+    return (template if isinstance(template, str) and template.strip() else None), specials
+
+
+def build_model(cfg: ModelConfig, state: dict[str, torch.Tensor], *, device: str | torch.device,
+                dtype: torch.dtype, source: Path) -> CausalLM:
+    """The network for ``cfg`` holding the weights in ``state`` (checked, cast, fused).
 
     Raises:
-        AgenticError: ERR_MODEL_NOT_FOUND naming the missing directory or file, or
-            ERR_UNSUPPORTED_MODEL naming the unsupported architecture, option, or the
-            weights the checkpoint lacks.
+        AgenticError: ERR_UNSUPPORTED_MODEL naming missing weights or a shape mismatch.
     """
-    d = Path(model_dir)
-    cfg = load_config(d)
-    state = _read_weights(_weight_files(d))
     with torch.device("meta"), _skip_parameter_init():
         model = CausalLM(cfg)
     expected = dict(model.named_parameters())
@@ -167,7 +196,7 @@ def load_model(
     if missing:
         shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
         raise AgenticError(
-            ErrorCode.UNSUPPORTED_MODEL, f"checkpoint {d} lacks {len(missing)} weights: {shown}", missing=missing
+            ErrorCode.UNSUPPORTED_MODEL, f"checkpoint {source} lacks {len(missing)} weights: {shown}", missing=missing
         )
     for name, p in expected.items():
         if name in state and tuple(state[name].shape) != tuple(p.shape):
@@ -183,11 +212,42 @@ def load_model(
         model.lm_head.weight = model.model.embed_tokens.weight
     left = [name for name, p in model.named_parameters() if p.is_meta]
     if left:
-        raise AgenticError(ErrorCode.UNSUPPORTED_MODEL, f"checkpoint {d} did not fill {left[:5]}")
+        raise AgenticError(ErrorCode.UNSUPPORTED_MODEL, f"checkpoint {source} did not fill {left[:5]}")
     # buffers were created on the meta device; rebuild them for real
     model.rotary.inv_freq = rope_inv_freq(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling).to(device)
     model.fuse_projections()
     model.eval()
+    return model
+
+
+def load_model(
+    model_dir: str | Path,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> LoadedModel:
+    """Load the checkpoint in ``model_dir`` onto ``device`` in ``dtype``.
+
+    Weights stored in another floating dtype (bf16, fp16) are cast to ``dtype``;
+    a GGUF checkpoint (``.gguf`` file or a directory holding one) is dequantized.
+
+    Raises:
+        AgenticError: ERR_MODEL_NOT_FOUND naming the missing directory or file, or
+            ERR_UNSUPPORTED_MODEL naming the unsupported architecture, option, or the
+            weights the checkpoint lacks.
+    """
+    from agentic_llm.engine.gguf.metadata import find_gguf
+
+    if find_gguf(model_dir) is not None:
+        from agentic_llm.engine.gguf.loader import load_gguf
+
+        return load_gguf(model_dir, device=device, dtype=dtype)
+    d = Path(model_dir)
+    cfg = load_config(d)
+    state = _read_weights(_weight_files(d))
+    model = build_model(cfg, state, device=device, dtype=dtype, source=d)
     tok_path = d / "tokenizer.json"
     tokenizer = Tokenizer.from_file(str(tok_path)) if tok_path.is_file() else None
-    return LoadedModel(model, cfg, tokenizer, _eos_ids(d, cfg), d)
+    template, specials = read_chat_template(d)
+    return LoadedModel(model, cfg, tokenizer, _eos_ids(d, cfg), d,
+                       chat_template=template, special_tokens=specials)

@@ -29,6 +29,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from agentic_llm.grammar.content import ContentRules
 from agentic_llm.grammar.ebnf import NODE_FIELDS
 from agentic_llm.grammar.runtime import closes_as_string, could_misread, string_spans
 
@@ -67,6 +68,7 @@ class GraphPlan:
     def strict_strings(self) -> bool:
         """Strings must reach the runtime as strings (the ``agenticrt`` target)."""
         return self.runtime == "agenticrt"
+    content: ContentRules | None = None  # required tools / minimum node count
 
     @classmethod
     def from_plan(cls, plan, *, max_string: int | None = None) -> GraphPlan:  # type: ignore[no-untyped-def]
@@ -82,7 +84,8 @@ class GraphPlan:
             target=plan.target_path, signature_line=sig, node_types=tuple(plan.node_types),
             tools={t.name: tuple((a.name, a.required) for a in t.arguments) for t in plan.tools},
             externals=tuple(plan.external_targets), variables=frozenset(plan.template_vars),
-            max_nodes=plan.max_nodes, runtime=getattr(plan, "target_runtime", "agenticrt"))
+            max_nodes=plan.max_nodes, runtime=getattr(plan, "target_runtime", "agenticrt"),
+            content=ContentRules.from_plan(plan))
 
     def header_lines(self) -> list[str]:
         lines = [f"### AgenticDSL `{self.target}`", "```yaml", "# --- BEGIN AgenticDSL ---",
@@ -107,6 +110,7 @@ class GraphState:
     step: int = 0                        # index into its step list
     reps: int = 0                        # entries written at a repeating step
     tool: str = ""
+    called: tuple[str, ...] = ()         # tools of the tool_call nodes so far
     arg_pos: int = -1                    # schema index of the last argument written
     akeys: tuple[str, ...] = ()          # keys of the node's `assign` mapping so far
     # (node id, key) for every context key a local node writes (its `output_keys`
@@ -295,6 +299,11 @@ class _RefCtx:
             return False
         return len(f) < MAX_ID or f not in self.banned_ids()
 
+    def may_close(self) -> bool:
+        """The list may end here: it named a fresh node if the document owes some."""
+        c = self.gp.content
+        return self.waits or bool(self.new_pending) or c is None or not c.must_grow(self.g)
+
     def any_more(self) -> bool:
         # the budget test first: it is a comparison, ``finite`` walks the graph
         return self.fresh_allowed() or bool(self.finite())
@@ -379,7 +388,7 @@ def _parse_refs(ctx: _RefCtx, rest: str, single: bool, start: int = -1) -> tuple
             state = "sep"
         elif state == "sep":
             if rest[i] == "]":
-                return i + 1 == len(rest), "closed", True
+                return i + 1 == len(rest) and (single or ctx.may_close()), "closed", True
             if not ", ".startswith(rest[i:i + 2]) and not rest[i:].startswith(", "):
                 return False, "", False
             if not ctx.any_more():
@@ -423,13 +432,22 @@ def _compute_options(gp: GraphPlan, g: GraphState) -> list[Step]:
         if _step_allowed(gp, g, st):
             out.append(st)
         satisfied = st.optional or (st.repeat and k == g.step and g.reps > 0)
+        if satisfied and st.kind == "refs" and gp.content is not None and gp.content.must_grow(g):
+            satisfied = False  # the document owes nodes: this node must name a fresh one
         if not satisfied:
             return out
     if g.pending:
         out.append(Step(NODE_PREFIX, "id", False))
-    else:
+    elif gp.content is None or not gp.content.owes(g):
         out.append(Step(END_LINE, "end", False))
     return out
+
+
+def _tool_names(gp: GraphPlan, g: GraphState) -> list[str]:
+    """Tools the tool line may name here (the content rules may force a missing one)."""
+    if gp.content is None:
+        return list(gp.tools)
+    return [n for n in gp.tools if gp.content.tool_ok(g, n)]
 
 
 def _tool_keys(gp: GraphPlan, g: GraphState) -> tuple[tuple[str, bool], ...]:
@@ -475,6 +493,8 @@ def _type_allowed(gp: GraphPlan, g: GraphState, t: str) -> bool:
         return False
     if t == "assert" and gp.strict_strings and not gp.variables:
         return False  # its condition can only be "{{ name }}" (see _strings_ok)
+    if gp.content is not None and not gp.content.type_ok(g, t):
+        return False
     if t == "fork":
         return _RefCtx(gp, g, waits=False).any_more()
     return True
@@ -538,7 +558,7 @@ def _content_ok(gp: GraphPlan, g: GraphState, st: Step, rest: str, complete: boo
         types = _types(gp, g)
         return rest in types if complete else any(t.startswith(rest) for t in types)
     if kind == "tool":
-        full = [f'"{n}"' for n in gp.tools]
+        full = [f'"{n}"' for n in _tool_names(gp, g)]
         return rest in full if complete else any(f.startswith(rest) for f in full)
     if kind == "args":
         keys = _tool_keys(gp, g)
@@ -600,7 +620,7 @@ def _advance(gp: GraphPlan, g: GraphState, k: int, st: Step, rest: str) -> Graph
     nxt = k if st.repeat else k + 1
     g2 = replace(g, step=nxt, reps=reps if st.repeat else 0)
     if st.kind == "tool":
-        return replace(g2, tool=rest[1:-1])
+        return replace(g2, tool=rest[1:-1], called=g.called + (rest[1:-1],))
     if st.kind == "entry":
         key = rest[1:rest.index('"', 1)]
         return replace(g2, akeys=g.akeys + (key,), wkeys=g.wkeys + ((g.cur, key),))
@@ -724,7 +744,7 @@ def _slot(gp: GraphPlan, g: GraphState, line: str) -> Slot:
         if kind == "type":
             return Slot(False, tuple(t[len(rest):] for t in _types(gp, g) if t.startswith(rest)))
         if kind == "tool":
-            full = [f'"{n}"' for n in gp.tools]
+            full = [f'"{n}"' for n in _tool_names(gp, g)]
             return Slot(False, tuple(f[len(rest):] for f in full if f.startswith(rest)))
         if kind == "args":
             keys = _tool_keys(gp, g)
@@ -818,7 +838,7 @@ def _ref_slot(gp: GraphPlan, g: GraphState, kind: str, rest: str) -> Slot:
     if state == "sep":
         tail = rest[len(rest.rstrip(", ")):] if rest.endswith((",", ", ")) else ""
         seps = [", \""[len(tail):]] if ctx.any_more() else []
-        return Slot(False, tuple(seps + (["]"] if not tail else [])))
+        return Slot(False, tuple(seps + (["]"] if not tail and ctx.may_close() else [])))
     if state == "open":
         return Slot(False, ('"',))
     e = state[5:]

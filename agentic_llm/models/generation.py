@@ -126,9 +126,12 @@ class SubgraphGenerator:
         compiler: an ``agentic_llm.grammar.GrammarCompiler`` for the engine's tokenizer.
     """
 
-    def __init__(self, engine: Any, compiler: Any) -> None:
+    def __init__(self, engine: Any, compiler: Any, *, chat_template: bool = True) -> None:
+        from agentic_llm.planner.chat import ChatTemplate
+
         self.engine = engine
         self.compiler = compiler
+        self.chat = ChatTemplate.from_engine(engine) if chat_template else None
 
     @classmethod
     def from_model_dir(cls, model_dir: str | Path | None = None, *, max_num_seqs: int = 64,
@@ -141,18 +144,22 @@ class SubgraphGenerator:
         import torch
 
         from agentic_llm.engine import LLMEngine
+        from agentic_llm.engine.loader import is_checkpoint
         from agentic_llm.grammar import GrammarCompiler, TokenizerInfo
         from agentic_llm.models import default_model_dir
 
         path = Path(model_dir) if model_dir is not None else default_model_dir()
-        if not (path / "config.json").is_file():
+        if not is_checkpoint(path):
             raise AgenticError(ErrorCode.MODEL_NOT_FOUND,
-                               f"{path} is not a model directory (no config.json); pass a "
-                               "checkpoint directory with --model or AGENTIC_MODEL_DIR", path=str(path))
+                               f"{path} is not a model (no config.json, no .gguf file); pass a "
+                               "checkpoint directory or GGUF file with --model or AGENTIC_MODEL_DIR",
+                               path=str(path))
         engine = LLMEngine.from_pretrained(path, device="cpu", dtype=torch.float32,
                                            max_num_seqs=max_num_seqs, **engine_options)
-        info = TokenizerInfo.from_hf_tokenizer_json(path / "tokenizer.json",
-                                                    vocab_size=engine.model_config.vocab_size)
+        if engine.tokenizer is None:
+            raise AgenticError(ErrorCode.UNSUPPORTED_MODEL, f"{path} ships no tokenizer", path=str(path))
+        info = TokenizerInfo.from_tokenizer(engine.tokenizer, vocab_size=engine.model_config.vocab_size,
+                                            name=str(path))
         return cls(engine, GrammarCompiler(info))
 
     def _output_limit(self, p: Any, max_tokens: int) -> int:
@@ -201,7 +208,7 @@ class SubgraphGenerator:
                 max_tokens=limit, temperature=s.temperature, top_k=s.top_k,
                 top_p=s.top_p, seed=s.seed, jump_forward=jump_forward,
                 timeout_s=float(req.budget.timeout_sec) if honour_timeouts and req.budget.timeout_sec else None))
-            prompts.append(p.render_prompt())
+            prompts.append(p.render_prompt(self.chat))
             matchers.append(matcher)
             plans.append(p)
             index.append(i)

@@ -17,14 +17,16 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from agentic_llm import __version__
-from agentic_llm.errors import ErrorCode
+from agentic_llm.errors import AgenticError, ErrorCode
 from agentic_llm.planner import policy
+from agentic_llm.planner.constraints import check_feasible
 from agentic_llm.planner.policy import PlanRefusal
 from agentic_llm.planner.prompt import STABLE_PROMPT_PREFIX, render_prompt
 from agentic_llm.planner.request import GenerateRequest, LibraryEntry, ToolSpec
 
 if TYPE_CHECKING:
     from agentic_llm.dsl import ValidationPolicy
+    from agentic_llm.planner.chat import ChatTemplate
 
 __all__ = ["CacheKey", "ExecutionPlan", "plan", "PlanRefusal", "ENGINE_VERSION",
            "KV_BLOCK_SIZE", "minimal_document", "LibraryResolution"]
@@ -165,8 +167,16 @@ class ExecutionPlan:
         """The part of the prompt shared by every plan (its KV pages are reusable)."""
         return STABLE_PROMPT_PREFIX
 
-    def render_prompt(self) -> str:
-        """The model's prompt: ``stable_prompt_prefix`` then the per-request part."""
+    def render_prompt(self, chat: ChatTemplate | None = None) -> str:
+        """The model's prompt: ``stable_prompt_prefix`` then the per-request part.
+
+        With ``chat`` (the model's chat template) the two parts become the system and
+        user turns, unless the request's ``flags.raw_prompt`` turns that off.
+        """
+        if chat is not None and not self.request.flags.raw_prompt:
+            from agentic_llm.planner.chat import render_chat_prompt
+
+            return render_chat_prompt(self, chat)
         return self._prompt or render_prompt(self)
 
     @cached_property
@@ -222,6 +232,8 @@ def _cache_key(req: GenerateRequest, node_types: tuple[str, ...], tools: tuple[T
         "max_depth": req.budget.max_depth,
         "runtime": req.target_runtime,
     }
+    if not req.constraints.empty:
+        structure["constraints"] = req.constraints.to_json()
     signatures = {
         "tools": [t.to_json() for t in sorted(tools, key=lambda t: t.name)],
         "library": sorted([e.path, e.signature] for e in library),
@@ -271,6 +283,11 @@ def plan(req: GenerateRequest, *, library: _Resolver | None = None) -> Execution
         raise PlanRefusal(ErrorCode.BUDGET_EXCEEDED,
                           f"no valid subgraph fits the budget: {why}",
                           max_nodes=b.max_nodes, min_nodes=min_nodes)
+    try:
+        check_feasible(req.constraints, granted=[t.name for t in tools], denied=denied,
+                       node_types=node_types, max_nodes=b.max_nodes)
+    except AgenticError as exc:
+        raise PlanRefusal(exc.code, exc.message, **exc.details) from None
     minimal = minimal_document(req.target_path, signature, externals[0] if externals else None)
     min_tokens = math.ceil(len(minimal) / _CHARS_PER_TOKEN_MIN)
     if b.max_tokens < min_tokens:

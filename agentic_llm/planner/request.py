@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentic_llm.errors import AgenticError, ErrorCode
+from agentic_llm.planner.constraints import ContentConstraints
 
 __all__ = [
     "ToolArgument",
@@ -313,27 +314,36 @@ class Sampling:
 
 @dataclass(frozen=True)
 class RequestFlags:
-    """Per-request switches."""
+    """Per-request switches.
+
+    ``raw_prompt``: give the model the planner's prompt as plain text, not framed in
+    the model's chat template.
+    """
 
     bypass_cache: bool = False
     diagnostics: bool = False
+    raw_prompt: bool = False
 
     @classmethod
     def from_json(cls, obj: Any, where: str = "flags") -> RequestFlags:
-        m = _object(obj, where, {"bypass_cache", "diagnostics"})
+        m = _object(obj, where, {"bypass_cache", "diagnostics", "raw_prompt"})
         return cls(
             bypass_cache=_bool(m.get("bypass_cache", False), f"{where}.bypass_cache"),
             diagnostics=_bool(m.get("diagnostics", False), f"{where}.diagnostics"),
+            raw_prompt=_bool(m.get("raw_prompt", False), f"{where}.raw_prompt"),
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {"bypass_cache": self.bypass_cache, "diagnostics": self.diagnostics}
+        out = {"bypass_cache": self.bypass_cache, "diagnostics": self.diagnostics}
+        if self.raw_prompt:
+            out["raw_prompt"] = True
+        return out
 
 
 _TOP_KEYS = {
     "target_path", "prompt", "context", "tools", "library", "budget", "sampling", "dag_id",
     "branch_id", "parent_path", "priority", "tenant", "namespaces", "flags", "node_types",
-    "signature", "target_runtime",
+    "signature", "target_runtime", "constraints",
 }
 #: runtimes a request may target (``ExecutionPlan.target_runtime``)
 TARGET_RUNTIMES = ("agenticrt", "spec")
@@ -373,6 +383,7 @@ class GenerateRequest:
     node_types: tuple[str, ...] | None = None
     signature: str | None = None
     target_runtime: str = "agenticrt"
+    constraints: ContentConstraints = field(default_factory=ContentConstraints)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | str | bytes) -> GenerateRequest:
@@ -415,6 +426,7 @@ class GenerateRequest:
                 for i, n in enumerate(_list(node_types, "node_types"))),
             signature=_opt_str(m.get("signature"), "signature"),
             target_runtime=_runtime(m.get("target_runtime", "agenticrt")),
+            constraints=ContentConstraints.from_json(m.get("constraints")),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -441,6 +453,8 @@ class GenerateRequest:
             out["signature"] = self.signature
         if self.target_runtime != "agenticrt":
             out["target_runtime"] = self.target_runtime
+        if not self.constraints.empty:
+            out["constraints"] = self.constraints.to_json()
         return out
 
     def to_json_text(self) -> str:

@@ -46,9 +46,11 @@ def resolve_model_dir(configured: str = "") -> Path:
                 ErrorCode.MODEL_NOT_FOUND,
                 "no model configured: set model.dir in the profile, --model, or AGENTIC_MODEL_DIR",
             ) from None
-    if not (path / "config.json").is_file():
+    from agentic_llm.engine.loader import is_checkpoint
+
+    if not is_checkpoint(path):
         raise AgenticError(ErrorCode.MODEL_NOT_FOUND,
-                           f"{path} is not a model directory (no config.json)", path=str(path))
+                           f"{path} is not a model (no config.json, no .gguf file)", path=str(path))
     return path
 
 
@@ -75,8 +77,12 @@ def build_compiler(model_dir: Path, engine: Any) -> Any:
     """The grammar compiler for ``engine``'s vocabulary, prepared as ``serve`` starts it."""
     from agentic_llm.grammar import GrammarCompiler, TokenizerInfo
 
-    info = TokenizerInfo.from_hf_tokenizer_json(
-        model_dir / "tokenizer.json", vocab_size=engine.model_config.vocab_size)
+    if getattr(engine, "tokenizer", None) is not None:  # HF tokenizer.json or built from GGUF
+        info = TokenizerInfo.from_tokenizer(engine.tokenizer, vocab_size=engine.model_config.vocab_size,
+                                            name=str(model_dir))
+    else:
+        info = TokenizerInfo.from_hf_tokenizer_json(
+            model_dir / "tokenizer.json", vocab_size=engine.model_config.vocab_size)
     compiler = GrammarCompiler(info)
     # The standard node-type whitelists are compiled now, so a request's grammar
     # is a cache hit and its first token is not delayed by a compile.
@@ -85,6 +91,15 @@ def build_compiler(model_dir: Path, engine: Any) -> Any:
     # small vocabulary), so early requests do not pay xgrammar's full mask per class.
     compiler.warm_masks(walks=0)
     return compiler
+
+
+def _chat_template(config: ServerConfig, engine: Any) -> Any:
+    """The model's chat template when it ships one and the profile keeps it on."""
+    if not config.model.chat_template:
+        return None
+    from agentic_llm.planner.chat import ChatTemplate
+
+    return ChatTemplate.from_engine(engine)
 
 
 def build_pipeline(config: ServerConfig, *, engine: Any = None, model_dir: Path | None = None,
@@ -114,6 +129,7 @@ def build_pipeline(config: ServerConfig, *, engine: Any = None, model_dir: Path 
         knowledge=knowledge,
         max_model_len=int(getattr(engine, "max_model_len", 0) or 0),
         library=open_library(config.library),
+        chat=_chat_template(config, engine),
     )
     lim = config.limits
     return Pipeline(parts, admission=Admission(lim.max_concurrent, lim.max_queue),

@@ -65,6 +65,7 @@ class PipelineParts:
             None serves requests without ``/lib`` resolution or outcome tracking.
         max_model_len: prompt plus output tokens the model can hold (0: unchecked).
         jump_forward: append grammar-forced text without a decode step each.
+        chat: the model's ``ChatTemplate`` framing prompts; None sends them plain.
     """
 
     engine: PipelineEngine
@@ -75,6 +76,7 @@ class PipelineParts:
     max_model_len: int = 0
     jump_forward: bool = True
     library: Any = None
+    chat: Any = None
 
 
 class Pipeline:
@@ -294,7 +296,7 @@ class Pipeline:
                     return
         tm.mark("cache_ms")
 
-        prompt_ids = self._encode_prompt(p.render_prompt())
+        prompt_ids = self._encode_prompt(p.render_prompt(self.parts.chat))
         max_len = self.parts.max_model_len
         # the output may use max_tokens or what the context window leaves, whichever
         # is less; the matcher closes the document within it (grammar.budget)

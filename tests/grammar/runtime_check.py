@@ -1,10 +1,11 @@
 """A test-side check of what the reference runtime would do with a generated document.
 
-Built on the shared model of its scalar reading (``reads_as_string``) and on its graph
-build (``TopoScheduler::build_dag``: every ``next`` and ``wait_for`` path must be a
-registered node, i.e. a node of the document or one of its ``/__system__`` nodes).
-Library paths count as registered only when the caller passes them in ``loaded``
-(the runtime has them only when their blocks are loaded beside the document).
+The reference's parse and graph build come from the package's model of them
+(``agentic_llm.dsl.conformance.check_runtime``); on top of it, every string value is
+checked with ``reads_as_string``, since the reference silently turns a quoted
+``"2"`` into a number even where that refuses nothing. Library paths resolve only when
+the caller passes them in ``loaded`` (the runtime holds them from the program the
+document is appended to).
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from typing import Any
 
 import yaml
 
+from agentic_llm.dsl import Severity
+from agentic_llm.dsl.conformance import check_runtime
 from agentic_llm.dsl.conformance.scalars import reads_as_string
-
-SYSTEM_NODES = frozenset({"/__system__/budget_exceeded", "/__system__/end_soft", "/__system__/noop"})
-CRASH_BLOCK_BYTES = 27 * 1024  # the smallest block size reported to crash the reference
+from agentic_llm.errors import ErrorCode
 
 
 def _strings(value: Any, where: str) -> Iterable[tuple[str, str]]:
@@ -31,37 +32,29 @@ def _strings(value: Any, where: str) -> Iterable[tuple[str, str]]:
             yield from _strings(v, f"{where}[{i}]")
 
 
-def _block(text: str) -> tuple[str, str]:
-    head = text.split("\n", 1)[0]
-    path = head.split("`")[1]
-    body = text.split("# --- BEGIN AgenticDSL ---\n", 1)[1].split("# --- END AgenticDSL ---", 1)[0]
-    return path, body
+def _body(text: str) -> str:
+    return text.split("# --- BEGIN AgenticDSL ---\n", 1)[1].split("# --- END AgenticDSL ---", 1)[0]
 
 
 def problems(text: str, loaded: Iterable[str] = ()) -> dict[str, list[str]]:
-    """What the reference would refuse in a one-block generated document, by kind:
+    """What the reference would refuse or misread in a generated document, by kind:
     ``end_soft`` (a reference to ``/end_soft``), ``misread`` (a string it reads as a
-    number, boolean or null), ``oversized`` (a block over the crash size),
-    ``unresolved`` (any other reference its graph build cannot resolve)."""
+    number, boolean or null), ``oversized`` (a block it crashes on), ``unresolved``
+    (any other refusal or silent drop of its parse and graph build)."""
     out: dict[str, list[str]] = {"end_soft": [], "misread": [], "oversized": [], "unresolved": []}
-    path, body = _block(text)
-    if len(body.encode()) > CRASH_BLOCK_BYTES:
-        out["oversized"].append(f"{len(body.encode())} bytes")
-    data = yaml.safe_load(body)
-    for where, s in _strings(data, ""):
-        if not reads_as_string(s):
-            out["misread"].append(f"{where}={s!r}")
-    nodes = data.get("nodes") or []
-    registered = {f"{path}/{n['id']}" for n in nodes if isinstance(n.get("id"), str)}
-    registered |= SYSTEM_NODES | set(loaded)
-    for n in nodes:
-        refs = list(n.get("next") or [])
-        refs += list((n.get("join") or {}).get("wait_for") or [])
-        for r in refs:
-            if r == "/end_soft":
-                out["end_soft"].append(f"{n['id']} -> {r}")
-            elif r not in registered:
-                out["unresolved"].append(f"{n['id']} -> {r}")
+    for d in check_runtime(text, loaded=loaded):
+        if d.severity is not Severity.ERROR:
+            continue
+        if "Next node not found: /end_soft" in d.message:
+            out["end_soft"].append(d.message)
+        elif d.code is ErrorCode.RUNTIME_CRASH:
+            out["oversized"].append(d.message)
+        else:
+            out["unresolved"].append(d.message)
+    if not out["oversized"]:
+        for where, s in _strings(yaml.safe_load(_body(text)), ""):
+            if not reads_as_string(s):
+                out["misread"].append(f"{where}={s!r}")
     return out
 
 

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 
 from agentic_llm.dsl.conformance.blocks import extract_reference_blocks
 from agentic_llm.dsl.conformance.outcome import RuntimeOutcome, Verdict
@@ -112,15 +113,17 @@ def _outcome_diagnostics(outcome: RuntimeOutcome, lines: dict[str, int]) -> list
     ]
 
 
-def check_runtime(text: str | bytes) -> list[Diagnostic]:
+def check_runtime(text: str | bytes, *, loaded: Iterable[str] = ()) -> list[Diagnostic]:
     """Everything the reference runtime refuses, drops or reads differently in ``text``.
 
     Runs the model of parse AND graph build; an empty list (or warnings only) means the
-    reference accepts the document and runs all of it.
+    reference accepts the document and runs all of it. ``loaded`` names node paths the
+    runtime already holds from the program it runs (a generated subgraph's callable
+    library entries): references to them resolve.
     """
     if isinstance(text, bytes | bytearray):
         text = bytes(text).decode("utf-8", errors="surrogateescape")
-    outcome = simulate(text)
+    outcome = simulate(text, loaded=loaded)
     if outcome.verdict is Verdict.CRASH:
         return _outcome_diagnostics(outcome, {})  # the blocks cannot be cut: no lines
     lines = _lines(text)

@@ -10,6 +10,8 @@ every ``next`` target, and every path in a node's ``metadata.wait_for`` (a list,
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from agentic_llm.dsl.conformance.construct import RefNode, TypeErrorJson, get_string
 from agentic_llm.dsl.conformance.outcome import RuntimeRefusal
 
@@ -37,9 +39,15 @@ def _wait_for(metadata: object) -> list[str]:
     return deps
 
 
-def check_dag(nodes: list[RefNode]) -> None:
-    """Raise RuntimeRefusal with the reference's message at the first unresolved edge."""
-    registered = set(SYSTEM_NODES) | {n.path for n in nodes}
+def check_dag(nodes: list[RefNode], loaded: Iterable[str] = ()) -> None:
+    """Raise RuntimeRefusal with the reference's message at the first unresolved edge.
+
+    ``loaded`` are node paths the runtime registered before this document: a generated
+    subgraph is appended to the program the runtime already runs
+    (``DSLEngine::continue_with_generated_dsl``), whose nodes, such as the library
+    entries a request declares callable, are registered beside it.
+    """
+    registered = set(SYSTEM_NODES) | set(loaded) | {n.path for n in nodes}
     for node in nodes:
         for target in node.next:
             if target not in registered:

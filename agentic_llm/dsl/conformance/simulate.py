@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from agentic_llm.dsl.conformance.blocks import (
     REGEX_STACK_LIMIT_BYTES,
     extract_reference_blocks,
@@ -15,9 +17,13 @@ from agentic_llm.dsl.conformance.yamljson import ExpansionTooLarge
 __all__ = ["simulate"]
 
 
-def simulate(text: str | bytes) -> RuntimeOutcome:
+def simulate(text: str | bytes, *, loaded: Iterable[str] = ()) -> RuntimeOutcome:
     """What ``MarkdownParser::parse_from_string`` followed by the node registration and
-    ``TopoScheduler::build_dag`` of ``DSLEngine::run`` do with ``text``."""
+    ``TopoScheduler::build_dag`` of ``DSLEngine::run`` do with ``text``.
+
+    ``loaded``: node paths the runtime holds already from the program it runs (for a
+    generated subgraph, e.g. the library entries its request declared callable).
+    """
     if isinstance(text, bytes | bytearray):
         text = bytes(text).decode("utf-8", errors="surrogateescape")
     scan, line = longest_regex_scan(text)
@@ -45,7 +51,7 @@ def simulate(text: str | bytes) -> RuntimeOutcome:
         )
     outcome = RuntimeOutcome(Verdict.ACCEPT, graphs=program.graphs, drops=program.drops)
     try:
-        check_dag(program.nodes)
+        check_dag(program.nodes, loaded)
     except RuntimeRefusal as exc:
         outcome.verdict = Verdict.REJECT
         outcome.stage = Stage.BUILD_DAG

@@ -1,0 +1,83 @@
+"""bench quality: NESTFUL conversion, plan scoring, and one real row on the tiny model."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from agentic_llm.benchmarks.nestful import GoldCall, gold_edges, load_split, tool_name
+from agentic_llm.benchmarks.plan_score import extract_calls, prf, score_plan
+from agentic_llm.benchmarks.quality import heldout_cases, run_row, summarize_row
+from agentic_llm.errors import AgenticError, ErrorCode
+from agentic_llm.planner import GenerateRequest, plan
+
+
+def node(type_: str, **fields):  # type: ignore[no-untyped-def]
+    return SimpleNamespace(type=type_, fields=fields)
+
+
+def test_executable_split_converts_to_plannable_requests() -> None:
+    cases = load_split("executable")
+    assert len(cases) == 85
+    first = cases[0]
+    assert first.gold_tools == ("SkyScrapperSearchAirport", "SkyScrapperSearchAirport",
+                                "SkyScrapperFlightSearch", "TripadvisorSearchLocation",
+                                "TripadvisorSearchHotels")
+    # var1 and var2 (airports, two fields each) feed the flight search; var4 the hotels:
+    # one edge per (producer call, consumer call)
+    assert sorted(gold_edges(first.gold)) == sorted(
+        [("SkyScrapperSearchAirport", "SkyScrapperFlightSearch")] * 2
+        + [("TripadvisorSearchLocation", "TripadvisorSearchHotels")])
+    names = {t["name"] for t in first.request["tools"]}
+    assert len(names) == 39 and tool_name("WeatherAPI.com_Time_Zone_API") in names
+    flight = next(t for t in first.request["tools"] if t["name"] == "SkyScrapperFlightSearch")
+    req_flags = [a["required"] for a in flight["arguments"]]
+    assert req_flags == sorted(req_flags, reverse=True)  # required arguments first
+    for c in cases:
+        plan(GenerateRequest.from_json(c.request))  # every request is plannable
+
+
+def test_tools_per_request_keeps_the_gold_tools() -> None:
+    for c in load_split("sgd", tools_per_request=5):
+        granted = {t["name"] for t in c.request["tools"]}
+        assert set(c.gold_tools) <= granted and len(granted) <= max(5, len(set(c.gold_tools)))
+    with pytest.raises(AgenticError) as e:
+        load_split("nope")
+    assert e.value.code is ErrorCode.INVALID_REQUEST
+
+
+def test_scoring_tools_edges_exact_one_node() -> None:
+    nodes = [node("start"),
+             node("tool_call", tool="search", arguments={"query": "{{ topic }}"}, output_keys=["hits"]),
+             node("tool_call", tool="summarize", arguments={"text": "{{ hits.items }}"}, output_keys="summary"),
+             node("end")]
+    calls = extract_calls(nodes)
+    assert calls.tools == ("search", "summarize") and calls.edges == (("search", "summarize"),)
+    s = score_plan(calls, ["search", "summarize"], [("search", "summarize")])
+    assert (s.tool_f1, s.edge_f1, s.exact, s.one_node, s.needed_called) == (1.0, 1.0, True, False, True)
+    s = score_plan(calls, ["search", "translate", "summarize"], [("search", "translate")])
+    assert s.tool_p == 1.0 and s.tool_r == pytest.approx(2 / 3) and s.edge_f1 == 0.0 and not s.exact
+    empty = score_plan(extract_calls([node("start")]), ["search"], [])
+    assert empty.one_node and empty.tool_f1 == 0.0 and not empty.needed_called
+    assert prf([], []) == (1.0, 1.0, 1.0) and prf(["a", "a"], ["a"]) == (0.5, 1.0, pytest.approx(2 / 3))
+
+
+def test_heldout_set_lists_needed_tools_among_granted() -> None:
+    cases = heldout_cases()
+    assert len(cases) >= 20
+    for c in cases:
+        granted = {t["name"] for t in c.request["tools"]}
+        assert c.gold_tools and set(c.gold_tools) <= granted and len(granted) >= 3
+        plan(GenerateRequest.from_json(c.request))
+
+
+def test_tiny_row_runs_through_the_pipeline() -> None:
+    cases = heldout_cases()[:2]
+    outs = run_row("tiny", cases, concurrency=2, max_tokens=160, progress=False)
+    summary = summarize_row(outs)
+    assert summary["requests"] == 2 and summary["errors"] == []
+    assert summary["valid_rate"] == 1.0  # constrained output always validates
+    assert 0.0 <= summary["tool_f1"] <= 1.0 and summary["latency_median_s"] > 0
+    assert all(o.score is not None for o in outs)
+    assert GoldCall("a", "var1", ()).name == "a"
