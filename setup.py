@@ -4,7 +4,7 @@ Everything else about the package is declared in pyproject.toml. The generated
 modules go to ``agentic_llm/_proto/`` (ignored by git): into the build directory for
 a wheel, and into the source tree for an editable install. When grpcio-tools is not
 available in the build environment the step is skipped; the package then generates
-the code on first import (``agentic_llm.client.protos.load``).
+the code on first import (``agentic_llm.wire.protos.load``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent
 def _protos_module():  # type: ignore[no-untyped-def]
     # Loaded by path: the package itself may not be importable while it is being built.
     spec = importlib.util.spec_from_file_location(
-        "_agentic_protos", ROOT / "agentic_llm" / "client" / "protos.py"
+        "_agentic_protos", ROOT / "agentic_llm" / "wire" / "protos.py"
     )
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)

@@ -2,8 +2,8 @@
 
 Runs the held-out requests in ``bench/validity_requests.jsonl`` (200 requests the
 shipped model never saw: another seed of the corpus generator, no prompt shared
-with the training set) through :class:`agentic_llm.models.generation.SubgraphGenerator`
-twice, with and without the grammar, greedy, and validates every output against its
+with the training set) through the serving pipeline (:class:`agentic_llm.serving.local.LocalGenerator`, the
+path ``serve`` runs) twice, with and without the grammar, greedy, and validates every output against its
 own plan. Constrained decoding must reach 100%; anything less is a bug in the
 grammar, the matcher or the engine, and the failures are listed.
 
@@ -41,7 +41,7 @@ def evaluate(gen: Any, requests: list[dict[str, Any]], *, constrained: bool, chu
     chunks = [requests[i : i + chunk] for i in range(0, len(requests), chunk)]
     label = "constrained" if constrained else "unconstrained"
     for part in progress(chunks, total=len(chunks), desc=label, enabled=show):
-        results += gen.generate(part, constrained=constrained, jump_forward=jump_forward, honour_timeouts=False)
+        results += gen.generate(part, honour_timeouts=False)
     wall = time.perf_counter() - t0
     valid = sum(r.valid for r in results)
     codes: collections.Counter[str] = collections.Counter()
@@ -52,7 +52,7 @@ def evaluate(gen: Any, requests: list[dict[str, Any]], *, constrained: bool, chu
         if r.error is not None:
             codes[r.error.code.value] += 1
         for d in r.errors:
-            codes[d.code.value] += 1
+            codes[d.code] += 1
         failures.append({"index": i, "target_path": r.target_path, "finish_reason": r.finish_reason,
                          "error": None if r.error is None else str(r.error),
                          "diagnostics": [str(d) for d in r.errors[:3]], "text": r.text})
@@ -89,17 +89,19 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from agentic_llm.models.generation import SubgraphGenerator
+    from agentic_llm.serving.local import LocalGenerator
 
     torch.set_num_threads(args.threads)
     requests = load_requests(args.requests, args.limit)
-    gen = SubgraphGenerator.from_model_dir(args.model, max_num_seqs=args.chunk)
-    try:
-        modes = [evaluate(gen, requests, constrained=c, chunk=args.chunk, show=not args.json,
-                          jump_forward=not args.no_jump_forward)
-                 for c in ((True,) if args.constrained_only else (True, False))]
-    finally:
-        gen.close()
+    modes = []
+    for c in ((True,) if args.constrained_only else (True, False)):
+        gen = LocalGenerator(args.model, constrained=c, jump_forward=not args.no_jump_forward,
+                             max_num_seqs=args.chunk)
+        try:
+            modes.append(evaluate(gen, requests, constrained=c, chunk=args.chunk, show=not args.json,
+                                  jump_forward=not args.no_jump_forward))
+        finally:
+            gen.close()
     result = {"model": str(args.model or "shipped"), "requests_file": display_path(args.requests),
               "modes": modes}
     if args.out:

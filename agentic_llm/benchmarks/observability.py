@@ -4,7 +4,7 @@ Two measurements, each alternating the two configurations round by round in the 
 run (so machine noise hits both alike) and reporting medians and the on/off ratio:
 
 * ``engine``: the real engine generating on a small random-weight Llama written to a
-  temporary directory, stepped through :class:`EngineObserver`. "off" has no
+  temporary directory, stepped with an :class:`EngineObserver` on its loop. "off" has no
   subscriber (the observer short-circuits); "on" runs the whole stack: Prometheus
   with the HTTP server scraped every 5 s, JSON event logs to a file, SQLite
   audit, the default alert rules, and OpenTelemetry tracing to memory.
@@ -127,7 +127,7 @@ def _engine_round(engine: Any, bus: EventBus, prompts: list[list[int]], params: 
 
     observer = EngineObserver(engine, bus)
     t0 = time.perf_counter()
-    outs = observer.generate(prompts, params)
+    outs = engine.generate(prompts, params, observers=[observer])
     dt = time.perf_counter() - t0
     return sum(len(o.output_token_ids) for o in outs) / dt
 

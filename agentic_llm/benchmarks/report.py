@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from agentic_llm.envs import bench_results_dir
+from agentic_llm.observability.stats import percentile
 
 __all__ = [
     "percentile",
@@ -27,19 +28,6 @@ __all__ = [
     "progress",
     "display_path",
 ]
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile (0..100) with linear interpolation; nan when empty."""
-    if not values:
-        return math.nan
-    xs = sorted(values)
-    if len(xs) == 1:
-        return float(xs[0])
-    pos = (len(xs) - 1) * q / 100.0
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(xs) - 1)
-    return float(xs[lo] + (xs[hi] - xs[lo]) * (pos - lo))
 
 
 def summarize(values: Sequence[float]) -> dict[str, float]:

@@ -26,6 +26,7 @@ import json
 import random
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from agentic_llm.benchmarks.report import (
     progress,
     ratio,
 )
+from agentic_llm.engine.loop import EngineLoop
 
 __all__ = ["add_arguments", "run", "make_workload", "run_policy", "run_benchmark", "Arrival"]
 
@@ -158,22 +160,24 @@ def run_policy(model_dir: Path, policy: str, workload: list[Arrival], *, max_tok
     total = sum(len(a.prompts) for a in workload)
     bar = progress(range(total), total=total, desc=policy, enabled=show_progress)
     it = iter(bar)
+    clock_obs = _StepClock(timer)
+    loop = EngineLoop(engine, observers=[clock_obs], thread=False)
     try:
         # warm the kernels so the first arrival does not pay for them
         engine.generate([[5, 6, 7, 8]], SamplingParams(max_tokens=2))
-        while pending or engine.has_unfinished_requests():
-            if not engine.has_unfinished_requests() and pending and pending[0].time > run.clock:
+        while pending or loop.in_flight:
+            if not loop.in_flight and pending and pending[0].time > run.clock:
                 run.clock = pending[0].time
             while pending and pending[0].time <= run.clock:
                 a = pending.pop(0)
                 for j, prompt in enumerate(a.prompts):
                     key = f"{a.key}/{j}"
-                    rid = engine.add_request(prompt, params, request_id=key, dag_id=a.dag_id,
-                                             branch_id=str(j) if a.dag_id else None)
-                    names[rid] = key
-            t0 = timer()
-            outs = engine.step()
-            run.clock += timer() - t0
+                    loop.submit(prompt, params, request_id=key, dag_id=a.dag_id,
+                                branch_id=str(j) if a.dag_id else None)
+                    names[key] = key
+            outs = loop.run_once()
+            run.clock += clock_obs.last_s  # the engine step alone, as the loop timed it
+            clock_obs.last_s = 0.0
             run.steps += 1
             for o in outs:
                 if o.finished:
@@ -188,6 +192,21 @@ def run_policy(model_dir: Path, policy: str, workload: list[Arrival], *, max_tok
         engine.close()
     return run
 
+
+
+class _StepClock:
+    """A step observer that times each engine step on the benchmark's clock."""
+
+    def __init__(self, timer: Callable[[], float]) -> None:
+        self.timer = timer
+        self.last_s = 0.0
+        self._t0 = 0.0
+
+    def before_step(self) -> None:
+        self._t0 = self.timer()
+
+    def after_step(self, outputs: Sequence[Any], duration_s: float) -> None:
+        self.last_s += self.timer() - self._t0
 
 def _summary(run: _Run, workload: list[Arrival]) -> dict[str, Any]:
     groups: list[float] = []

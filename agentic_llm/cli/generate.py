@@ -177,7 +177,8 @@ def _print_human(result: Any, model_dir: Path, request: Any, plan_json: dict[str
     else:
         print(f"✗ invalid against the plan: {len(result.errors)} error(s)", file=out)
     for d in result.diagnostics:
-        print(f"  {d.format('output')}", file=out)
+        where = f"{d.block}:{d.line}" if d.line is not None else (d.block or "output")
+        print(f"  {where}: {d.severity} {d.code}: {d.message}", file=out)
     t = result.timings
     if t is not None:
         print(f"timing  TTFT {_ms(t.ttft_s)}  ·  TPOT {_ms(t.tpot_s)}  ·  {t.tokens_per_s:.1f} tokens/s  ·  "
@@ -203,16 +204,16 @@ def run(args: argparse.Namespace) -> int:
         return 1 if isinstance(exc, PlanRefusal) else 2
     model_dir = Path(args.model) if args.model else default_model_dir()
     print(f"agentic-llm: loading model {model_dir.name} from {model_dir}", file=sys.stderr, flush=True)
-    from agentic_llm.models.generation import SubgraphGenerator
+    from agentic_llm.serving.local import LocalGenerator
 
     if args.threads is not None:
         import torch
 
         torch.set_num_threads(max(1, args.threads))
-    gen = SubgraphGenerator.from_model_dir(model_dir, max_num_seqs=1)
+    gen = LocalGenerator(model_dir, constrained=not args.no_constrain,
+                         jump_forward=not args.no_jump_forward, max_num_seqs=1)
     try:
-        result = gen.generate([request], constrained=not args.no_constrain,
-                              jump_forward=not args.no_jump_forward)[0]
+        result = gen.generate([request])[0]
     finally:
         gen.close()
     if args.json:

@@ -5,9 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from google.protobuf import json_format
-
-from agentic_llm.client.protos import load
 from agentic_llm.errors import AgenticError, ErrorCode
 from agentic_llm.planner import GenerateRequest
 from agentic_llm.serving.knowledge import KnowledgeRecord
@@ -23,6 +20,7 @@ from agentic_llm.serving.result import (
     TokenCounts,
     TokenDelta,
 )
+from agentic_llm.wire import load, struct_to_dict
 
 __all__ = [
     "request_to_proto",
@@ -47,23 +45,6 @@ _OUTCOMES = {
     pb.CACHE_OUTCOME_BYPASS: CacheOutcome.BYPASS,
 }
 _SEVERITIES = {pb.SEVERITY_ERROR: "error", pb.SEVERITY_WARNING: "warning", pb.SEVERITY_INFO: "info"}
-
-
-def _plain(value: Any) -> Any:
-    """Struct numbers are doubles: give integral ones back their int type."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
-def struct_to_dict(struct: Any) -> dict[str, Any]:
-    """A protobuf ``Struct`` as a plain dict, integral numbers as ints (used by the
-    client for AST fields and by the server for request context values)."""
-    return _plain(json_format.MessageToDict(struct)) if struct.fields else {}  # type: ignore[no-any-return]
 
 
 def _node(msg: Any) -> AstNodeInfo:

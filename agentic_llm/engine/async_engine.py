@@ -1,15 +1,13 @@
 """A background loop around :class:`LLMEngine` with ``async for`` token streaming.
 
-One daemon thread owns the engine and steps it while any request is live; callers on
-any thread or event loop add and abort requests through a lock, and every output is
-handed to the caller's event loop with ``call_soon_threadsafe``.
+A thin adapter: an :class:`~agentic_llm.engine.loop.EngineLoop` owns the engine and
+its thread; each request's channel hands outputs to the caller's event loop with
+``call_soon_threadsafe``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,27 +17,21 @@ import torch
 from agentic_llm.engine.constraints import TokenMatcher
 from agentic_llm.engine.diagnostics import DiagnosticsConfig
 from agentic_llm.engine.llm_engine import LLMEngine, PrefixCacheArg
+from agentic_llm.engine.loop import ChannelItem, EngineLoop
 from agentic_llm.engine.outputs import RequestOutput
 from agentic_llm.engine.sampling import SamplingParams
-from agentic_llm.errors import AgenticError, ErrorCode
 
 __all__ = ["AsyncLLMEngine"]
-
-log = logging.getLogger(__name__)
 
 Sink = Callable[[RequestOutput | BaseException], None]
 
 
 class AsyncLLMEngine:
-    """Thread-safe, asyncio-friendly front of an :class:`LLMEngine`."""
+    """``async for`` streaming over an :class:`EngineLoop` (the loop owns the engine)."""
 
     def __init__(self, engine: LLMEngine) -> None:
         self.engine = engine
-        self._cond = threading.Condition()
-        self._sinks: dict[str, Sink] = {}
-        self._stopped = False
-        self._thread = threading.Thread(target=self._loop, name="agentic-engine", daemon=True)
-        self._thread.start()
+        self.loop = EngineLoop(engine)
 
     @classmethod
     def from_pretrained(
@@ -70,14 +62,21 @@ class AsyncLLMEngine:
         request_id: str | None = None,
         **tags: Any,
     ) -> str:
-        """Queue a request whose outputs go to ``sink`` (called on the loop thread)."""
-        with self._cond:
-            if self._stopped:
-                raise AgenticError(ErrorCode.UNAVAILABLE, "the engine is shut down")
-            rid = self.engine.add_request(prompt, params, matcher, diagnostics, hook_info, request_id, **tags)
-            self._sinks[rid] = sink
-            self._cond.notify()
-        return rid
+        """Queue a request whose outputs go to ``sink`` (called on the loop thread).
+
+        ``sink`` gets each :class:`RequestOutput`, or an :class:`AgenticError` when
+        the loop ends the request without one (shutdown, a refusal at submit).
+        """
+
+        def deliver(item: ChannelItem) -> None:
+            if item.output is not None:
+                sink(item.output)
+            elif item.error is not None:
+                sink(item.error)
+
+        ch = self.loop.submit(prompt, params or SamplingParams(), request_id=request_id, sink=deliver,
+                              matcher=matcher, diagnostics=diagnostics, hook_info=hook_info, **tags)
+        return ch.request_id
 
     async def generate(
         self,
@@ -107,6 +106,7 @@ class AsyncLLMEngine:
             while True:
                 item = await queue.get()
                 if isinstance(item, BaseException):
+                    finished = True
                     raise item
                 finished = item.finished
                 yield item
@@ -116,54 +116,15 @@ class AsyncLLMEngine:
             if not finished:
                 self.abort(rid)
 
-    def abort(self, request_id: str) -> bool:
+    def abort(self, request_id: str) -> None:
         """End a request (its stream gets a final ``abort`` output)."""
-        with self._cond:
-            ok = self.engine.abort(request_id)
-            self._cond.notify()
-            return ok
+        self.loop.abort(request_id)
 
     def stats(self) -> dict[str, Any]:
-        with self._cond:
-            return self.engine.stats()
+        """The engine's counters as last published by the loop thread."""
+        return self.loop.stats()
 
     def shutdown(self) -> None:
         """Stop the loop thread; live streams receive ERR_UNAVAILABLE."""
-        with self._cond:
-            self._stopped = True
-            self._cond.notify()
-        self._thread.join(timeout=10)
-        err = AgenticError(ErrorCode.UNAVAILABLE, "the engine shut down")
-        for sink in self._sinks.values():
-            sink(err)
-        self._sinks.clear()
+        self.loop.close(timeout=10)
         self.engine.close()
-
-    def _loop(self) -> None:
-        while True:
-            with self._cond:
-                while not self._stopped and not self.engine.has_unfinished_requests():
-                    self._cond.wait()
-                if self._stopped:
-                    return
-                try:
-                    outs = self.engine.step()
-                except Exception as exc:  # the loop must survive anything a step does
-                    log.exception("engine step failed")
-                    outs = []
-                    err = AgenticError(ErrorCode.INTERNAL, f"engine step failed: {exc}")
-                    for rid in list(self._sinks):
-                        self.engine.abort(rid)
-                        self._sinks.pop(rid)(err)
-                sends = []
-                for o in outs:
-                    sink = self._sinks.get(o.request_id)
-                    if sink is not None:
-                        sends.append((sink, o))
-                        if o.finished:
-                            del self._sinks[o.request_id]
-            for sink, o in sends:
-                try:
-                    sink(o)
-                except Exception:  # a closed event loop on the caller's side
-                    log.warning("could not deliver output for %s", o.request_id)

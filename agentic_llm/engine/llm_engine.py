@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tokenizers import Tokenizer
@@ -29,6 +29,9 @@ from agentic_llm.engine.sampling import MaskedMax, SamplingParams, make_generato
 from agentic_llm.engine.stepper import run_step
 from agentic_llm.errors import AgenticError, ErrorCode
 from agentic_llm.scheduler import HookInfo, Request, Scheduler, get_policy
+
+if TYPE_CHECKING:
+    from agentic_llm.engine.loop import StepObserver
 
 __all__ = ["LLMEngine", "PrefixCacheArg"]
 
@@ -250,12 +253,19 @@ class LLMEngine:
         self.scheduler.add(child)
         return rid
 
-    def abort(self, request_id: str) -> bool:
-        """End a request now (ERR_CANCELLED); False if it is unknown or already over."""
+    def abort(self, request_id: str, error: AgenticError | None = None) -> bool:
+        """End a request now; False if it is unknown or already over.
+
+        It finishes with ``error`` (ERR_CANCELLED when None); an ERR_TIMEOUT error
+        gives finish reason ``timeout``, anything else ``abort``. The next
+        :meth:`step` reports it.
+        """
         req = self.requests.get(request_id)
         if req is None or req.is_finished:
             return False
-        self._finish_now(req, FinishReason.ABORT, AgenticError(ErrorCode.CANCELLED, "request aborted"))
+        err = error or AgenticError(ErrorCode.CANCELLED, "request aborted")
+        reason = FinishReason.TIMEOUT if err.code is ErrorCode.TIMEOUT else FinishReason.ABORT
+        self._finish_now(req, reason, err)
         return True
 
     def _finish_now(self, req: Request, reason: FinishReason, error: AgenticError | None) -> None:
@@ -268,14 +278,11 @@ class LLMEngine:
         return self.scheduler.has_work() or bool(self._pending)
 
     def step(self) -> list[RequestOutput]:
-        """Run one batch step; return the outputs of requests that changed."""
-        now = time.monotonic()
-        for req in list(self.scheduler.running) + list(self.scheduler.waiting):
-            if req.deadline is not None and now > req.deadline:
-                err = AgenticError(
-                    ErrorCode.TIMEOUT, f"timed out after {req.params.timeout_s}s", timeout_s=req.params.timeout_s
-                )
-                self._finish_now(req, FinishReason.TIMEOUT, err)
+        """Run one batch step; return the outputs of requests that changed.
+
+        Called by :class:`agentic_llm.engine.loop.EngineLoop` only: the loop owns
+        deadlines (``params.timeout_s``), cancellation and step observers.
+        """
         changed = run_step(self) if self.scheduler.has_work() else []
         for req in changed:
             if req.is_finished and req.metrics.finish_time is None:
@@ -321,30 +328,43 @@ class LLMEngine:
         params: SamplingParams | Sequence[SamplingParams] | None = None,
         matchers: Sequence[TokenMatcher | None] | None = None,
         diagnostics: DiagnosticsConfig | None = None,
+        *,
+        observers: Sequence[StepObserver] = (),
     ) -> list[RequestOutput]:
         """Run ``prompts`` to completion together; final outputs in input order.
 
-        Each final output carries every step's diagnostics. Requests already queued
-        by :meth:`add_request` run alongside but are not returned.
+        Drives an :class:`~agentic_llm.engine.loop.EngineLoop` on this thread, with
+        ``observers`` told about every step. Each final output carries every step's
+        diagnostics. Requests already queued by :meth:`add_request` run alongside
+        but are not returned.
         """
+        from agentic_llm.engine.loop import EngineLoop
+
         n = len(prompts)
         plist = list(params) if isinstance(params, Sequence) else [params or SamplingParams()] * n
         mlist = list(matchers) if matchers is not None else [None] * n
         if len(plist) != n or len(mlist) != n:
             raise AgenticError(ErrorCode.INVALID_REQUEST, "params and matchers must match prompts in length")
-        rids = [self.add_request(p, sp, m, diagnostics) for p, sp, m in zip(prompts, plist, mlist, strict=True)]
-        want = set(rids)
-        final: dict[str, RequestOutput] = {}
-        diags: dict[str, list[Any]] = {r: [] for r in rids}
-        while want - set(final):
-            for o in self.step():
-                if o.request_id in want:
-                    diags[o.request_id].extend(o.diagnostics)
-                    if o.finished:
-                        final[o.request_id] = o
-        for r in rids:
-            final[r].diagnostics = diags[r]
-        return [final[r] for r in rids]
+        loop = EngineLoop(self, observers=observers, thread=False)
+        diags: list[list[Any]] = [[] for _ in range(n)]
+        final: list[RequestOutput | None] = [None] * n
+        chans = []
+        for i, (p, sp, m) in enumerate(zip(prompts, plist, mlist, strict=True)):
+            def sink(item: Any, i: int = i) -> None:
+                if item.output is not None:
+                    diags[i].extend(item.output.diagnostics)
+                    if item.finished:
+                        final[i] = item.output
+            chans.append(loop.submit(p, sp, request_id=uuid.uuid4().hex, sink=sink,
+                                     matcher=m, diagnostics=diagnostics))
+        loop.drain(chans)
+        outs: list[RequestOutput] = []
+        for i, o in enumerate(final):
+            if o is None:  # pragma: no cover - the loop closes every channel with an output
+                raise AgenticError(ErrorCode.INTERNAL, "a request ended without an output")
+            o.diagnostics = diags[i]
+            outs.append(o)
+        return outs
 
     # -- introspection -------------------------------------------------------------
     def stats(self) -> dict[str, Any]:

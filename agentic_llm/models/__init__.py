@@ -1,4 +1,4 @@
-"""Shipped checkpoints and the one-call subgraph generator built on them.
+"""Shipped checkpoints (generation runs on ``agentic_llm.serving``).
 
 ``agentic-tiny`` (in ``agentic-tiny/``) is a small Llama trained by the scripts in
 ``training/`` to write AgenticDSL subgraphs for generate_subgraph requests; see

@@ -1,7 +1,7 @@
 """Derive engine events from an ``LLMEngine``'s outputs and counters.
 
-:class:`EngineObserver` drives (or follows) an engine's ``step()`` and emits what
-the step did: ``engine.step`` (batch size, queue depth, KV pages, tokens),
+:class:`EngineObserver` is a step observer of the engine loop
+(``agentic_llm.engine.loop.EngineLoop``) and emits what each step did: ``engine.step`` (batch size, queue depth, KV pages, tokens),
 ``prefix_cache.match`` (the prefix cache's token counters since the last step),
 ``prefix_cache.evict``, and for each finished request ``request.first_token``,
 ``request.finished`` (TTFT, TPOT, tokens), ``grammar.jump_forward`` and
@@ -9,15 +9,14 @@ the step did: ``engine.step`` (batch size, queue depth, KV pages, tokens),
 ``step()``, ``stats()``, ``prefix_cache`` counters and ``RequestOutput`` metrics, so
 an engine that emits nothing itself is still fully observable.
 
-Use ``observer.step()`` in place of ``engine.step()``, or call
-``observer.after_step(outputs, duration_s)`` from a loop that steps the engine.
-Front ends that already emit ``request.finished`` (the serving pipeline) pass
+Add it to the loop (``EngineLoop(engine, observers=[observer])`` or
+``engine.generate(..., observers=[observer])``); ``serve`` binds one to the pipeline's
+loop. Front ends that already emit ``request.finished`` (the serving pipeline) pass
 ``emit_requests=False`` so requests are not counted twice.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -76,18 +75,14 @@ class EngineObserver:
                     "blocks_free": free, "blocks_used": int(pool.num_blocks) - free}
         return e.stats()
 
-    def step(self) -> list[Any]:
-        """``engine.step()``, timed, followed by :meth:`after_step`."""
-        if not self.bus.wants(K.ENGINE_STEP) and not self.bus.wants(K.REQUEST_FINISHED):
-            return list(self.engine.step())  # nobody listens: no timing, no stats
-        t0 = time.perf_counter()
-        outputs = list(self.engine.step())
-        self.after_step(outputs, time.perf_counter() - t0)
-        return outputs
+    def before_step(self) -> None:
+        """Nothing to do before a step (the loop times it)."""
 
     def after_step(self, outputs: Sequence[Any], duration_s: float | None = None) -> None:
         """Emit the events of one step that returned ``outputs``."""
         bus = self.bus
+        if not bus.wants(K.ENGINE_STEP) and not bus.wants(K.REQUEST_FINISHED):
+            return  # nobody listens: no stats read, no events
         stats = self._cheap_stats()
         used, free = engine_pages(stats)
         # Sampled tokens are known per step; prefilled tokens are counted when their
@@ -103,9 +98,12 @@ class EngineObserver:
             bus.emit(K.PREFIX_CACHE_MATCH, query_tokens=dq, hit_tokens=dh)
         if dev > 0:
             bus.emit(K.PREFIX_CACHE_EVICT, blocks=dev)
-        if self.emit_requests:
-            for o in outputs:
-                if getattr(o, "finished", False):
+        for o in outputs:
+            if getattr(o, "finished", False):
+                forced = int(o.metrics.num_forced_tokens)
+                if forced:  # an engine fact, whoever reports the request
+                    bus.emit(K.GRAMMAR_JUMP_FORWARD, tokens=forced, request_id=str(o.request_id))
+                if self.emit_requests:
                     self._finished(o)
 
     def _finished(self, o: Any) -> None:
@@ -124,8 +122,6 @@ class EngineObserver:
             e2e = max(0.0, m.finish_time - m.arrival_time)
         err = getattr(o, "error", None)
         code = str(getattr(err, "code", "") or "") if err is not None else ""
-        if m.num_forced_tokens:
-            bus.emit(K.GRAMMAR_JUMP_FORWARD, tokens=int(m.num_forced_tokens), request_id=rid)
         if reason == "length":
             bus.emit(K.BUDGET_STOP, kind="max_tokens", request_id=rid)
         elif reason == "timeout":
@@ -134,14 +130,3 @@ class EngineObserver:
                  error_code=code, prompt_tokens=len(o.prompt_token_ids), output_tokens=n_out,
                  cached_tokens=int(m.num_cached_tokens), ttft_s=ttft, tpot_s=tpot, e2e_s=e2e,
                  tenant="", target_path="")
-
-    def generate(self, prompts: Sequence[Any], params: Any = None) -> list[Any]:
-        """Like ``engine.generate`` (final outputs in input order), through :meth:`step`."""
-        rids = [self.engine.add_request(p, params) for p in prompts]
-        want = set(rids)
-        final: dict[str, Any] = {}
-        while want - set(final):
-            for o in self.step():
-                if o.request_id in want and o.finished:
-                    final[o.request_id] = o
-        return [final[r] for r in rids]

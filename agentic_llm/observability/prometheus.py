@@ -129,6 +129,7 @@ class PrometheusExporter:
         self._activation_sum = 0
         self._prefix_events = False  # prefix counters fed by events, not by stats deltas
         self._subgraph_events = False
+        self._compile_from_stats = False  # compile seconds fed by bind_grammar_compiles
         self.metrics = MetricStore()
         for spec in CATALOGUE:
             self._register(spec)
@@ -157,6 +158,11 @@ class PrometheusExporter:
             K.AUDIT: self._audit,
             K.AGA_STORE: self._aga_store,
         }
+
+    def add_const_labels(self, labels: Mapping[str, str]) -> None:
+        """Add labels to every sample from now on (e.g. ``{"model": "agentic-tiny"}``)."""
+        current = dict(self._view._labels) if isinstance(self._view, _ConstLabelView) else {}
+        self._view = _ConstLabelView(self.registry, {**current, **labels})
 
     # -- lifecycle -------------------------------------------------------------------
     def _register(self, spec: MetricSpec) -> None:
@@ -226,6 +232,24 @@ class PrometheusExporter:
                 last[key] = v
                 if delta > 0 and not self._prefix_events:
                     m[name].inc(delta)
+
+        self.add_refresher(refresh)
+
+    def bind_grammar_compiles(self, compile_seconds: Callable[[], Mapping[str, float]]) -> None:
+        """Feed ``agentic_grammar_compile_seconds`` from a compiler's record of its
+        compiles (``GrammarCompiler.compile_seconds``: seconds per grammar shape), so
+        the compiles ``serve`` runs at start-up, before any exporter listens, are
+        counted; ``grammar.compile`` events then only count cache lookups."""
+        seen: set[str] = set()
+        self._compile_from_stats = True
+
+        def refresh() -> None:
+            record = dict(compile_seconds())
+            with self.metrics.lock:
+                for key, secs in record.items():
+                    if key not in seen:
+                        seen.add(key)
+                        self.metrics["agentic_grammar_compile_seconds"].observe(secs)
 
         self.add_refresher(refresh)
 
@@ -345,7 +369,7 @@ class PrometheusExporter:
     def _grammar_compile(self, f: Mapping[str, Any]) -> None:
         hit = bool(f["cache_hit"])
         self.metrics["agentic_grammar_cache_lookups_total"].inc(1.0, ("hit" if hit else "miss",))
-        if not hit:
+        if not hit and not self._compile_from_stats:
             self.metrics["agentic_grammar_compile_seconds"].observe(f["duration_s"])
 
     def _grammar_mask(self, f: Mapping[str, Any]) -> None:

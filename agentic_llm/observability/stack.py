@@ -21,6 +21,9 @@ from typing import Any
 from agentic_llm.observability.config import ObservabilityConfig
 from agentic_llm.observability.events import EventBus, get_default_bus
 from agentic_llm.observability.health import (
+    HEALTHY,
+    UNHEALTHY,
+    CheckResult,
     HealthRegistry,
     Heartbeat,
     aga_store_check,
@@ -66,6 +69,7 @@ class ObservabilityStack:
         self._span_exporter = span_exporter
         self._started = False
         self._lock = threading.Lock()
+        self._unbind: list[Callable[[], None]] = []  # undone at shutdown
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> ObservabilityStack:
@@ -154,6 +158,9 @@ class ObservabilityStack:
     def shutdown(self) -> None:
         """Stop everything, flushing logs, audit records and spans."""
         with self._lock:
+            unbind, self._unbind = self._unbind, []
+            for undo in unbind:
+                undo()
             if not self._started:
                 return
             self._stop_parts()
@@ -204,15 +211,37 @@ class ObservabilityStack:
         self.health.register(name, store_reachable_check(ping, name=name), critical=False)
 
     def bind_pipeline(self, pipeline: Any, *, store: str = "default") -> None:
-        """Everything a serving pipeline offers: engine, engine loop, subgraph cache.
+        """Everything a serving pipeline offers, as ``serve`` runs it.
 
-        Binds ``pipeline.engine`` (KV pool check, live gauges, prefix counters), the
-        engine loop's heartbeat and thread (``engine_loop``, liveness) and the subgraph
-        cache's lookup counters. Request events come from the pipeline itself.
+        - the engine loop: an :class:`EngineObserver` on the loop itself (step,
+          prefix-cache, jump-forward events; requests come from the pipeline), its
+          liveness (``engine_loop``: thread alive and beating, idle included) and the
+          stats it publishes (KV pool readiness check, live gauges): no other thread
+          reads the engine;
+        - readiness: ``admission`` (unhealthy once the pipeline drains);
+        - a ``model`` label on every metric;
+        - the subgraph cache's lookup counters.
         """
-        loop = getattr(pipeline, "loop", None)
-        self.bind_engine(pipeline.engine, heartbeat=getattr(loop, "heartbeat", None),
-                         loop_thread=getattr(loop, "thread", None))
+        from agentic_llm.observability.engine_probe import EngineObserver
+
+        loop = pipeline.loop
+        self.health.register("engine_loop", loop.health_check(), liveness=True)
+        self.health.register("kv_pool", kv_pool_check(loop.stats))
+        admission = getattr(pipeline, "admission", None)
+        if admission is not None:
+            self.health.register("admission", _admission_check(admission))
+        observer = EngineObserver(pipeline.engine, self.bus, emit_requests=False)
+        loop.add_observer(observer)
+        self._unbind.append(lambda: loop.remove_observer(observer))
+        if self.prometheus is not None:
+            self.prometheus.bind_engine_stats(loop.stats)
+            compiler = getattr(getattr(pipeline, "parts", None), "compiler", None)
+            record = getattr(compiler, "compile_seconds", None)
+            if record is not None:
+                self.prometheus.bind_grammar_compiles(lambda: record)
+            name = getattr(pipeline, "model_name", "")
+            if name:
+                self.prometheus.add_const_labels({"model": str(name)})
         parts = getattr(pipeline, "parts", None)
         cache = getattr(parts, "cache", None)
         if cache is not None:
@@ -243,6 +272,15 @@ class ObservabilityStack:
         from agentic_llm.observability.dashboard import write_dashboard
 
         return write_dashboard(path)
+
+
+def _admission_check(admission: Any) -> Callable[[], Any]:
+    def check() -> CheckResult:
+        if admission.draining:
+            return CheckResult(UNHEALTHY, "draining: admission is closed")
+        return CheckResult(HEALTHY, "")
+
+    return check
 
 
 class _AlwaysFresh(Heartbeat):

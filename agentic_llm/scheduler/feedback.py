@@ -6,9 +6,9 @@ is either too small (idle hardware) or too large (every request slower than its
 target). :class:`BatchSizeController` keeps a smoothed step time and adjusts the
 decode batch limit: additive growth while steps are faster than the target and the
 batch is actually full, multiplicative shrink when they are slower (AIMD, which
-settles without oscillating wildly). :class:`FeedbackLoop` applies it to an engine:
-it times each ``engine.step()`` and writes the limit to the scheduler's
-``max_num_seqs``. Lowering the limit stops admission; running requests are not
+settles without oscillating wildly). :class:`FeedbackObserver` applies it to an
+engine as a step observer of the engine loop (``agentic_llm.engine.loop``): it times
+each step and writes the limit to the scheduler's ``max_num_seqs``. Lowering the limit stops admission; running requests are not
 preempted for it, so the batch shrinks as requests finish.
 """
 
@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FeedbackConfig", "BatchSizeController", "FeedbackLoop"]
+__all__ = ["FeedbackConfig", "BatchSizeController", "FeedbackObserver"]
 
 
 @dataclass(frozen=True)
@@ -92,13 +92,16 @@ class BatchSizeController:
         return self.batch_size
 
 
-class FeedbackLoop:
-    """Steps an engine while a :class:`BatchSizeController` sets its batch limit.
+class FeedbackObserver:
+    """A step observer that lets a :class:`BatchSizeController` set the engine's batch limit.
+
+    Add it to the engine loop (``EngineLoop(engine, observers=[...])``); it runs on the
+    loop's thread, the one that owns the engine.
 
     Args:
         engine: an ``LLMEngine``.
-        controller: the controller; its limit is applied before the first step.
-        clock: seconds (tests pass a fake).
+        controller: the controller; its limit is applied at once.
+        clock: seconds (tests pass a fake); steps are timed on it.
     """
 
     def __init__(self, engine: Any, controller: BatchSizeController,
@@ -106,14 +109,16 @@ class FeedbackLoop:
         self.engine = engine
         self.controller = controller
         self.clock = clock
+        self._t0 = 0.0
+        self._decoding = 0
         engine.scheduler.max_num_seqs = controller.batch_size
 
-    def step(self) -> list[Any]:
-        """One engine step, timed; the limit is updated for the next one."""
+    def before_step(self) -> None:
         sched = self.engine.scheduler
-        decoding = sum(1 for r in sched.running if r.num_computed_tokens >= r.num_prompt_tokens)
-        t0 = self.clock()
-        outs = self.engine.step()
-        dt = self.clock() - t0
-        sched.max_num_seqs = self.controller.observe(dt, decoding)
-        return list(outs)
+        self._decoding = sum(1 for r in sched.running if r.num_computed_tokens >= r.num_prompt_tokens)
+        self._t0 = self.clock()
+
+    def after_step(self, outputs: Sequence[Any], duration_s: float) -> None:
+        """Take the step's time on :attr:`clock`; set the limit for the next step."""
+        dt = self.clock() - self._t0
+        self.engine.scheduler.max_num_seqs = self.controller.observe(dt, self._decoding)

@@ -21,13 +21,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from agentic_llm import registry as plugin_registry
-from agentic_llm.client.protos import SERVICE_NAME, load
 from agentic_llm.config import ServerConfig
 from agentic_llm.errors import AgenticError, ErrorCode
 from agentic_llm.observability.health import (
     GrpcHealthAdapter,
     HealthRegistry,
-    heartbeat_check,
     kv_pool_check,
 )
 from agentic_llm.server.auth import BearerTokenInterceptor
@@ -37,6 +35,7 @@ from agentic_llm.server.identity import IdentityMap
 from agentic_llm.server.servicer import AgenticLLMServicer, Malformed
 from agentic_llm.serving.knowledge import KnowledgeAdmin
 from agentic_llm.serving.pipeline import Pipeline
+from agentic_llm.wire import SERVICE_NAME, load
 
 __all__ = ["AgenticServer"]
 
@@ -179,11 +178,9 @@ class AgenticServer:
         self.health_checks = health_registry or HealthRegistry()
         if self._own_registry:
             loop = pipeline.loop
-            self.health_checks.register(
-                "engine_loop", heartbeat_check(loop.heartbeat, thread=loop.thread), liveness=True)
-            stats = getattr(pipeline.engine, "stats", None)
-            if callable(stats):
-                self.health_checks.register("kv_pool", kv_pool_check(stats), critical=False)
+            self.health_checks.register("engine_loop", loop.health_check(), liveness=True)
+            # the stats the loop thread publishes: no other thread reads the engine
+            self.health_checks.register("kv_pool", kv_pool_check(loop.stats), critical=False)
             # Which provider serves each pluggable kind; degraded while one fell back.
             self.health_checks.register("plugins", plugin_registry.health_check, critical=False)
         self._health_adapter = GrpcHealthAdapter(

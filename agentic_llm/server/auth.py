@@ -7,11 +7,11 @@ from typing import Any
 
 import grpc
 
-from agentic_llm.client.protos import SERVICE_NAME
 from agentic_llm.config import AuthConfig
 from agentic_llm.errors import AgenticError, ErrorCode
 from agentic_llm.server.errors import abort_with
 from agentic_llm.server.identity import IdentityMap
+from agentic_llm.wire import SERVICE_NAME
 
 __all__ = ["BearerTokenInterceptor"]
 

@@ -11,8 +11,6 @@ from typing import Any
 
 from google.protobuf import struct_pb2
 
-from agentic_llm.client.convert import struct_to_dict
-from agentic_llm.client.protos import load
 from agentic_llm.errors import AgenticError, ErrorCode
 from agentic_llm.planner import GenerateRequest
 from agentic_llm.serving.result import (
@@ -24,6 +22,7 @@ from agentic_llm.serving.result import (
     ServingResult,
     TokenDelta,
 )
+from agentic_llm.wire import load, struct_to_dict
 
 __all__ = [
     "request_from_proto",

@@ -12,9 +12,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from agentic_llm.client.protos import load
 from agentic_llm.errors import AgenticError, ErrorCode
 from agentic_llm.server.errors import abort_with
+from agentic_llm.wire import load
 
 __all__ = ["LibraryServicerMixin"]
 

@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
-from agentic_llm.client.protos import load
 from agentic_llm.errors import AgenticError, ErrorCode
 from agentic_llm.observability.logs import log_request
 from agentic_llm.server import convert
@@ -21,6 +20,7 @@ from agentic_llm.server.library_rpc import LibraryServicerMixin
 from agentic_llm.serving.knowledge import KnowledgeAdmin
 from agentic_llm.serving.pipeline import CancelToken, Pipeline
 from agentic_llm.serving.result import NodeEvent, ServingResult, TokenDelta
+from agentic_llm.wire import load
 
 __all__ = ["AgenticLLMServicer", "Malformed"]
 

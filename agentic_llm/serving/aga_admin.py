@@ -74,8 +74,11 @@ def attach_aga(engine: Any, config_path: str = "") -> AgaKnowledgeAdmin:
     """Build an AGA plugin (from ``config_path`` or defaults sized to the model),
     attach it to ``engine`` and return its admin API."""
     from agentic_llm.aga import AGAPlugin
+    from agentic_llm.observability.events import get_default_bus
 
     source: Any = config_path or {"hidden_dim": int(engine.model_config.hidden_size)}
-    plugin = AGAPlugin.from_config(source)
+    # the process bus, which the serving pipeline and ``serve``'s metrics use too:
+    # AGA's forward, retrieval, audit and store events reach /metrics
+    plugin = AGAPlugin.from_config(source, event_bus=get_default_bus())
     plugin.attach(engine)
     return AgaKnowledgeAdmin(plugin)

@@ -14,20 +14,20 @@ from __future__ import annotations
 
 import copy
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
+from agentic_llm.engine.loop import EngineLoop
 from agentic_llm.errors import AgenticError, ErrorCode
 from agentic_llm.observability import emit
 from agentic_llm.planner import GenerateRequest, plan
+from agentic_llm.scheduler.budget import budget_exceeded, budget_stop, close_forced
 from agentic_llm.serving.admission import Admission
 from agentic_llm.serving.ast import diagnostic_info, document_blocks
 from agentic_llm.serving.knowledge import KnowledgeAdmin
-from agentic_llm.serving.loop import EngineLoop
 from agentic_llm.serving.nodes import NodeStream
 from agentic_llm.serving.result import (
     BranchResult,
@@ -39,6 +39,8 @@ from agentic_llm.serving.result import (
     TokenCounts,
     TokenDelta,
 )
+from agentic_llm.serving.seams import PipelineCompiler, PipelineEngine, PipelineTokenizer
+from agentic_llm.serving.stream import CancelToken, TextDecoder
 from agentic_llm.serving.subgraphs import SubgraphStore
 
 __all__ = ["Pipeline", "PipelineParts", "StreamItem"]
@@ -62,75 +64,19 @@ class PipelineParts:
         library: the subgraph registry (``agentic_llm.library.SubgraphRegistry``);
             None serves requests without ``/lib`` resolution or outcome tracking.
         max_model_len: prompt plus output tokens the model can hold (0: unchecked).
+        jump_forward: append grammar-forced text without a decode step each.
         chat: the model's ``ChatTemplate`` framing prompts; None sends them plain.
     """
 
-    engine: Any
-    tokenizer: Any = None
-    compiler: Any = None
+    engine: PipelineEngine
+    tokenizer: PipelineTokenizer | None = None
+    compiler: PipelineCompiler | None = None
     cache: SubgraphStore | None = None
     knowledge: KnowledgeAdmin | None = None
     max_model_len: int = 0
+    jump_forward: bool = True
     library: Any = None
     chat: Any = None
-
-
-class _Decoder:
-    """Incremental detokenizer: text of all ids so far, minus what was sent."""
-
-    def __init__(self, tokenizer: Any) -> None:
-        self._tok = tokenizer
-        self.ids: list[int] = []
-        self.sent = 0
-
-    def add(self, ids: Sequence[int]) -> str:
-        self.ids.extend(ids)
-        text = self._tok.decode(self.ids)
-        # Hold back a partial UTF-8 sequence until its last byte arrives.
-        stable = len(text) - 1 if text.endswith("\ufffd") else len(text)
-        delta = text[self.sent:stable]
-        self.sent = max(self.sent, stable)
-        return delta
-
-    def text(self) -> str:
-        return self._tok.decode(self.ids)
-
-
-class CancelToken:
-    """Lets a front end stop a request from another thread (client disconnect)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.cancelled = False
-        self._abort: Callable[[], None] | None = None
-        self._children: list[CancelToken] = []
-
-    def child(self) -> CancelToken:
-        """A token cancelled together with this one (one per fork branch)."""
-        token = CancelToken()
-        with self._lock:
-            self._children.append(token)
-            fire = self.cancelled
-        if fire:
-            token.cancel()
-        return token
-
-    def bind(self, abort: Callable[[], None]) -> None:
-        with self._lock:
-            self._abort = abort
-            fire = self.cancelled
-        if fire:
-            abort()
-
-    def cancel(self) -> None:
-        with self._lock:
-            self.cancelled = True
-            abort = self._abort
-            children = list(self._children)
-        if abort is not None:
-            abort()
-        for c in children:
-            c.cancel()
 
 
 class Pipeline:
@@ -160,6 +106,13 @@ class Pipeline:
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="agentic-fork")
 
     # -- public API -----------------------------------------------------------------
+    @property
+    def model_name(self) -> str:
+        """The served model's name (its checkpoint directory), for labels and logs."""
+        loaded = getattr(self.engine, "loaded", None)
+        model_dir = getattr(loaded, "model_dir", None)
+        return model_dir.name if model_dir is not None else ""
+
     def with_admission(self, admission: Admission) -> Pipeline:
         """A view of this pipeline (same engine loop, caches and fork pool) behind
         another admission gate, e.g. a second front end with its own limits."""
@@ -285,7 +238,7 @@ class Pipeline:
         out: dict[str, float] = {}
         if self.parts.cache is not None:
             out.update({k: float(v) for k, v in self.parts.cache.stats().items()})
-        out.update(_engine_counters(self.engine))
+        out.update(_engine_counters(self.loop.stats()))  # published by the loop thread
         a = self.admission.stats()
         out.update({"admission_running": a.running, "admission_waiting": a.waiting,
                     "admission_refused_overload": a.refused_overload})
@@ -351,7 +304,7 @@ class Pipeline:
         matcher = (self.parts.compiler.matcher_for(p, max_tokens=max(limit, 0))
                    if self.parts.compiler is not None else None)
         _check_room(p, matcher, limit, len(prompt_ids), max_len)
-        params = _sampling_params(req, limit, deadline)
+        params = _sampling_params(req, limit, deadline, self.parts.jump_forward)
         # Scheduler fields go to the engine when its add_request takes them.
         ch = self.loop.submit(
             prompt_ids, params, request_id=rid, deadline=deadline, matcher=matcher,
@@ -362,10 +315,11 @@ class Pipeline:
             cancel.bind(lambda: self.loop.abort(rid))
         finished = False
         try:
-            decoder = _Decoder(self.tokenizer)
+            decoder = TextDecoder(self.tokenizer)
             pending: list[NodeEvent] = []
             nodes = NodeStream(p.target_path, pending.append, started=t0)
             first = True
+            t_first = t_last = 0.0
             unsent_ids: list[int] = []  # ids whose text has not been sent yet
             reason = ""
             cached_tokens = forced_tokens = 0
@@ -375,6 +329,7 @@ class Pipeline:
                 if item.token_ids:
                     if first:
                         tm.mark("first_token_ms", since_start=True)
+                        t_first = time.perf_counter()
                         first = False
                     delta = decoder.add(item.token_ids)
                     nodes.feed(delta)
@@ -393,8 +348,16 @@ class Pipeline:
                     reason = item.finish_reason or "stop"
                     break
             tm.mark("generate_ms")
+            t_last = time.perf_counter()
             text = decoder.text()
             tail = text[decoder.sent:]
+            closed_by_force = False
+            if reason == "length" and matcher is not None:
+                # Cut by max_tokens: close the document with the text the grammar
+                # forces, when no choice is left (the engine is done with the matcher).
+                extra = close_forced(matcher)
+                if extra:
+                    text, tail, closed_by_force = text + extra, tail + extra, True
             nodes.feed(tail)
             if stream_tokens and (tail or unsent_ids):
                 yield TokenDelta(tail, tuple(unsent_ids))
@@ -408,15 +371,12 @@ class Pipeline:
         doc, diags = _check(text, policy)
         tm.mark("validate_ms")
         valid = doc is not None and not any(d.is_error for d in diags)
+        if reason == "length":
+            emit.budget_stop("max_tokens", request_id=rid)
         if not valid and reason == "length":
             # Cut off by the token budget: an incomplete document is a budget
             # refusal, not an answer (the nodes already streamed stay valid).
-            emit.budget_stop("max_tokens", request_id=rid)
-            raise AgenticError(
-                ErrorCode.BUDGET_EXCEEDED,
-                f"the subgraph was not complete after max_tokens={p.max_tokens} tokens; "
-                "raise budget.max_tokens or lower budget.max_nodes",
-                max_tokens=p.max_tokens, nodes_completed=nodes.count)
+            raise budget_exceeded(p.max_tokens, nodes.count)
         if valid and use_cache:
             assert cache is not None
             try:
@@ -436,6 +396,7 @@ class Pipeline:
             diagnostics=_shown(diags, req.flags.diagnostics), valid=valid, cache=outcome,
             counts=counts, timings=tm.build(), finish_reason=reason,
             dag_id=req.dag_id or "", branch_id=req.branch_id or "",
+            budget_stop=budget_stop(reason, closed_by_force, counts.node_count, p.max_nodes),
         )
         if resolver is not None:
             library.note_served(rid, resolver.served_record(p, text, valid))
@@ -444,6 +405,7 @@ class Pipeline:
             rid, "success", prompt_tokens=counts.prompt_tokens,
             output_tokens=counts.completion_tokens, cached_tokens=cached_tokens,
             ttft_s=result.timings.first_token_ms / 1000.0, e2e_s=time.perf_counter() - t0,
+            tpot_s=(t_last - t_first) / (len(decoder.ids) - 1) if len(decoder.ids) > 1 else None,
             tenant=req.tenant, target_path=req.target_path,
         )
         yield result
@@ -532,13 +494,14 @@ def _check_room(p: Any, matcher: Any, limit: int, prompt_tokens: int, max_len: i
         f"subgraph takes {need} tokens", max_tokens=limit, min_tokens=need)
 
 
-def _sampling_params(req: GenerateRequest, max_tokens: int, deadline: float) -> Any:
+def _sampling_params(req: GenerateRequest, max_tokens: int, deadline: float,
+                     jump_forward: bool = True) -> Any:
     from agentic_llm.engine import SamplingParams
 
     s = req.sampling
     return SamplingParams(
         max_tokens=max_tokens, temperature=s.temperature, top_k=s.top_k,
-        top_p=s.top_p if s.top_p > 0 else 1.0, seed=s.seed,
+        top_p=s.top_p if s.top_p > 0 else 1.0, seed=s.seed, jump_forward=jump_forward,
         timeout_s=max(0.001, deadline - time.monotonic()),
     )
 
@@ -558,15 +521,5 @@ def _shown(diags: list[DiagnosticInfo], all_severities: bool) -> tuple[Diagnosti
     return tuple(d for d in diags if all_severities or d.is_error)
 
 
-def _engine_counters(engine: Any) -> dict[str, float]:
-    stats_fn = getattr(engine, "stats", None)
-    if not callable(stats_fn):
-        return {}
-    stats = stats_fn()
-    items = stats.items() if isinstance(stats, dict) else (
-        (k, getattr(stats, k)) for k in dir(stats) if not k.startswith("_"))
-    out: dict[str, float] = {}
-    for k, v in items:
-        if isinstance(v, bool | int | float):
-            out[f"engine_{k}"] = float(v)
-    return out
+def _engine_counters(stats: dict[str, Any]) -> dict[str, float]:
+    return {f"engine_{k}": float(v) for k, v in stats.items() if isinstance(v, bool | int | float)}

@@ -163,6 +163,9 @@ class ServingResult:
         counts: token and node counts.
         timings: per-stage milliseconds.
         finish_reason: ``stop``, ``length`` or ``cache``.
+        budget_stop: ``max_tokens`` when the token budget stopped the model and the
+            grammar's forced text closed the document, ``max_nodes`` when the node
+            budget closed it, else "" (see ``agentic_llm.scheduler.budget``).
         library_versions: ``(path, version)`` the library registry pinned for the
             request's unversioned ``/lib`` entries (the versions a run reports on).
         offered: archived ``/lib/solved`` entries the request was offered.
@@ -181,6 +184,7 @@ class ServingResult:
     finish_reason: str
     dag_id: str = ""
     branch_id: str = ""
+    budget_stop: str = ""
     library_versions: tuple[tuple[str, int], ...] = ()
     offered: tuple[str, ...] = ()
 

@@ -6,7 +6,8 @@ module only adapts it to the four calls the pipeline makes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -53,23 +54,42 @@ class SubgraphCacheAdapter:
         self.cache = cache
         self.store = store
 
+    def _keyed(self, plan: Any) -> Any:
+        """``plan`` with this cache's engine version (model included) in its cache key."""
+        version = self.cache.engine_version
+        if plan.cache_key.engine_version == version:
+            return plan
+        return replace(plan, cache_key=plan.cache_key._replace(engine_version=version),
+                       engine_version=version)
+
     def lookup(self, plan: Any) -> CacheHit | None:
-        found = self.cache.lookup_plan(plan)
+        t0 = time.perf_counter()
+        found = self.cache.lookup_plan(self._keyed(plan))
         if not found.hit or found.text is None:
+            emit.subgraph_cache_lookup("miss", store=self.store, duration_s=time.perf_counter() - t0)
             return None
         outcome = CacheOutcome.EXACT if found.kind == "exact" else CacheOutcome.FUZZY
+        emit.subgraph_cache_lookup(outcome.value, store=self.store, duration_s=time.perf_counter() - t0)
         return CacheHit(outcome, found.text)
 
     def insert(self, plan: Any, text: str) -> None:
-        self.cache.register_plan(plan, text)
+        self.cache.register_plan(self._keyed(plan), text)
         emit.subgraph_cache_insert(store=self.store)
 
     def invalidate(self, *, path_prefix: str = "", tenant: str = "") -> int:
-        if path_prefix:
-            return int(self.cache.invalidate_path(path_prefix, tenant=tenant or None))
-        if tenant:
-            return int(self.cache.invalidate_tenant(tenant))
-        return int(self.cache.clear())
+        ok = False
+        try:
+            if path_prefix:
+                n = int(self.cache.invalidate_path(path_prefix, tenant=tenant or None))
+            elif tenant:
+                n = int(self.cache.invalidate_tenant(tenant))
+            else:
+                n = int(self.cache.clear())
+            ok = True
+            return n
+        finally:
+            emit.audit("invalidate", ok, component="cache", actor=tenant or "admin",
+                       target=path_prefix or "*")
 
     def stats(self) -> dict[str, float]:
         return {k: float(v) for k, v in self.cache.stats()._asdict().items()}
@@ -93,8 +113,12 @@ def store_config(kind: str, path: str, redis_url: str, options: Any, *,
                        options=dict(options or {}))
 
 
-def open_subgraph_cache(config: CacheConfig) -> SubgraphCacheAdapter | None:
+def open_subgraph_cache(config: CacheConfig, engine_version: str = "") -> SubgraphCacheAdapter | None:
     """The subgraph cache a server profile asks for (None for ``store: none``).
+
+    ``engine_version`` (``agentic_llm.engine.fingerprint.engine_version``: package,
+    grammar and model) keys every entry; entries of another version are dropped when
+    the store opens. Empty: the planner's version alone.
 
     Raises:
         AgenticError: ERR_CACHE_STORE / ERR_RESOURCE_UNAVAILABLE when the store
@@ -114,5 +138,5 @@ def open_subgraph_cache(config: CacheConfig) -> SubgraphCacheAdapter | None:
     cache = SubgraphCache(open_store(store_cfg, role="subgraph_cache", fallback=True,
                                      selected_by="cache.store"),
                           SubgraphCacheConfig(fuzzy=config.fuzzy, ttl_s=config.ttl_s),
-                          engine_version=ENGINE_VERSION)
+                          engine_version=engine_version or ENGINE_VERSION)
     return SubgraphCacheAdapter(cache, store=store_cfg.kind)

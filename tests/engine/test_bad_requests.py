@@ -12,6 +12,8 @@ from safetensors.torch import load_file, save_file
 
 from agentic_llm.engine import LLMEngine, SamplingParams
 from agentic_llm.engine.hooks import HookContext, HookPoint
+from agentic_llm.engine.loop import ChannelItem, EngineLoop
+from agentic_llm.engine.outputs import RequestOutput
 from agentic_llm.errors import AgenticError, ErrorCode
 
 from .conftest import random_prompts
@@ -128,18 +130,22 @@ def test_failing_hook_errors_the_batch_not_the_loop(llama_dir: Path) -> None:
 
 
 def test_abort_and_timeout(llama_dir: Path) -> None:
+    # Deadlines and cancellation belong to the engine loop (the one place that steps).
     eng = make(llama_dir)
-    a = eng.add_request([1, 2, 3], SamplingParams(max_tokens=50, ignore_eos=True))
-    t = eng.add_request([4, 5], SamplingParams(max_tokens=50, timeout_s=0.05))
-    k = eng.add_request([6, 7], SamplingParams(max_tokens=6))
-    eng.step()
+    loop = EngineLoop(eng, thread=False)
+    final: dict[str, RequestOutput] = {}
+
+    def keep(item: ChannelItem) -> None:
+        if item.finished and item.output is not None:
+            final[item.output.request_id] = item.output
+
+    a = loop.submit([1, 2, 3], SamplingParams(max_tokens=50, ignore_eos=True), sink=keep).request_id
+    t = loop.submit([4, 5], SamplingParams(max_tokens=50, timeout_s=0.05), sink=keep).request_id
+    k = loop.submit([6, 7], SamplingParams(max_tokens=6), sink=keep).request_id
+    loop.run_once()
     assert eng.abort(a) and not eng.abort(a) and not eng.abort("unknown")
     time.sleep(0.06)
-    final = {}
-    while eng.has_unfinished_requests():
-        for o in eng.step():
-            if o.finished:
-                final[o.request_id] = o
+    loop.drain()
     assert final[a].finish_reason == "abort" and final[a].error.code is ErrorCode.CANCELLED  # type: ignore[union-attr]
     assert final[t].finish_reason == "timeout" and final[t].error.code is ErrorCode.TIMEOUT  # type: ignore[union-attr]
     assert final[k].error is None and len(final[k].output_token_ids) == 6

@@ -22,9 +22,10 @@ def _heldout(n: int) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def generator():
-    from agentic_llm.models.generation import SubgraphGenerator
+    from agentic_llm.serving.local import LocalGenerator
 
-    gen = SubgraphGenerator.from_model_dir(shipped_model_dir(), max_num_seqs=4, num_blocks=256)
+    # the serving pipeline, as ``serve`` runs it
+    gen = LocalGenerator(shipped_model_dir(), max_num_seqs=4, num_blocks=256)
     yield gen
     gen.close()
 
@@ -78,7 +79,7 @@ def test_loads_through_the_engine_loader() -> None:
 
 def test_constrained_generation_validates_against_its_plan(generator) -> None:
     requests = _heldout(3)
-    results = generator.generate(requests, constrained=True, honour_timeouts=False)
+    results = generator.generate(requests, honour_timeouts=False)
     for req, res in zip(requests, results, strict=True):
         assert res.valid, (req["target_path"], [str(d) for d in res.errors], res.error, res.text)
         assert res.text.startswith(f"### AgenticDSL `{req['target_path']}`")
@@ -87,7 +88,7 @@ def test_constrained_generation_validates_against_its_plan(generator) -> None:
 
 
 def test_jump_forward_appends_forced_text(generator) -> None:
-    res = generator.generate(_heldout(1), constrained=True, honour_timeouts=False)[0]
+    res = generator.generate(_heldout(1), honour_timeouts=False)[0]
     assert res.valid
     t = res.timings
     assert t is not None and t.forced_tokens > 0

@@ -40,8 +40,8 @@ def test_aga_forward_audit_and_store_metrics(model_dir: Path) -> None:
         g = torch.Generator().manual_seed(0)
         for i in range(4):
             plugin.register(f"fact_{i}", torch.randn(8, generator=g), torch.randn(HIDDEN, generator=g))
-        EngineObserver(engine, bus).generate([[1, 2, 3, 4, 5]],
-                                             SamplingParams(max_tokens=4, ignore_eos=True))
+        engine.generate([[1, 2, 3, 4, 5]], SamplingParams(max_tokens=4, ignore_eos=True),
+                        observers=[EngineObserver(engine, bus)])
         s = samples(exporter)
         forwards = sum(v for (n, _), v in s.items() if n == "aga_forward_total")
         assert forwards >= 4  # at least one hooked layer per step

@@ -51,9 +51,9 @@ def test_generation_moves_engine_metrics(tiny_llama: Path) -> None:
 
         s0 = scrape(stack.url)
         assert s0[("agentic_prefix_cache_hit_tokens_total", ())] == 0
-        first = observer.generate([prompt], params)[0]
+        first = engine.generate([prompt], params, observers=[observer])[0]
         s1 = scrape(stack.url)
-        second = observer.generate([prompt], params)[0]
+        second = engine.generate([prompt], params, observers=[observer])[0]
         s2 = scrape(stack.url)
         assert first.output_token_ids == second.output_token_ids  # same seed, greedy
 
@@ -92,7 +92,7 @@ def test_idle_observer_still_steps(tiny_llama: Path) -> None:
     engine = LLMEngine.from_pretrained(tiny_llama, num_blocks=NUM_BLOCKS, block_size=BLOCK)
     bus = EventBus()  # nobody subscribes: the observer must not time or read stats
     observer = EngineObserver(engine, bus)
-    out = observer.generate([[1, 2, 3]], SamplingParams(max_tokens=3, ignore_eos=True))[0]
+    out = engine.generate([[1, 2, 3]], SamplingParams(max_tokens=3, ignore_eos=True), observers=[observer])[0]
     assert len(out.output_token_ids) == 3
     assert bus.stats().emitted == 0
     engine.close()

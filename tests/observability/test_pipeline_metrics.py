@@ -37,10 +37,13 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 
 def scrape(url: str) -> dict[tuple[str, tuple], float]:
+    """Samples by (name, labels); every sample carries the served model's label, dropped here."""
     with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
         text = r.read().decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for fam in text_string_to_metric_families(text) for s in fam.samples}
+    samples = [s for fam in text_string_to_metric_families(text) for s in fam.samples]
+    assert samples and {s.labels.get("model") for s in samples} == {"pipeline-model0"}  # its directory
+    return {(s.name, tuple(sorted((k, v) for k, v in s.labels.items() if k != "model"))): s.value
+            for s in samples}
 
 
 def test_served_requests_move_the_metrics(pipeline: Any) -> None:

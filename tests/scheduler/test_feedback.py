@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from agentic_llm.engine import LLMEngine, SamplingParams
-from agentic_llm.scheduler.feedback import BatchSizeController, FeedbackConfig, FeedbackLoop
+from agentic_llm.engine.loop import EngineLoop
+from agentic_llm.scheduler.feedback import BatchSizeController, FeedbackConfig, FeedbackObserver
 
 
 def plant(batch: int, per_seq: float = 0.002) -> float:
@@ -80,18 +81,19 @@ def test_feedback_loop_limits_the_engine_batch_without_changing_outputs(tiny_dir
         now[0] += 0.005 * max(1, len(engine.scheduler.running))
         return now[0]
 
-    loop = FeedbackLoop(engine, BatchSizeController(FeedbackConfig(target_tpot_s=0.03, tolerance=0.0), initial=8),
-                        clock=clock)
-    ids = [engine.add_request(p, params) for p in prompts]
+    feedback = FeedbackObserver(
+        engine, BatchSizeController(FeedbackConfig(target_tpot_s=0.03, tolerance=0.0), initial=8), clock=clock)
+    loop = EngineLoop(engine, observers=[feedback], thread=False)
+    ids = [loop.submit(p, params).request_id for p in prompts]
     outs: dict[str, list[int]] = {}
     peak_after_shrink = 0
-    while engine.has_unfinished_requests():
-        for o in loop.step():
+    while engine.has_unfinished_requests() or loop.in_flight:
+        for o in loop.run_once():
             if o.finished:
                 outs[o.request_id] = o.output_token_ids
         if engine.scheduler.max_num_seqs < 8:
             peak_after_shrink = max(peak_after_shrink, len(engine.scheduler.running))
     engine.close()
     assert [outs[i] for i in ids] == expected
-    assert min(b for _, b in loop.controller.history) <= 4
+    assert min(b for _, b in feedback.controller.history) <= 4
     assert peak_after_shrink <= 8

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agentic_llm.client import protos
+from agentic_llm.wire import protos
 
 
 def test_generate_into_a_fresh_tree(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from agentic_llm.benchmarks.report import percentile
+from agentic_llm.observability.stats import percentile
 
 __all__ = ["ForwardMetrics", "ForwardSample"]
 

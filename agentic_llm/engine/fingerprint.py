@@ -1,0 +1,49 @@
+"""A short fingerprint of a checkpoint: what the subgraph cache's engine version covers.
+
+A cached subgraph is only as good as the model, tokenizer and grammar that wrote it.
+:func:`model_fingerprint` hashes the checkpoint's ``config.json`` and
+``generation_config.json`` and ``tokenizer.json`` in full, and each weight file by
+name, size and its first and last MiB (a full hash of multi-GB weights would cost
+seconds at every start; a retrained or swapped checkpoint differs in those bytes or
+in its size). :func:`engine_version` joins it to the planner's version (package and
+grammar), so an on-disk cache never serves another model's answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+__all__ = ["engine_version", "model_fingerprint"]
+
+_FULL = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json")
+_WEIGHTS = (".safetensors", ".bin", ".pt", ".gguf")
+_EDGE = 1 << 20
+
+
+def model_fingerprint(model_dir: str | Path) -> str:
+    """16 hex digits that change when the model, its tokenizer or its configs change."""
+    root = Path(model_dir)
+    h = hashlib.sha256()
+    for path in sorted(root.iterdir()):
+        if not path.is_file():
+            continue
+        if path.name in _FULL:
+            h.update(f"{path.name}\0".encode())
+            h.update(path.read_bytes())
+        elif path.suffix in _WEIGHTS:
+            size = path.stat().st_size
+            h.update(f"{path.name}\0{size}\0".encode())
+            with path.open("rb") as fh:
+                h.update(fh.read(_EDGE))
+                if size > 2 * _EDGE:
+                    fh.seek(size - _EDGE)
+                    h.update(fh.read(_EDGE))
+    return h.hexdigest()[:16]
+
+
+def engine_version(model_dir: str | Path) -> str:
+    """The subgraph cache's engine version for ``model_dir``: planner version + model."""
+    from agentic_llm.planner.plan import ENGINE_VERSION
+
+    return f"{ENGINE_VERSION}+m{model_fingerprint(model_dir)}"
