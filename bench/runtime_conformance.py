@@ -89,10 +89,10 @@ def run_walks(n: int, seed: int) -> dict[str, Any]:
 
 def run_model(n: int) -> dict[str, Any]:
     from agentic_llm.models import shipped_model_dir
-    from agentic_llm.models.generation import SubgraphGenerator
+    from agentic_llm.serving.local import LocalGenerator
 
     reqs = [json.loads(line) for line in (HERE / "validity_requests.jsonl").open(encoding="utf-8")][:n]
-    gen = SubgraphGenerator.from_model_dir(shipped_model_dir(), max_num_seqs=16)
+    gen = LocalGenerator(shipped_model_dir(), max_num_seqs=16)
     try:
         results = []
         for i in range(0, len(reqs), 16):

@@ -78,7 +78,8 @@ def heldout_cases(path: Path = HELDOUT, *, max_nodes: int = 8, max_tokens: int =
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--split", choices=("executable", "glaive", "sgd", "ours"), default="executable")
+    p.add_argument("--split", choices=("executable", "glaive", "sgd", "ours"), default="executable",
+                   help="NESTFUL split (executable is test data only) or our held-out requests")
     p.add_argument("--rows", default=",".join(ROWS[:2]),
                    help=f"comma-separated rows among {', '.join(ROWS)} (default: tiny,smollm2)")
     p.add_argument("--limit", type=int, default=0, help="first N requests only (0: all)")

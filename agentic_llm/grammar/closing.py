@@ -170,22 +170,24 @@ def _close_refs(gp: GraphPlan, g: GraphState, kind: str, rest: str) -> str:
     if closed or not ok:
         return ""
     end = '"' if kind == "onfail" else '"]'
+    # content rules: a list written while the document owes nodes must name a fresh one
+    grow = kind == "refs" and gp.content is not None and gp.content.must_grow(g)
     if state == "start":
-        return '["' + _best_element(gp, ctx, "") + end
+        return '["' + _best_element(gp, ctx, "", grow) + end
     if state == "open":
-        return '"' + _best_element(gp, ctx, "") + end
+        return '"' + _best_element(gp, ctx, "", grow) + end
     if state == "sep":
-        return ' "' + _best_element(gp, ctx, "") + end if rest.endswith(",") else "]"
-    return _best_element(gp, ctx, state[5:]) + end
+        return ' "' + _best_element(gp, ctx, "", grow) + end if rest.endswith(",") else "]"
+    return _best_element(gp, ctx, state[5:], grow) + end
 
 
-def _best_element(gp: GraphPlan, ctx, e: str) -> str:  # type: ignore[no-untyped-def]
+def _best_element(gp: GraphPlan, ctx, e: str, fresh: bool = False) -> str:  # type: ignore[no-untyped-def]
     """The cheapest completion of the reference element ``e`` (its remainder): a
     name the list may use (a pending id, a declared node, an external path), else a
-    fresh id (which costs a node)."""
+    fresh id (which costs a node); only a fresh id when ``fresh``."""
     t = gp.target + "/"
     best: tuple[int, str] | None = None
-    for x in ctx.finite():
+    for x in () if fresh else ctx.finite():
         if x.startswith(e) and (best is None or len(x) - len(e) < best[0]):
             best = (len(x) - len(e), x[len(e):])
     if ctx.fresh_allowed() and (t.startswith(e) or e.startswith(t)):
@@ -219,6 +221,8 @@ def _line_completion(gp: GraphPlan, g: GraphState, st, rest: str) -> str:  # typ
         raise ValueError("no pending id fits")
     if kind == "type":
         types = [x for x in _types(gp, g) if x.startswith(rest)]
+        if gp.content is not None and gp.content.missing(g) and "tool_call" in types:
+            return "tool_call"[len(rest):]  # the document owes a required tool call
         for x in TYPE_ORDER:
             if x in types:
                 if x == "tool_call":
@@ -228,8 +232,9 @@ def _line_completion(gp: GraphPlan, g: GraphState, st, rest: str) -> str:  # typ
             return "tool_call"[len(rest):]
         raise ValueError("no node type fits")
     if kind == "tool":
+        owed = gp.content.missing(g) if gp.content is not None else frozenset()
         names = sorted((n for n in gp.tools if f'"{n}"'.startswith(rest)),
-                       key=lambda n: (sum(1 for _k, r in gp.tools[n] if r), len(n)))
+                       key=lambda n: (n not in owed, sum(1 for _k, r in gp.tools[n] if r), len(n)))
         if not names:
             raise ValueError("no tool fits")
         return f'"{names[0]}"'[len(rest):]

@@ -57,10 +57,10 @@ def _check(results: list[Any], limits: list[int]) -> None:
 
 @pytest.mark.parametrize("family", ["llama", "qwen2"])
 def test_random_model_closes_within_max_tokens(random_dirs: dict[str, Path], family: str) -> None:
-    from agentic_llm.models.generation import SubgraphGenerator
+    from agentic_llm.serving.local import LocalGenerator
 
     rng = random.Random(7)
-    gen = SubgraphGenerator.from_model_dir(random_dirs[family], max_num_seqs=4, num_blocks=512)
+    gen = LocalGenerator(random_dirs[family], max_num_seqs=4, num_blocks=512)
     try:
         limits = [64, 96, 128, 200, 256, 384, 512, rng.randint(64, 512)]
         reqs = []
@@ -77,12 +77,12 @@ def test_random_model_closes_within_max_tokens(random_dirs: dict[str, Path], fam
 def test_shipped_model_closes_within_the_context_window() -> None:
     """30-60 granted tools and a prompt that leaves 64..512 tokens of the 2,048-token
     window: the output limit is what the window leaves, and the document fits it."""
-    from agentic_llm.models.generation import SubgraphGenerator
+    from agentic_llm.serving.local import LocalGenerator
     from agentic_llm.planner import GenerateRequest, plan
 
     rng = random.Random(11)
-    gen = SubgraphGenerator.from_model_dir(shipped_model_dir(), max_num_seqs=4, num_blocks=1024)
-    tok = gen.engine.tokenizer
+    gen = LocalGenerator(shipped_model_dir(), max_num_seqs=4, num_blocks=1024)
+    tok = gen.pipeline.tokenizer
     try:
         reqs, limits = [], []
         for want in (64, 128, 256, 512):

@@ -98,9 +98,9 @@ def test_constraints_round_trip_and_change_the_cache_key() -> None:
 
 def test_tiny_model_plan_calls_the_required_tools() -> None:
     """The shipped model, constrained: the plan calls what the request requires."""
-    from agentic_llm.models.generation import SubgraphGenerator
+    from agentic_llm.serving.local import LocalGenerator
 
-    gen = SubgraphGenerator.from_model_dir(max_num_seqs=2)
+    gen = LocalGenerator(max_num_seqs=2)
     tools = [{"name": "web_search", "arguments": [{"name": "query"}]},
              {"name": "summarize", "arguments": [{"name": "text"}]}]
     req = request({"require_tools": ["web_search", "summarize"], "min_nodes": 4}, tools=tools,

@@ -113,11 +113,11 @@ def test_random_walks_for_agenticrt_conform(compiler: GrammarCompiler) -> None:
 def test_the_shipped_model_writes_conforming_documents() -> None:
     """A subset of the held-out requests (the full 200: bench/runtime_conformance.py)."""
     from agentic_llm.models import shipped_model_dir
-    from agentic_llm.models.generation import SubgraphGenerator
+    from agentic_llm.serving.local import LocalGenerator
 
     lines = (REPO / "bench" / "validity_requests.jsonl").read_text(encoding="utf-8").splitlines()
     reqs = [json.loads(x) for x in lines[:12]]
-    gen = SubgraphGenerator.from_model_dir(shipped_model_dir(), max_num_seqs=4, num_blocks=512)
+    gen = LocalGenerator(shipped_model_dir(), max_num_seqs=4, num_blocks=512)
     try:
         results = gen.generate(reqs, honour_timeouts=False)
     finally:

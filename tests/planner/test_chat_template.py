@@ -83,8 +83,8 @@ def test_hf_checkpoint_template_is_read_and_used(tmp_path: Path) -> None:
     plain = SubgraphGenerator(gen.engine, gen.compiler, chat_template=False)
     try:
         assert gen.chat is not None and plain.chat is None
-        [framed] = gen.generate([request], max_tokens=8)
-        [raw] = plain.generate([request], max_tokens=8)
+        [framed] = gen.generate([request], max_tokens=64)
+        [raw] = plain.generate([request], max_tokens=64)
     finally:
         gen.close()
     assert framed.timings is not None and raw.timings is not None
