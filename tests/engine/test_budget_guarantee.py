@@ -77,8 +77,8 @@ def test_random_model_closes_within_max_tokens(random_dirs: dict[str, Path], fam
 def test_shipped_model_closes_within_the_context_window() -> None:
     """30-60 granted tools and a prompt that leaves 64..512 tokens of the 2,048-token
     window: the output limit is what the window leaves, and the document fits it."""
-    from agentic_llm.serving.local import LocalGenerator
     from agentic_llm.planner import GenerateRequest, plan
+    from agentic_llm.serving.local import LocalGenerator
 
     rng = random.Random(11)
     gen = LocalGenerator(shipped_model_dir(), max_num_seqs=4, num_blocks=1024)
