@@ -112,21 +112,23 @@ class LocalGenerator:
         jump_forward: append grammar-forced text without a decode step each.
         max_num_seqs: engine batch limit (and admission concurrency).
         num_blocks: KV pages (None: the engine's default memory budget).
+        chat_template: frame prompts in the model's chat template when it has one.
     """
 
     def __init__(self, model_dir: str | Path | None = None, *, constrained: bool = True,
                  jump_forward: bool = True, max_num_seqs: int = 64,
-                 num_blocks: int | None = None) -> None:
+                 num_blocks: int | None = None, chat_template: bool = True) -> None:
         from agentic_llm.config import ServerConfig
+        from agentic_llm.engine.loader import is_checkpoint
         from agentic_llm.models import default_model_dir
         from agentic_llm.serving.build import build_pipeline
 
         path = Path(model_dir) if model_dir is not None else default_model_dir()
-        if not (path / "config.json").is_file():
+        if not is_checkpoint(path):
             raise AgenticError(ErrorCode.MODEL_NOT_FOUND,
-                               f"{path} is not a model directory (no config.json); pass a "
-                               "checkpoint directory with --model or AGENTIC_MODEL_DIR", path=str(path))
-        model: dict[str, Any] = {"dir": str(path)}
+                               f"{path} is not a checkpoint (no config.json, no .gguf file); pass a "
+                               "checkpoint with --model or AGENTIC_MODEL_DIR", path=str(path))
+        model: dict[str, Any] = {"dir": str(path), "chat_template": chat_template}
         if num_blocks is not None:
             model["num_blocks"] = num_blocks
         cfg = ServerConfig.from_dict({

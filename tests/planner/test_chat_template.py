@@ -70,7 +70,7 @@ def test_bad_or_hostile_template_is_a_clear_error(source: str) -> None:
 
 
 def test_hf_checkpoint_template_is_read_and_used(tmp_path: Path) -> None:
-    from agentic_llm.models.generation import SubgraphGenerator
+    from agentic_llm.serving.local import LocalGenerator
 
     d = tmp_path / "m"
     shutil.copytree(shipped_model_dir(), d)
@@ -79,19 +79,22 @@ def test_hf_checkpoint_template_is_read_and_used(tmp_path: Path) -> None:
     loaded = load_model(d)
     assert loaded.chat_template == CHATML and loaded.special_tokens == {"eos": "</s>"}
     request = req("Search the web for llamas", ["web_search"]).to_json()
-    gen = SubgraphGenerator.from_model_dir(d, max_num_seqs=1)
-    plain = SubgraphGenerator(gen.engine, gen.compiler, chat_template=False)
+    request.setdefault("budget", {})["max_tokens"] = 64
+    gen = LocalGenerator(d, max_num_seqs=1)
+    plain = LocalGenerator(d, max_num_seqs=1, chat_template=False)
     try:
-        assert gen.chat is not None and plain.chat is None
-        [framed] = gen.generate([request], max_tokens=64)
-        [raw] = plain.generate([request], max_tokens=64)
+        chat = gen.pipeline.parts.chat
+        assert chat is not None and plain.pipeline.parts.chat is None
+        [framed] = gen.generate([request])
+        [raw] = plain.generate([request])
     finally:
         gen.close()
+        plain.close()
     assert framed.timings is not None and raw.timings is not None
     tok = loaded.tokenizer
     assert tok is not None
     p = plan(GenerateRequest.from_json(request))
-    assert framed.timings.prompt_tokens == len(tok.encode(p.render_prompt(gen.chat)).ids)
+    assert framed.timings.prompt_tokens == len(tok.encode(p.render_prompt(chat)).ids)
     assert raw.timings.prompt_tokens == len(tok.encode(p.render_prompt()).ids)
     assert framed.timings.prompt_tokens > raw.timings.prompt_tokens
 
