@@ -28,6 +28,7 @@ sys.path.insert(0, str(HERE.parent))
 from tests.grammar.runtime_check import problems  # noqa: E402
 
 KINDS = ("end_soft", "misread", "oversized", "unresolved")
+WALK_TOKENS = 1500
 
 
 def _tally(texts: list[tuple[str, tuple[str, ...]]]) -> dict[str, Any]:
@@ -79,7 +80,10 @@ def run_walks(n: int, seed: int) -> dict[str, Any]:
         if p is None:
             refused += 1
             continue
-        r = random_walk(compiler.matcher_for(p, max_string=24), compiler.vocab, rng, max_tokens=1500)
+        # the matcher's budget closes every walk within WALK_TOKENS (grammar.budget); the
+        # walk's own cap sits above it, so an incomplete walk is a real failure
+        m = compiler.matcher_for(p, max_string=24, max_tokens=WALK_TOKENS)
+        r = random_walk(m, compiler.vocab, rng, max_tokens=WALK_TOKENS + 64)
         if not r.completed:
             incomplete += 1
             continue
