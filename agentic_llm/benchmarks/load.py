@@ -76,14 +76,22 @@ def _rss_kb(pid: int) -> int:
 
 
 def _start_server(args: argparse.Namespace, tmp: Path) -> tuple[subprocess.Popen[str], str]:
+    limits = {"max_concurrent": args.max_concurrent, "max_queue": args.max_queue,
+              "drain_timeout_sec": 60}
+    return start_server(args.model, args.num_blocks, limits, tmp)
+
+
+def start_server(model: str | None, num_blocks: int | None, limits: dict[str, Any],
+                 tmp: Path) -> tuple[subprocess.Popen[str], str]:
+    """``agentic-llm serve`` in a subprocess on a loopback port, with an LMDB cache in
+    ``tmp``; returns the process and the address it printed."""
     import yaml
 
     cfg: dict[str, Any] = {
         "listen": "127.0.0.1:0",
-        "model": {"dir": args.model or "", "num_blocks": args.num_blocks},
+        "model": {"dir": model or "", "num_blocks": num_blocks},
         "cache": {"store": "lmdb", "path": str(tmp / "subgraphs.lmdb")},
-        "limits": {"max_concurrent": args.max_concurrent, "max_queue": args.max_queue,
-                   "drain_timeout_sec": 60},
+        "limits": limits,
         "log_level": "warning",
     }
     path = tmp / "server.yaml"

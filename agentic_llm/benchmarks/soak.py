@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -180,32 +178,13 @@ def run_soak(args: argparse.Namespace, address: str, pid: int | None) -> dict[st
 
 
 def _start_server(args: argparse.Namespace, tmp: Path) -> tuple[subprocess.Popen[str], str]:
-    import yaml
+    from agentic_llm.benchmarks.load import start_server
 
     limits: dict[str, Any] = {"max_concurrent": args.max_concurrent, "max_queue": args.max_queue,
                               "drain_timeout_sec": 60}
     if args.no_heap_bound:
         limits.update(malloc_arena_max=0, malloc_trim_interval_sec=0, tokenizer_cache_words=0)
-    cfg = {"listen": "127.0.0.1:0", "model": {"dir": args.model or "", "num_blocks": args.num_blocks},
-           "cache": {"store": "lmdb", "path": str(tmp / "subgraphs.lmdb")},
-           "limits": limits, "log_level": "warning"}
-    path = tmp / "server.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "agentic_llm.cli.main", "serve", "--config", str(path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"))
-    assert proc.stderr is not None
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        if "serving on" in line:
-            threading.Thread(target=proc.stderr.read, daemon=True).start()
-            return proc, line.strip().rsplit(" ", 1)[-1]
-    proc.kill()
-    raise RuntimeError("the server did not start; run `agentic-llm serve` by hand to see why")
+    return start_server(args.model, args.num_blocks, limits, tmp)
 
 
 def run(args: argparse.Namespace) -> int:

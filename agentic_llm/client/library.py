@@ -71,10 +71,7 @@ class LibraryClientMixin:
     """Library methods; the class mixing it in defines ``_library_call``."""
 
     _stub: Any
-
-    def _library_call(self, rpc: str, msg: Any, timeout: float | None,
-                      parse: Callable[[Any], Any]) -> Any:
-        raise NotImplementedError
+    _library_call: Callable[[str, Any, float | None, Callable[[Any], Any]], Any]
 
     def publish_library(self, path: str, text: str, *, tenant: str = "", visibility: str = "public",
                         allowed_tenants: Iterable[str] = (), description: str = "",
