@@ -231,6 +231,20 @@ class TenantQuotas:
             raise _bad("auth.credentials.quotas", "aga_slots and cache_entries must be >= 0")
 
 
+def _token(token: str, token_env: str, field_name: str) -> str:
+    """``token``, else the value of the environment variable ``token_env``, else ""."""
+    if token:
+        return token
+    if token_env:
+        import os
+
+        value = os.environ.get(token_env, "")
+        if not value:
+            raise _bad(field_name, f"environment variable {token_env} is empty or unset")
+        return value
+    return ""
+
+
 @dataclass(frozen=True)
 class CredentialConfig:
     """One credential and what it grants (see docs/server.md, "Security model").
@@ -272,17 +286,7 @@ class CredentialConfig:
 
     def resolve_token(self) -> str:
         """The bearer token of this credential ("" when it has only mTLS identities)."""
-        if self.token:
-            return self.token
-        if self.token_env:
-            import os
-
-            value = os.environ.get(self.token_env, "")
-            if not value:
-                raise _bad("auth.credentials.token_env",
-                           f"environment variable {self.token_env} is empty or unset")
-            return value
-        return ""
+        return _token(self.token, self.token_env, "auth.credentials.token_env")
 
 
 @dataclass(frozen=True)
@@ -308,16 +312,7 @@ class AuthConfig:
 
     def resolve_token(self) -> str:
         """The token to require, or "" when authentication is off."""
-        if self.token:
-            return self.token
-        if self.token_env:
-            import os
-
-            value = os.environ.get(self.token_env, "")
-            if not value:
-                raise _bad("auth.token_env", f"environment variable {self.token_env} is empty or unset")
-            return value
-        return ""
+        return _token(self.token, self.token_env, "auth.token_env")
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,10 @@ class _Result:
     note: str = ""
 
 
-def _rss_kb(pid: int) -> int:
+def rss_kb(pid: int | None) -> int:
+    """Resident set size of process ``pid`` in KiB (0 when unknown)."""
+    if pid is None:
+        return 0
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -164,10 +167,10 @@ def run_load(args: argparse.Namespace, address: str, server_pid: int | None) -> 
 
     def sample_rss() -> None:
         while time.perf_counter() < stop_at + 1 and server_pid is not None:
-            rss.append((time.perf_counter() - start, _rss_kb(server_pid)))
+            rss.append((time.perf_counter() - start, rss_kb(server_pid)))
             time.sleep(1.0)
 
-    rss_before = _rss_kb(server_pid) if server_pid else 0
+    rss_before = rss_kb(server_pid) if server_pid else 0
     threads = [threading.Thread(target=client_loop, daemon=True) for _ in range(args.clients)]
     sampler = threading.Thread(target=sample_rss, daemon=True)
     sampler.start()

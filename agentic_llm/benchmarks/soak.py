@@ -27,6 +27,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from agentic_llm.benchmarks.load import rss_kb
 from agentic_llm.benchmarks.report import emit, print_table, summarize
 
 __all__ = ["add_arguments", "run", "run_soak", "unique_request"]
@@ -75,18 +76,6 @@ def unique_request(i: int, *, unique: bool, max_tokens: int, deadline: float) ->
         "sampling": {"temperature": 0.0},
         "flags": {"bypass_cache": unique},
     }
-
-
-def _rss_kb(pid: int | None) -> int:
-    if pid is None:
-        return 0
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def _per_minute(samples: list[tuple[float, int]], duration: float) -> list[float]:
@@ -142,10 +131,10 @@ def run_soak(args: argparse.Namespace, address: str, pid: int | None) -> dict[st
 
     def sampler() -> None:
         while time.monotonic() < stop_at + 0.5:
-            samples.append((time.monotonic() - start, _rss_kb(pid)))
+            samples.append((time.monotonic() - start, rss_kb(pid)))
             time.sleep(1.0)
 
-    rss_start = _rss_kb(pid)
+    rss_start = rss_kb(pid)
     threads = [threading.Thread(target=client_loop, daemon=True) for _ in range(args.clients)]
     s = threading.Thread(target=sampler, daemon=True)
     s.start()

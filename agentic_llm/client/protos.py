@@ -1,12 +1,4 @@
 """The generated protos, for SDK users: re-exported from :mod:`agentic_llm.wire.protos`."""
 
-from agentic_llm.wire.protos import (
-    PROTO_PACKAGE,
-    SERVICE_NAME,
-    ProtoModules,
-    generate,
-    load,
-    source_dir,
-)
-
-__all__ = ["PROTO_PACKAGE", "SERVICE_NAME", "ProtoModules", "generate", "load", "source_dir"]
+from agentic_llm.wire.protos import *  # noqa: F403 - the same public names
+from agentic_llm.wire.protos import __all__ as __all__
