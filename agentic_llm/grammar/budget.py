@@ -21,6 +21,7 @@ text written plus the closing text plus the longest token stays under the cap.
 from __future__ import annotations
 
 from agentic_llm.grammar.closing import FENCE, close_line, close_rest
+from agentic_llm.grammar.dataflow import MAX_KEY
 from agentic_llm.grammar.graph import (
     END_LINE,
     MAX_ID,
@@ -145,7 +146,8 @@ class TokenBudget:
                 + self.spell("    type: end\n")[0])
         longest_ref = max([len(x) for x in gp.externals] + [len(t) + MAX_ID])
         ref_close = longest_ref + 4
-        var = max([len(v) for v in gp.variables] + [0])
+        # a tool argument may also read an earlier output key (dataflow.py)
+        var = max([len(v) for v in gp.variables] + [MAX_KEY if gp.tools else 0])
         string_close = 8 + var + 4
         bodies = [self.spell(b)[0] for b in _BODIES.values()]
         for name, keys in gp.tools.items():

@@ -25,6 +25,7 @@ from agentic_llm.grammar.graph import (
     _tool_keys,
     _types,
     apply_line,
+    arg_vars,
 )
 from agentic_llm.grammar.runtime import closes_as_string, string_spans
 
@@ -68,9 +69,11 @@ def _finish_char(b: bytes) -> str:
     raise ValueError("no character completes the open UTF-8 sequence")
 
 
-def _close_open_string(gp: GraphPlan, raw: str, key: bool = False) -> str:
+def _close_open_string(gp: GraphPlan, raw: str, key: bool = False,
+                       names: frozenset[str] | None = None) -> str:
     """Text that closes the open string whose raw content is ``raw`` (finishing an
-    escape, a multi-byte character or a template first)."""
+    escape, a multi-byte character or a template first; ``names``: what a template
+    there may read, the plan's variables unless given)."""
     out = ""
     bs = len(raw) - len(raw.rstrip("\\"))
     k = raw.rfind("\\u")
@@ -93,7 +96,7 @@ def _close_open_string(gp: GraphPlan, raw: str, key: bool = False) -> str:
         elif raw.endswith("{"):
             t = "{"
         if t:
-            out += next(f for f in ("{{ " + v + " }}" for v in sorted(gp.variables))
+            out += next(f for f in ("{{ " + v + " }}" for v in sorted(names or gp.variables))
                         if f.startswith(t))[len(t):]
     content = raw + out
     if key and not content or gp.strict_strings and not closes_as_string(content):
@@ -101,7 +104,8 @@ def _close_open_string(gp: GraphPlan, raw: str, key: bool = False) -> str:
     return out + '"'
 
 
-def _close_string_field(gp: GraphPlan, rest: str, cond: bool) -> str:
+def _close_string_field(gp: GraphPlan, rest: str, cond: bool,
+                        names: frozenset[str] | None = None) -> str:
     if not rest:
         if cond:
             return ('"{{ ' + sorted(gp.variables)[0] + ' }}"') if gp.strict_strings else '"true"'
@@ -117,7 +121,7 @@ def _close_string_field(gp: GraphPlan, rest: str, cond: bool) -> str:
         return "{{ " + sorted(gp.variables)[0] + ' }}"'
     if cond and open_raw in ("{", "{{"):
         return ("{{ " + sorted(gp.variables)[0] + ' }}"')[len(open_raw):]
-    return _close_open_string(gp, open_raw)
+    return _close_open_string(gp, open_raw, names=names)
 
 
 def _close_keys(gp: GraphPlan, rest: str) -> str:
@@ -244,7 +248,7 @@ def _line_completion(gp: GraphPlan, g: GraphState, st, rest: str) -> str:  # typ
     if kind == "argentry":
         if '": ' in rest:
             k = rest.index('": ')
-            return _close_string_field(gp, rest[k + 3:], False)
+            return _close_string_field(gp, rest[k + 3:], False, arg_vars(gp, g))
         for key in reversed(_next_arg_keys(gp, g)):  # the required one comes last
             full = key + '": '
             if full.startswith(rest):

@@ -13,7 +13,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from agentic_llm.grammar.graph import GraphPlan, GraphState, Slot, ends_line, ref_context, slot
+from agentic_llm.grammar.graph import (
+    GraphPlan,
+    GraphState,
+    Slot,
+    ends_line,
+    ref_context,
+    slot,
+    template_vars,
+)
 from agentic_llm.grammar.maskcache import MaskCache, MaskEntry
 from agentic_llm.grammar.vocab import MAX_ID, VocabIndex, pack_ids
 
@@ -132,6 +140,14 @@ class FastMask:
         memo[2][t] = out
         return out
 
+    def _vars_after(self, a: str) -> frozenset[str]:
+        """The template names the position after the text ``a`` may read (``a`` is an
+        allowed text: ``_slot_after`` found a slot after it)."""
+        nxt = self._advance(self._g, self._line, a)
+        if nxt is None:
+            return self._gp.variables
+        return template_vars(self._gp, nxt[0], nxt[1])
+
     def _free_after(self, a: str) -> int:
         """1 when the text ``a`` leads into a free field (no template open, not an
         assign key): there the graph checks only braces and line ends; 2 when it
@@ -167,7 +183,7 @@ class FastMask:
         v = self._vocab
         gp = self._gp
         if sl.free:
-            np.bitwise_and(xrow, v.brace_drop_bits(gp.variables), out=row)
+            np.bitwise_and(xrow, v.brace_drop_bits(template_vars(gp, self._g, self._line)), out=row)
             strict = gp.strict_strings
             ck = ("free", sl.check_quotes, strict)
             cand = memo.get(ck)
@@ -239,7 +255,7 @@ class FastMask:
                 # template variables only (the field's fixed part is written), so
                 # it is kept on the entry; tokens that finish the line are decided
                 # like the newline candidates of a free position.
-                bk = ("into_free_braces", a, gp.variables, strict)
+                bk = ("into_free_braces", a, self._vars_after(a), strict)
                 braces = memo.get(bk)
                 if braces is None:
                     only = [t for t in split[1] if "\n" not in texts[t]]

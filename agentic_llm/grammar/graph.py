@@ -30,11 +30,12 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from agentic_llm.grammar.content import ContentRules
+from agentic_llm.grammar.dataflow import readable_key, template_names, upstream, upstream_keys
 from agentic_llm.grammar.ebnf import NODE_FIELDS
 from agentic_llm.grammar.runtime import closes_as_string, could_misread, string_spans
 
 __all__ = ["GraphPlan", "GraphState", "Slot", "line_ok", "apply_line", "slot", "initial_state",
-           "options", "ref_context", "ends_line"]
+           "options", "ref_context", "ends_line", "arg_vars", "template_vars"]
 
 _ID = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
@@ -116,6 +117,13 @@ class GraphState:
     # (node id, key) for every context key a local node writes (its `output_keys`
     # entries and `assign` keys), the node being written included, in writing order
     wkeys: tuple[tuple[str, str], ...] = ()
+    # data dependencies (dataflow.py): ``next`` edges, jump targets (``on_failure``
+    # and fork ``branches`` targets), (node, key) for the keys a node surely writes,
+    # and the nodes a written argument's reference relied on
+    nedges: tuple[tuple[str, str], ...] = ()
+    jumps: tuple[str, ...] = ()
+    skeys: tuple[tuple[str, str], ...] = ()
+    relied: tuple[str, ...] = ()
     memo: dict[Any, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def reaches(self, a: str, b: str) -> bool:
@@ -207,12 +215,14 @@ class _RefCtx:
     waits: bool
     used: list[str] = field(default_factory=list)
     new_pending: list[str] = field(default_factory=list)
+    jump: bool = False  # an ``on_failure`` or ``branches`` list (dataflow.py)
 
     def _pending(self) -> tuple[str, ...]:
         return self.g.pending + tuple(self.new_pending)
 
     def copy(self) -> _RefCtx:
-        return _RefCtx(self.gp, self.g, self.waits, list(self.used), list(self.new_pending))
+        return _RefCtx(self.gp, self.g, self.waits, list(self.used), list(self.new_pending),
+                       self.jump)
 
     def fresh_allowed(self) -> bool:
         return not self.waits and len(self._pending()) < self.gp.max_nodes - self.g.count
@@ -220,7 +230,7 @@ class _RefCtx:
     def finite(self) -> list[str]:
         """Allowed element texts (without quotes), fresh ids aside (memoized on the
         line state for this list position)."""
-        key = ("finite", self.waits, tuple(self.used), tuple(self.new_pending))
+        key = ("finite", self.waits, self.jump, tuple(self.used), tuple(self.new_pending))
         hit = self.g.memo.get(key)
         if hit is None or hit[0] is not self.gp:
             hit = self.g.memo[key] = (self.gp, self._finite())
@@ -230,15 +240,18 @@ class _RefCtx:
         t = self.gp.target + "/"
         # what the line state allows before any element of this list (the
         # reachability walk is done once per line, not once per element)
-        key = ("finite_base", self.waits)
+        key = ("finite_base", self.waits, self.jump)
         base = self.g.memo.get(key)
         if base is None or base[0] is not self.gp:
             cur = self.g.cur
+            # a jump may not land on a node a written reference relied on
+            barred = frozenset(self.g.relied) if self.jump else frozenset()
             if self.waits:
                 out = [t + d for d in self.g.declared if d != cur]
             else:
                 out = list(self.gp.externals)
-                out += [t + d for d in self.g.declared if not self.g.reaches(d, cur)]
+                out += [t + d for d in self.g.declared
+                        if d not in barred and not self.g.reaches(d, cur)]
                 out += [t + p for p in self.g.pending]
             base = self.g.memo[key] = (self.gp, out)
         out = base[1]
@@ -337,11 +350,20 @@ def _parsed(gp: GraphPlan, g: GraphState, kind: str, rest: str) -> tuple[_RefCtx
                 ok, state, closed = _parse_refs(ctx, rest, single, q)
                 hit = (gp, ctx, ok, state, closed)
         if hit is None or hit[0] is not gp:
-            ctx = _RefCtx(gp, g, waits=kind == "waits")
+            ctx = _RefCtx(gp, g, waits=kind == "waits", jump=_is_jump(g, kind))
             ok, state, closed = _parse_refs(ctx, rest, single)
             hit = (gp, ctx, ok, state, closed)
         g.memo[key] = hit
     return hit[1], hit[2], hit[3], hit[4]
+
+
+def _is_jump(g: GraphState, kind: str) -> bool:
+    """The reference list at this line is an ``on_failure`` or fork ``branches`` one."""
+    if kind == "onfail":
+        return True
+    steps = _STEPS["fork"]
+    return (kind == "refs" and g.ctype == "fork" and g.step < len(steps)
+            and steps[g.step].prefix != NEXT_PREFIX)
 
 
 def _last_element_start(rest: str) -> int:
@@ -472,7 +494,7 @@ def _step_allowed(gp: GraphPlan, g: GraphState, st: Step) -> bool:
     if st.kind == "refs":
         return _RefCtx(gp, g, waits=False).any_more()
     if st.kind == "onfail":
-        return _RefCtx(gp, g, waits=False).any_more()
+        return _RefCtx(gp, g, waits=False, jump=True).any_more()
     if st.kind == "argentry":
         return bool(_next_arg_keys(gp, g))
     if st.kind == "outkeys":
@@ -496,8 +518,25 @@ def _type_allowed(gp: GraphPlan, g: GraphState, t: str) -> bool:
     if gp.content is not None and not gp.content.type_ok(g, t):
         return False
     if t == "fork":
-        return _RefCtx(gp, g, waits=False).any_more()
+        return _RefCtx(gp, g, waits=False, jump=True).any_more()
     return True
+
+
+def arg_vars(gp: GraphPlan, g: GraphState) -> frozenset[str]:
+    """Names a ``tool_call`` argument's templates may read: the plan's context
+    variables and the keys surely written before this node runs (dataflow.py)."""
+    hit = g.memo.get("arg_vars")
+    if hit is None or hit[0] is not gp:
+        up = upstream_keys(g)
+        hit = g.memo["arg_vars"] = (gp, gp.variables | up if up else gp.variables)
+    return hit[1]  # type: ignore[no-any-return]
+
+
+def template_vars(gp: GraphPlan, g: GraphState, line: str) -> frozenset[str]:
+    """Names the templates of the line ``line`` (no newline) may read."""
+    if g.ctype == "tool_call" and line.startswith(ARG_PREFIX):
+        return arg_vars(gp, g)
+    return gp.variables
 
 
 def _vars_ok(gp: GraphPlan, text: str, complete: bool) -> bool:
@@ -568,7 +607,7 @@ def _content_ok(gp: GraphPlan, g: GraphState, st: Step, rest: str, complete: boo
         ktexts = [k + '": ' for k in _next_arg_keys(gp, g)]
         for k in ktexts:
             if rest.startswith(k):
-                return _vars_ok(gp, rest[len(k):], complete)
+                return vars_ok(arg_vars(gp, g), rest[len(k):], complete)
         return not complete and any(k.startswith(rest) for k in ktexts)
     if kind in ("refs", "waits", "onfail"):
         _ctx, ok, _state, closed = _parsed(gp, g, kind, rest)
@@ -623,26 +662,39 @@ def _advance(gp: GraphPlan, g: GraphState, k: int, st: Step, rest: str) -> Graph
         return replace(g2, tool=rest[1:-1], called=g.called + (rest[1:-1],))
     if st.kind == "entry":
         key = rest[1:rest.index('"', 1)]
-        return replace(g2, akeys=g.akeys + (key,), wkeys=g.wkeys + ((g.cur, key),))
+        sure = ((g.cur, key),) if readable_key(key) else ()
+        return replace(g2, akeys=g.akeys + (key,), wkeys=g.wkeys + ((g.cur, key),),
+                       skeys=g.skeys + sure)
     if st.prefix == "    output_keys: ":
         keys = tuple(dict.fromkeys(_KEY_IN_LIST.findall(rest)))
-        return replace(g2, wkeys=g.wkeys + tuple((g.cur, k) for k in keys)) if keys else g2
+        if not keys:
+            return g2
+        # one output key holds the whole result; of several, only those it has
+        sure = ((g.cur, keys[0]),) if len(keys) == 1 and readable_key(keys[0]) else ()
+        return replace(g2, wkeys=g.wkeys + tuple((g.cur, k) for k in keys), skeys=g.skeys + sure)
     if st.kind == "args" and rest == " {}":
         return replace(g2, step=k + 2)  # no entries follow
     if st.kind == "argentry":
         key = rest[: rest.index('"')]
         names = [n for n, _r in _tool_keys(gp, g)]
-        return replace(g2, arg_pos=names.index(key, g.arg_pos + 1))
+        g2 = replace(g2, arg_pos=names.index(key, g.arg_pos + 1))
+        if any(v not in gp.variables for v in template_names(rest[len(key) + 3:])):
+            # the value reads an earlier output: what made it sure must stay so
+            g2 = replace(g2, relied=g.relied + tuple(sorted({g.cur} | upstream(g))))
+        return g2
     if st.kind in ("refs", "waits", "onfail"):
         ctx = _parsed(gp, g, st.kind, rest)[0]  # the line check just parsed it
         t = gp.target + "/"
         edges = list(g.edges)
-        for e in ctx.used:
-            if not e.startswith(t):
-                continue
-            d = e[len(t):]
+        local = [e[len(t):] for e in ctx.used if e.startswith(t)]
+        for d in local:
             edges.append((d, g.cur) if st.kind == "waits" else (g.cur, d))
-        return replace(g2, pending=g.pending + tuple(ctx.new_pending), edges=tuple(edges))
+        g2 = replace(g2, pending=g.pending + tuple(ctx.new_pending), edges=tuple(edges))
+        if st.prefix == NEXT_PREFIX:
+            return replace(g2, nedges=g.nedges + tuple((g.cur, d) for d in local))
+        if ctx.jump:
+            return replace(g2, jumps=g.jumps + tuple(local))
+        return g2
     return g2
 
 
@@ -717,15 +769,16 @@ def _slot(gp: GraphPlan, g: GraphState, line: str) -> Slot:
         if gp.strict_strings and st.prefix == COND_PREFIX and rest in ("", '"'):
             return Slot(False, ('"{{ '[len(rest):],))  # a condition is a template here
         if kind in ("free", "entry", "outkeys") or (kind == "argentry" and '": ' in rest):
+            names = sorted(arg_vars(gp, g) if kind == "argentry" else gp.variables)
             i = rest.rfind("{{ ")
             if i >= 0 and rest.find(" }}", i) < 0:
                 part = rest[i + 3:]
-                return Slot(False, tuple((v + " }}")[len(part):] for v in sorted(gp.variables)
+                return Slot(False, tuple((v + " }}")[len(part):] for v in names
                                          if (v + " }}").startswith(part)))
             if rest.endswith("{{"):
-                return Slot(False, tuple(" " + v + " }}" for v in sorted(gp.variables)))
+                return Slot(False, tuple(" " + v + " }}" for v in names))
             if rest.endswith("{"):
-                return Slot(False, tuple("{ " + v + " }}" for v in sorted(gp.variables)))
+                return Slot(False, tuple("{ " + v + " }}" for v in names))
             body = '"' + rest if kind == "argentry" else rest  # the prefix opened a quote
             open_raw = string_spans(body)[1] if gp.strict_strings else None
             if gp.max_string is not None and _string_full(body, gp.max_string):

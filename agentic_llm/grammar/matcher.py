@@ -23,6 +23,7 @@ from agentic_llm.grammar.graph import (
     initial_state,
     line_ok,
     slot,
+    template_vars,
 )
 from agentic_llm.grammar.lexclass import mask_key
 from agentic_llm.grammar.maskcache import MaskCache
@@ -397,7 +398,8 @@ class DSLMatcher(FastMask):
         sl = slot(self._gp, self._g, self._line)
         if sl.free:
             # a `{` is only ever the start of `{{ name }}`: context-free per token here
-            np.bitwise_and(row, ~(v.brace_bits & ~v.brace_ok_bits(self._gp.variables)), out=row)
+            names = template_vars(self._gp, self._g, self._line)
+            np.bitwise_and(row, ~(v.brace_bits & ~v.brace_ok_bits(names)), out=row)
             cand = v.ids_in(row & (v.newline_bits | v.quote_bits if sl.check_quotes
                                    else v.newline_bits | v.multi_quote_bits if self._gp.strict_strings
                                    else v.newline_bits))

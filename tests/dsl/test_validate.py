@@ -339,7 +339,7 @@ def test_templates() -> None:
     assert error_codes(cond) == {E.TEMPLATE_SYNTAX}
     text = block(
         "/dynamic/t",
-        'type: llm_call\nprompt_template: "{{ city }} {{ secret }} {{ inputs.a }} {{ r }}"\n'
+        'type: llm_call\nprompt_template: "{{ city }} {{ secret }} {{ inputs.a }}"\n'
         'output_keys: ["r"]',
     )
     assert not errors(text)  # without available_vars nothing is checked
@@ -349,6 +349,38 @@ def test_templates() -> None:
     assert "'secret'" in diags[0].message
     strict = ValidationPolicy(available_vars={"city": "string"}, unknown_var_severity="error")
     assert error_codes(text, strict) == {E.UNKNOWN_VARIABLE}
+
+
+_CHAIN = """  - id: "start"
+    type: start
+    next: ["/dynamic/d/a"]
+  - id: "a"
+    type: tool_call
+    tool: "search"
+    arguments: {"q": "{{ city }}"}
+    output_keys: ["hits"]
+    next: ["/dynamic/d/b"]
+  - id: "b"
+    type: tool_call
+    tool: "rank"
+    arguments: {"items": "{{ %s }}"}
+    output_keys: ["ranked"]
+"""
+
+
+def test_a_template_reads_an_output_only_after_a_node_that_writes_it() -> None:
+    policy = ValidationPolicy(available_vars={"city"})
+    ok = sub("/dynamic/d", _CHAIN % "hits")
+    assert not errors(ok, policy)
+    assert not errors(sub("/dynamic/d", _CHAIN % "$.hits"), policy)  # the same root
+    # b's own output, read by b itself: nothing writes it before b runs
+    own = errors(sub("/dynamic/d", _CHAIN % "ranked"), policy)
+    assert [(d.code, d.block) for d in own] == [(E.READ_BEFORE_WRITE, "/dynamic/d/b")]
+    assert "/dynamic/d/b" in own[0].message and "ranked" in own[0].message
+    # a reads what b writes later
+    later = sub("/dynamic/d", (_CHAIN % "hits").replace('"q": "{{ city }}"', '"q": "{{ ranked }}"'))
+    assert [(d.code, d.block) for d in errors(later, policy)] == [(E.READ_BEFORE_WRITE, "/dynamic/d/a")]
+    assert not errors(later)  # without available_vars nothing is checked
 
 
 def test_signature_outputs_must_be_written() -> None:

@@ -8,7 +8,7 @@ from agentic_llm.dsl.nodes import Join, Node
 from agentic_llm.dsl.validate.context import Context, NodeRef
 from agentic_llm.errors import ErrorCode
 
-__all__ = ["check_graph", "written_keys"]
+__all__ = ["check_graph", "written_keys", "ancestors"]
 
 _DEFAULT_MERGE = "error_on_conflict"
 
@@ -153,6 +153,28 @@ def _check_reachable(ctx: Context, edges: dict[str, list[str]]) -> None:
                 ref.path,
                 ref.node.line,
             )
+
+
+def ancestors(ctx: Context) -> dict[str, set[str]]:
+    """Node path -> the node paths with a control path to it (next, branches,
+    on_failure, and a join's wait_for sources), itself excluded."""
+    edges = _edges(ctx)
+    preds: dict[str, list[str]] = {}
+    for src, dests in edges.items():
+        for d in dests:
+            preds.setdefault(d, []).append(src)
+    out: dict[str, set[str]] = {}
+    for ref in ctx.nodes:
+        seen: set[str] = set()
+        todo = [ref.path]
+        while todo:
+            for p in preds.get(todo.pop(), ()):
+                if p not in seen:
+                    seen.add(p)
+                    todo.append(p)
+        seen.discard(ref.path)
+        out[ref.path] = seen
+    return out
 
 
 def written_keys(node: Node) -> set[str]:

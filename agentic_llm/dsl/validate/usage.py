@@ -10,7 +10,7 @@ from agentic_llm.dsl.nodes import Assert, Join, Node, ToolCall
 from agentic_llm.dsl.policy import BUILTIN_VARIABLES
 from agentic_llm.dsl.templates import TemplateSyntaxError, has_template, template_variables
 from agentic_llm.dsl.validate.context import Context
-from agentic_llm.dsl.validate.graph import written_keys
+from agentic_llm.dsl.validate.graph import ancestors, written_keys
 from agentic_llm.errors import ErrorCode
 
 __all__ = ["check_usage"]
@@ -154,10 +154,10 @@ def _templates(node: Node) -> Iterator[tuple[str, str, bool]]:
             yield "next", target, False
 
 
-def _known_variables(ctx: Context) -> set[str]:
+def _given_variables(ctx: Context) -> set[str]:
+    """Names present before any node runs: available, builtin, signature inputs."""
     known = set(ctx.policy.available_vars or ()) | BUILTIN_VARIABLES
     for ref in ctx.nodes:
-        known |= {k.split(".", 1)[0] for k in written_keys(ref.node)}
         if ref.node.signature is not None:
             known |= set(ref.node.signature.input_names)
     for block in ctx.doc.blocks:
@@ -166,9 +166,16 @@ def _known_variables(ctx: Context) -> set[str]:
     return known
 
 
+def _roots(node: Node) -> set[str]:
+    return {k.split(".", 1)[0] for k in written_keys(node)}
+
+
 def _check_templates(ctx: Context) -> None:
     check_vars = ctx.policy.available_vars is not None
-    known = _known_variables(ctx) if check_vars else set()
+    given = _given_variables(ctx) if check_vars else set()
+    by_writer = {ref.path: _roots(ref.node) for ref in ctx.nodes} if check_vars else {}
+    written = set().union(*by_writer.values()) if by_writer else set()
+    before: dict[str, set[str]] | None = None  # built on the first read of a written key
     for ref in ctx.nodes:
         for field, text, bare in _templates(ref.node):
             line = ref.node.line_of(field)
@@ -177,15 +184,29 @@ def _check_templates(ctx: Context) -> None:
             except TemplateSyntaxError as exc:
                 ctx.report(ErrorCode.TEMPLATE_SYNTAX, f"in {field}: {exc.message}", ref.path, line)
                 continue
-            for name in sorted(reads - known) if check_vars else ():
-                ctx.report(
-                    ErrorCode.UNKNOWN_VARIABLE,
-                    f"{field} reads {name!r}, which is neither an available variable nor "
-                    "written by a node of the document",
-                    ref.path,
-                    line,
-                    ctx.policy.unknown_var_severity,
-                )
+            for name in sorted(reads - given) if check_vars else ():
+                if name not in written:
+                    ctx.report(
+                        ErrorCode.UNKNOWN_VARIABLE,
+                        f"{field} reads {name!r}, which is neither an available variable nor "
+                        "written by a node of the document",
+                        ref.path,
+                        line,
+                        ctx.policy.unknown_var_severity,
+                    )
+                    continue
+                if before is None:
+                    before = ancestors(ctx)
+                if not any(name in by_writer[a] for a in before.get(ref.path, ())):
+                    writers = sorted(p for p, keys in by_writer.items() if name in keys)
+                    ctx.report(
+                        ErrorCode.READ_BEFORE_WRITE,
+                        f"{field} reads {name!r}, which only {', '.join(writers)} write(s), and "
+                        "none of them runs before this node; read it after a node that "
+                        "writes it (an ancestor along next / branches / wait_for)",
+                        ref.path,
+                        line,
+                    )
 
 
 def _check_signature_outputs(ctx: Context) -> None:
