@@ -180,37 +180,67 @@ def _json_baseline(compiler: Any, docs: list[str]) -> dict[str, Any]:
     return {"compile_s": compile_s, "mask": summarize(times)}
 
 
+def _reads_outputs(text: str, variables: frozenset[str]) -> bool:
+    """True when a tool argument of ``text`` reads a name that is no context variable
+    (an earlier node's output)."""
+    from agentic_llm.dsl import parse
+    from agentic_llm.grammar.dataflow import template_names
+
+    for block in parse(text).blocks:
+        for node in getattr(block, "nodes", ()):
+            for v in (getattr(node, "arguments", None) or {}).values():
+                if any(x not in variables for x in template_names(str(v))):
+                    return True
+    return False
+
+
 def _walks(compiler: Any, n: int, seed: int, quiet: bool) -> dict[str, Any]:
+    """Soundness walks. Every other walk is a dataflow walk: two or three required
+    tool calls and brace-biased token draws, so arguments that read earlier outputs
+    occur; every finished document must validate, load as YAML and (for the
+    ``agenticrt`` target, the default) pass the reference runtime's model."""
     import yaml
 
     from agentic_llm.dsl import check_text
+    from agentic_llm.dsl.conformance import check_runtime
     from agentic_llm.grammar.walk import random_walk
     from agentic_llm.planner import GenerateRequest, PlanRefusal, plan
 
     rng = random.Random(seed)
     fails: list[dict[str, Any]] = []
+    reading = 0
     for i in progress(range(n), total=n, desc="walks", enabled=not quiet):
-        n_tools = rng.choice([0, 1, 3, 10, 50, 200])
+        dataflow = i % 2 == 1
+        n_tools = rng.choice([2, 3]) if dataflow else rng.choice([0, 1, 3, 10, 50, 200])
         req = _request(n_tools, target=f"/dynamic/w{i}")
         req["budget"] = {"max_nodes": rng.randint(1, 50), "max_tokens": 8192}
+        if dataflow:
+            req["constraints"] = {"require_tools": [t["name"] for t in req["tools"]]}
+            req["budget"]["max_nodes"] = rng.randint(n_tools + 1, 10)
         if rng.random() < 0.5:
             req["library"] = []
         try:
             p = plan(GenerateRequest.from_json(req))
         except PlanRefusal:
             continue
-        r = random_walk(compiler.matcher_for(p, max_string=24), compiler.vocab, rng)
+        r = random_walk(compiler.matcher_for(p, max_string=24), compiler.vocab, rng,
+                        brace_bias=0.5 if dataflow else 0.0)
         problems = [] if r.completed else [r.reason]
         if r.completed:
             problems += [d.message for d in check_text(r.text, p.validation_policy())
                          if d.severity == "error"]
+            if p.target_runtime == "agenticrt":
+                problems += [d.message for d in check_runtime(r.text, loaded=[e.path for e in p.library])
+                             if d.severity == "error"]
             try:
                 yaml.safe_load(r.text.split("```yaml\n", 1)[1].rsplit("```", 1)[0])
             except yaml.YAMLError as exc:
                 problems.append(str(exc))
+            reading += _reads_outputs(r.text, frozenset(p.template_vars))
         if problems:
             fails.append({"walk": i, "problems": problems[:3]})
-    return {"walks": n, "failures": len(fails), "examples": fails[:3]}
+    return {"walks": n, "failures": len(fails), "reading_earlier_outputs": reading,
+            "examples": fails[:3]}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -309,7 +339,8 @@ def run(args: argparse.Namespace) -> int:
         print_table(["measure", "value", "target"], rows)
         if args.walks:
             s = result["soundness"]
-            print(f"soundness: {s['walks']} walks, {s['failures']} failures")
+            print(f"soundness: {s['walks']} walks, {s['failures']} failures, "
+                  f"{s['reading_earlier_outputs']} reading earlier outputs")
     if args.plot:
         _plot(result, args.plot)
     return 1 if args.walks and result["soundness"]["failures"] else 0

@@ -25,8 +25,12 @@ class WalkResult:
 
 
 def random_walk(matcher: DSLMatcher, vocab: VocabIndex, rng: random.Random,
-                max_tokens: int = 4000) -> WalkResult:
-    """Sample a document token by token from the matcher's masks."""
+                max_tokens: int = 4000, brace_bias: float = 0.0) -> WalkResult:
+    """Sample a document token by token from the matcher's masks.
+
+    ``brace_bias``: at each step, with this probability, draw among the allowed
+    tokens that hold a ``{`` when there are any, so walks write templates (and with
+    them references to earlier outputs) far more often than a uniform draw does."""
     size = vocab.info.vocab_size
     bm = xgr.allocate_token_bitmask(1, size)
     out = bytearray()
@@ -37,6 +41,10 @@ def random_walk(matcher: DSLMatcher, vocab: VocabIndex, rng: random.Random,
         ids = ids[ids < size]
         if ids.size == 0:
             return WalkResult(out.decode("utf-8", "replace"), n, False, "empty mask")
+        if brace_bias and rng.random() < brace_bias:
+            braced = ids[((vocab.brace_bits[ids >> 5] >> (ids & 31).astype(np.uint32)) & 1) == 1]
+            if braced.size:
+                ids = braced
         tid = int(ids[rng.randrange(ids.size)])
         if tid in stops:
             ok = matcher.accept_token(tid)

@@ -101,7 +101,8 @@ def test_random_walks_for_agenticrt_conform(compiler: GrammarCompiler) -> None:
             p = plan(GenerateRequest.from_json(req))
         except PlanRefusal:
             continue
-        r = random_walk(compiler.matcher_for(p, max_string=12), compiler.vocab, rng, max_tokens=1200)
+        r = random_walk(compiler.matcher_for(p, max_string=12), compiler.vocab, rng, max_tokens=1200,
+                        brace_bias=0.5 if i % 2 else 0.0)
         if not r.completed:
             continue
         found = problems(r.text, [e.path for e in p.library])
