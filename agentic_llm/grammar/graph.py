@@ -20,7 +20,18 @@ Rules enforced (with the grammar, every finished document validates):
 - the document closes exactly when nothing is pending; at most ``max_nodes`` nodes;
 - node types come from the whitelist (``fork`` only when a branch target exists);
 - ``tool_call`` names a granted tool, writes its argument keys in schema order with
-  every required key; ``{{ name }}`` reads only the plan's context variables.
+  every required key; ``{{ name }}`` reads only the plan's context variables, and in a
+  tool argument also a key an earlier node surely wrote (``dataflow.py``).
+
+Size: one module, past the 500-line guideline, because its parts share one private
+vocabulary that the mask path calls millions of times: the line state, the
+reference-list parser (``_RefCtx`` and its per-line memos) and the line checks
+(``line_ok``, ``apply_line``, ``slot``) all key their memos on the same
+``GraphState`` and step table. A split along those parts would make each call an
+import across modules of private helpers without giving any part a use on its own;
+what stands apart (content rules, data dependencies, the runtime's string rules,
+the closing texts) already lives in ``content.py``, ``dataflow.py``, ``runtime.py``
+and ``closing.py``.
 """
 
 from __future__ import annotations

@@ -3,6 +3,13 @@
 Implements ``agentic_llm.engine.constraints.TokenMatcher``. A matcher is used by one
 thread at a time; the shared ``VocabIndex`` and compiled grammar are read-only, so
 masks for a batch can be filled on a worker thread while the model runs.
+
+Size: past the 500-line guideline because the ``TokenMatcher`` protocol is one
+object whose methods share the position caches (the carried slot, the string row,
+the line memo) and the token budget's forced text: accept, rollback, jump-forward
+and the reference mask each read and reset them, so they stay in one class. The
+fast mask paths that need none of the budget live in ``fastmask.py`` (the base
+class), the budget's arithmetic in ``budget.py``.
 """
 
 from __future__ import annotations
