@@ -26,6 +26,9 @@ from agentic_llm.grammar.graph import (
     _types,
     apply_line,
     arg_vars,
+    declarable,
+    untaken,
+    used_keys,
 )
 from agentic_llm.grammar.runtime import closes_as_string, string_spans
 
@@ -124,21 +127,23 @@ def _close_string_field(gp: GraphPlan, rest: str, cond: bool,
     return _close_open_string(gp, open_raw, names=names)
 
 
-def _close_keys(gp: GraphPlan, rest: str) -> str:
-    """Finish an ``output_keys`` flow list (``["k", ...]``)."""
+def _close_keys(gp: GraphPlan, rest: str, taken: frozenset[str] = frozenset()) -> str:
+    """Finish an ``output_keys`` flow list (``["k", ...]``) with keys not in ``taken``."""
+    k = '"' + _fresh_key(tuple(taken), gp) + '"'
     if not rest:
-        return '["x"]'
+        return "[" + k + "]"
     closed, open_raw = string_spans(rest)
     if open_raw is not None:
-        return _close_open_string(gp, open_raw, key=True) + "]"
+        out = _close_open_string(gp, open_raw, key=True)[:-1]
+        return out + untaken(gp, open_raw + out, taken) + '"]'
     if rest.endswith("]"):
         return ""
     if rest.endswith("["):
-        return '"x"]'
+        return k + "]"
     if rest.endswith(","):
-        return ' "x"]'
+        return " " + k + "]"
     if rest.endswith(", "):
-        return '"x"]'
+        return k + "]"
     return "]"
 
 
@@ -154,14 +159,12 @@ def _fresh_key(taken: tuple[str, ...], gp: GraphPlan) -> str:
 def _close_entry(gp: GraphPlan, g: GraphState, rest: str) -> str:
     """Finish an assign entry ``"key": "value"``."""
     if not rest:
-        return '"' + _fresh_key(g.akeys, gp) + '": ' + _empty_string(gp)
+        return '"' + _fresh_key(tuple(used_keys(gp, g)), gp) + '": ' + _empty_string(gp)
     j = rest.find('"', 1)
     if j < 0:
         key = rest[1:]
-        out = "" if key else _fresh_key(g.akeys, gp)
-        while key + out in g.akeys or gp.strict_strings and not closes_as_string(key + out):
-            out += "x"
-        return out + '": ' + _empty_string(gp)
+        out = "" if key else _fresh_key(tuple(used_keys(gp, g)), gp)
+        return out + untaken(gp, key + out, used_keys(gp, g)) + '": ' + _empty_string(gp)
     tail = rest[j + 1:]
     if len(tail) < 2:
         return ": "[len(tail):] + _empty_string(gp)
@@ -176,13 +179,30 @@ def _close_refs(gp: GraphPlan, g: GraphState, kind: str, rest: str) -> str:
     end = '"' if kind == "onfail" else '"]'
     # content rules: a list written while the document owes nodes must name a fresh one
     grow = kind == "refs" and gp.content is not None and gp.content.must_grow(g)
-    if state == "start":
-        return '["' + _best_element(gp, ctx, "", grow) + end
-    if state == "open":
-        return '"' + _best_element(gp, ctx, "", grow) + end
-    if state == "sep":
-        return ' "' + _best_element(gp, ctx, "", grow) + end if rest.endswith(",") else "]"
-    return _best_element(gp, ctx, state[5:], grow) + end
+    if state == "sep" and not rest.endswith(",") and ctx.may_close():
+        return "]"
+    c = gp.content
+    if kind == "waits" and state == "start" and c is not None and c.join and not g.joined \
+            and c.branches_done(g) and g.cur not in c.join:
+        # a join while the required one is owed: it becomes the required one
+        return "[" + ", ".join(f'"{gp.target}/{b}"' for b in sorted(c.join)) + "]"
+    e = state[5:] if state.startswith("elem:") else ""
+    try:
+        first = _best_element(gp, ctx, e, grow)
+    except ValueError:
+        if not (grow and e):
+            raise
+        # the element begun names no new node: finish it, then name a new one
+        done = ctx.copy()
+        done.add(e + _best_element(gp, ctx, e))
+        first = _best_element(gp, ctx, e) + '", "' + _best_element(gp, done, "", True)
+    if kind == "waits" and g.jc and g.cur == g.jc and gp.content is not None:
+        # the required join names every branch before it closes
+        t = gp.target + "/"
+        done = set(ctx.used) | {e + first}
+        end = '"' + "".join(f', "{t}{b}"' for b in sorted(gp.content.join) if t + b not in done) + "]"
+    lead = {"start": '["', "open": '"', "sep": ' "' if rest.endswith(",") else ', "'}.get(state, "")
+    return lead + first + end
 
 
 def _best_element(gp: GraphPlan, ctx, e: str, fresh: bool = False) -> str:  # type: ignore[no-untyped-def]
@@ -191,7 +211,10 @@ def _best_element(gp: GraphPlan, ctx, e: str, fresh: bool = False) -> str:  # ty
     fresh id (which costs a node); only a fresh id when ``fresh``."""
     t = gp.target + "/"
     best: tuple[int, str] | None = None
-    for x in () if fresh else ctx.finite():
+    # a list that must name a new node: a fresh id, or a branch of the required join
+    # no list named yet (``finite`` offers those when fresh ids are not allowed)
+    new = set(ctx.gp.content.unreferenced(ctx.g, tuple(ctx.new_pending))) if ctx.gp.content else set()
+    for x in ctx.finite() if not fresh else [t + b for b in sorted(new)]:
         if x.startswith(e) and (best is None or len(x) - len(e) < best[0]):
             best = (len(x) - len(e), x[len(e):])
     if ctx.fresh_allowed() and (t.startswith(e) or e.startswith(t)):
@@ -219,7 +242,7 @@ def _line_completion(gp: GraphPlan, g: GraphState, st, rest: str) -> str:  # typ
     if kind in ("fixed", "end"):
         return ""
     if kind == "id":
-        for p in g.pending:
+        for p in declarable(gp, g):
             if (p + '"').startswith(rest):
                 return (p + '"')[len(rest):]
         raise ValueError("no pending id fits")
@@ -227,6 +250,9 @@ def _line_completion(gp: GraphPlan, g: GraphState, st, rest: str) -> str:  # typ
         types = [x for x in _types(gp, g) if x.startswith(rest)]
         if gp.content is not None and gp.content.missing(g) and "tool_call" in types:
             return "tool_call"[len(rest):]  # the document owes a required tool call
+        c = gp.content
+        if c is not None and c.join and not g.joined and c.branches_done(g) and g.cur not in c.join and "join" in types:
+            return "join"[len(rest):]  # the document owes the required join
         for x in TYPE_ORDER:
             if x in types:
                 if x == "tool_call":
@@ -259,7 +285,7 @@ def _line_completion(gp: GraphPlan, g: GraphState, st, rest: str) -> str:  # typ
     if kind in ("refs", "waits", "onfail"):
         return _close_refs(gp, g, kind, rest)
     if kind == "outkeys" or st.prefix == "    output_keys: ":
-        return _close_keys(gp, rest)
+        return _close_keys(gp, rest, used_keys(gp, g))
     if st.prefix == "    termination_mode: ":
         for w in ("hard", "soft"):
             if w.startswith(rest):

@@ -329,9 +329,13 @@ class FastMask:
         # element (memo on the line state, keyed by the text before the element)
         before = self._line[: len(self._line) - len(e)]
         g_memo = self._g.memo
-        verdicts: dict[tuple[int, bool], bool] = {}
+        verdicts: dict[tuple[int, Any], bool] = {}
+        # a known element that no reference named yet (a branch of a required join
+        # when fresh ids are not allowed) makes a node pending: its own verdict kind
+        fresh_known = {k for k in refs.finite() if k.startswith(t) and k[len(t):] not in refs.g.declared
+                       and k[len(t):] not in refs._pending()}
 
-        def verdict(gi: int, known: bool, tid: int) -> bool:
+        def verdict(gi: int, known: Any, tid: int) -> bool:
             ok = verdicts.get((gi, known))
             if ok is None:
                 y = ix.ys[gi]
@@ -350,9 +354,10 @@ class FastMask:
         known_tids: set[int] = set()
         for k in refs.finite():
             if k.startswith(e):
+                kind = "new" if k in fresh_known else True
                 for tid, gi in ix.by_x.get(k[len(e):], ()):
                     known_tids.add(tid)
-                    if verdict(gi, True, tid):
+                    if verdict(gi, kind, tid):
                         out.append(tid)
         if f is not None and fresh_ok:
             room = MAX_ID - len(f)

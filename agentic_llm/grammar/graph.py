@@ -46,7 +46,8 @@ from agentic_llm.grammar.ebnf import NODE_FIELDS
 from agentic_llm.grammar.runtime import closes_as_string, could_misread, string_spans
 
 __all__ = ["GraphPlan", "GraphState", "Slot", "line_ok", "apply_line", "slot", "initial_state",
-           "options", "ref_context", "ends_line", "arg_vars", "template_vars"]
+           "options", "ref_context", "ends_line", "arg_vars", "template_vars", "declarable",
+           "used_keys", "untaken"]
 
 _ID = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
@@ -135,6 +136,9 @@ class GraphState:
     jumps: tuple[str, ...] = ()
     skeys: tuple[tuple[str, str], ...] = ()
     relied: tuple[str, ...] = ()
+    # the required join (content.py): written, and the pending id designated to be it
+    joined: bool = False
+    jc: str = ""
     memo: dict[Any, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def reaches(self, a: str, b: str) -> bool:
@@ -236,7 +240,10 @@ class _RefCtx:
                        self.jump)
 
     def fresh_allowed(self) -> bool:
-        return not self.waits and len(self._pending()) < self.gp.max_nodes - self.g.count
+        if self.waits or len(self._pending()) >= self.gp.max_nodes - self.g.count:
+            return False
+        c = self.gp.content
+        return c is None or not c.join or c.any_fresh(self.g, tuple(self.new_pending))
 
     def finite(self) -> list[str]:
         """Allowed element texts (without quotes), fresh ids aside (memoized on the
@@ -268,6 +275,13 @@ class _RefCtx:
         out = base[1]
         if not self.waits and self.new_pending:
             out = out + [t + p for p in self.new_pending]
+        c = self.gp.content
+        if c is not None and c.join and not self.g.joined:
+            new = tuple(self.new_pending)
+            if self.waits and self.g.cur == self.g.jc:
+                out = [t + d for d in sorted(c.join)]  # the required join: branches only
+            elif not self.waits and not c.any_fresh(self.g, new):
+                out = out + [t + r for r in c.unreferenced(self.g, new)]
         if not self.used:
             return list(out)
         used = set(self.used)
@@ -326,7 +340,11 @@ class _RefCtx:
     def may_close(self) -> bool:
         """The list may end here: it named a fresh node if the document owes some."""
         c = self.gp.content
-        return self.waits or bool(self.new_pending) or c is None or not c.must_grow(self.g)
+        if self.waits:
+            # the required join closes once it names every branch
+            return (c is None or self.g.cur != self.g.jc or not self.g.jc
+                    or len(self.used) >= len(c.join))
+        return bool(self.new_pending) or c is None or not c.must_grow(self.g)
 
     def any_more(self) -> bool:
         # the budget test first: it is a comparison, ``finite`` walks the graph
@@ -533,6 +551,30 @@ def _type_allowed(gp: GraphPlan, g: GraphState, t: str) -> bool:
     return True
 
 
+def declarable(gp: GraphPlan, g: GraphState) -> list[str]:
+    """Pending ids the next node may take: the required join's designated node only
+    once every branch is declared."""
+    if g.jc and gp.content is not None and not gp.content.branches_done(g):
+        return [p for p in g.pending if p != g.jc]
+    return list(g.pending)
+
+
+def used_keys(gp: GraphPlan, g: GraphState) -> frozenset[str]:
+    """Keys the node's next ``assign`` key or output key may not be: its own assign
+    keys and, for a branch of the required join, the other branches' keys."""
+    taken = gp.content.taken_keys(g) if gp.content is not None else frozenset()
+    return frozenset(g.akeys) | taken if taken else frozenset(g.akeys)
+
+
+def untaken(gp: GraphPlan, key: str, taken: frozenset[str]) -> str:
+    """The fewest ``x`` that make ``key`` + them a key not in ``taken`` (and, for the
+    ``agenticrt`` target, one the runtime reads as a string)."""
+    add = ""
+    while key + add in taken or gp.strict_strings and not closes_as_string(key + add):
+        add += "x"
+    return add
+
+
 def arg_vars(gp: GraphPlan, g: GraphState) -> frozenset[str]:
     """Names a ``tool_call`` argument's templates may read: the plan's context
     variables and the keys surely written before this node runs (dataflow.py)."""
@@ -596,13 +638,16 @@ def _content_ok(gp: GraphPlan, g: GraphState, st: Step, rest: str, complete: boo
         j = rest.find('"', 1)
         if j < 0:
             return not complete  # a finished line has closed its key
-        if rest[1:j] in g.akeys:
+        if rest[1:j] in used_keys(gp, g):
             return False
         return _vars_ok(gp, rest, complete)
     if kind in ("free", "outkeys"):
+        if st.prefix == "    output_keys: " and not used_keys(gp, g).isdisjoint(
+                _KEY_IN_LIST.findall(rest)):
+            return False
         return _vars_ok(gp, rest, complete)
     if kind == "id":
-        full = [p + '"' for p in g.pending]
+        full = [p + '"' for p in declarable(gp, g)]
         return rest in full if complete else any(f.startswith(rest) for f in full)
     if kind == "type":
         types = _types(gp, g)
@@ -701,6 +746,15 @@ def _advance(gp: GraphPlan, g: GraphState, k: int, st: Step, rest: str) -> Graph
         for d in local:
             edges.append((d, g.cur) if st.kind == "waits" else (g.cur, d))
         g2 = replace(g2, pending=g.pending + tuple(ctx.new_pending), edges=tuple(edges))
+        c = gp.content
+        if c is not None and c.join and not g.joined:
+            if st.kind == "waits" and c.join <= set(local):
+                g2 = replace(g2, joined=True, jc="")
+            elif not g.jc and c.slack(g2) < 0:
+                # the list spent the join's slot on a fresh id: that node becomes the join
+                extra = [p for p in ctx.new_pending if p not in c.join]
+                if extra:
+                    g2 = replace(g2, jc=extra[-1])
         if st.prefix == NEXT_PREFIX:
             return replace(g2, nedges=g.nedges + tuple((g.cur, d) for d in local))
         if ctx.jump:
@@ -772,13 +826,20 @@ def _slot(gp: GraphPlan, g: GraphState, line: str) -> Slot:
         kind = st.kind
         if kind == "entry" and rest.count('"') < 2:
             key = rest[1:]
-            if gp.max_string is not None and len(key) >= gp.max_string and key not in g.akeys:
+            if gp.max_string is not None and len(key) >= gp.max_string and key not in used_keys(gp, g):
                 if not gp.strict_strings or closes_as_string(key):
                     return Slot(False, ('"',))
                 return Slot(False, ('x"',))
             return Slot(True, check_quotes=True)  # an assign key: unique in its mapping
         if gp.strict_strings and st.prefix == COND_PREFIX and rest in ("", '"'):
             return Slot(False, ('"{{ '[len(rest):],))  # a condition is a template here
+        if st.prefix == "    output_keys: " and used_keys(gp, g):
+            # a branch of the required join: its keys avoid the other branches' keys,
+            # so a closing quote is checked exactly
+            open_raw = string_spans(rest)[1]
+            if gp.max_string is not None and open_raw is not None and len(open_raw) >= gp.max_string:
+                return Slot(False, (untaken(gp, open_raw, used_keys(gp, g)) + '"',))
+            return Slot(True, check_quotes=True, close_check=True)
         if kind in ("free", "entry", "outkeys") or (kind == "argentry" and '": ' in rest):
             names = sorted(arg_vars(gp, g) if kind == "argentry" else gp.variables)
             i = rest.rfind("{{ ")
@@ -803,7 +864,7 @@ def _slot(gp: GraphPlan, g: GraphState, line: str) -> Slot:
         if kind in ("fixed", "end"):
             return Slot(False, ("",))
         if kind == "id":
-            full = [p + '"' for p in g.pending]
+            full = [p + '"' for p in declarable(gp, g)]
             return Slot(False, tuple(f[len(rest):] for f in full if f.startswith(rest)))
         if kind == "type":
             return Slot(False, tuple(t[len(rest):] for t in _types(gp, g) if t.startswith(rest)))

@@ -31,6 +31,7 @@ from agentic_llm.grammar.graph import (
     line_ok,
     slot,
     template_vars,
+    used_keys,
 )
 from agentic_llm.grammar.lexclass import mask_key
 from agentic_llm.grammar.maskcache import MaskCache
@@ -170,6 +171,7 @@ class DSLMatcher(FastMask):
         key = line[line.index('"') + 1:] if plain_key else ""
         plain_key = plain_key and "{" not in key and "\\" not in key
         tail_ok: dict[str, bool] = {}
+        used = used_keys(gp, g) if plain_key else frozenset()
         strict = gp.strict_strings  # a closed string's verdict depends on its content
         for t in cand:
             tid = int(t)
@@ -177,7 +179,7 @@ class DSLMatcher(FastMask):
             if plain_key and '"' in tok and "\n" not in tok:
                 x, y = tok.split('"', 1)
                 if "{" not in x and "\\" not in x:
-                    if key + x in g.akeys or gp.strict_strings and not closes_as_string(key + x):
+                    if key + x in used or gp.strict_strings and not closes_as_string(key + x):
                         bad.append(tid)
                         continue
                     ok = tail_ok.get(y)
