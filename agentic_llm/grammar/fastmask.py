@@ -332,8 +332,9 @@ class FastMask:
         verdicts: dict[tuple[int, Any], bool] = {}
         # a known element that no reference named yet (a branch of a required join
         # when fresh ids are not allowed) makes a node pending: its own verdict kind
-        fresh_known = {k for k in refs.finite() if k.startswith(t) and k[len(t):] not in refs.g.declared
-                       and k[len(t):] not in refs._pending()}
+        c = self._gp.content
+        fresh_known = ({k for k in refs.finite() if refs.makes_pending(k)}
+                       if c is not None and c.join else set())
 
         def verdict(gi: int, known: Any, tid: int) -> bool:
             ok = verdicts.get((gi, known))

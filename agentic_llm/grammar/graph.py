@@ -350,6 +350,12 @@ class _RefCtx:
         # the budget test first: it is a comparison, ``finite`` walks the graph
         return self.fresh_allowed() or bool(self.finite())
 
+    def makes_pending(self, e: str) -> bool:
+        """Naming the element ``e`` makes a node pending (a local id neither declared
+        nor pending yet)."""
+        t = self.gp.target + "/"
+        return e.startswith(t) and e[len(t):] not in self.g.declared and e[len(t):] not in self._pending()
+
     def add(self, e: str) -> None:
         self.used.append(e)
         t = self.gp.target + "/"
