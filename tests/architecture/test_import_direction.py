@@ -15,8 +15,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "agentic_llm"
 #: lowest first; a module belongs to the longest prefix that names it
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("agentic_llm", "agentic_llm.errors", "agentic_llm.envs", "agentic_llm.registry",
-     "agentic_llm.config", "agentic_llm.observability", "agentic_llm.wire",
-     "agentic_llm._proto"),
+     "agentic_llm.config", "agentic_llm.auth_config", "agentic_llm.observability", "agentic_llm.wire",
+     "agentic_llm.tenancy", "agentic_llm._proto"),
     ("agentic_llm.dsl",),
     ("agentic_llm.planner",),
     ("agentic_llm.grammar",),
@@ -35,17 +35,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 )
 
 #: (importer package prefix, imported package prefix) -> why it is still there
-KNOWN: dict[tuple[str, str], str] = {
-    ("agentic_llm.library", "agentic_llm.serving"):
-        "the library registry reads its store settings through serving.subgraphs.store_config; "
-        "that helper belongs in cache.stores",
-    ("agentic_llm.aga", "agentic_llm.serving"):
-        "the AGA engine adapter scopes namespaces with serving.knowledge's tenant helpers; "
-        "those belong below both",
-    ("agentic_llm.observability", "agentic_llm.library"):
-        "ObservabilityStack binds the library registry's metrics by importing them; "
-        "the registry should hand its collector to the stack instead",
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def layer_of(module: str) -> tuple[int, str]:
