@@ -249,9 +249,6 @@ class ObservabilityStack:
         cache = getattr(parts, "cache", None)
         if cache is not None:
             self.bind_subgraph_cache(cache, store=store)
-        from agentic_llm import registry as plugin_registry
-
-        self.health.register("plugins", plugin_registry.health_check, critical=False)
         collectors = getattr(pipeline, "metric_collectors", None)
         for collector in collectors() if collectors is not None else ():
             self.add_collector(collector)
