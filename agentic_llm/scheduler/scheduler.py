@@ -91,8 +91,10 @@ class Scheduler:
         return bool(self.waiting or self.running)
 
     def finish(self, req: Request, reason: FinishReason, error: AgenticError | None = None) -> None:
-        """End ``req``: leave the queues, index its KV (unless it failed), free its pages."""
-        req.settle_matcher()
+        """End ``req``: leave the queues, index its KV (unless it failed), free its pages,
+        release its constraint (``ConstraintState.release``)."""
+        if req.constraint is not None:
+            req.constraint.release()
         if req in self.running:
             self.running.remove(req)
         if req in self.waiting:
