@@ -239,9 +239,9 @@ def _sample_and_advance(
                 ErrorCode.NUMERIC, "the model produced NaN or infinite logits; the checkpoint or a hook is broken"))
             continue
         if s in row_errors:
-            err = row_errors[s]
-            sched.finish(req, FinishReason.ERROR, err if isinstance(err, AgenticError) else AgenticError(
-                ErrorCode.GRAMMAR, f"the constraint failed to give a token mask: {err}"))
+            fail = row_errors[s]
+            sched.finish(req, FinishReason.ERROR, fail if isinstance(fail, AgenticError) else AgenticError(
+                ErrorCode.GRAMMAR, f"the constraint failed to give a token mask: {fail}"))
             continue
         if s in done:  # the matcher completed the document on the (parked) token before this one
             sched.finish(req, FinishReason.STOP)
