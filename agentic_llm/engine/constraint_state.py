@@ -16,6 +16,9 @@ runs. The hand-back is the fill's completion: every other method first waits for
 lent fill to complete, so the engine thread never touches the matcher while the
 worker does, and a token handed to a fill is taken exactly once, by that fill, even
 when the request ends (finish, abort, a failed forward) while the fill runs.
+After :meth:`~ConstraintState.release` the matcher is its caller's again: serving
+closes a document cut off by the length limit with ``scheduler.budget.close_forced``
+on it, once the engine has finished the request.
 
 ``docs/engine.md`` ("The constrained step") shows one step as a sequence diagram.
 """
