@@ -12,7 +12,6 @@ from torch.nn.modules.module import (
     register_module_module_registration_hook,
     register_module_parameter_registration_hook,
 )
-from torch.utils.hooks import RemovableHandle
 
 from agentic_llm.engine.config import RopeScaling
 from agentic_llm.engine.models.decoder_step import mlp, rms_norm, rotate
@@ -220,32 +219,41 @@ class ParameterWatch:
     A cache built from a model's parameters compares :attr:`version` to know it must
     be rebuilt: replacing a parameter (``module.weight = Parameter(...)``,
     ``load_state_dict(assign=True)``) or a submodule bumps it. In-place updates keep
-    the same tensors and need no rebuild. Uses torch's global registration hooks; the
-    hooks hold the watch weakly and are removed when it is collected.
+    the same tensors and need no rebuild.
+
+    torch reports registrations through process-wide hooks only, so one pair of hooks
+    (installed with the first watch, never removed: removing a hook while torch
+    iterates over them, as a collected watch would, breaks that iteration) hands
+    each registration to the live watches, which are held weakly.
     """
 
     def __init__(self, root: nn.Module) -> None:
         self.version = 0
         self._ids = {id(m) for m in root.modules()}
-        ref = weakref.ref(self)
+        _install_watch_hooks()
+        _WATCHES.add(self)
 
-        def on_parameter(module: nn.Module, name: str, value: object) -> None:
-            watch = ref()
-            if watch is not None and id(module) in watch._ids:
-                watch.version += 1
-
-        def on_module(module: nn.Module, name: str, value: object) -> None:
-            watch = ref()
-            if watch is not None and id(module) in watch._ids:
-                watch.version += 1
-                if isinstance(value, nn.Module):
-                    watch._ids.update(id(m) for m in value.modules())
-
-        handles = (register_module_parameter_registration_hook(on_parameter),
-                   register_module_module_registration_hook(on_module))
-        weakref.finalize(self, _remove_all, handles)
+    def note(self, module: nn.Module, value: object) -> None:
+        """``value`` (a parameter or submodule) was set on ``module`` (any module at all)."""
+        if id(module) in self._ids:
+            self.version += 1
+            if isinstance(value, nn.Module):  # a new submodule: its parameters are watched too
+                self._ids.update(id(m) for m in value.modules())
 
 
-def _remove_all(handles: tuple[RemovableHandle, ...]) -> None:
-    for h in handles:
-        h.remove()
+_WATCHES: weakref.WeakSet[ParameterWatch] = weakref.WeakSet()
+_hooks_installed = False
+
+
+def _install_watch_hooks() -> None:
+    global _hooks_installed
+    if _hooks_installed:
+        return
+
+    def hook(module: nn.Module, name: str, value: object) -> None:
+        for watch in list(_WATCHES):
+            watch.note(module, value)
+
+    register_module_parameter_registration_hook(hook)
+    register_module_module_registration_hook(hook)
+    _hooks_installed = True
