@@ -171,19 +171,21 @@ def _drive(c: Client, pipeline: Any, stack: Any, peaks: Peaks, aga: bool) -> Non
     base = {**REQUEST, "namespaces": ns,
             "budget": {"max_nodes": 4, "max_tokens": 600, "timeout_sec": 60}}
 
-    def variant(name: str, i: int, **extra: Any) -> dict[str, Any]:
-        # distinct prompts fill the small KV pool: the radix cache evicts, and
-        # concurrent requests wait for pages
+    def variant(name: str, i: int, pad: int = 200, **extra: Any) -> dict[str, Any]:
+        # distinct prompts fill the small KV pool: the radix cache evicts
         return {**base, "target_path": f"/dynamic/{name}_{i}",
-                "prompt": f"{REQUEST['prompt']} ({name} {i} " + "x" * 200 + ")", **extra}
+                "prompt": f"{REQUEST['prompt']} ({name} {i} " + "x" * pad + ")", **extra}
 
     for i in (0, 1, 2, 0):
         _generate(c, variant("m", i))
-    # in flight: several generations at once, /metrics sampled until they are done;
-    # each long prompt takes over half the KV pool, so one runs while the other waits
+    # in flight: four generations at once, /metrics sampled until they are done. Each
+    # prompt (about 1,200 tokens, 530 shared) and its output fit the 96-page pool
+    # alone, never two together: one runs while the others wait for pages.
+    wide = {"flags": {"bypass_cache": True}, "sampling": {"temperature": 1.0, "seed": 2},
+            "budget": {"max_nodes": 4, "max_tokens": 250, "timeout_sec": 60}}
     for burst in range(3):  # bounded: a loaded machine may hide a short window
         threads = [threading.Thread(target=_generate, args=(
-            c, variant("c", 2 * burst + i, flags={"bypass_cache": True}))) for i in range(2)]
+            c, variant("c", 4 * burst + i, pad=550, **wide))) for i in range(4)]
         for t in threads:
             t.start()
         while any(t.is_alive() for t in threads):
