@@ -6,6 +6,10 @@ package live in ``agentic_llm/profiles/<name>.yaml``; ``load_config`` takes eith
 profile name or a file path, plus ``overrides`` (dotted keys) from the command line.
 
 Every problem is an ``AgenticError`` with ``ERR_INVALID_CONFIG`` naming the key.
+
+Size: one frozen dataclass per profile section plus the loader; they stay in one
+module so that a profile's whole schema, and the validation helpers every section
+shares, read in one place.
 """
 
 from __future__ import annotations

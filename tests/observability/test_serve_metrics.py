@@ -122,6 +122,7 @@ def _serve(model_dir: Path, aga: str = "", obs_config: Path | None = None,
         "listen": "127.0.0.1:0",
         "model": {"dir": str(model_dir), "num_blocks": 96},
         "cache": {"store": "memory"},
+        "library": {"store": "memory"},  # nothing archived by other runs is offered
         "aga": {"enabled": bool(aga), "retriever": aga or "null",
                 "config": str(_aga_profile(model_dir)) if aga else ""},
         "observability": {"enabled": True, "http_listen": "127.0.0.1:0",
@@ -178,15 +179,27 @@ def _drive(c: Client, pipeline: Any, stack: Any, peaks: Peaks, aga: bool) -> Non
 
     for i in (0, 1, 2, 0):
         _generate(c, variant("m", i))
-    # in flight: four generations at once, /metrics sampled until they are done. Each
-    # prompt (about 1,200 tokens, 530 shared) and its output fit the 96-page pool
-    # alone, never two together: one runs while the others wait for pages.
-    wide = {"flags": {"bypass_cache": True}, "sampling": {"temperature": 1.0, "seed": 2},
+    # In flight: a long generation holds most of the 96-page KV pool (about 670 output
+    # tokens; no namespaces, so knowledge never changes them), then three requests
+    # with long prompts (about 1,200 tokens, 530 shared) arrive and wait for pages;
+    # /metrics is sampled until all are done.
+    blocker = {**variant("c", 0, pad=0, flags={"bypass_cache": True},
+                         sampling={"temperature": 1.0, "seed": 2},
+                         budget={"max_nodes": 8, "max_tokens": 800, "timeout_sec": 60}),
+               "namespaces": []}
+    wide = {"flags": {"bypass_cache": True},
             "budget": {"max_nodes": 4, "max_tokens": 250, "timeout_sec": 60}}
     for burst in range(3):  # bounded: a loaded machine may hide a short window
-        threads = [threading.Thread(target=_generate, args=(
-            c, variant("c", 4 * burst + i, pad=550, **wide))) for i in range(4)]
-        for t in threads:
+        first = threading.Thread(target=_generate, args=(c, blocker))
+        first.start()
+        while first.is_alive():  # until the long generation runs
+            got = peaks.see(scrape(stack.url), pipeline.model_name)
+            if any(x.value > 0 for x in got["agentic_running_requests"]):
+                break
+            time.sleep(0.01)
+        threads = [first, *(threading.Thread(target=_generate, args=(
+            c, variant("w", 3 * burst + i, pad=550, **wide))) for i in range(3))]
+        for t in threads[1:]:
             t.start()
         while any(t.is_alive() for t in threads):
             peaks.see(scrape(stack.url), pipeline.model_name)
