@@ -215,12 +215,12 @@ class AgaConfig:
 
     def __post_init__(self) -> None:
         if self.retriever not in AGA_RETRIEVERS:
-            raise _bad("aga.retriever", f"expected one of {list(AGA_RETRIEVERS)}, "
-                                        f"got {self.retriever!r}")
+            raise config_error("aga.retriever", f"expected one of {list(AGA_RETRIEVERS)}, "
+                                                f"got {self.retriever!r}")
         if (not isinstance(self.knowledge_base_slots, int)
                 or isinstance(self.knowledge_base_slots, bool) or self.knowledge_base_slots < 1):
-            raise _bad("aga.knowledge_base_slots",
-                       f"expected a positive integer, got {self.knowledge_base_slots!r}")
+            raise config_error("aga.knowledge_base_slots",
+                               f"expected a positive integer, got {self.knowledge_base_slots!r}")
 
 
 @dataclass(frozen=True)
