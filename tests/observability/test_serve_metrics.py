@@ -236,7 +236,7 @@ def _serve_and_drive(model_dir: Path, tmp: Path, aga: str, peaks: Peaks) -> None
                 break
             time.sleep(0.1)
         # the exporter itself never failed on what serve emitted
-        assert stack.prometheus._sub.errors == 0
+        assert stack.prometheus.errors == 0
     finally:
         slow.close()
         srv.stop()
