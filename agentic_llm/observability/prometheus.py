@@ -135,8 +135,9 @@ class PrometheusExporter:
             self._register(spec)
         self.registry.register(StoreCollector(self.metrics))
         self.registry.register(_BusCollector(bus))
+        self._const_labels = dict(const_labels or {})
         self._view: Any = (
-            _ConstLabelView(self.registry, const_labels) if const_labels else self.registry
+            _ConstLabelView(self.registry, self._const_labels) if const_labels else self.registry
         )
         self._handlers: dict[str, Callable[[Mapping[str, Any]], None]] = {
             K.REQUEST_FINISHED: self._request_finished,
@@ -161,8 +162,8 @@ class PrometheusExporter:
 
     def add_const_labels(self, labels: Mapping[str, str]) -> None:
         """Add labels to every sample from now on (e.g. ``{"model": "agentic-tiny"}``)."""
-        current = dict(self._view._labels) if isinstance(self._view, _ConstLabelView) else {}
-        self._view = _ConstLabelView(self.registry, {**current, **labels})
+        self._const_labels = {**self._const_labels, **labels}
+        self._view = _ConstLabelView(self.registry, self._const_labels)
 
     # -- lifecycle -------------------------------------------------------------------
     def _register(self, spec: MetricSpec) -> None:
@@ -180,6 +181,11 @@ class PrometheusExporter:
                 queue_size=self._queue_size if self._threaded else None, name="prometheus",
             )
         return self
+
+    @property
+    def errors(self) -> int:
+        """Events this exporter raised on (counted among the bus's subscriber errors)."""
+        return self._sub.errors if self._sub is not None else 0
 
     def flush(self, timeout_s: float = 5.0) -> bool:
         """Wait until every event emitted so far is reflected in the metrics."""
