@@ -199,7 +199,9 @@ class Scheduler:
         req.block_table = list(m.block_ids)
         req.num_computed_tokens = m.num_tokens
         req.prefix_handle = m.handle
-        req.metrics.num_cached_tokens = max(req.metrics.num_cached_tokens, m.num_tokens)
+        # a request resumed after preemption matches its output too: count prompt tokens only
+        req.metrics.num_cached_tokens = max(req.metrics.num_cached_tokens,
+                                            min(m.num_tokens, req.num_prompt_tokens))
 
     def _unmatch(self, req: Request) -> None:
         """Give back what an admission attempt took (the request keeps waiting)."""
