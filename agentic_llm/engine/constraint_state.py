@@ -25,7 +25,7 @@ on it, once the engine has finished the request.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -33,8 +33,13 @@ import torch
 from agentic_llm.engine.constraints import TokenMatcher
 from agentic_llm.errors import AgenticError, ErrorCode
 
-if TYPE_CHECKING:
-    from agentic_llm.engine.masking import FillFuture
+
+class FillFuture(Protocol):
+    """What a lent fill must offer (``engine.masking.FillFuture`` does): a wait for its
+    completion. Declared here so this module, which the scheduler imports, needs
+    nothing from the engine above it."""
+
+    def wait(self) -> None: ...
 
 __all__ = ["ConstraintState", "refused_token_error", "take_and_fill"]
 
