@@ -42,7 +42,6 @@ from agentic_llm.library.versions import VersionRange, split_version
 __all__ = ["SubgraphRegistry", "VersionView", "OutcomeReport", "Promotion"]
 
 _DOC, _ENTRY, _STAT, _REQ = "lib:doc:", "lib:entry:", "lib:stat:", "lib:req:"
-_MAX_PENDING = 100_000
 
 
 @dataclass(frozen=True)
@@ -348,9 +347,15 @@ class SubgraphRegistry:
             self.store.put(f"{_REQ}{request_id}", dumpb(record), expires_at=expires)
             return
         with self._lock:
-            self._pending[request_id] = (expires, record)
-            while len(self._pending) > _MAX_PENDING:
-                self._pending.popitem(last=False)
+            pending = self._pending
+            pending[request_id] = (expires, record)
+            pending.move_to_end(request_id)
+            # oldest first: past the cap, or expired (one TTL for all: expiry follows
+            # insertion order)
+            now = expires - self.config.outcome_ttl_sec
+            while pending and (len(pending) > self.config.max_pending_outcomes
+                               or next(iter(pending.values()))[0] <= now):
+                pending.popitem(last=False)
 
     def served(self, request_id: str) -> dict[str, Any] | None:
         if self._shared_pending:
