@@ -358,7 +358,7 @@ class LibraryConfig:
     the solution's; archiving merges into an entry at least ``merge_similarity``
     alike. Without Redis, the records of served requests wait for their outcome in
     the process, at most ``max_pending_outcomes`` of them (the oldest go first; a
-    record holds the request and its text, 2-3 KB) for ``outcome_ttl_sec``.
+    record, the request and its text as JSON, is 1-2 KB) for ``outcome_ttl_sec``.
     """
 
     store: str = "lmdb"

@@ -93,7 +93,7 @@ class SubgraphRegistry:
         self.config = config or LibraryConfig(store="memory")
         self._lock = threading.RLock()
         self._shared_pending = self.config.store == "redis"
-        self._pending: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
+        self._pending: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
         from agentic_llm.library.archive import SolvedArchive
         from agentic_llm.library.resolver import LibraryResolver
 
@@ -348,7 +348,8 @@ class SubgraphRegistry:
             return
         with self._lock:
             pending = self._pending
-            pending[request_id] = (expires, record)
+            # kept as its JSON bytes: a third of the memory of the dict tree
+            pending[request_id] = (expires, dumpb(record))
             pending.move_to_end(request_id)
             # oldest first: past the cap, or expired (one TTL for all: expiry follows
             # insertion order)
@@ -364,7 +365,8 @@ class SubgraphRegistry:
         item = self._pending.get(request_id)
         if item is None or item[0] <= time.time():
             return None
-        return item[1]
+        obj = loadb(item[1])
+        return obj if isinstance(obj, dict) else None
 
     def _forget(self, request_id: str) -> None:
         if self._shared_pending:
