@@ -6,6 +6,8 @@ package live in ``agentic_llm/profiles/<name>.yaml``; ``load_config`` takes eith
 profile name or a file path, plus ``overrides`` (dotted keys) from the command line.
 
 Every problem is an ``AgenticError`` with ``ERR_INVALID_CONFIG`` naming the key.
+The sections that say who may call (``tls``, ``auth``) live in
+``agentic_llm.auth_config`` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from typing import Any, Literal
 
 import yaml
 
-from agentic_llm.errors import AgenticError, ErrorCode
+from agentic_llm.auth_config import AuthConfig, CredentialConfig, TenantQuotas, TLSConfig
+from agentic_llm.errors import AgenticError, config_error
 
 __all__ = [
     "ModelConfig",
@@ -42,10 +45,6 @@ __all__ = [
 PROFILE_DIR = Path(__file__).parent / "profiles"
 
 
-def _bad(key: str, message: str) -> AgenticError:
-    return AgenticError(ErrorCode.INVALID_CONFIG, f"{key}: {message}", key=key)
-
-
 def _check_store(section: str, store: str, options: Mapping[str, Any]) -> None:
     """``store`` must name a registered cache-store provider (or ``none``); its
     ``options`` are validated when the provider loads (one that cannot load is left
@@ -54,16 +53,16 @@ def _check_store(section: str, store: str, options: Mapping[str, Any]) -> None:
 
     known = registry.names("cache_store")
     if store != "none" and store not in known:
-        raise _bad(f"{section}.store", f"expected one of {known + ['none']}, got {store!r}")
+        raise config_error(f"{section}.store", f"expected one of {known + ['none']}, got {store!r}")
     if not isinstance(options, Mapping):
-        raise _bad(f"{section}.options", f"expected a mapping, got {type(options).__name__}")
+        raise config_error(f"{section}.options", f"expected a mapping, got {type(options).__name__}")
     if store == "none":
         return
     if registry.info("cache_store", store).loaded:
         try:
             registry.validate_config("cache_store", store, options)
         except AgenticError as exc:
-            raise _bad(f"{section}.options", exc.message) from None
+            raise config_error(f"{section}.options", exc.message) from None
 
 
 @dataclass(frozen=True)
@@ -91,11 +90,11 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if not self.scheduling_policy:
-            raise _bad("model.scheduling_policy", "must name a policy (fcfs, branch_aware)")
+            raise config_error("model.scheduling_policy", "must name a policy (fcfs, branch_aware)")
         if self.num_blocks < 2:
-            raise _bad("model.num_blocks", f"must be >= 2, got {self.num_blocks}")
+            raise config_error("model.num_blocks", f"must be >= 2, got {self.num_blocks}")
         if self.block_size < 1 or self.block_size & (self.block_size - 1):
-            raise _bad("model.block_size", f"must be a power of two, got {self.block_size}")
+            raise config_error("model.block_size", f"must be a power of two, got {self.block_size}")
 
 
 @dataclass(frozen=True)
@@ -128,27 +127,27 @@ class CacheConfig:
 
             value = os.environ.get(self.hmac_key_env, "")
             if len(value) < 16:
-                raise _bad("cache.hmac_key_env",
+                raise config_error("cache.hmac_key_env",
                            f"environment variable {self.hmac_key_env} must hold >= 16 characters")
             return value.encode()
         if self.hmac_key_file:
             try:
                 data = Path(self.hmac_key_file).expanduser().read_bytes().strip()
             except OSError as exc:
-                raise _bad("cache.hmac_key_file", f"cannot read it: {exc.strerror}") from None
+                raise config_error("cache.hmac_key_file", f"cannot read it: {exc.strerror}") from None
             if len(data) < 16:
-                raise _bad("cache.hmac_key_file", "must hold at least 16 bytes")
+                raise config_error("cache.hmac_key_file", "must hold at least 16 bytes")
             return data
         return None
 
     def __post_init__(self) -> None:
         _check_store("cache", self.store, self.options)
         if self.store == "redis" and not self.redis_url:
-            raise _bad("cache.redis_url", "required when cache.store is redis (redis://host:6379/0)")
+            raise config_error("cache.redis_url", "required when cache.store is redis (redis://host:6379/0)")
         if self.store == "lmdb" and not self.path:
-            raise _bad("cache.path", "required when cache.store is lmdb")
+            raise config_error("cache.path", "required when cache.store is lmdb")
         if self.ttl_s <= 0:
-            raise _bad("cache.ttl_s", "every record needs a TTL: must be > 0")
+            raise config_error("cache.ttl_s", "every record needs a TTL: must be > 0")
 
 
 @dataclass(frozen=True)
@@ -177,142 +176,20 @@ class LimitsConfig:
     def __post_init__(self) -> None:
         if self.malloc_arena_max < 0 or self.malloc_trim_interval_sec < 0 \
                 or self.tokenizer_cache_words < 0:
-            raise _bad("limits.malloc_arena_max", "malloc_arena_max and "
+            raise config_error("limits.malloc_arena_max", "malloc_arena_max and "
                        "malloc_trim_interval_sec must be >= 0 (0: off)")
         if self.max_request_bytes < 1024:
-            raise _bad("limits.max_request_bytes", f"must be >= 1024, got {self.max_request_bytes}")
+            raise config_error("limits.max_request_bytes", f"must be >= 1024, got {self.max_request_bytes}")
         if self.max_concurrent < 1:
-            raise _bad("limits.max_concurrent", f"must be >= 1, got {self.max_concurrent}")
+            raise config_error("limits.max_concurrent", f"must be >= 1, got {self.max_concurrent}")
         if self.max_queue < 0:
-            raise _bad("limits.max_queue", f"must be >= 0, got {self.max_queue}")
+            raise config_error("limits.max_queue", f"must be >= 0, got {self.max_queue}")
         if self.max_fork_branches < 1:
-            raise _bad("limits.max_fork_branches", f"must be >= 1, got {self.max_fork_branches}")
+            raise config_error("limits.max_fork_branches", f"must be >= 1, got {self.max_fork_branches}")
         if self.default_timeout_sec <= 0:
-            raise _bad("limits.default_timeout_sec", "must be > 0")
+            raise config_error("limits.default_timeout_sec", "must be > 0")
         if self.drain_timeout_sec < 0:
-            raise _bad("limits.drain_timeout_sec", "must be >= 0")
-
-
-@dataclass(frozen=True)
-class TLSConfig:
-    """Server TLS; off unless both ``cert_file`` and ``key_file`` are set.
-    ``client_ca_file`` additionally requires client certificates (mutual TLS)."""
-
-    cert_file: str = ""
-    key_file: str = ""
-    client_ca_file: str = ""
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.cert_file)
-
-    def __post_init__(self) -> None:
-        if bool(self.cert_file) != bool(self.key_file):
-            raise _bad("tls", "set both cert_file and key_file, or neither")
-        if self.client_ca_file and not self.cert_file:
-            raise _bad("tls.client_ca_file", "needs cert_file and key_file too")
-
-
-@dataclass(frozen=True)
-class TenantQuotas:
-    """What one credential's tenant may hold and ask for.
-
-    ``aga_slots``: knowledge entries the tenant may have registered at once.
-    ``cache_entries``: subgraph-cache entries of the tenant (0: only the cache's
-    global limits). ``max_priority``: the highest request ``priority`` allowed.
-    """
-
-    aga_slots: int = 64
-    cache_entries: int = 0
-    max_priority: int = 0
-
-    def __post_init__(self) -> None:
-        if self.aga_slots < 0 or self.cache_entries < 0:
-            raise _bad("auth.credentials.quotas", "aga_slots and cache_entries must be >= 0")
-
-
-def _token(token: str, token_env: str, field_name: str) -> str:
-    """``token``, else the value of the environment variable ``token_env``, else ""."""
-    if token:
-        return token
-    if token_env:
-        import os
-
-        value = os.environ.get(token_env, "")
-        if not value:
-            raise _bad(field_name, f"environment variable {token_env} is empty or unset")
-        return value
-    return ""
-
-
-@dataclass(frozen=True)
-class CredentialConfig:
-    """One credential and what it grants (see docs/server.md, "Security model").
-
-    A bearer ``token`` (or ``token_env``, the environment variable holding it) and/or
-    mTLS ``client_identities`` (certificate common names or subject alternative
-    names, used when ``tls.client_ca_file`` is set) identify the caller as ``tenant``
-    with ``role`` ``tenant`` (acts only as that tenant) or ``admin`` (may name any
-    tenant and run cross-tenant operations). ``write_namespaces`` are the path
-    prefixes beyond ``/dynamic`` the tenant may generate into (``/lib/acme``);
-    ``aga_namespaces`` the knowledge namespaces its requests may read. A request's
-    ``namespaces`` can only narrow these.
-    """
-
-    tenant: str = ""
-    role: Literal["tenant", "admin"] = "tenant"
-    token: str = ""
-    token_env: str = ""
-    client_identities: tuple[str, ...] = ()
-    write_namespaces: tuple[str, ...] = ()
-    aga_namespaces: tuple[str, ...] = ()
-    quotas: TenantQuotas = field(default_factory=TenantQuotas)
-
-    def __post_init__(self) -> None:
-        if self.role == "tenant" and not self.tenant:
-            raise _bad("auth.credentials.tenant", "a tenant credential must name its tenant")
-        if "/" in self.tenant or self.tenant == "*":
-            raise _bad("auth.credentials.tenant", f"{self.tenant!r}: no '/' and not '*'")
-        if not (self.token or self.token_env or self.client_identities):
-            raise _bad("auth.credentials", f"credential of tenant {self.tenant!r} needs a token, "
-                       "token_env or client_identities")
-        for ns in self.write_namespaces:
-            if not ns.startswith("/") or ns.rstrip("/") in ("", "/__meta__"):
-                raise _bad("auth.credentials.write_namespaces",
-                           f"{ns!r} must be an absolute path prefix such as /lib/acme")
-        for ns in self.aga_namespaces:
-            if not ns or "/" in ns:
-                raise _bad("auth.credentials.aga_namespaces", f"{ns!r}: a name without '/'")
-
-    def resolve_token(self) -> str:
-        """The bearer token of this credential ("" when it has only mTLS identities)."""
-        return _token(self.token, self.token_env, "auth.credentials.token_env")
-
-
-@dataclass(frozen=True)
-class AuthConfig:
-    """Who may call, and as which tenant.
-
-    ``credentials`` map bearer tokens and mTLS client identities to a tenant and a
-    role (see :class:`CredentialConfig`). The single ``token`` (or ``token_env``) of
-    older profiles is still read: it is an ``admin`` credential. With neither, auth
-    is off: every caller is the admin of one implicit tenant (development only).
-    ``exempt_health`` lets health checks through without a token, for load
-    balancers and orchestrators that cannot send one.
-    """
-
-    token: str = ""
-    token_env: str = ""
-    exempt_health: bool = True
-    credentials: tuple[CredentialConfig, ...] = ()
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.token or self.token_env or self.credentials)
-
-    def resolve_token(self) -> str:
-        """The token to require, or "" when authentication is off."""
-        return _token(self.token, self.token_env, "auth.token_env")
+            raise config_error("limits.drain_timeout_sec", "must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -339,7 +216,7 @@ class ObservabilityServerConfig:
     def __post_init__(self) -> None:
         host, sep, port = self.http_listen.rpartition(":")
         if not sep or not host or not port.isdigit() or int(port) > 65535:
-            raise _bad("observability.http_listen",
+            raise config_error("observability.http_listen",
                        f"expected HOST:PORT (port 0 picks a free one), got {self.http_listen!r}")
 
 
@@ -378,27 +255,28 @@ class LibraryConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.admins, str) or not all(isinstance(a, str) for a in self.admins):
-            raise _bad("library.admins", "expected a list of tenant names")
+            raise config_error("library.admins", "expected a list of tenant names")
         object.__setattr__(self, "admins", tuple(self.admins))
         _check_store("library", self.store, self.options)
         if self.store == "redis" and not self.redis_url:
-            raise _bad("library.redis_url", "required when library.store is redis")
+            raise config_error("library.redis_url", "required when library.store is redis")
         if self.store == "lmdb" and not self.path:
-            raise _bad("library.path", "required when library.store is lmdb")
+            raise config_error("library.path", "required when library.store is lmdb")
         if not 0.0 <= self.promote_margin <= 1.0:
-            raise _bad("library.promote_margin", f"must be in [0, 1], got {self.promote_margin}")
+            raise config_error("library.promote_margin", f"must be in [0, 1], got {self.promote_margin}")
         if self.promote_min_runs < 1:
-            raise _bad("library.promote_min_runs", f"must be >= 1, got {self.promote_min_runs}")
+            raise config_error("library.promote_min_runs", f"must be >= 1, got {self.promote_min_runs}")
         for name in ("offer_similarity", "merge_similarity"):
             v = getattr(self, name)
             if not 0.0 < v <= 1.0:
-                raise _bad(f"library.{name}", f"must be in (0, 1], got {v}")
+                raise config_error(f"library.{name}", f"must be in (0, 1], got {v}")
         if self.max_offered < 0:
-            raise _bad("library.max_offered", f"must be >= 0, got {self.max_offered}")
+            raise config_error("library.max_offered", f"must be >= 0, got {self.max_offered}")
         if self.outcome_ttl_sec <= 0:
-            raise _bad("library.outcome_ttl_sec", "must be > 0")
+            raise config_error("library.outcome_ttl_sec", "must be > 0")
         if self.max_pending_outcomes < 1:
-            raise _bad("library.max_pending_outcomes", f"must be >= 1, got {self.max_pending_outcomes}")
+            raise config_error("library.max_pending_outcomes",
+                               f"must be >= 1, got {self.max_pending_outcomes}")
 
 
 @dataclass(frozen=True)
@@ -420,7 +298,7 @@ class ServerConfig:
     def __post_init__(self) -> None:
         host, sep, port = self.listen.rpartition(":")
         if not sep or not host or not port.isdigit() or int(port) > 65535:
-            raise _bad("listen", f"expected HOST:PORT (port 0 picks a free one), got {self.listen!r}")
+            raise config_error("listen", f"expected HOST:PORT (port 0 picks a free one), got {self.listen!r}")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ServerConfig:
@@ -445,7 +323,7 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     for p in parts[:-1]:
         nxt = cur.get(p)
         if not isinstance(nxt, dict):
-            raise _bad(key, f"{p!r} is not a section")
+            raise config_error(key, f"{p!r} is not a section")
         cur = nxt
     cur[parts[-1]] = value
 
@@ -455,35 +333,35 @@ def _check_value(tp: Any, value: Any, key: str) -> Any:
     if origin is Literal:
         choices = typing.get_args(tp)
         if value not in choices:
-            raise _bad(key, f"expected one of {list(choices)}, got {value!r}")
+            raise config_error(key, f"expected one of {list(choices)}, got {value!r}")
         return value
     if origin in (typing.Union, types.UnionType):
         return value
     if origin is tuple:
         item_t = typing.get_args(tp)[0]
         if not isinstance(value, list | tuple):
-            raise _bad(key, f"expected a list, got {value!r}")
+            raise config_error(key, f"expected a list, got {value!r}")
         if dataclasses.is_dataclass(item_t):
             return tuple(_build(typing.cast(type, item_t), v, f"{key}[{i}].")
                          for i, v in enumerate(value))
         return tuple(_check_value(item_t, v, f"{key}[{i}]") for i, v in enumerate(value))
     if tp is bool:
         if not isinstance(value, bool):
-            raise _bad(key, f"expected true or false, got {value!r}")
+            raise config_error(key, f"expected true or false, got {value!r}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise _bad(key, f"expected an integer, got {value!r}")
+            raise config_error(key, f"expected an integer, got {value!r}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _bad(key, f"expected a number, got {value!r}")
+            raise config_error(key, f"expected a number, got {value!r}")
         return float(value)
     if tp is str:
         if value is None:
             return ""
         if not isinstance(value, str | int):
-            raise _bad(key, f"expected a string, got {value!r}")
+            raise config_error(key, f"expected a string, got {value!r}")
         return str(value)
     return value
 
@@ -493,12 +371,12 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
-        raise _bad(where, f"expected a mapping, got {type(data).__name__}")
+        raise config_error(where, f"expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise _bad(where, f"unknown key(s) {unknown}; known keys: {sorted(names)}")
+        raise config_error(where, f"unknown key(s) {unknown}; known keys: {sorted(names)}")
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
         tp = hints[name]
@@ -526,15 +404,15 @@ def load_config(source: str | Path | None = None, overrides: Mapping[str, Any] |
     if not path.suffix and not path.exists():
         path = PROFILE_DIR / f"{source}.yaml"
         if not path.exists():
-            raise _bad("profile", f"no profile named {source!r}; choose one of {profile_names()} or give a file")
+            raise config_error("profile", f"no profile named {source!r}; choose one of {profile_names()} or give a file")
     try:
         text = path.expanduser().read_text(encoding="utf-8")
     except OSError as exc:
-        raise _bad("profile", f"cannot read {path}: {exc.strerror}") from None
+        raise config_error("profile", f"cannot read {path}: {exc.strerror}") from None
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise _bad("profile", f"{path} is not valid YAML: {exc}") from None
+        raise config_error("profile", f"{path} is not valid YAML: {exc}") from None
     config = ServerConfig.from_dict(data)
     if overrides:
         config = config.replace(**dict(overrides))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["ErrorCode", "AgenticError", "SPEC_CODES"]
+__all__ = ["ErrorCode", "AgenticError", "SPEC_CODES", "config_error"]
 
 
 class ErrorCode(StrEnum):
@@ -106,3 +106,8 @@ class AgenticError(Exception):
 
     def to_dict(self) -> dict[str, Any]:
         return {"code": self.code.value, "message": self.message, "details": self.details}
+
+
+def config_error(key: str, message: str) -> AgenticError:
+    """ERR_INVALID_CONFIG for the configuration key ``key`` (dotted: ``cache.ttl_s``)."""
+    return AgenticError(ErrorCode.INVALID_CONFIG, f"{key}: {message}", key=key)

@@ -34,7 +34,9 @@ class StreamingSession:
         self.closed = False
         self.knowledge_updates = 0
 
-    def _on_step(self, record: StepRecord) -> None:
+    def record_step(self, record: StepRecord) -> None:
+        """Add one forward step; the injection runtime calls it for every step of a
+        session it holds (``InjectionRuntime.add_session``), nothing once closed."""
         if self.closed:
             return
         with self._lock:

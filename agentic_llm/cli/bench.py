@@ -41,9 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def bench_parser(name: str, module: Any) -> argparse.ArgumentParser:
     """The full parser of benchmark ``name`` (its module's options and the shared ones)."""
-    from agentic_llm.cli.main import plain_help
+    from agentic_llm.cli.main import PlainHelpParser
 
-    p = argparse.ArgumentParser(
+    p = PlainHelpParser(
         prog=f"agentic-llm bench {name}", description=module.__doc__ or BENCHMARKS[name][1],
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", action="store_true", help="print one JSON object, nothing else")
@@ -51,7 +51,6 @@ def bench_parser(name: str, module: Any) -> argparse.ArgumentParser:
                    help=f"also write a PNG chart (without PNG: bench/results/{name}.png); "
                         "where it went is printed on stderr")
     module.add_arguments(p)
-    plain_help(p)
     return p
 
 

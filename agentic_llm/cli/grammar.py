@@ -43,11 +43,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _setup(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from agentic_llm.cli.plan import _load
+    from agentic_llm.cli.inputs import read_request
     from agentic_llm.grammar import GrammarCompiler, TokenizerInfo
     from agentic_llm.planner import plan
 
-    p = plan(_load(args.request))
+    p = plan(read_request(args.request))
     ti = (TokenizerInfo.from_qwen() if args.tokenizer == "qwen"
           else TokenizerInfo.from_hf_tokenizer_json(args.tokenizer))
     return p, GrammarCompiler(ti)

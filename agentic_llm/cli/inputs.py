@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from agentic_llm.errors import AgenticError, ErrorCode
 
-__all__ = ["STDIN", "read_text", "read_bytes"]
+__all__ = ["STDIN", "read_text", "read_bytes", "read_request"]
 
 STDIN = "-"
 
@@ -34,3 +35,14 @@ def read_text(path: str) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise AgenticError(ErrorCode.INVALID_REQUEST, f"{path} is not UTF-8 text: {exc}") from None
+
+
+def read_request(path: str) -> Any:
+    """The ``planner.GenerateRequest`` in the JSON file ``path`` (``-``: standard input).
+
+    Raises:
+        AgenticError: ERR_INVALID_REQUEST for an unreadable file or a malformed request.
+    """
+    from agentic_llm.planner import GenerateRequest
+
+    return GenerateRequest.from_json(read_text(path))

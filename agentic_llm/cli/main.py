@@ -35,8 +35,19 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+class PlainHelpParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose help drops the docstrings' reST double backticks.
+
+    ``add_subparsers`` makes subcommand parsers of the parser's own class, so every
+    command's help is plain too.
+    """
+
+    def format_help(self) -> str:
+        return super().format_help().replace("``", "")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = PlainHelpParser(
         prog="agentic-llm",
         description="Grammar-constrained serving engine for AgenticDSL agent programs.",
     )
@@ -44,24 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
-    plain_help(parser)
     return parser
-
-
-def plain_help(parser: argparse.ArgumentParser) -> None:
-    """Drop the docstrings' reST double backticks from ``parser``'s help, recursively."""
-    for holder in (parser, *parser._actions):
-        for attr in ("description", "help", "epilog"):
-            text = getattr(holder, attr, None)
-            if isinstance(text, str) and "``" in text:
-                setattr(holder, attr, text.replace("``", ""))
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for choice in action._choices_actions:
-                if choice.help and "``" in choice.help:
-                    choice.help = choice.help.replace("``", "")
-            for child in action.choices.values():
-                plain_help(child)
 
 
 def _is_refusal(exc: AgenticError) -> bool:

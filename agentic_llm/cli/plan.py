@@ -28,17 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=run)
 
 
-def _load(path: str):  # type: ignore[no-untyped-def]
-    from agentic_llm.cli.inputs import read_text
-    from agentic_llm.planner import GenerateRequest
-
-    return GenerateRequest.from_json(read_text(path))
-
-
 def run(args: argparse.Namespace) -> int:
+    from agentic_llm.cli.inputs import read_request
     from agentic_llm.planner import PlanRefusal, plan
 
-    req = _load(args.request)
+    req = read_request(args.request)
     lib = None
     if args.library or args.profile:
         from agentic_llm.cli.corpus import open_cli_library

@@ -45,8 +45,7 @@ def _activate(kind: str, name: str, options: dict[str, Any], config: Any) -> Any
     from agentic_llm import registry
 
     if kind == "cache_store":
-        from agentic_llm.cache.stores import open_store
-        from agentic_llm.serving.subgraphs import store_config
+        from agentic_llm.cache.stores import open_store, store_config
 
         c = config.cache
         store = open_store(store_config(name, c.path, c.redis_url, options), role="subgraph_cache",

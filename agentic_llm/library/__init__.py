@@ -37,8 +37,7 @@ def open_library(config: LibraryConfig) -> SubgraphRegistry | None:
     """
     if config.store == "none":
         return None
-    from agentic_llm.cache.stores import open_store
-    from agentic_llm.serving.subgraphs import store_config
+    from agentic_llm.cache.stores import open_store, store_config
 
     cfg = store_config(config.store, config.path, config.redis_url, config.options,
                        namespace="agentic:lib:")

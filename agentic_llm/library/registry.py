@@ -145,14 +145,20 @@ class SubgraphRegistry:
                         entry is not None and entry.default_version == int(v)))
         return sorted(out, key=lambda t: (t[0], t[1]))
 
+    def collector(self) -> Any:
+        """A Prometheus collector of the per-version metrics, read at scrape time
+        (``agentic_llm.library.metrics``); what a serving pipeline hands to its
+        observability stack."""
+        from agentic_llm.library.metrics import LibraryCollector
+
+        return LibraryCollector(self)
+
     def metrics_text(self) -> str:
         """The per-version metrics in the Prometheus text format."""
         from prometheus_client import CollectorRegistry, generate_latest
 
-        from agentic_llm.library.metrics import LibraryCollector
-
         reg = CollectorRegistry(auto_describe=False)
-        reg.register(LibraryCollector(self))
+        reg.register(self.collector())
         return generate_latest(reg).decode()
 
     def is_admin(self, tenant: str) -> bool:

@@ -94,8 +94,8 @@ class Subscription:
 
     __slots__ = (
         "callback", "kinds", "name", "errors", "delivered", "dropped",
-        "_bus", "_dq", "_max", "_delay", "_thread", "_wake", "_hurry", "_drained", "_busy",
-        "_closed", "_stopping",
+        "_bus", "_on_error", "_on_drop", "_dq", "_max", "_delay", "_thread", "_wake", "_hurry",
+        "_drained", "_busy", "_closed", "_stopping",
     )
 
     def __init__(
@@ -106,6 +106,9 @@ class Subscription:
         name: str,
         queue_size: int | None,
         max_delay_s: float = 0.05,
+        *,
+        on_error: Callable[[Subscription, Event], None] | None = None,
+        on_drop: Callable[[], None] | None = None,
     ) -> None:
         self.callback = callback
         self.kinds = kinds
@@ -114,6 +117,9 @@ class Subscription:
         self.delivered = 0
         self.dropped = 0
         self._bus = bus
+        # the bus's accounting of a failed callback and of a dropped event
+        self._on_error = on_error
+        self._on_drop = on_drop
         self._closed = False
         self._stopping = False
         self._dq: deque[Event] | None = None
@@ -141,6 +147,11 @@ class Subscription:
         """Events waiting for a threaded subscriber."""
         return len(self._dq) if self._dq is not None else 0
 
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` (or ``bus.unsubscribe``) removed it."""
+        return self._closed
+
     def matches(self, kind: str) -> bool:
         """Whether events of ``kind`` go to this subscriber."""
         return self.kinds is None or kind in self.kinds
@@ -157,14 +168,16 @@ class Subscription:
             dq.append(event)
         else:
             self.dropped += 1
-            self._bus._count_drop()
+            if self._on_drop is not None:
+                self._on_drop()
 
     def _call(self, event: Event) -> None:
         try:
             self.callback(event)
         except Exception:  # noqa: BLE001 - fail-open: a broken exporter must not reach the emitter
             self.errors += 1
-            self._bus._count_error(self, event)
+            if self._on_error is not None:
+                self._on_error(self, event)
         else:
             self.delivered += 1
 
@@ -287,7 +300,8 @@ class EventBus:
             kind_set = None if kinds is None else frozenset(kinds)
         label = name or getattr(callback, "__qualname__", None) or repr(callback)
         qsize = (queue_size or self._default_queue_size) if threaded else None
-        sub = Subscription(self, callback, kind_set, label, qsize, max_delay_s)
+        sub = Subscription(self, callback, kind_set, label, qsize, max_delay_s,
+                           on_error=self._count_error, on_drop=self._count_drop)
         with self._lock:
             self._subs = (*self._subs, sub)
             self._routes = {}
@@ -300,7 +314,7 @@ class EventBus:
             self._subs = tuple(s for s in self._subs if s is not sub)
             self._routes = {}
             self._active = bool(self._subs) or self._buffer is not None
-        if not sub._closed:
+        if not sub.closed:
             sub.close()
 
     @property

@@ -135,8 +135,9 @@ class PrometheusExporter:
             self._register(spec)
         self.registry.register(StoreCollector(self.metrics))
         self.registry.register(_BusCollector(bus))
+        self._const_labels = dict(const_labels or {})
         self._view: Any = (
-            _ConstLabelView(self.registry, const_labels) if const_labels else self.registry
+            _ConstLabelView(self.registry, self._const_labels) if const_labels else self.registry
         )
         self._handlers: dict[str, Callable[[Mapping[str, Any]], None]] = {
             K.REQUEST_FINISHED: self._request_finished,
@@ -161,8 +162,8 @@ class PrometheusExporter:
 
     def add_const_labels(self, labels: Mapping[str, str]) -> None:
         """Add labels to every sample from now on (e.g. ``{"model": "agentic-tiny"}``)."""
-        current = dict(self._view._labels) if isinstance(self._view, _ConstLabelView) else {}
-        self._view = _ConstLabelView(self.registry, {**current, **labels})
+        self._const_labels = {**self._const_labels, **labels}
+        self._view = _ConstLabelView(self.registry, self._const_labels)
 
     # -- lifecycle -------------------------------------------------------------------
     def _register(self, spec: MetricSpec) -> None:

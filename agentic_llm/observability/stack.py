@@ -220,7 +220,10 @@ class ObservabilityStack:
           reads the engine;
         - readiness: ``admission`` (unhealthy once the pipeline drains);
         - a ``model`` label on every metric;
-        - the subgraph cache's lookup counters.
+        - the subgraph cache's lookup counters;
+        - the Prometheus collectors the pipeline's parts offer
+          (``pipeline.metric_collectors()``, e.g. the library registry's per-version
+          A/B metrics), so this stack never imports the layers above it.
         """
         from agentic_llm.observability.engine_probe import EngineObserver
 
@@ -246,14 +249,15 @@ class ObservabilityStack:
         cache = getattr(parts, "cache", None)
         if cache is not None:
             self.bind_subgraph_cache(cache, store=store)
-        from agentic_llm import registry as plugin_registry
+        collectors = getattr(pipeline, "metric_collectors", None)
+        for collector in collectors() if collectors is not None else ():
+            self.add_collector(collector)
 
-        self.health.register("plugins", plugin_registry.health_check, critical=False)
-        library = getattr(parts, "library", None)
-        if library is not None and self.prometheus is not None:
-            from agentic_llm.library.metrics import LibraryCollector
-
-            self.prometheus.registry.register(LibraryCollector(library))
+    def add_collector(self, collector: Any) -> None:
+        """Serve a Prometheus collector (``collect()`` yielding metric families) on
+        ``/metrics`` with the other metrics; nothing when the exporter is off."""
+        if self.prometheus is not None:
+            self.prometheus.registry.register(collector)
 
     def bind_subgraph_cache(self, cache: Any, *, store: str = "default",
                             ping: Callable[[], Any] | None = None) -> None:

@@ -181,8 +181,9 @@ class AgenticServer:
             self.health_checks.register("engine_loop", loop.health_check(), liveness=True)
             # the stats the loop thread publishes: no other thread reads the engine
             self.health_checks.register("kv_pool", kv_pool_check(loop.stats), critical=False)
-            # Which provider serves each pluggable kind; degraded while one fell back.
-            self.health_checks.register("plugins", plugin_registry.health_check, critical=False)
+        # Which provider serves each pluggable kind; degraded while one fell back (the
+        # server adds it to a shared registry too: the stack does not know the plugins).
+        self.health_checks.register("plugins", plugin_registry.health_check, critical=False)
         self._health_adapter = GrpcHealthAdapter(
             self.health_checks, self.health, services=(SERVICE_NAME,), interval_s=2.0)
         if config.reflection:

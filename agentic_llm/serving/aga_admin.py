@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agentic_llm.errors import AgenticError, ErrorCode
-from agentic_llm.serving.knowledge import KnowledgeRecord, scoped_namespace, split_namespace
+from agentic_llm.serving.knowledge import KnowledgeRecord
+from agentic_llm.tenancy import scoped_namespace, split_namespace
 
 __all__ = ["AgaKnowledgeAdmin", "attach_aga"]
 

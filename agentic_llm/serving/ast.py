@@ -1,4 +1,5 @@
-"""Turn ``agentic_llm.dsl`` AST objects into JSON-ready block and node records."""
+"""Turn ``agentic_llm.dsl`` AST objects into JSON-ready block and node records, and
+check a generated document against a plan's policy."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 
 from agentic_llm.serving.result import AstBlockInfo, AstNodeInfo, DiagnosticInfo
 
-__all__ = ["to_jsonable", "node_info", "document_blocks", "diagnostic_info"]
+__all__ = ["to_jsonable", "node_info", "document_blocks", "diagnostic_info", "check_document",
+           "shown"]
 
 # Source positions and bookkeeping that are not part of the program.
 _SKIP = frozenset({"line", "field_lines", "extra"})
@@ -95,3 +97,19 @@ def diagnostic_info(diag: Any) -> DiagnosticInfo:
         block=str(getattr(diag, "block", "") or ""),
         line=getattr(diag, "line", None),
     )
+
+
+def check_document(text: str, policy: Any) -> tuple[Any, list[DiagnosticInfo]]:
+    """Parse and validate; (None, parse diagnostics) when the text does not parse."""
+    from agentic_llm.dsl import DSLParseError, parse, validate
+
+    try:
+        doc = parse(text)
+    except DSLParseError as exc:
+        return None, [diagnostic_info(d) for d in exc.diagnostics]
+    return doc, [diagnostic_info(d) for d in validate(doc, policy)]
+
+
+def shown(diags: list[DiagnosticInfo], all_severities: bool) -> tuple[DiagnosticInfo, ...]:
+    """The diagnostics a result carries: errors, or every severity on request."""
+    return tuple(d for d in diags if all_severities or d.is_error)

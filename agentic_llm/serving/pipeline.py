@@ -26,13 +26,13 @@ from agentic_llm.observability import emit
 from agentic_llm.planner import GenerateRequest, plan
 from agentic_llm.scheduler.budget import budget_exceeded, budget_stop, close_forced
 from agentic_llm.serving.admission import Admission
-from agentic_llm.serving.ast import diagnostic_info, document_blocks
+from agentic_llm.serving.ast import check_document, document_blocks, shown
 from agentic_llm.serving.knowledge import KnowledgeAdmin
+from agentic_llm.serving.limits import check_room, encode_prompt, max_prompt_chars, sampling_params
 from agentic_llm.serving.nodes import NodeStream
 from agentic_llm.serving.result import (
     BranchResult,
     CacheOutcome,
-    DiagnosticInfo,
     NodeEvent,
     ServingResult,
     TimingsBuilder,
@@ -244,6 +244,12 @@ class Pipeline:
                     "admission_refused_overload": a.refused_overload})
         return out
 
+    def metric_collectors(self) -> list[Any]:
+        """The Prometheus collectors its parts offer (the library registry's per-version
+        metrics), for an observability stack to serve with its own."""
+        library = self.parts.library
+        return [library.collector()] if library is not None else []
+
     def invalidate(self, *, path_prefix: str = "", tenant: str = "") -> int:
         """Remove cached subgraphs under ``path_prefix`` and/or of ``tenant``."""
         if self.parts.cache is None:
@@ -303,8 +309,8 @@ class Pipeline:
         limit = min(p.max_tokens, max_len - len(prompt_ids)) if max_len else p.max_tokens
         matcher = (self.parts.compiler.matcher_for(p, max_tokens=max(limit, 0))
                    if self.parts.compiler is not None else None)
-        _check_room(p, matcher, limit, len(prompt_ids), max_len)
-        params = _sampling_params(req, limit, deadline, self.parts.jump_forward)
+        check_room(p, matcher, limit, len(prompt_ids), max_len)
+        params = sampling_params(req, limit, deadline, self.parts.jump_forward)
         # Scheduler fields go to the engine when its add_request takes them.
         ch = self.loop.submit(
             prompt_ids, params, request_id=rid, deadline=deadline, matcher=matcher,
@@ -368,7 +374,7 @@ class Pipeline:
             if not finished:
                 self.loop.abort(rid)
 
-        doc, diags = _check(text, policy)
+        doc, diags = check_document(text, policy)
         tm.mark("validate_ms")
         valid = doc is not None and not any(d.is_error for d in diags)
         if reason == "length":
@@ -393,7 +399,7 @@ class Pipeline:
         result = ServingResult(
             request_id=rid, target_path=p.target_path, text=text,
             blocks=document_blocks(doc) if doc is not None else (), document=doc,
-            diagnostics=_shown(diags, req.flags.diagnostics), valid=valid, cache=outcome,
+            diagnostics=shown(diags, req.flags.diagnostics), valid=valid, cache=outcome,
             counts=counts, timings=tm.build(), finish_reason=reason,
             dag_id=req.dag_id or "", branch_id=req.branch_id or "",
             budget_stop=budget_stop(reason, closed_by_force, counts.node_count, p.max_nodes),
@@ -411,35 +417,17 @@ class Pipeline:
         yield result
 
     def _encode_prompt(self, text: str) -> list[int]:
-        """Tokenize a rendered prompt, refusing first by characters (a prompt longer
-        than the context could hold even at the longest token) and turning a
-        tokenizer panic (a BaseException) into ERR_INVALID_REQUEST."""
         limit = self.__dict__.get("_prompt_char_limit")
-        if limit is None:
-            limit = self._prompt_char_limit = _max_prompt_chars(self.tokenizer,
-                                                                 self.parts.max_model_len)
-        if len(text) > limit:
-            raise AgenticError(
-                ErrorCode.CONTEXT_TOO_LONG,
-                f"the prompt is {len(text)} characters; at most {limit} can fit the model's "
-                "context; shorten the prompt, tools or library",
-                prompt_chars=len(text), max_prompt_chars=limit)
-        try:
-            return list(self.tokenizer.encode(text).ids)
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as exc:  # noqa: BLE001 - tokenizers panics are BaseExceptions
-            _log.warning("the tokenizer refused a prompt of %d characters: %s", len(text),
-                         type(exc).__name__)
-            raise AgenticError(ErrorCode.INVALID_REQUEST,
-                               f"the tokenizer could not read the prompt ({type(exc).__name__})",
-                               field="prompt") from None
+        if limit is None:  # the vocabulary scan runs once per pipeline
+            limit = self._prompt_char_limit = max_prompt_chars(self.tokenizer,
+                                                               self.parts.max_model_len)
+        return encode_prompt(self.tokenizer, text, limit)
 
     def _from_cache(
         self, req: GenerateRequest, rid: str, text: str, outcome: CacheOutcome, policy: Any,
         tm: TimingsBuilder,
     ) -> ServingResult | None:
-        doc, diags = _check(text, policy)
+        doc, diags = check_document(text, policy)
         if doc is None or any(d.is_error for d in diags):
             # A stale entry (e.g. a tool was revoked since): generate instead.
             return None
@@ -447,7 +435,7 @@ class Pipeline:
         return ServingResult(
             request_id=rid, target_path=req.target_path, text=text,
             blocks=document_blocks(doc), document=doc,
-            diagnostics=_shown(diags, req.flags.diagnostics), valid=True, cache=outcome,
+            diagnostics=shown(diags, req.flags.diagnostics), valid=True, cache=outcome,
             counts=TokenCounts(node_count=doc.node_count), timings=tm.build(),
             finish_reason="cache", dag_id=req.dag_id or "", branch_id=req.branch_id or "",
         )
@@ -458,67 +446,6 @@ _REFUSALS = frozenset({
     ErrorCode.OVERLOADED, ErrorCode.UNAVAILABLE, ErrorCode.CONTEXT_TOO_LONG,
     ErrorCode.SIGNATURE_REQUIRED, ErrorCode.TOOL_NOT_GRANTED, ErrorCode.UNAUTHENTICATED,
 })
-
-
-#: Characters allowed in a prompt when the model's context length is unknown.
-_FALLBACK_PROMPT_CHARS = 256 * 1024
-
-
-def _max_prompt_chars(tokenizer: Any, max_model_len: int) -> int:
-    """Prompt characters that could possibly fit ``max_model_len`` tokens: the context
-    times the longest token's text."""
-    if max_model_len <= 0:
-        return _FALLBACK_PROMPT_CHARS
-    try:
-        longest = max((len(t) for t in tokenizer.get_vocab()), default=16)
-    except Exception:  # noqa: BLE001 - a tokenizer without a vocab listing
-        longest = 16
-    return max_model_len * max(1, longest)
-
-
-def _check_room(p: Any, matcher: Any, limit: int, prompt_tokens: int, max_len: int | None) -> None:
-    """Refuse before generation when not even the smallest document fits ``limit``."""
-    need = matcher.min_tokens() if matcher is not None else 1
-    if limit >= need:
-        return
-    if max_len and limit < p.max_tokens:
-        raise AgenticError(
-            ErrorCode.CONTEXT_TOO_LONG,
-            f"prompt of {prompt_tokens} tokens leaves {max(limit, 0)} of the model's "
-            f"{max_len}-token context; the smallest subgraph takes {need}; shorten the "
-            "prompt, tools or library", prompt_tokens=prompt_tokens, max_model_len=max_len,
-            min_tokens=need)
-    raise AgenticError(
-        ErrorCode.BUDGET_EXCEEDED,
-        f"no valid subgraph fits the budget: max_tokens is {limit} but the smallest valid "
-        f"subgraph takes {need} tokens", max_tokens=limit, min_tokens=need)
-
-
-def _sampling_params(req: GenerateRequest, max_tokens: int, deadline: float,
-                     jump_forward: bool = True) -> Any:
-    from agentic_llm.engine import SamplingParams
-
-    s = req.sampling
-    return SamplingParams(
-        max_tokens=max_tokens, temperature=s.temperature, top_k=s.top_k,
-        top_p=s.top_p if s.top_p > 0 else 1.0, seed=s.seed, jump_forward=jump_forward,
-        timeout_s=max(0.001, deadline - time.monotonic()),
-    )
-
-
-def _check(text: str, policy: Any) -> tuple[Any, list[DiagnosticInfo]]:
-    """Parse and validate; (None, parse diagnostics) when the text does not parse."""
-    from agentic_llm.dsl import DSLParseError, parse, validate
-
-    try:
-        doc = parse(text)
-    except DSLParseError as exc:
-        return None, [diagnostic_info(d) for d in exc.diagnostics]
-    return doc, [diagnostic_info(d) for d in validate(doc, policy)]
-
-
-def _shown(diags: list[DiagnosticInfo], all_severities: bool) -> tuple[DiagnosticInfo, ...]:
-    return tuple(d for d in diags if all_severities or d.is_error)
 
 
 def _engine_counters(stats: dict[str, Any]) -> dict[str, float]:

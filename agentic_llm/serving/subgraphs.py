@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from agentic_llm.config import CacheConfig
@@ -98,21 +97,6 @@ class SubgraphCacheAdapter:
         self.cache.close()
 
 
-def store_config(kind: str, path: str, redis_url: str, options: Any, *,
-                 namespace: str = "agentic:sg:") -> Any:
-    """The ``StoreConfig`` of a profile's store settings (the lmdb directory is
-    created; any provider that can use a directory gets ``path``)."""
-    from agentic_llm.cache.stores import StoreConfig
-
-    lmdb_path = None
-    if path:
-        lmdb_path = Path(path).expanduser()
-        if kind == "lmdb":
-            lmdb_path.mkdir(parents=True, exist_ok=True)
-    return StoreConfig(kind=kind, path=lmdb_path, url=redis_url or None, namespace=namespace,
-                       options=dict(options or {}))
-
-
 def open_subgraph_cache(config: CacheConfig, engine_version: str = "") -> SubgraphCacheAdapter | None:
     """The subgraph cache a server profile asks for (None for ``store: none``).
 
@@ -128,7 +112,7 @@ def open_subgraph_cache(config: CacheConfig, engine_version: str = "") -> Subgra
         return None
     import dataclasses
 
-    from agentic_llm.cache.stores import open_store
+    from agentic_llm.cache.stores import open_store, store_config
     from agentic_llm.cache.subgraph import SubgraphCache, SubgraphCacheConfig
     from agentic_llm.planner.plan import ENGINE_VERSION
 

@@ -15,8 +15,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "agentic_llm"
 #: lowest first; a module belongs to the longest prefix that names it
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("agentic_llm", "agentic_llm.errors", "agentic_llm.envs", "agentic_llm.registry",
-     "agentic_llm.config", "agentic_llm.observability", "agentic_llm.wire",
-     "agentic_llm._proto"),
+     "agentic_llm.config", "agentic_llm.auth_config", "agentic_llm.observability", "agentic_llm.wire",
+     "agentic_llm.tenancy", "agentic_llm._proto"),
     ("agentic_llm.dsl",),
     ("agentic_llm.planner",),
     ("agentic_llm.grammar",),
@@ -35,17 +35,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 )
 
 #: (importer package prefix, imported package prefix) -> why it is still there
-KNOWN: dict[tuple[str, str], str] = {
-    ("agentic_llm.library", "agentic_llm.serving"):
-        "the library registry reads its store settings through serving.subgraphs.store_config; "
-        "that helper belongs in cache.stores",
-    ("agentic_llm.aga", "agentic_llm.serving"):
-        "the AGA engine adapter scopes namespaces with serving.knowledge's tenant helpers; "
-        "those belong below both",
-    ("agentic_llm.observability", "agentic_llm.library"):
-        "ObservabilityStack binds the library registry's metrics by importing them; "
-        "the registry should hand its collector to the stack instead",
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def layer_of(module: str) -> tuple[int, str]:
@@ -65,12 +55,22 @@ def module_name(path: Path, root: Path = PACKAGE) -> str:
     return ".".join(parts)
 
 
-def imports(path: Path) -> set[str]:
+def is_module(name: str, root: Path = PACKAGE) -> bool:
+    """Whether ``name`` (dotted, under ``root``'s package) is a module or package."""
+    rel = Path(*name.split(".")[1:])
+    return (root / rel).with_suffix(".py").is_file() or (root / rel / "__init__.py").is_file()
+
+
+def imports(path: Path, root: Path = PACKAGE) -> set[str]:
+    """Every ``agentic_llm`` module ``path`` imports, anywhere in it; ``from pkg import
+    name`` counts as importing ``pkg.name`` when that is a module."""
     out: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             if node.module.startswith("agentic_llm"):
-                out.add(node.module)
+                for alias in node.names:
+                    sub = f"{node.module}.{alias.name}"
+                    out.add(sub if is_module(sub, root) else node.module)
         elif isinstance(node, ast.Import):
             out.update(a.name for a in node.names if a.name.startswith("agentic_llm"))
     return out
@@ -81,7 +81,7 @@ def violations(root: Path = PACKAGE) -> list[str]:
     for path in sorted(root.rglob("*.py")):
         src = module_name(path, root)
         ls, ps = layer_of(src)
-        for dst in sorted(imports(path)):
+        for dst in sorted(imports(path, root)):
             ld, pd = layer_of(dst)
             if pd == "agentic_llm" or ps == pd or dst.startswith(ps + ".") or src.startswith(pd + "."):
                 continue
@@ -112,6 +112,15 @@ def test_the_check_catches_an_upward_import(tmp_path: Path) -> None:
                                                encoding="utf-8")
     assert violations(pkg) == [
         "agentic_llm.scheduler.bad imports agentic_llm.engine.loop (layer 5 -> 6)"]
+
+
+def test_the_check_resolves_a_module_imported_from_its_package(tmp_path: Path) -> None:
+    pkg = tmp_path / "agentic_llm"
+    (pkg / "engine").mkdir(parents=True)
+    (pkg / "engine" / "__init__.py").write_text("", encoding="utf-8")
+    (pkg / "registry.py").write_text("from agentic_llm import engine, __version__\n",
+                                     encoding="utf-8")
+    assert violations(pkg) == ["agentic_llm.registry imports agentic_llm.engine (layer 0 -> 6)"]
 
 
 def test_known_exceptions_still_exist() -> None:

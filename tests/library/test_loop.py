@@ -89,6 +89,9 @@ def test_ab_split_outcomes_promotion_and_cache_keys(lib_server: Any, lib_client:
     metrics = lib.metrics_text()
     assert 'agentic_library_version_success_rate{path="/lib/x",version="v2"} 1.0' in metrics
     assert f'agentic_library_version_runs{{path="/lib/x",version="v1"}} {float(seen[1])}' in metrics
+    served = _scraped_through_stack(lib_server.pipeline)  # what `serve` puts on /metrics
+    assert served[("agentic_library_version_success_rate", "/lib/x", "v2")] == 1.0
+    assert served[("agentic_library_version_runs", "/lib/x", "v1")] == float(seen[1])
 
     before = _plan_json(tmp_path, {**USE_LIB, "dag_id": "dag-0"}, library_dir)
     promo = c.promote_version("/lib/x", version=2, tenant=TENANT)
@@ -195,3 +198,24 @@ def test_server_health_names_the_library_store_and_async_sdk_reads_versions(lib_
 
     docs = asyncio.run(publish_and_read())
     assert [(d.path, d.version, d.text) for d in docs] == [("/lib/h", 1, "")]
+
+
+def _scraped_through_stack(pipeline: Any) -> dict[tuple[str, str, str], float]:
+    """The library samples an ObservabilityStack bound to ``pipeline`` serves: the
+    pipeline hands over its registry's collector (the stack never imports library)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from agentic_llm.observability.config import ObservabilityConfig
+    from agentic_llm.observability.events import EventBus
+    from agentic_llm.observability.stack import ObservabilityStack
+
+    stack = ObservabilityStack(ObservabilityConfig(http_host="127.0.0.1", http_port=0),
+                               bus=EventBus()).start()
+    try:
+        stack.bind_pipeline(pipeline, store="memory")
+        text = stack.prometheus.exposition().decode()
+    finally:
+        stack.shutdown()
+    return {(s.name, s.labels["path"], s.labels["version"]): s.value
+            for fam in text_string_to_metric_families(text) for s in fam.samples
+            if s.name.startswith("agentic_library_")}

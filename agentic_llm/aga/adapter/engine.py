@@ -60,7 +60,7 @@ class EngineAdapter(LLMAdapter):
         if reg is None:
             raise ValueError("no HookRegistry found")
         from agentic_llm.aga.types import DEFAULT_NAMESPACE
-        from agentic_llm.serving.knowledge import scope_rows
+        from agentic_llm.tenancy import scope_rows
 
         def aga_hook(point: HookPoint, layer_idx: int, hidden: torch.Tensor,
                      ctx: HookContext) -> torch.Tensor:

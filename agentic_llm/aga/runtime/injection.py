@@ -126,7 +126,7 @@ class InjectionRuntime:
             state.gate_base = self.gates.finalize(self.gates.gate1(unc))
         self.records.append(record)
         for session in list(self._sessions):
-            session._on_step(record)
+            session.record_step(record)
         self._local.state = state
         return state
 

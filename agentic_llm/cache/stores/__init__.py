@@ -7,12 +7,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from agentic_llm import registry
 from agentic_llm.cache.stores.base import CacheStore, StoreConfig, StoreKind
 
-__all__ = ["CacheStore", "StoreConfig", "StoreKind", "open_store"]
+__all__ = ["CacheStore", "StoreConfig", "StoreKind", "open_store", "store_config"]
 
 # The built-in stores (memory, lmdb, redis) are declared by the plugin kernel; a
 # package adds one with an ``agentic_llm.plugins`` entry point ``cache_store.<name>``
@@ -42,3 +43,17 @@ def open_store(config: StoreConfig, *, role: str = "", fallback: bool = False,
                             fallback=fallback, selected_by=selected_by)
     opened: CacheStore = act.instance
     return opened
+
+
+def store_config(kind: str, path: str, redis_url: str, options: Any, *,
+                 namespace: str = "agentic:sg:") -> StoreConfig:
+    """The ``StoreConfig`` of a profile section's store settings (``cache`` or
+    ``library``): the lmdb directory is created; any provider that can use a
+    directory gets ``path``; ``namespace`` keeps the sections apart in one Redis."""
+    lmdb_path = None
+    if path:
+        lmdb_path = Path(path).expanduser()
+        if kind == "lmdb":
+            lmdb_path.mkdir(parents=True, exist_ok=True)
+    return StoreConfig(kind=kind, path=lmdb_path, url=redis_url or None, namespace=namespace,
+                       options=dict(options or {}))
