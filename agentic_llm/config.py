@@ -192,13 +192,35 @@ class LimitsConfig:
             raise config_error("limits.drain_timeout_sec", "must be >= 0")
 
 
+#: AGA retrievers ``serve`` can build from its configuration.
+AGA_RETRIEVERS: tuple[str, ...] = ("null", "kvstore")
+
+
 @dataclass(frozen=True)
 class AgaConfig:
     """Knowledge injection: off by default; ``config`` is an AGA YAML profile path
-    (empty: AGA defaults sized to the model)."""
+    (empty: AGA defaults sized to the model).
+
+    ``retriever``: ``null`` puts registered knowledge straight into the injection
+    slots; ``kvstore`` keeps it in a knowledge base of ``knowledge_base_slots``
+    entries that the plugin's retriever searches (within the asking request's
+    tenant-scoped namespaces) when the model is uncertain, copying what matches into
+    the slots under slot governance (docs/aga.md).
+    """
 
     enabled: bool = False
     config: str = ""
+    retriever: str = "null"
+    knowledge_base_slots: int = 4096
+
+    def __post_init__(self) -> None:
+        if self.retriever not in AGA_RETRIEVERS:
+            raise config_error("aga.retriever", f"expected one of {list(AGA_RETRIEVERS)}, "
+                                                f"got {self.retriever!r}")
+        if (not isinstance(self.knowledge_base_slots, int)
+                or isinstance(self.knowledge_base_slots, bool) or self.knowledge_base_slots < 1):
+            raise config_error("aga.knowledge_base_slots",
+                               f"expected a positive integer, got {self.knowledge_base_slots!r}")
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ do not.
     python bench/mask_fill_ab.py [--batch 8] [--rounds 12] [--model DIR] [--json]
 
 Placements: ``inline`` (fill before sampling, on the engine thread), ``worker``
-(always the worker thread), ``default`` (the engine's default: the worker once a
-forward releases the GIL).
+(always the worker thread), ``default`` (the engine's default on a compiled CPU
+engine: the worker when the process may use a second CPU, else inline).
 """
 
 from __future__ import annotations
@@ -35,22 +35,27 @@ def _tpot(outs: list[Any]) -> float:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from agentic_llm.engine import SamplingParams
+    from agentic_llm.engine.masking import MaskFiller
 
     engine, compiler, plans, prompts = constrained_batch(args.batch, args.model)
-    filler = engine.mask_filler
+    # a filler's placement is fixed when it is built: one per placement, swapped in
+    base = engine.mask_filler
+    fillers = {name: MaskFiller(base.vocab_size, overlap, base.device, gil_free_forward=True, spin_s=base.spin_s)
+               for name, overlap in PLACEMENTS}
+    base.close()
     overheads: dict[str, list[float]] = {name: [] for name, _ in PLACEMENTS}
     for r in progress(range(args.rounds), total=args.rounds, desc="rounds", enabled=not args.json):
         k = r % len(PLACEMENTS)
-        for name, overlap in PLACEMENTS[k:] + PLACEMENTS[:k]:
-            filler.overlap = overlap
-            filler.threaded = overlap is True
+        for name, _ in PLACEMENTS[k:] + PLACEMENTS[:k]:
+            engine.mask_filler = fillers[name]
             params = [SamplingParams(max_tokens=p.max_tokens, jump_forward=False) for p in plans]
             con = engine.generate(prompts, params, [compiler.matcher_for(p) for p in plans])
             unc = engine.generate(prompts, [SamplingParams(max_tokens=max(1, len(o.output_token_ids)), ignore_eos=True,
                                                            jump_forward=False) for o in con])
             overheads[name].append(_tpot(con) / _tpot(unc) - 1)
     compiled = engine.stats()["compiled_decode_off_reason"] == ""
-    engine.close()
+    for filler in fillers.values():
+        filler.close()
     return {"batch": args.batch, "rounds": args.rounds, "compiled_decode": compiled,
             "overhead_median": {n: statistics.median(v) for n, v in overheads.items()},
             "overhead_runs": overheads}

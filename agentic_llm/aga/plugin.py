@@ -28,13 +28,12 @@ from agentic_llm.aga.instrumentation.forward_metrics import ForwardMetrics
 from agentic_llm.aga.knowledge import iter_jsonl, split_record
 from agentic_llm.aga.operator.bottleneck_injector import BottleneckInjector
 from agentic_llm.aga.retriever.base import BaseRetriever
-from agentic_llm.aga.retriever.governance import GovernedRetrieval
+from agentic_llm.aga.retriever.governance import GovernedRetrieval, emit_store_state
 from agentic_llm.aga.runtime.injection import InjectionRuntime
 from agentic_llm.aga.store.kv_store import KVStore
 from agentic_llm.aga.streaming import StreamingSession
 from agentic_llm.aga.types import DEFAULT_NAMESPACE, SOURCE_REGISTERED
 from agentic_llm.errors import AgenticError, ErrorCode
-from agentic_llm.observability.kinds import AGA_STORE
 from agentic_llm.registry import get as registry_get
 
 __all__ = ["AGAPlugin"]
@@ -328,9 +327,6 @@ class AGAPlugin:
         return session
 
     def _emit_store(self) -> None:
-        if self.event_bus.wants(AGA_STORE):
-            self.event_bus.emit(AGA_STORE, knowledge_count=len(self.store),
-                                utilization=self.store.utilization,
-                                pinned_count=self.store.pinned_count,
-                                slot_change_rate=self.retrieval.governor.slot_change_rate
-                                if self.retrieval is not None else 0.0)
+        emit_store_state(self.event_bus, self.store,
+                         self.retrieval.governor.slot_change_rate
+                         if self.retrieval is not None else 0.0)

@@ -12,8 +12,14 @@ On the same machine, model (the shipped one unless ``--model``) and prompts
    every token is a decode step) against TPOT without it on the same prompts and the
    same per-request lengths. The grammar compiler is prepared as ``serve`` prepares
    it (standard shapes compiled, mask caches warmed at start-up).
-3. Jump-forward: decode steps needed for the same constrained documents with and
-   without jump-forward, and the wall-time ratio.
+3. Jump-forward: decode steps and wall time for the same constrained requests with
+   and without jump-forward. The documents need not be the same: forced text enters
+   as the tokenizer splits it, which may differ from the tokens the model would have
+   sampled, and the model continues from there (``same_output_share`` counts the
+   identical ones). ``forced_token_share`` is the share of the jump-forward run's
+   output tokens that took no decode step. Matchers are built as the serving
+   pipeline builds them, with the token limit, so every document closes within it
+   (``unclosed`` counts those that did not).
 
 Every figure is the median of ``--repeat`` runs; ratios are candidate / baseline.
 """
@@ -123,9 +129,11 @@ def _constrained(engine: Any, compiler: Any, plans: list[Any], prompts: list[lis
                  jump_forward: bool, cap: int | None) -> list[Any]:
     from agentic_llm.engine import SamplingParams
 
-    matchers = [compiler.matcher_for(p) for p in plans]
-    params = [SamplingParams(max_tokens=min(p.max_tokens, cap or p.max_tokens), jump_forward=jump_forward)
-              for p in plans]
+    # as the serving pipeline builds them: the matcher knows the token limit, so every
+    # document closes within it (grammar.budget)
+    limits = [min(p.max_tokens, cap or p.max_tokens) for p in plans]
+    matchers = [compiler.matcher_for(p, max_tokens=n) for p, n in zip(plans, limits, strict=True)]
+    params = [SamplingParams(max_tokens=n, jump_forward=jump_forward) for n in limits]
     return engine.generate(prompts, params, matchers)
 
 
@@ -199,6 +207,8 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
     cb = args.constrained_batch
     cplans, cprompts = plans[:cb], prompts[:cb]
     tpot_c, tpot_u, steps_on, steps_off, wall_on, wall_off, same = [], [], [], [], [], [], []
+    tokens_on: list[int] = []
+    unclosed: list[int] = []
     for _ in progress(range(args.repeat), total=args.repeat, desc="constrained", enabled=show):
         t0 = time.perf_counter()
         off = _constrained(engine, compiler, cplans, cprompts, jump_forward=False,
@@ -215,6 +225,8 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
         tpot_u.append(_tpot(unc))
         steps_off.append(sum(o.metrics.num_decode_steps for o in off))
         steps_on.append(sum(o.metrics.num_decode_steps for o in on))
+        tokens_on.append(sum(len(o.output_token_ids) for o in on))
+        unclosed.append(sum(o.finish_reason != "stop" for o in (*on, *off)))
         same.append(sum(a.output_token_ids == b.output_token_ids or a.text == b.text
                         for a, b in zip(on, off, strict=True)) / len(on))
     est = engine.stats()
@@ -234,6 +246,10 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
         "saved": 1 - ratio(_median([float(x) for x in steps_on]), _median([float(x) for x in steps_off])),
         "wall_speedup": ratio(_median(wall_off), _median(wall_on)),
         "same_output_share": _median(same),
+        # within the jump-forward run: output tokens that needed no decode step
+        "forced_token_share": 1 - ratio(_median([float(x) for x in steps_on]), _median([float(x) for x in tokens_on])),
+        # documents not closed by the grammar (cut at max_tokens): 0 on the serving path
+        "unclosed": max(unclosed),
     }
     by_batch = {r["batch"]: r["throughput_ratio"] for r in throughput}
     measured = [b for b in (8, 32) if b in by_batch]
@@ -317,7 +333,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"constrained TPOT {c['tpot_constrained_s'] * 1e3:.2f} ms vs unconstrained "
           f"{c['tpot_unconstrained_s'] * 1e3:.2f} ms (batch {c['batch']}): overhead {100 * c['overhead']:+.1f}%")
     print(f"jump-forward: {j['decode_steps_with']:.0f} decode steps instead of {j['decode_steps_without']:.0f} "
-          f"(saves {100 * j['saved']:.0f}%), wall {j['wall_speedup']:.2f}x, same output {100 * j['same_output_share']:.0f}%")
+          f"(saves {100 * j['saved']:.0f}%), wall {j['wall_speedup']:.2f}x, same output {100 * j['same_output_share']:.0f}%; "
+          f"{100 * j['forced_token_share']:.0f}% of its output tokens forced; "
+          f"documents not closed by the grammar: {j['unclosed']}")
     for name, ok in result["checks"].items():
         print(f"{'n/a ' if ok is None else 'PASS' if ok else 'MISS'}  {name}")
     return 0

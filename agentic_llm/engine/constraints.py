@@ -31,8 +31,10 @@ def bitmask_words(vocab_size: int) -> int:
 class TokenMatcher(Protocol):
     """Per-request constraint state, advanced one token at a time.
 
-    ``fill_next_token_bitmask`` may run on a worker thread while the model's forward
-    runs on another; a matcher is only ever used by one thread at a time.
+    ``fill_next_token_bitmask`` (and ``accept_token`` of a parked token) may run on
+    the mask worker thread while the model's forward runs on another; a matcher is
+    only ever used by one thread at a time (``engine.constraint_state`` owns the
+    hand-off).
     """
 
     def fill_next_token_bitmask(self, bitmask: torch.Tensor, index: int = 0) -> None:

@@ -28,9 +28,12 @@ class EngineConfig:
         shuffle_seed: shuffle the pool's free list (tests: pages scattered).
         share_prefill_prefixes: requests prefilled in the same step compute the
             full KV pages their prompts share once (see ``engine.prefill_share``).
-        mask_fill_overlap: fill constraint masks on a worker thread during the
-            forward (True), inline before it (False), or on the worker only beside
-            a forward that releases the GIL and inline after any other (None; see
+        mask_fill_overlap: where constraint masks are filled, settled once when the
+            engine is built: on a worker thread, beside the forward when it releases
+            the GIL and after it otherwise (True); inline on the engine thread
+            (False); or None, which resolves at build to the worker when decode
+            steps will release the GIL (``compile_decode`` on the CPU with a
+            compiler) and the process may use a second CPU, else inline (see
             ``engine.masking``).
         mask_fill_spin_ms: how long the mask worker, after a fill, waits for the
             next one on a counter in C (the GIL released, one CPU busy) before it

@@ -13,6 +13,7 @@ import torch
 from tokenizers import Tokenizer
 
 from agentic_llm.engine.attention import get_backend
+from agentic_llm.engine.constraint_state import ConstraintState
 from agentic_llm.engine.constraints import TokenMatcher
 from agentic_llm.engine.diagnostics import DiagnosticsConfig
 from agentic_llm.engine.engine_config import EngineConfig
@@ -75,14 +76,19 @@ class LLMEngine:
             prefix_cache=prefix_cache,  # type: ignore[arg-type]
         )
         self.eos_token_ids = frozenset(loaded.eos_token_ids)
+        compiled: CompiledDecode | None = None
+        if config.compile_decode:
+            compiled = self.model.decode_runner.compiled = CompiledDecode(mc, self.device)
+        # where masks are filled is settled here, once: ``mask_fill_overlap=None``
+        # takes the worker when decode steps will release the GIL (the compiled step
+        # on the CPU) and a second CPU is there for it
+        gil_free = compiled is not None and compiled.active and self.device.type == "cpu"
         self.mask_filler = MaskFiller(mc.vocab_size, config.mask_fill_overlap, self.device,
-                                      spin_s=config.mask_fill_spin_ms / 1e3)
+                                      gil_free_forward=gil_free, spin_s=config.mask_fill_spin_ms / 1e3)
         self.masked_max = MaskedMax()  # the step's masked logits, in a buffer it reuses
         # greedy constrained rows on the CPU: picked from the packed mask in C
         kernel = masked_row_max_kernel() if self.device.type == "cpu" else None
         self.masked_row_max = MaskedRowMax(kernel) if kernel is not None else None
-        if config.compile_decode:
-            self.model.decode_runner.compiled = CompiledDecode(mc, self.device)
         self.requests: dict[str, Request] = {}
         self._pending: list[Request] = []  # finished outside a step, reported by the next
         self._seq = itertools.count()
@@ -162,7 +168,7 @@ class LLMEngine:
             num_prompt_tokens=len(ids),
             params=params,
             generator=make_generator(params.seed, self.device),
-            matcher=matcher,
+            constraint=ConstraintState(matcher) if matcher is not None else None,
             diagnostics=diagnostics,
             hook_info=hook_info or HookInfo(),
             priority=priority,
@@ -238,7 +244,7 @@ class LLMEngine:
             num_prompt_tokens=parent.num_tokens,
             params=params,
             generator=make_generator(params.seed, self.device),
-            matcher=matcher,
+            constraint=ConstraintState(matcher) if matcher is not None else None,
             diagnostics=parent.diagnostics,
             hook_info=parent.hook_info,
             priority=parent.priority,

@@ -1,26 +1,31 @@
 """Fills constraint bitmasks, on a worker thread while the forward runs, or inline.
 
 A worker thread only hides the fill when the forward spends its time outside the
-GIL. The compiled decode step does (one C call for the whole step, see
+GIL. The compiled decode step on the CPU does (one C call for the whole step, see
 ``models.aoti_runner``), and it signals the moment right before that call
 (``ForwardBatch.on_gil_free`` -> :meth:`MaskFiller.start`). An eager step is mostly
 Python dispatching small ops: a second Python thread would take turns with it on the
 GIL and slow it by more than the fill costs.
 
-So a fill is submitted before the forward and held until the forward says where it
-should run: :meth:`MaskFiller.start` hands it to the worker, :meth:`MaskFiller.finish`
-(after the forward) runs a fill still held. By default (``overlap=None``) the filler
-runs inline until the first forward that releases the GIL, and on the worker from
-then on, given a second CPU for it (with one CPU, always inline). Once the engine's
-decode steps run compiled, the steps that do not (a prefill, a lone row) fill on the
-worker too, after their forward, so that the sampled tokens' matcher updates keep
-moving into the next step's fill (see :attr:`MaskFiller.defers_accept`).
-``overlap=True`` always uses the worker, ``False`` always fills inline, at
-submission.
+Where fills run is fixed when the filler is built, never switched later:
 
-Between fills the worker waits a short while awake, on a counter read in C with the
-GIL released, before it sleeps: the compiled call bumps that counter from C once the
-GIL is free, so handing over a fill wakes no thread (see ``MaskFiller.__init__``).
+* ``overlap=True``: the worker thread. A fill submitted with ``deferred`` is held
+  until :meth:`MaskFiller.start` (the forward is about to release the GIL) or
+  :meth:`MaskFiller.finish` (after a forward that did not), then handed over.
+* ``overlap=False``: inline, on the submitting thread, at submission.
+* ``overlap=None`` (the engine's default, ``EngineConfig.mask_fill_overlap``): the
+  worker when the engine's decode steps will release the GIL (``gil_free_forward``:
+  the compiled decode step on the CPU, with a compiler) and the process may use a
+  second CPU for the worker; inline otherwise.
+
+With the worker, the steps that do not release the GIL (a prefill, a lone row) fill
+on the worker too, after their forward, so the sampled tokens' matcher updates keep
+moving into the next step's fill (see :attr:`MaskFiller.defers_accept`).
+
+Between fills the worker may wait a short while awake, on a counter read in C with
+the GIL released, before it sleeps: the compiled call bumps that counter from C once
+the GIL is free, so handing over a fill wakes no thread (see ``MaskFiller.__init__``).
+Whether it waits awake is also decided when the filler is built.
 """
 
 from __future__ import annotations
@@ -37,8 +42,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from agentic_llm.engine.constraint_state import take_and_fill
 from agentic_llm.engine.constraints import TokenMatcher, bitmask_words
-from agentic_llm.engine.postprocess import refused_token_error
 from agentic_llm.engine.sampling import mask_bias
 from agentic_llm.observability import emit
 
@@ -98,6 +103,11 @@ class FillFuture:
     def done(self) -> bool:
         return not self._ready.locked()
 
+    def wait(self) -> None:
+        """Wait until the fill has completed, whether it failed or not."""
+        self._ready.acquire()
+        self._ready.release()
+
     def result(self, timeout: float | None = None) -> FilledMask:
         """The filled mask, waiting for it (at most ``timeout`` seconds: TimeoutError);
         re-raises what the fill raised."""
@@ -140,68 +150,56 @@ def _spin_function() -> Any:
 class MaskFiller:
     """Writes the next-token bitmasks of a step's matchers.
 
-    The engine does not touch those matchers until :meth:`FillFuture.result` returns,
-    so each matcher is only used by one thread at a time.
+    A submitted fill holds its matchers until its :class:`FillFuture` completes (the
+    engine lends them through ``ConstraintState.lend``), so each matcher is only used
+    by one thread at a time.
 
     Args:
         vocab_size: columns of the mask (as bits).
-        overlap: True always uses the worker thread, False always fills inline,
-            None fills inline until a forward releases the GIL, then on the worker
-            (see the module docstring).
+        overlap: where fills run, fixed here: True the worker thread, False inline,
+            None the worker when ``gil_free_forward`` and a second CPU allow it,
+            else inline (see the module docstring).
         device: where the logits the masks apply to live.
+        gil_free_forward: whether the engine's decode steps release the GIL
+            (the compiled decode step on the CPU).
+        spin_s: after a fill the worker waits up to this long awake for the next
+            one (0: it always sleeps); only with a CPU that torch's threads leave
+            free, as counted here (set torch's thread count before building).
 
     Attributes:
-        threaded: whether the last fill ran on the worker thread.
+        wakeups: hand-overs that found the worker asleep on the queue (each costs
+            the handing thread a wake-up of it).
     """
 
     def __init__(self, vocab_size: int, overlap: bool | None = None, device: torch.device | None = None, *,
-                 spin_s: float = 0.002) -> None:
+                 gil_free_forward: bool = False, spin_s: float = 0.002) -> None:
         self.vocab_size = vocab_size
         self.device = device or torch.device("cpu")
-        self.overlap = overlap
+        cpus = _cpus()
+        self._use_worker = overlap if overlap is not None else gil_free_forward and cpus >= 2
         # One worker thread fed through a SimpleQueue: a hand-over is one C call, which
         # matters because it happens on the step's path, right before the forward.
         # After a fill the worker waits up to ``spin_s`` for the next on the bell, a
         # counter read in C with the GIL released (``native.spin_until_changed``); a
         # hand-over then needs no wake-up of a sleeping thread, and the compiled call
-        # rings the bell itself once the GIL is free (see :meth:`start`).
+        # rings the bell itself once the GIL is free (see :meth:`start`). It waits
+        # busily only with a CPU that torch's threads leave free.
         self.spin_s = spin_s
+        self._spin = (_spin_function() if self._use_worker and spin_s > 0 and torch.get_num_threads() < cpus
+                      else None)
         self._bell = np.zeros(1, dtype=np.int64)
         self._bell_address: int = self._bell.ctypes.data
         self._queue: queue.SimpleQueue[_Held | object] = queue.SimpleQueue()
         self._worker: threading.Thread | None = None
         self._closed = False
-        self.threaded = overlap is True
         self._held: _Held | None = None
         self._lock = threading.Lock()
-        self._signaled = False  # a forward has released the GIL (auto: the worker from now on)
-        #: auto mode uses the worker only with a CPU for it beside the forward's
-        self.spare_cpu = _cpus() >= 2
+        self.wakeups = 0
 
-    def submit(self, matchers: list[TokenMatcher], pending: list[int | None] | None = None, *,
-               deferred: bool = False, bias: bool = True) -> FillFuture:
-        """Fill a ``[len(matchers), words]`` int32 mask (all disallowed first).
-
-        ``pending[i]``, when not None, is a token matcher ``i`` has not taken yet: the
-        fill makes it take that token first (see :attr:`defers_accept`). With
-        ``deferred`` the fill is held until :meth:`start` (the worker, during the
-        forward) or :meth:`finish` (after the forward); without it, it starts now:
-        on the worker with ``overlap=True``, inline with ``False``; with ``None``,
-        on the worker once a forward has released the GIL, inline before. With
-        ``bias`` the fill also makes :attr:`FilledMask.bias`.
-        """
-        rows: list[int | None] = pending if pending is not None else [None] * len(matchers)
-        fut = FillFuture()
-        held = _Held(fut, matchers, rows, bias)
-        if self.overlap is False or (not deferred and self.overlap is None and not self._signaled):
-            self.threaded = False
-            self._run(held)
-            return fut
-        with self._lock:
-            self._held = held
-        if not deferred:
-            self._hand_over()
-        return fut
+    @property
+    def threaded(self) -> bool:
+        """Whether fills run on the worker thread (fixed when built; False once closed)."""
+        return self._use_worker and not self._closed
 
     @property
     def defers_accept(self) -> bool:
@@ -211,67 +209,92 @@ class MaskFiller:
         next input does not depend on the matcher)."""
         return self.threaded
 
+    @property
+    def spins(self) -> bool:
+        """Whether the worker waits awake for its next fill (fixed when built)."""
+        return self._spin is not None
+
+    @property
+    def worker(self) -> threading.Thread | None:
+        """The worker thread, once a fill has started it (None inline)."""
+        return self._worker
+
+    def submit(self, matchers: list[TokenMatcher], pending: list[int | None] | None = None, *,
+               deferred: bool = False, bias: bool = True, future: FillFuture | None = None) -> FillFuture:
+        """Fill a ``[len(matchers), words]`` int32 mask (all disallowed first).
+
+        ``pending[i]``, when not None, is a token matcher ``i`` has not taken yet: the
+        fill makes it take that token first (see :attr:`defers_accept`). Inline, the
+        fill runs now. On the worker it starts now, or with ``deferred`` at
+        :meth:`start` (during the forward) or :meth:`finish` (after it). With
+        ``bias`` the fill also makes :attr:`FilledMask.bias`. ``future`` is the
+        future to complete (a new one when None; ``ConstraintState.lend`` needs it
+        before the fill is submitted).
+        """
+        rows: list[int | None] = pending if pending is not None else [None] * len(matchers)
+        fut = future if future is not None else FillFuture()
+        held = _Held(fut, matchers, rows, bias)
+        if not self._use_worker:
+            self._run(held)
+            return fut
+        with self._lock:
+            self._held = held
+        if not deferred:
+            self._hand_over()
+        return fut
+
     def start(self) -> int | None:
-        """The forward is about to release the GIL: the held fill goes to the worker
-        (in auto mode, only with a spare CPU). With nothing held (already started,
-        or filled inline) it does nothing. Returns the bell's address when the
-        caller must ring it (bump the int64 there) once the GIL is free, which the
-        compiled call does from C; None when nothing is left to ring."""
-        if self.overlap is None and not self.spare_cpu:
+        """The forward is about to release the GIL: the held fill goes to the worker.
+        With nothing held (already started, or filled inline) it does nothing.
+        Returns the bell's address when the caller must ring it (bump the int64
+        there) once the GIL is free, which the compiled call does from C; None when
+        nothing is left to ring."""
+        if not self._use_worker:
             return None
-        self._signaled = True
         return self._bell_address if self._hand_over(ring=False) else None
+
+    def finish(self) -> None:
+        """The forward is done: a fill still held goes to the worker now."""
+        if self._use_worker:
+            self._hand_over()
 
     def _hand_over(self, ring: bool = True) -> bool:
         """Give the held fill to the worker; True when it went on the queue (then,
         without ``ring``, the caller rings the bell)."""
         held = self._take()
-        if held is not None and self._closed:  # no worker any more: fill here
-            self.threaded = False
+        if held is None:
+            return False
+        if self._closed:  # no worker any more: fill here
             self._run(held)
-        elif held is not None:
-            self.threaded = True
-            if self._worker is None:
-                self._worker = threading.Thread(target=self._serve, name="agentic-mask", daemon=True)
-                self._worker.start()
-                _live.add(self)
-            self._queue.put(held)
-            if ring:
-                self._bell[0] += 1
-            return True
-        return False
+            return False
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._serve, name="agentic-mask", daemon=True)
+            self._worker.start()
+            _live.add(self)
+        self._queue.put(held)
+        if ring:
+            self._bell[0] += 1
+        return True
 
     def _serve(self) -> None:
-        spin = _spin_function() if self.spin_s > 0 else None
+        spin = self._spin
         spin_ns = int(self.spin_s * 1e9)
         bell = self._bell
-        cpus = _cpus()
         while True:
             seen = int(bell[0])  # before looking: a hand-over after this rings past it
             item = _try_get(self._queue)
-            # wait busily only with a CPU that torch's threads leave free
-            if item is _EMPTY and spin is not None and torch.get_num_threads() < cpus:
+            if item is _EMPTY and spin is not None:
                 # the next hand-over usually comes within a step: wait for it in C,
                 # the GIL released, rather than sleep and need waking (a hand-over
                 # puts, then rings)
                 spin(self._bell_address, seen, spin_ns)
                 item = _try_get(self._queue)
             if item is _EMPTY:
+                self.wakeups += 1
                 item = self._queue.get()  # sleep until a hand-over wakes this thread
             if item is _STOP:
                 return
             self._run(item)  # type: ignore[arg-type]
-
-    def finish(self) -> None:
-        """The forward is done: a fill still held runs now, on the worker with
-        ``overlap=True`` or once a forward has released the GIL, else inline."""
-        if self.overlap is True or (self.overlap is None and self._signaled):
-            self._hand_over()
-            return
-        held = self._take()
-        if held is not None:
-            self.threaded = False
-            self._run(held)
 
     def _take(self) -> _Held | None:
         with self._lock:
@@ -293,18 +316,8 @@ class MaskFiller:
         done: set[int] = set()
         for i, (m, tok) in enumerate(zip(matchers, pending, strict=True)):
             try:
-                if tok is not None:
-                    if not m.accept_token(tok):
-                        errors[i] = refused_token_error(tok)
-                        continue
-                    if m.is_terminated():
-                        done.add(i)
-                        continue
-                fill_row = getattr(m, "fill_next_token_row", None)
-                if fill_row is not None:  # no tensor view per row (constraints module)
-                    fill_row(rows[i])
-                else:
-                    m.fill_next_token_bitmask(mask, i)
+                if take_and_fill(m, tok, rows[i], mask, i):
+                    done.add(i)
             except Exception as exc:  # one broken matcher ends only its own request
                 words[i] = 0
                 errors[i] = exc
@@ -315,9 +328,11 @@ class MaskFiller:
         return FilledMask(mask, errors, frozenset(done), bias)
 
     def close(self) -> None:
+        """Stop the worker after what it was handed; later fills run inline. A held
+        fill is completed here, so nobody waits on it forever."""
         self._closed = True
         held = self._take()
-        if held is not None:  # completed here, so nobody waits on it forever
+        if held is not None:
             self._run(held)
         if self._worker is not None and self in _live:
             self._queue.put(_STOP)  # the worker ends after what it was handed
@@ -334,7 +349,7 @@ _live: weakref.WeakSet[MaskFiller] = weakref.WeakSet()
 @atexit.register
 def _stop_workers() -> None:
     for filler in list(_live):
-        worker = filler._worker
+        worker = filler.worker
         filler.close()
         if worker is not None:
             worker.join(timeout=5.0)

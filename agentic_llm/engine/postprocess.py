@@ -6,29 +6,27 @@ import time
 
 from tokenizers import Tokenizer
 
+from agentic_llm.engine.constraint_state import refused_token_error
 from agentic_llm.engine.outputs import FinishReason
-from agentic_llm.errors import AgenticError, ErrorCode
+from agentic_llm.errors import AgenticError
 from agentic_llm.scheduler.request import Request
 
 __all__ = ["accept_sampled", "refused_token_error", "stop_reason", "jump_forward"]
 
 
-def refused_token_error(token: int) -> AgenticError:
-    """The error of a request whose matcher refused a token its own mask allowed."""
-    return AgenticError(
-        ErrorCode.GRAMMAR, f"the constraint refused token {token} although its mask allowed it", token_id=token)
+def accept_sampled(req: Request, token: int, *, live: bool | None = None, park: bool = False) -> AgenticError | None:
+    """Append a sampled token, advancing the request's constraint. An error if refused.
 
-
-def accept_sampled(req: Request, token: int, live: bool | None = None) -> AgenticError | None:
-    """Append a sampled token, advancing the request's matcher. An error if refused.
-
-    ``live`` says whether the matcher is known not to be terminated (None: ask it).
+    ``live`` says whether the constraint is known not to be terminated (None: ask
+    it; a terminated one takes nothing). With ``park`` the token is left for the
+    next mask fill to take (``ConstraintState.park``).
     """
-    m = req.matcher
-    if m is not None and live is None:
-        live = not m.is_terminated()
-    if m is not None and live and not m.accept_token(token):
-        return refused_token_error(token)
+    c = req.constraint
+    if c is not None:
+        if park:
+            c.park(token)
+        elif (live or (live is None and not c.is_terminated())) and not c.accept(token):
+            return refused_token_error(token)
     req.token_ids.append(token)
     req.metrics.num_decode_steps += 1
     if req.metrics.first_token_time is None:
@@ -43,9 +41,9 @@ def stop_reason(req: Request, eos_ids: frozenset[int], max_model_len: int) -> Fi
         return FinishReason.STOP
     if last in req.params.stop_token_ids:
         return FinishReason.STOP
-    # a matcher with a pending token is behind: the next fill finds out whether that
-    # token completed the document
-    if req.matcher is not None and req.pending_token is None and req.matcher.is_terminated():
+    # with a parked token the constraint is behind: the next fill finds out whether
+    # that token completed the document
+    if req.constraint is not None and req.constraint.is_terminated():
         return FinishReason.STOP
     if req.num_output_tokens >= req.params.max_tokens or req.num_tokens >= max_model_len:
         return FinishReason.LENGTH
@@ -61,21 +59,21 @@ def jump_forward(req: Request, tokenizer: Tokenizer | None, max_model_len: int) 
     would have produced at the boundary. They are computed by the next forward as
     one multi-token chunk.
     """
-    m = req.matcher
-    if m is None or tokenizer is None or not req.params.jump_forward or m.is_terminated():
+    c = req.constraint
+    if c is None or tokenizer is None or not req.params.jump_forward:
         return 0
-    text = m.find_jump_forward_string()
+    text = c.jump_forward_string()
     if not text:
         return 0
     added = 0
     for tok in tokenizer.encode(text, add_special_tokens=False).ids:
         if req.num_output_tokens >= req.params.max_tokens or req.num_tokens >= max_model_len:
             break
-        if not m.accept_token(tok):
+        if not c.accept(tok):
             break
         req.token_ids.append(tok)
         added += 1
-        if m.is_terminated():
+        if c.is_terminated():
             break
     req.metrics.num_forced_tokens += added
     return added

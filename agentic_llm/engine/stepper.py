@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
 
+from agentic_llm.engine.constraint_state import ConstraintState
 from agentic_llm.engine.diagnostics import StepDiagnostics, entropy_and_logprobs
 from agentic_llm.engine.forward import AttentionCapture, ForwardBatch, build_forward_batch
 from agentic_llm.engine.hooks import HookContext
@@ -52,24 +53,8 @@ def run_step(engine: LLMEngine) -> list[Request]:
     seq_ids = [r.request.seq_no if c[1] == r.start else -1 for r, c in zip(rows, share.chunks, strict=True)]
     batch = build_forward_batch(share.chunks, engine.pool.block_size, engine.device, seq_ids)
     sample_idx = [i for i, r in enumerate(rows) if r.samples]
-    # a matcher holding a pending token is live: the token came from its mask, and
-    # the fill that takes it reports a completed document (``FilledMask.done``)
-    constrained = [
-        i for i in sample_idx
-        if (m := rows[i].request.matcher) is not None and (rows[i].request.pending_token is not None
-                                                           or not m.is_terminated())
-    ]
-    future: FillFuture | None = None
-    pick_in_c = False
-    if constrained:
-        creqs = [rows[i].request for i in constrained]
-        pending = [q.pending_token for q in creqs]
-        for q in creqs:
-            q.pending_token = None  # the fill takes it now
-        # every row greedy: picked from the packed mask in C (``native``), no bias made
-        pick_in_c = engine.masked_row_max is not None and all(q.params.greedy for q in creqs)
-        future = engine.mask_filler.submit(
-            [q.matcher for q in creqs], pending, deferred=True, bias=not pick_in_c)  # type: ignore[misc]
+    fill = _submit_fill(engine, rows, sample_idx)
+    if fill is not None:
         batch.on_gil_free = engine.mask_filler.start
     if engine.model.hooks:
         batch.hook_ctx = _hook_context(batch, rows)
@@ -77,9 +62,8 @@ def run_step(engine: LLMEngine) -> list[Request]:
     try:
         logits = engine.model(batch, engine.pool, engine.backend)
     except Exception as exc:  # a failing forward (a plugin hook, device OOM) ends this batch only
-        if future is not None:
-            engine.mask_filler.finish()
-            _wait_quietly(future)
+        if fill is not None:
+            engine.mask_filler.finish()  # finishing the rows below waits for it (ConstraintState)
         invalidate = getattr(engine.backend, "invalidate", None)
         if callable(invalidate):  # state it kept across steps may be half written
             invalidate()
@@ -88,25 +72,54 @@ def run_step(engine: LLMEngine) -> list[Request]:
             engine.scheduler.finish(r.request, FinishReason.ERROR, err)
             changed.append(r.request)
         return changed
-    if future is not None:
-        engine.mask_filler.finish()  # a fill the forward did not start runs now
+    if fill is not None:
+        engine.mask_filler.finish()  # a fill the forward did not start goes now
     engine.pool.copy_blocks(share.src_blocks, share.dst_blocks)
     engine.num_shared_prefill_tokens += share.shared_tokens
     for r in rows:
         r.request.num_computed_tokens = r.start + r.num_tokens
-    if not sample_idx:
-        if future is not None:
-            _wait_quietly(future)
-        return changed
-    _sample_and_advance(engine, rows, sample_idx, constrained, logits, future, pick_in_c, batch, changed)
+    if sample_idx:
+        _sample_and_advance(engine, rows, sample_idx, logits, fill, batch, changed)
     return changed
 
 
-def _wait_quietly(future: FillFuture) -> None:
+class _Fill(NamedTuple):
+    """The step's mask fill: its future, the constrained rows' positions among the
+    sampling rows (mask row ``i`` applies to sampling row ``pos[i]``), and whether
+    every one is greedy and picked from the packed mask in C (no bias made)."""
+
+    future: FillFuture
+    pos: list[int]
+    pick_in_c: bool
+
+
+def _submit_fill(engine: LLMEngine, rows: list[ScheduledRow], sample_idx: list[int]) -> _Fill | None:
+    """Lend the matchers of the sampling rows that need a mask to one fill and submit
+    it (deferred: the forward says where it runs, see ``masking``)."""
+    states: list[ConstraintState] = []
+    pos: list[int] = []
+    greedy = True
+    for s, i in enumerate(sample_idx):
+        req = rows[i].request
+        c = req.constraint
+        # not terminated: a parked token (the fill takes it and reports a completed
+        # document, ``FilledMask.done``) or a matcher that is not complete
+        if c is not None and not c.is_terminated():
+            states.append(c)
+            pos.append(s)
+            greedy = greedy and req.params.greedy
+    if not states:
+        return None
+    future = FillFuture()
+    pending = [c.lend(future) for c in states]  # the fill holds the matchers until it completes
+    pick_in_c = engine.masked_row_max is not None and greedy
     try:
-        future.result()
-    except Exception:  # the matcher error is reported when the row samples next time
-        return
+        engine.mask_filler.submit([c.matcher for c in states], pending, deferred=True, bias=not pick_in_c,
+                                  future=future)
+    except BaseException as exc:  # nobody may wait on a fill that never runs
+        future.set_exception(exc)
+        raise
+    return _Fill(future, pos, pick_in_c)
 
 
 def _hook_context(batch: ForwardBatch, rows: list[ScheduledRow]) -> HookContext:
@@ -139,14 +152,49 @@ def _capture_request(rows: list[ScheduledRow], sample_idx: list[int]) -> Attenti
     return AttentionCapture(frozenset(layers), cap_rows, window)
 
 
+class _Masked(NamedTuple):
+    """The step's logits after the constraint masks: the masked ``[S, V]`` logits (the
+    raw ones where the C picker read the mask itself), each row's max and argmax,
+    whether every max is known finite, and per sampling row of the fill: its error
+    and whether its matcher completed the document on its parked token."""
+
+    logits: torch.Tensor
+    row_max: np.ndarray | None
+    best: list[int]
+    all_finite: bool
+    errors: dict[int, Exception]
+    done: frozenset[int]
+
+
+def _apply_fill(engine: LLMEngine, raw: torch.Tensor, fill: _Fill | None) -> _Masked:
+    """Wait for the step's fill and apply its masks, by the cheapest path that fits:
+    greedy rows picked from the packed mask in C, the fill's additive bias through
+    ``MaskedMax``, or ``masked_logits``."""
+    if fill is None:
+        return _Masked(raw, None, [], False, {}, frozenset())
+    pos = fill.pos
+    try:
+        filled = fill.future.result()
+    except Exception as exc:  # the filler itself failed: every constrained row
+        return _Masked(raw, None, [], False, dict.fromkeys(pos, exc), frozenset())
+    errors = {pos[i]: e for i, e in filled.errors.items()}
+    done = frozenset(pos[i] for i in filled.done)
+    picker = engine.masked_row_max
+    if fill.pick_in_c and picker is not None and MaskedRowMax.applies(raw):
+        m_max, best, all_finite = picker(raw, filled.mask, pos)
+        return _Masked(raw, m_max, best, all_finite, errors, done)
+    if MaskedMax.applies(raw, filled.bias):
+        masked, m_max, best = engine.masked_max(raw, filled.bias, pos)  # type: ignore[arg-type]
+        return _Masked(masked, m_max, best, False, errors, done)
+    return _Masked(masked_logits(raw, filled.mask, pos, filled.bias), None, [], False, errors, done)
+
+
 def _sample_and_advance(
     engine: LLMEngine,
     rows: list[ScheduledRow],
     sample_idx: list[int],
-    constrained: list[int],
     logits: torch.Tensor,
-    future: FillFuture | None,
-    pick_in_c: bool,
+    fill: _Fill | None,
     batch: ForwardBatch,
     changed: list[Request],
 ) -> None:
@@ -154,35 +202,8 @@ def _sample_and_advance(
     reqs = [rows[i].request for i in sample_idx]
     need_stats = bool(engine.model.hooks) or any(q.diagnostics is not None for q in reqs)
     ent, logp = entropy_and_logprobs(raw) if need_stats else (None, None)
-    masked = raw
-    m_max: np.ndarray | None = None
-    best: list[int] = []
-    all_finite = False  # known without a look at m_max (the C picker counts them)
-    mask_error: Exception | None = None
-    row_errors: dict[int, Exception] = {}
-    done: set[int] = set()
-    constrained_set: set[int] = set()
-    if future is not None:
-        if len(sample_idx) == len(rows):  # every row samples: positions are row indices
-            pos = constrained
-        else:
-            where = {row: s for s, row in enumerate(sample_idx)}
-            pos = [where[i] for i in constrained]
-        constrained_set = set(pos)
-        try:
-            filled = future.result()
-        except Exception as exc:  # the filler itself failed: every constrained row
-            mask_error = exc
-        else:
-            picker = engine.masked_row_max
-            if pick_in_c and picker is not None and MaskedRowMax.applies(raw):
-                m_max, best, all_finite = picker(raw, filled.mask, pos)
-            elif MaskedMax.applies(raw, filled.bias):
-                masked, m_max, best = engine.masked_max(raw, filled.bias, pos)  # type: ignore[arg-type]
-            else:
-                masked = masked_logits(raw, filled.mask, pos, filled.bias)
-            row_errors = {pos[i]: e for i, e in filled.errors.items()}
-            done = {pos[i] for i in filled.done}
+    masked, m_max, best, all_finite, row_errors, done = _apply_fill(engine, raw, fill)
+    constrained_set = set(fill.pos) if fill is not None else set()
     # One pass over the masked logits: the mask adds 0 or -inf, so a NaN or +inf
     # anywhere in a row leaves the row's max NaN or +inf, and a finite max means the
     # row is sound and its mask allows something; its argmax is the greedy pick. Only
@@ -200,7 +221,7 @@ def _sample_and_advance(
     defer = engine.mask_filler.defers_accept
     for s, req in enumerate(reqs):
         changed.append(req)
-        if req.matcher is None and ent is None and finite[s]:
+        if req.constraint is None and ent is None and finite[s]:
             # the common case, inlined: no constraint, no statistics
             p = req.params
             tok = best[s] if p.greedy else sample_row(raw[s], p, req.generator)
@@ -217,12 +238,12 @@ def _sample_and_advance(
             sched.finish(req, FinishReason.ERROR, AgenticError(
                 ErrorCode.NUMERIC, "the model produced NaN or infinite logits; the checkpoint or a hook is broken"))
             continue
-        if s in constrained_set and (mask_error is not None or s in row_errors):
-            err = row_errors.get(s, mask_error)
-            sched.finish(req, FinishReason.ERROR, err if isinstance(err, AgenticError) else AgenticError(
-                ErrorCode.GRAMMAR, f"the constraint failed to give a token mask: {err}"))
+        if s in row_errors:
+            fail = row_errors[s]
+            sched.finish(req, FinishReason.ERROR, fail if isinstance(fail, AgenticError) else AgenticError(
+                ErrorCode.GRAMMAR, f"the constraint failed to give a token mask: {fail}"))
             continue
-        if s in done:  # the matcher completed the document on the token before this one
+        if s in done:  # the matcher completed the document on the (parked) token before this one
             sched.finish(req, FinishReason.STOP)
             continue
         if not any_allowed[s]:
@@ -234,11 +255,11 @@ def _sample_and_advance(
             req.last_entropy = float(ent[s])
             if req.diagnostics is not None:
                 req.step_diagnostics.append(_diagnose(req, sample_idx[s], s, tok, ent, logp, batch))
-        if defer and s in constrained_set and not req.params.jump_forward:
-            req.pending_token = tok  # the next fill takes it, beside the next forward
-            err = accept_sampled(req, tok, False)
+        if s in constrained_set:  # the fill gave the matcher back, not terminated
+            # with worker fills, the next fill takes the token, beside the next forward
+            err = accept_sampled(req, tok, live=True, park=defer and not req.params.jump_forward)
         else:
-            err = accept_sampled(req, tok, True if s in constrained_set else None)
+            err = accept_sampled(req, tok)
         if err is not None:
             sched.finish(req, FinishReason.ERROR, err)
             continue

@@ -325,6 +325,10 @@ class AuditRecorder:
         storage: where records go.
         batch_size: write as soon as this many records are buffered.
         flush_interval: and at least this often (seconds) while any are buffered.
+
+    A failed write keeps its records (up to ``queue_size``) and raises; until the
+    next interval flush, full batches wait instead of retrying the whole backlog on
+    every new record.
     """
 
     def __init__(self, bus: EventBus, storage: AuditStorage, *, batch_size: int = 100,
@@ -335,6 +339,7 @@ class AuditRecorder:
         self.flush_interval = flush_interval
         self.queue_size = queue_size
         self.write_errors = 0
+        self._failing = False  # the last write failed: only the interval flush retries
         self._buffer: list[AuditRecord] = []
         self._lock = threading.Lock()
         self._sub: Subscription | None = None
@@ -355,7 +360,7 @@ class AuditRecorder:
         """Buffer one event; write the batch when it is full."""
         with self._lock:
             self._buffer.append(AuditRecord.from_event(event))
-            full = len(self._buffer) >= self.batch_size
+            full = len(self._buffer) >= self.batch_size and not self._failing
         if full:
             self.flush()
 
@@ -370,9 +375,11 @@ class AuditRecorder:
             self.storage.purge()
         except (OSError, sqlite3.Error) as exc:
             self.write_errors += 1
+            self._failing = True
             with self._lock:  # keep them for the next try, bounded by the queue size
                 self._buffer = (batch + self._buffer)[-self.queue_size:]
             raise AgenticError(ErrorCode.INTERNAL, f"audit write failed: {exc}") from exc
+        self._failing = False
         return len(batch)
 
     def _loop(self) -> None:

@@ -182,6 +182,11 @@ class PrometheusExporter:
             )
         return self
 
+    @property
+    def errors(self) -> int:
+        """Events this exporter raised on (counted among the bus's subscriber errors)."""
+        return self._sub.errors if self._sub is not None else 0
+
     def flush(self, timeout_s: float = 5.0) -> bool:
         """Wait until every event emitted so far is reflected in the metrics."""
         return self._sub.flush(timeout_s) if self._sub is not None else True

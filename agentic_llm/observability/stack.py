@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from agentic_llm.errors import AgenticError
 from agentic_llm.observability.config import ObservabilityConfig
 from agentic_llm.observability.events import EventBus, get_default_bus
 from agentic_llm.observability.health import (
@@ -179,10 +180,14 @@ class ObservabilityStack:
         return self.server.url if self.server is not None else None
 
     def flush(self, timeout_s: float = 5.0) -> bool:
-        """Wait until threaded exporters have handled every event emitted so far."""
+        """Wait until threaded exporters have handled every event emitted so far;
+        False when one did not in time or the audit storage refused a write."""
         ok = self.bus.flush(timeout_s)
         if self.audit is not None:
-            self.audit.flush()
+            try:
+                self.audit.flush()
+            except AgenticError:  # storage failing: counted, records kept for the next try
+                ok = False
         if self.tracer is not None:
             ok = self.tracer.flush(timeout_s) and ok
         if self.alerts is not None:

@@ -229,7 +229,8 @@ class BranchAwarePolicy:
         self.scheduler.pool.incref(blocks)
         req.block_table = list(blocks)
         req.num_computed_tokens = k * bs
-        req.metrics.num_cached_tokens = max(req.metrics.num_cached_tokens, k * bs)
+        req.metrics.num_cached_tokens = max(req.metrics.num_cached_tokens,
+                                            min(k * bs, req.num_prompt_tokens))
         self.shared_tokens += k * bs
 
     # -- memory ---------------------------------------------------------------------------

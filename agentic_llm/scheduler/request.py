@@ -9,7 +9,7 @@ from enum import StrEnum
 
 import torch
 
-from agentic_llm.engine.constraints import TokenMatcher
+from agentic_llm.engine.constraint_state import ConstraintState
 from agentic_llm.engine.diagnostics import DiagnosticsConfig, StepDiagnostics
 from agentic_llm.engine.outputs import FinishReason, RequestMetrics
 from agentic_llm.engine.sampling import SamplingParams
@@ -49,7 +49,8 @@ class Request:
     num_prompt_tokens: int
     params: SamplingParams
     generator: torch.Generator
-    matcher: TokenMatcher | None = None
+    #: the request's matcher and its lifecycle (None: unconstrained)
+    constraint: ConstraintState | None = None
     diagnostics: DiagnosticsConfig | None = None
     hook_info: HookInfo = field(default_factory=HookInfo)
     priority: int = 0
@@ -69,9 +70,6 @@ class Request:
     # cursors of what the caller has already been sent
     sent_tokens: int = 0
     sent_diagnostics: int = 0
-    #: the last sampled token when the matcher has not taken it yet: the engine's
-    #: next mask fill makes the matcher take it first (beside the next forward)
-    pending_token: int | None = None
 
     @property
     def prompt_token_ids(self) -> list[int]:
@@ -92,12 +90,6 @@ class Request:
     @property
     def num_uncomputed_tokens(self) -> int:
         return len(self.token_ids) - self.num_computed_tokens
-
-    def settle_matcher(self) -> None:
-        """Let the matcher take a pending token now, so its state matches the output."""
-        tok, self.pending_token = self.pending_token, None
-        if tok is not None and self.matcher is not None and not self.matcher.is_terminated():
-            self.matcher.accept_token(tok)
 
     @property
     def is_finished(self) -> bool:

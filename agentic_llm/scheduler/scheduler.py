@@ -91,8 +91,10 @@ class Scheduler:
         return bool(self.waiting or self.running)
 
     def finish(self, req: Request, reason: FinishReason, error: AgenticError | None = None) -> None:
-        """End ``req``: leave the queues, index its KV (unless it failed), free its pages."""
-        req.settle_matcher()
+        """End ``req``: leave the queues, index its KV (unless it failed), free its pages,
+        release its constraint (``ConstraintState.release``)."""
+        if req.constraint is not None:
+            req.constraint.release()
         if req in self.running:
             self.running.remove(req)
         if req in self.waiting:
@@ -197,7 +199,9 @@ class Scheduler:
         req.block_table = list(m.block_ids)
         req.num_computed_tokens = m.num_tokens
         req.prefix_handle = m.handle
-        req.metrics.num_cached_tokens = max(req.metrics.num_cached_tokens, m.num_tokens)
+        # a request resumed after preemption matches its output too: count prompt tokens only
+        req.metrics.num_cached_tokens = max(req.metrics.num_cached_tokens,
+                                            min(m.num_tokens, req.num_prompt_tokens))
 
     def _unmatch(self, req: Request) -> None:
         """Give back what an admission attempt took (the request keeps waiting)."""

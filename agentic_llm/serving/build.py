@@ -120,7 +120,8 @@ def build_pipeline(config: ServerConfig, *, engine: Any = None, model_dir: Path 
     if config.aga.enabled:
         from agentic_llm.serving.aga_admin import attach_aga
 
-        knowledge = attach_aga(engine, config.aga.config)
+        knowledge = attach_aga(engine, config.aga.config, retriever=config.aga.retriever,
+                               knowledge_base_slots=config.aga.knowledge_base_slots)
     parts = PipelineParts(
         engine=engine,
         compiler=build_compiler(model_dir, engine) if constrained else None,

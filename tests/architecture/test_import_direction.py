@@ -23,7 +23,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # engine types: what a scheduled request is made of (the scheduler imports these)
     ("agentic_llm.engine.constraints", "agentic_llm.engine.diagnostics",
      "agentic_llm.engine.outputs", "agentic_llm.engine.sampling", "agentic_llm.engine.kv",
-     "agentic_llm.engine.prefix"),
+     "agentic_llm.engine.prefix", "agentic_llm.engine.constraint_state"),
     ("agentic_llm.scheduler",),
     ("agentic_llm.engine",),  # model runner, LLMEngine, the one loop
     ("agentic_llm.models", "agentic_llm.cache", "agentic_llm.aga", "agentic_llm.integrations"),

@@ -169,7 +169,7 @@ def assert_constrained_rows_match(compiled: LLMEngine, eager: LLMEngine, prompts
     the eager step with inline fills; every token keeps to its mask."""
     vocab = compiled.model_config.vocab_size
     params = [SamplingParams(max_tokens=n, jump_forward=False) for n in (12, 5, 16)]
-    eager.mask_filler.overlap = False
+    assert not eager.mask_filler.threaded  # the eager step holds the GIL: inline fills
     outs = []
     for eng in (compiled, eager):
         matchers = [ModMatcher(vocab), None, ModMatcher(vocab)]
@@ -211,6 +211,7 @@ def test_missing_compiler_falls_back_to_eager(llama_dir: Path, monkeypatch: pyte
     monkeypatch.setattr(inductor_config.cpp, "cxx", ("/nonexistent/c++-for-this-test",))
     with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
         eng = make(llama_dir, True)
+    assert not eng.mask_filler.threaded  # no GIL-free forward to fill beside: inline, fixed at build
     prompts = random_prompts(3, [6, 11, 2], seed=32)
     out = run(eng, prompts)
     stats = eng.stats()

@@ -209,3 +209,48 @@ def test_greedy_rows_picked_in_c_equal_the_numpy_masking(setup: tuple[Path, Toke
             if i != 1:
                 check_valid(o.text or "")
     assert runs[0] == runs[1]
+
+
+class Recorder(FailsAfter):
+    """A working matcher that records every token it takes."""
+
+    def __init__(self, inner: TokenMatcher) -> None:
+        super().__init__(inner, 10**9)
+        self.taken: list[int] = []
+
+    def accept_token(self, token_id: int) -> bool:
+        ok = self.inner.accept_token(token_id)
+        if ok:
+            self.taken.append(token_id)
+        return ok
+
+
+@OVERLAP
+def test_every_output_token_is_taken_once_by_the_matcher_even_on_abort(
+        setup: tuple[Path, Tokenizer, xgr.CompiledGrammar, int], overlap: bool) -> None:
+    """With worker fills a sampled token is parked for the next fill; a request
+    aborted between steps, or stopped by its length, has its parked token taken at
+    finish, and no token is taken twice."""
+    d, tok, grammar, _ = setup
+    eng = LLMEngine.from_pretrained(d, num_blocks=64, block_size=4, mask_fill_overlap=overlap)
+    assert eng.mask_filler.defers_accept is overlap
+    recs = [Recorder(matcher(grammar)) for _ in range(3)]
+    params = [SamplingParams(max_tokens=m, temperature=1.0, seed=i, jump_forward=False)
+              for i, m in enumerate((60, 60, 5))]
+    ids = [eng.add_request(tok.encode(p).ids, sp, r)  # type: ignore[arg-type]
+           for p, sp, r in zip(("give me json", "color?", "x"), params, recs, strict=True)]
+    outs: dict[str, list[int]] = {}
+    reasons: dict[str, str | None] = {}
+    steps = 0
+    while eng.has_unfinished_requests():
+        for o in eng.step():
+            if o.finished:
+                outs[o.request_id], reasons[o.request_id] = o.output_token_ids, o.finish_reason
+        steps += 1
+        if steps == 6:
+            assert eng.abort(ids[0])
+    assert reasons[ids[0]] == "abort" and reasons[ids[2]] == "length"
+    assert reasons[ids[1]] == "stop"
+    for rid, rec in zip(ids, recs, strict=True):
+        assert rec.taken == outs[rid], rid
+    assert len(outs[ids[0]]) >= 4

@@ -1,5 +1,5 @@
-"""The mask filler: same masks inline or threaded, pending tokens taken first, a deferred
-fill started by the forward's signal, and inline fills after a forward without it."""
+"""The mask filler: same masks inline or threaded, pending tokens taken first, where
+fills run fixed when it is built, a deferred fill started by the forward's signal."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import threading
 import pytest
 import torch
 
+from agentic_llm.engine import masking
 from agentic_llm.engine.constraints import bitmask_words
 from agentic_llm.engine.masking import FilledMask, FillFuture, MaskFiller
 from agentic_llm.engine.native import native_library
@@ -88,60 +89,63 @@ class Where(AllowSet):
         super().fill_next_token_bitmask(bitmask, index)
 
 
-def test_the_worker_fills_once_a_forward_releases_the_gil() -> None:
+def test_where_fills_run_is_fixed_when_built(monkeypatch: pytest.MonkeyPatch) -> None:
     main = threading.current_thread().name
-    auto = MaskFiller(VOCAB, overlap=None)
     m = Where({1})
-    # an eager engine never signals: the held fill runs inline after the forward
+    # auto on an engine whose forwards hold the GIL (eager, or not on the CPU): inline
+    eager = MaskFiller(VOCAB, overlap=None, gil_free_forward=False)
+    assert not eager.threaded and not eager.defers_accept and not eager.spins
+    fut = eager.submit([m], deferred=True)  # type: ignore[list-item]
+    assert fut.done() and m.threads == [main]  # inline fills run at submission
+    assert eager.start() is None
+    eager.finish()
+    assert eager.worker is None and len(m.threads) == 1
+    eager.close()
+    # auto with GIL-free forwards and a second CPU: the worker, for every fill
+    monkeypatch.setattr(masking, "_cpus", lambda: 2)
+    auto = MaskFiller(VOCAB, overlap=None, gil_free_forward=True)
+    assert auto.threaded and auto.defers_accept
     fut = auto.submit([m], deferred=True)  # type: ignore[list-item]
     threading.Event().wait(0.02)
     assert not fut.done()  # held, not started behind the forward's back
-    auto.finish()
-    assert fut.done() and m.threads == [main] and not auto.threaded and not auto.defers_accept
-    auto.submit([m]).result()  # type: ignore[list-item]
-    assert m.threads[-1] == main  # not deferred: inline at once
-    # a forward that releases the GIL signals start(): the worker fills meanwhile
-    fut = auto.submit([m], deferred=True)  # type: ignore[list-item]
-    assert not fut.done()
-    auto.start()
+    auto.start()  # the forward is about to release the GIL
     fut.result()
     auto.finish()  # already started: nothing more happens
-    assert m.threads[-1] != main and auto.threaded and auto.defers_accept
-    # from then on a step without the signal fills on the worker too, after its forward
+    assert m.threads[-1] != main and len(m.threads) == 2
+    # a step without the signal (prefill, a lone row) fills on the worker after its forward
     fut = auto.submit([m], deferred=True)  # type: ignore[list-item]
     auto.finish()
     fut.result()
-    assert m.threads[-1] != main and auto.defers_accept
-    assert len(m.threads) == 4
+    assert m.threads[-1] != main and auto.threaded and len(m.threads) == 3
     auto.close()
-    # with one CPU the worker could only take turns with the forward: inline always
-    single = MaskFiller(VOCAB, overlap=None)
-    single.spare_cpu = False
+    # with one CPU the worker could only take turns with the forward: inline, fixed
+    monkeypatch.setattr(masking, "_cpus", lambda: 1)
+    single = MaskFiller(VOCAB, overlap=None, gil_free_forward=True)
+    assert not single.threaded and not single.defers_accept
     fut = single.submit([m], deferred=True)  # type: ignore[list-item]
-    single.start()
-    assert not fut.done()
-    single.finish()
-    assert fut.done() and m.threads[-1] == main and not single.defers_accept
+    assert fut.done() and m.threads[-1] == main and single.start() is None
     single.close()
-    # overlap=True: always the worker, even after a forward without the signal
+    # overlap=True: the worker even with one CPU and no GIL-free forward
     fixed = MaskFiller(VOCAB, overlap=True)
     fut = fixed.submit([m], deferred=True)  # type: ignore[list-item]
     fixed.finish()
     fut.result()
     assert m.threads[-1] != main and fixed.defers_accept
     fixed.close()
-    # overlap=False: always inline, at submission; the signals do nothing
-    inline = MaskFiller(VOCAB, overlap=False)
+    # overlap=False: inline even with GIL-free forwards and CPUs to spare
+    monkeypatch.setattr(masking, "_cpus", lambda: 8)
+    inline = MaskFiller(VOCAB, overlap=False, gil_free_forward=True)
     fut = inline.submit([m], deferred=True)  # type: ignore[list-item]
     assert fut.done() and m.threads[-1] == main
-    inline.start()
+    assert inline.start() is None
     inline.finish()
-    assert len(m.threads) == 7 and not inline.defers_accept
+    assert len(m.threads) == 6 and not inline.defers_accept and inline.worker is None
 
 
 def test_closing_completes_a_held_fill() -> None:
-    filler = MaskFiller(VOCAB, overlap=None)
+    filler = MaskFiller(VOCAB, overlap=True)
     fut = filler.submit([AllowSet({2})], deferred=True)  # type: ignore[list-item]
+    assert not fut.done()
     filler.close()
     assert fut.result(timeout=5).mask.any()
 
@@ -149,7 +153,7 @@ def test_closing_completes_a_held_fill() -> None:
 def test_the_worker_stops_on_close_and_later_fills_run_inline() -> None:
     filler = MaskFiller(VOCAB, overlap=True)
     assert filler.submit([AllowSet({3})]).result(timeout=5).mask.any()  # type: ignore[list-item]
-    worker = filler._worker
+    worker = filler.worker
     assert worker is not None and worker.is_alive() and worker.name == "agentic-mask"
     filler.close()
     worker.join(timeout=5)
@@ -213,34 +217,15 @@ def test_pending_tokens_are_taken_before_the_fill() -> None:
         filler.close()
 
 
-class CountingQueue:
-    """Wraps a filler's queue to count the times its worker had to sleep on it."""
-
-    def __init__(self, inner: object) -> None:
-        self.inner = inner
-        self.sleeps = 0
-
-    def put(self, item: object) -> None:
-        self.inner.put(item)  # type: ignore[attr-defined]
-
-    def get_nowait(self) -> object:
-        return self.inner.get_nowait()  # type: ignore[attr-defined]
-
-    def get(self) -> object:
-        self.sleeps += 1
-        return self.inner.get()  # type: ignore[attr-defined]
-
-
-def test_a_rung_hand_over_reaches_a_waiting_worker_without_waking_it() -> None:
+def test_a_rung_hand_over_reaches_a_waiting_worker_without_waking_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """After a fill the worker waits on the bell (in C, the GIL released); a hand-over
     by ``start`` whose caller rings the bell, as the compiled call does, finds it
     awake. Without the C helpers the worker sleeps on the queue instead."""
     if native_library() is None:
         pytest.skip("no C compiler to build the engine's C helpers")  # a failure in CI (conftest)
-    filler = MaskFiller(VOCAB, overlap=None, spin_s=5.0)
-    filler._signaled = True  # as after the first GIL-free forward
-    q = CountingQueue(filler._queue)
-    filler._queue = q  # type: ignore[assignment]
+    monkeypatch.setattr(masking, "_cpus", lambda: 2)  # one torch thread (conftest), a CPU to spare
+    filler = MaskFiller(VOCAB, overlap=True, spin_s=5.0)
+    assert filler.spins
     for i in range(6):
         fut = filler.submit([AllowSet({i})], deferred=True)  # type: ignore[list-item]
         bell = filler.start()
@@ -248,9 +233,9 @@ def test_a_rung_hand_over_reaches_a_waiting_worker_without_waking_it() -> None:
         ctypes.c_int64.from_address(bell).value += 1  # what the compiled call does from C
         assert masked_logits(torch.zeros(1, VOCAB), fut.result(timeout=5).mask, [0])[0].isfinite().nonzero().flatten().tolist() == [i]
         threading.Event().wait(0.002)  # the worker is back on the bell
-    assert q.sleeps == 0
+    assert filler.wakeups == 0  # no hand-over found the worker asleep
     assert filler.start() is None  # nothing held: nothing to ring
-    worker = filler._worker
+    worker = filler.worker
     filler.close()  # rings too: a waiting worker ends at once, not after spin_s
     assert worker is not None
     worker.join(timeout=2)
@@ -259,8 +244,7 @@ def test_a_rung_hand_over_reaches_a_waiting_worker_without_waking_it() -> None:
 
 def test_an_unrung_hand_over_is_filled_after_the_wait() -> None:
     """A caller of ``start`` that does not ring only delays the fill by the wait."""
-    filler = MaskFiller(VOCAB, overlap=None, spin_s=0.05)
-    filler._signaled = True
+    filler = MaskFiller(VOCAB, overlap=True, spin_s=0.05)
     for i in range(3):
         fut = filler.submit([AllowSet({i})], deferred=True)  # type: ignore[list-item]
         filler.start()
@@ -273,12 +257,11 @@ def test_no_waiting_when_torch_takes_every_cpu(monkeypatch: pytest.MonkeyPatch) 
     (a busy wait would take a CPU from the forward)."""
     monkeypatch.setattr(torch, "get_num_threads", lambda: 64)
     filler = MaskFiller(VOCAB, overlap=True, spin_s=5.0)
-    q = CountingQueue(filler._queue)
-    filler._queue = q  # type: ignore[assignment]
+    assert not filler.spins  # decided when built
     for i in range(3):
         assert filler.submit([AllowSet({i})]).result(timeout=5).mask.any()  # type: ignore[list-item]
         threading.Event().wait(0.002)
-    assert q.sleeps >= 2
+    assert filler.wakeups >= 3
     filler.close()
 
 

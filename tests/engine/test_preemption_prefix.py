@@ -81,3 +81,7 @@ def test_preemption_with_prefix_cache(llama_dir: Path) -> None:
     assert eng.stats()["preemptions"] > 0
     assert [o.output_token_ids for o in outs] == [o.output_token_ids for o in roomy]
     eng.pool.check_integrity()
+    # a resumed request matches its own output in the prefix cache too; only prompt
+    # tokens count as cached (exporters derive prefilled tokens from the difference)
+    assert any(o.metrics.num_preemptions for o in outs)
+    assert all(0 <= o.metrics.num_cached_tokens <= len(o.prompt_token_ids) for o in outs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -119,6 +120,28 @@ def test_recorder_interval_flush(tmp_path: Path) -> None:
         time.sleep(0.02)
     rec.stop()
     assert st.count() == 1
+
+
+def test_failing_storage_counts_once_per_interval_and_keeps_the_records() -> None:
+    class Full(MemoryAuditStorage):
+        broken = True
+
+        def append(self, records: Any) -> None:
+            if self.broken:
+                raise OSError(28, "No space left on device")
+            super().append(records)
+
+    bus = EventBus()
+    st = Full()
+    rec = AuditRecorder(bus, st, batch_size=1, flush_interval=60).start()
+    for i in range(50):
+        emit.audit("register", True, target=f"fact_{i}", bus=bus)
+    assert bus.flush(5)
+    # the first write failed (a subscriber error); later records wait for the interval
+    assert rec.write_errors == 1 and bus.stats().subscriber_errors == 1
+    st.broken = False
+    rec.stop()
+    assert st.count() == 50
 
 
 def test_open_storage_errors(tmp_path: Path) -> None:

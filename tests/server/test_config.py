@@ -36,6 +36,8 @@ def test_config_is_frozen_and_round_trips() -> None:
     ({"model": {"block_size": 12}}, "model.block_size"),
     ({"limitz": {}}, "config"),
     ({"limits": {"max_conc": 1}}, "limits"),
+    ({"aga": {"retriever": "kv_store"}}, "aga.retriever"),
+    ({"aga": {"knowledge_base_slots": 0}}, "aga.knowledge_base_slots"),
 ])
 def test_bad_values_name_the_key(data: dict, key: str) -> None:
     with pytest.raises(AgenticError) as info:

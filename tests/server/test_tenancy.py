@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 from agentic_llm.client import Client, RetryPolicy, ServiceError
-from agentic_llm.errors import ErrorCode
+from agentic_llm.errors import AgenticError, ErrorCode
 from tests.server.conftest import REQUEST
 
 TOKENS = {"acme": "tok-acme", "globex": "tok-globex", "small": "tok-small",
@@ -215,6 +215,77 @@ def test_generation_reads_only_the_callers_knowledge(aga_tenant_server: Any) -> 
     assert rows, "no forward step reached the AGA runtime"
     # acme's rows read acme's granted namespace, never globex's (which holds knowledge)
     assert set(rows) == {("iso-acme/hotels",)}, rows
+
+
+def test_retrieval_searches_only_the_callers_knowledge_base(tiny_model_dir: Path,
+                                                            tmp_path: Path) -> None:
+    """``aga.retriever: kvstore``: registered knowledge waits in the knowledge base; a
+    generation copies into the slots only entries of its own tenant's namespaces."""
+    import yaml
+
+    from agentic_llm.config import ServerConfig
+    from agentic_llm.engine import LLMEngine
+    from agentic_llm.server import AgenticServer
+    from agentic_llm.serving import Pipeline, PipelineParts
+    from agentic_llm.serving.aga_admin import attach_aga
+
+    profile = tmp_path / "aga.yaml"
+    # gates open on a random model, every entry scores above retriever_min_score
+    profile.write_text(yaml.safe_dump({
+        "hidden_dim": 64, "tau_low": 0.0, "tau_high": 0.001, "gate1_unknown_uncertainty": 1.0,
+        "retriever_min_score": -1.0, "retriever_timeout_ms": 5000.0,
+        "max_forward_timeout_ms": 5000.0}), encoding="utf-8")
+    engine = LLMEngine.from_pretrained(tiny_model_dir, num_blocks=64)
+    knowledge = attach_aga(engine, str(profile), retriever="kvstore", knowledge_base_slots=8)
+    plugin, base = knowledge.plugin, knowledge.knowledge_base
+    pipeline = Pipeline(PipelineParts(engine=engine, knowledge=knowledge))
+    cfg = ServerConfig.from_dict({"listen": "127.0.0.1:0", "cache": {"store": "none"},
+                                  "auth": {"credentials": CREDENTIALS}})
+    srv = AgenticServer(cfg, pipeline).start()
+    dim = plugin.config.bottleneck_dim
+    try:
+        with _client(srv, "acme") as a, _client(srv, "globex") as g:
+            gid = g.register_knowledge(namespace="hotels", key="k", text="t",
+                                       key_vector=[1.0] * dim, value_vector=[0.1] * 64)
+            aid = a.register_knowledge(namespace="hotels", key="k", text="t",
+                                       key_vector=[1.0, -1.0] * (dim // 2),
+                                       value_vector=[0.2] * 64)
+            # kept in the knowledge base, listed per tenant, nothing in the slots yet
+            assert {(e.namespace, e.id) for e in base.entries()} == {
+                ("iso-globex/hotels", gid), ("iso-acme/hotels", aid)}
+            assert [e.id for e in a.list_knowledge()] == [aid]
+            assert [e.id for e in g.list_knowledge()] == [gid]
+            assert len(plugin.store) == 0
+            try:
+                a.generate_subgraph(dict(REQUEST, target_path="/dynamic/aga_kb",
+                                         flags={"bypass_cache": True}))
+            except ServiceError as exc:  # a random model may run out of tokens
+                assert exc.code == ErrorCode.BUDGET_EXCEEDED
+            assert plugin.retrieval.calls > 0
+            # acme's rows retrieved acme's entry; globex's never reached the slots
+            assert {(e.namespace, e.id) for e in plugin.store.entries()} == {
+                ("iso-acme/hotels", aid)}
+            assert not g.remove_knowledge(namespace="hotels", id=aid)
+            assert a.remove_knowledge(namespace="hotels", id=aid)
+            assert len(plugin.store) == 0  # removing an entry drops its copy in the slots
+            assert g.remove_knowledge(namespace="hotels", id=gid)
+            assert len(base) == 0
+    finally:
+        srv.stop()
+        pipeline.close()
+
+
+def test_serve_refuses_a_kvstore_profile_without_its_knowledge_base(tiny_model_dir: Path,
+                                                                    tmp_path: Path) -> None:
+    from agentic_llm.engine import LLMEngine
+    from agentic_llm.serving.aga_admin import attach_aga
+
+    profile = tmp_path / "aga.yaml"
+    profile.write_text("hidden_dim: 64\nretriever:\n  backend: kvstore\n", encoding="utf-8")
+    engine = LLMEngine.from_pretrained(tiny_model_dir, num_blocks=16)
+    with pytest.raises(AgenticError) as info:
+        attach_aga(engine, str(profile))
+    assert info.value.code == ErrorCode.INVALID_CONFIG and "aga.retriever" in info.value.message
 
 
 # -- mTLS identities ---------------------------------------------------------------

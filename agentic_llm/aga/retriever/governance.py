@@ -31,13 +31,20 @@ from agentic_llm.aga.retriever.base import BaseRetriever, RetrievalQuery, Retrie
 from agentic_llm.aga.store.kv_store import KVStore
 from agentic_llm.aga.types import SOURCE_RETRIEVED
 from agentic_llm.observability.events import EventBus
-from agentic_llm.observability.kinds import AGA_RETRIEVAL
+from agentic_llm.observability.kinds import AGA_RETRIEVAL, AGA_STORE
 
 if TYPE_CHECKING:
     from agentic_llm.aga.runtime.injection import InjectionRuntime
     from agentic_llm.aga.runtime.step import StepState
 
-__all__ = ["SlotGovernor", "GovernedRetrieval"]
+__all__ = ["SlotGovernor", "GovernedRetrieval", "emit_store_state"]
+
+
+def emit_store_state(bus: EventBus, store: KVStore, slot_change_rate: float) -> None:
+    """Report the slot store's fill and the slot change rate (an ``aga.store`` event)."""
+    if bus.wants(AGA_STORE):
+        bus.emit(AGA_STORE, knowledge_count=len(store), utilization=store.utilization,
+                 pinned_count=store.pinned_count, slot_change_rate=slot_change_rate)
 
 
 class SlotGovernor:
@@ -177,6 +184,8 @@ class GovernedRetrieval:
                       scores=tuple(r.score for r in results))
         if written:
             self.retriever.on_injected(written)
+            # the slots changed: their fill and the change rate move with them
+            emit_store_state(self.bus, runtime.store, self.governor.slot_change_rate)
         return bool(written)
 
     def _admit(self, store: KVStore, results: list[RetrievalResult],

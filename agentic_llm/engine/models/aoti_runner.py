@@ -37,7 +37,10 @@ __all__ = ["GilFreeRunner", "flat_inputs", "load_gil_free"]
 log = logging.getLogger(__name__)
 
 # torch's helpers that turn tensors into owned C handles and back (absent in torch
-# builds without AOTInductor: the runner is then never made)
+# builds without AOTInductor: the runner is then never made). They are private
+# (torch._C) because torch offers no public way to hand a tensor to C code as an
+# owned handle; they are the ones torch's own AOTInductor runner uses, so they
+# follow the handle layout of the compiled library built by the same torch.
 _aoti: Any = getattr(torch._C, "_aoti", None)
 _steal_back: Any = getattr(_aoti, "alloc_tensors_by_stealing_from_void_ptrs", None)
 _new_handles: Any = getattr(_aoti, "unsafe_alloc_void_ptrs_from_tensors", None)

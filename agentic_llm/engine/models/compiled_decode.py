@@ -31,13 +31,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 
 from agentic_llm.engine.models.aoti_runner import GilFreeRunner, flat_inputs, load_gil_free
+from agentic_llm.engine.models.decoder_step import (
+    LayerShape,
+    LayerStep,
+    LayerWeights,
+    ModelWeights,
+    decoder_layer,
+    final_logits,
+)
 
 if TYPE_CHECKING:
     from agentic_llm.engine.config import ModelConfig
-    from agentic_llm.engine.models.fast_decode import LayerWeights
 
 __all__ = ["CompiledDecode", "compiler_available"]
 
@@ -48,6 +54,8 @@ def compiler_available(device: torch.device) -> tuple[bool, str]:
     """Whether inductor can build kernels for ``device`` here; the reason when not."""
     if device.type == "cpu":
         try:
+            # torch has no public "is a compiler there" check; this is the lookup
+            # inductor itself runs before building, so its answer is the one that counts
             from torch._inductor.cpp_builder import get_cpp_compiler
 
             get_cpp_compiler()
@@ -63,20 +71,11 @@ def compiler_available(device: torch.device) -> tuple[bool, str]:
     return False, f"no compiled decode for device type {device.type!r}"
 
 
-def _norm(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
-    # the arithmetic of RMSNorm.forward
-    if x.dtype == torch.float32 and w.dtype == torch.float32:
-        return F.rms_norm(x, (x.shape[-1],), w, eps)
-    return w * F.rms_norm(x.float(), (x.shape[-1],), None, eps).to(x.dtype)
-
-
-def _decode_fn(
-    cfg: ModelConfig, has_qk_norm: bool, flash_cpu: bool
-) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
-    heads, kvh, d = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
-    eps, layers = cfg.rms_norm_eps, cfg.num_hidden_layers
-    groups, half, scale = heads // kvh, d // 2, d**-0.5
-    per_layer = 13 if has_qk_norm else 11
+def _decode_fn(cfg: ModelConfig, flash_cpu: bool) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
+    shape = LayerShape.of(cfg)
+    heads, kvh, d = shape.heads, shape.kv_heads, shape.head_dim
+    layers, per_layer = cfg.num_hidden_layers, len(LayerWeights._fields)
+    groups, scale = heads // kvh, shape.scale
 
     def decode(
         h: torch.Tensor, pos: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, kv_ws: torch.Tensor,
@@ -91,10 +90,16 @@ def _decode_fn(
         # earlier positions only: the new token is merged into the softmax below
         bias = torch.where(kpos[None, :] < pos[:, None], 0.0, float("-inf")).to(h.dtype)[None, :, None, :]
         has_old = (pos > 0)[None, :, None]  # a row at position 0 has no earlier key
+        new_kv: list[torch.Tensor] = []
 
-        def attend(qg: torch.Tensor, k_old: torch.Tensor, v_old: torch.Tensor, k_new: torch.Tensor,
-                   v_new: torch.Tensor) -> torch.Tensor:
-            """Softmax attention over the earlier keys plus the new one."""
+        def attend(i: int, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
+            """Softmax attention over the earlier keys plus the new one; the new K/V are
+            collected (returned), not written."""
+            kv = kv.transpose(0, 1)  # [2 * kv_heads, R, d]
+            new_kv.append(kv)
+            qg = q.reshape(rows, kvh, groups, d).transpose(0, 1)  # [kv_heads, R, groups, d]
+            k_old, v_old = kv_ws[i, :kvh], kv_ws[i, kvh:]
+            k_new, v_new = kv[:kvh, :, None, :], kv[kvh:, :, None, :]
             s_new = (qg * k_new).sum(-1) * scale  # [kv_heads, R, groups]
             if flash_cpu:
                 # the fused CPU kernel over the earlier keys (several times faster than
@@ -105,35 +110,22 @@ def _decode_fn(
                 top = torch.maximum(lse, s_new)
                 w_old, w_new = torch.exp(lse - top), torch.exp(s_new - top)
                 o_old = torch.where(has_old[..., None], o_old * w_old[..., None], 0.0)
-                return (o_old + w_new[..., None] * v_new) / (w_old + w_new)[..., None]
-            s_old = torch.matmul(qg, k_old.transpose(-1, -2)) * scale + bias
-            top = torch.maximum(s_old.amax(-1), s_new)
-            p_old = torch.exp(s_old - top[..., None])
-            p_new = torch.exp(s_new - top)
-            o = torch.matmul(p_old, v_old) + p_new[..., None] * v_new
-            return o / (p_old.sum(-1) + p_new)[..., None]
+                o = (o_old + w_new[..., None] * v_new) / (w_old + w_new)[..., None]
+            else:
+                s_old = torch.matmul(qg, k_old.transpose(-1, -2)) * scale + bias
+                top = torch.maximum(s_old.amax(-1), s_new)
+                p_old = torch.exp(s_old - top[..., None])
+                p_new = torch.exp(s_new - top)
+                o = (torch.matmul(p_old, v_old) + p_new[..., None] * v_new) / (p_old.sum(-1) + p_new)[..., None]
+            return o.transpose(0, 1)  # [R, kv_heads, groups, d]
 
-        new_kv = []
+        # functional ops only: an in-place op on a graph tensor would be copied whole
+        step = LayerStep(shape, cos, sin, attend, in_place=False)
         for i in range(layers):
-            w = weights[i * per_layer : (i + 1) * per_layer]
-            ln1, qkv_w, qkv_b, o_w, o_b, ln2, gu_w, gu_b, down_w, down_b = w[:10]
-            qkv = F.linear(_norm(h, ln1, eps), qkv_w, qkv_b).view(rows, heads + 2 * kvh, d)
-            q, k, v = qkv[:, :heads], qkv[:, heads : heads + kvh], qkv[:, heads + kvh :]
-            if has_qk_norm:
-                q, k = _norm(q, w[11], eps), _norm(k, w[12], eps)
-            q = q * cos + torch.roll(q, half, dims=-1) * sin
-            k = k * cos + torch.roll(k, half, dims=-1) * sin
-            kv = torch.cat((k, v), dim=1).transpose(0, 1)  # [2 * kv_heads, R, d]
-            new_kv.append(kv)
-            qg = q.reshape(rows, kvh, groups, d).transpose(0, 1)  # [kv_heads, R, groups, d]
-            out = attend(qg, kv_ws[i, :kvh], kv_ws[i, kvh:], kv[:kvh, :, None, :], kv[kvh:, :, None, :])
-            h = h + F.linear(out.transpose(0, 1).reshape(rows, heads * d), o_w, o_b)
-            gu = F.linear(_norm(h, ln2, eps), gu_w, gu_b)
-            inter = gu.shape[-1] // 2
-            h = h + F.linear(F.silu(gu[:, :inter]) * gu[:, inter:], down_w, down_b)
+            w = LayerWeights(*weights[i * per_layer : (i + 1) * per_layer])
+            h = decoder_layer(h, w, i, step)
         norm_w, head_w, head_b = weights[layers * per_layer :]
-        logits = F.linear(_norm(h, norm_w, eps), head_w, head_b).float()
-        return logits, torch.stack(new_kv)
+        return final_logits(h, norm_w, head_w, head_b, shape.eps), torch.stack(new_kv)
 
     return decode
 
@@ -187,16 +179,12 @@ class CompiledDecode:
                       stacklevel=3)
 
     @staticmethod
-    def flat_weights(layers: list[LayerWeights], norm_w: torch.Tensor, head_w: torch.Tensor,
-                     head_b: torch.Tensor | None) -> list[Any]:
-        """The function's weight list (rebuilt by the caller when parameters change)."""
-        out: list[Any] = []
-        for w in layers:
-            out += [w.ln1.weight, w.qkv, w.qkv_bias, w.o, w.o_bias, w.ln2.weight, w.gate_up, w.gate_up_bias,
-                    w.down, w.down_bias, None]
-            if w.q_norm is not None and w.k_norm is not None:
-                out += [w.q_norm.weight, w.k_norm.weight]
-        return [*out, norm_w, head_w, head_b]
+    def flat_weights(weights: ModelWeights) -> list[Any]:
+        """The function's weight list: each layer's :class:`LayerWeights` fields in order,
+        then the final norm and the head (rebuilt by the caller when parameters change).
+        Needs fused projections (``weights.fused``)."""
+        out: list[Any] = [t for w in weights.layers for t in w]
+        return [*out, weights.norm, weights.head, weights.head_bias]
 
     def weights_ok(self, weights: list[Any]) -> bool:
         """Whether ``weights`` have the shapes, strides and dtypes the step was compiled
@@ -208,7 +196,7 @@ class CompiledDecode:
 
     def run(
         self, h: torch.Tensor, pos: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, kv_ws: torch.Tensor,
-        weights: list[Any], has_qk_norm: bool, before: Callable[[], int | None] | None = None,
+        weights: list[Any], before: Callable[[], int | None] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Logits and new K/V (see the module docstring); None when the step cannot run
         compiled (the caller runs the eager step).
@@ -224,7 +212,7 @@ class CompiledDecode:
             return None
         fn = self._fn
         if fn is None:
-            fn = self._compile(acts, weights, has_qk_norm)
+            fn = self._compile(acts, weights)
             if fn is None:
                 return None
         self.num_steps += 1
@@ -238,12 +226,11 @@ class CompiledDecode:
             out = fn(h, pos, cos, sin, kv_ws, weights)
         return out[0], out[1]
 
-    def _compile(self, acts: tuple[torch.Tensor, ...], weights: list[Any],
-                 has_qk_norm: bool) -> Callable[..., Any] | None:
+    def _compile(self, acts: tuple[torch.Tensor, ...], weights: list[Any]) -> Callable[..., Any] | None:
         from torch.export import Dim, export
 
         t0 = time.perf_counter()
-        fn = _decode_fn(self.cfg, has_qk_norm, self.device.type == "cpu")
+        fn = _decode_fn(self.cfg, self.device.type == "cpu")
 
         class _Step(torch.nn.Module):
             def forward(self, h: torch.Tensor, pos: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
@@ -263,6 +250,8 @@ class CompiledDecode:
                 warnings.simplefilter("ignore", FutureWarning)  # torch-internal deprecations
                 program = export(_Step(), example, dynamic_shapes=dims, strict=False)
             self._dir = tempfile.TemporaryDirectory(prefix="agentic-decode-")
+            # torch._inductor.aoti_* are the entry points torch's AOTInductor docs give
+            # (there is no torch.* alias for them)
             path = torch._inductor.aoti_compile_and_package(
                 program, package_path=str(Path(self._dir.name) / "decode.pt2"))
             compiled = torch._inductor.aoti_load_package(path)

@@ -1,35 +1,53 @@
 """The decoder-only transformer used for the Llama, Qwen2 and Qwen3 families.
 
 Parameter names follow the Hugging Face checkpoints, so a state dict loads as is.
-K/V never live in the module: attention reads and writes them through the paged
-pool and the step's block tables (see :class:`~agentic_llm.engine.forward.ForwardBatch`).
+The modules hold the parameters; a layer's arithmetic is
+:func:`~agentic_llm.engine.models.decoder_step.decoder_layer`, the same function the
+flat decode runner and the compiled step call. K/V never live in the module:
+attention reads and writes them through the paged pool and the step's block tables
+(see :class:`~agentic_llm.engine.forward.ForwardBatch`).
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from agentic_llm.engine.attention.base import AttentionBackend
 from agentic_llm.engine.config import ModelConfig
 from agentic_llm.engine.forward import ForwardBatch
-from agentic_llm.engine.hooks import HookPoint, HookRegistry
+from agentic_llm.engine.hooks import HookContext, HookPoint, HookRegistry
 from agentic_llm.engine.kv.pool import PagedKVPool
+from agentic_llm.engine.models.decoder_step import (
+    Attend,
+    LayerShape,
+    LayerStep,
+    LayerWeights,
+    ModelWeights,
+    attention_inputs,
+    decoder_layer,
+    final_logits,
+    mlp,
+    output_projection,
+    rms_norm,
+)
 from agentic_llm.engine.models.fast_decode import DecodeRunner
 from agentic_llm.engine.models.layers import (
+    FusedProjection,
+    ParameterWatch,
+    ProjectionBias,
     RMSNorm,
     RotaryEmbedding,
     SwiGLU,
+    projection_weights,
     store_transposed,
-    transposed_storage,
 )
 
-__all__ = ["CausalLM"]
+__all__ = ["Attention", "CausalLM", "DecoderLayer"]
 
 
 class Attention(nn.Module):
-    """Grouped-query attention with optional per-head q/k RMSNorm (Qwen3)."""
+    """Grouped-query attention's parameters, with optional per-head q/k RMSNorm (Qwen3)."""
 
     def __init__(self, cfg: ModelConfig, layer_idx: int) -> None:
         super().__init__()
@@ -37,7 +55,6 @@ class Attention(nn.Module):
         self.heads = cfg.num_attention_heads
         self.kv_heads = cfg.num_key_value_heads
         self.head_dim = cfg.head_dim
-        self.scale = cfg.head_dim**-0.5
         b = cfg.attention_bias
         self.q_proj = nn.Linear(cfg.hidden_size, self.heads * self.head_dim, bias=b)
         self.k_proj = nn.Linear(cfg.hidden_size, self.kv_heads * self.head_dim, bias=b)
@@ -45,82 +62,20 @@ class Attention(nn.Module):
         self.o_proj = nn.Linear(self.heads * self.head_dim, cfg.hidden_size, bias=b and cfg.model_type != "qwen2")
         self.q_norm = RMSNorm(self.head_dim, cfg.rms_norm_eps) if cfg.qk_norm else None
         self.k_norm = RMSNorm(self.head_dim, cfg.rms_norm_eps) if cfg.qk_norm else None
-        self._qkv: torch.Tensor | None = None  # [(heads + 2 kv_heads) * d, hidden]
-        self._qkv_bias: torch.Tensor | None = None
-        self._qkv_ptrs: tuple[int, int, int] = (0, 0, 0)
+        self._fused: FusedProjection | None = None
 
     def fuse(self) -> None:
         """Store q/k/v projections as views of one matrix, so one matmul computes all three.
 
         Parameter names and values are unchanged and in-place updates reach the fused
-        matrix; if a parameter is later replaced, :meth:`forward` falls back to three
-        matmuls.
+        matrix; if a parameter is later replaced, three matmuls run instead.
         """
-        projs = (self.q_proj, self.k_proj, self.v_proj)
-        with torch.no_grad():
-            w = transposed_storage(torch.cat(tuple(m.weight for m in projs)))
-            biases = [m.bias for m in projs]
-            b = torch.cat(tuple(x for x in biases if x is not None)) if all(x is not None for x in biases) else None
-            start = 0
-            for m in projs:
-                n = m.weight.shape[0]
-                m.weight = nn.Parameter(w[start : start + n], requires_grad=False)
-                if b is not None:
-                    m.bias = nn.Parameter(b[start : start + n], requires_grad=False)
-                start += n
-        self._qkv, self._qkv_bias = w, b
-        self._qkv_ptrs = self._ptrs()
+        self._fused = FusedProjection.fuse((self.q_proj, self.k_proj, self.v_proj))
 
-    def _ptrs(self) -> tuple[int, int, int]:
-        return (self.q_proj.weight.data_ptr(), self.k_proj.weight.data_ptr(), self.v_proj.weight.data_ptr())
-
-    def qkv(self, x: torch.Tensor, rope: RotaryEmbedding, batch: ForwardBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Project ``x`` and rotate: ``q`` ``[T, heads, d]``, ``k`` and ``v`` ``[T, kv_heads, d]``."""
-        t = x.shape[0]
-        h, kvh, d = self.heads, self.kv_heads, self.head_dim
-        tables = batch.rope
-        if tables is None:
-            tables = batch.rope = rope.cos_sin(batch.positions, x.dtype)
-        if self._qkv is not None and self._ptrs() == self._qkv_ptrs:
-            qkv = F.linear(x, self._qkv, self._qkv_bias).view(t, h + 2 * kvh, d)
-            if self.q_norm is None:
-                # q and k heads are adjacent: one rotation covers both, in place, so
-                # k and v stay adjacent and reach the pool without a copy
-                tables.apply_(qkv[:, : h + kvh])
-                q, k = qkv[:, :h], qkv[:, h : h + kvh]
-            else:
-                q, k = tables.apply(self.q_norm(qkv[:, :h])), tables.apply(self.k_norm(qkv[:, h : h + kvh]))  # type: ignore[misc]
-            v = qkv[:, h + kvh :]
-        else:
-            q = self.q_proj(x).view(t, h, d)
-            k = self.k_proj(x).view(t, kvh, d)
-            v = self.v_proj(x).view(t, kvh, d)
-            if self.q_norm is not None and self.k_norm is not None:
-                q, k = self.q_norm(q), self.k_norm(k)
-            q, k = tables.apply(q), tables.apply(k)
-        return q, k, v
-
-    def forward(
-        self,
-        x: torch.Tensor,
-        rope: RotaryEmbedding,
-        batch: ForwardBatch,
-        pool: PagedKVPool,
-        backend: AttentionBackend,
-    ) -> torch.Tensor:
-        q, k, v = self.qkv(x, rope, batch)
-        out = backend.forward(self.layer_idx, q, k, v, batch, pool, self.scale)
-        return self.o_proj(out.reshape(out.shape[0], self.heads * self.head_dim))
-
-    def add_output(self, residual: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
-        """``residual + o_proj(attn)``.
-
-        Not folded into one ``addmm``: that rounds differently from the hooked path
-        (which must see the projection alone), and a model whose hooks return their
-        input unchanged must give bit-identical results to one without hooks.
-        """
-        flat = attn.reshape(attn.shape[0], self.heads * self.head_dim)
-        return residual + F.linear(flat, self.o_proj.weight, self.o_proj.bias)
+    def qkv(self) -> tuple[torch.Tensor | tuple[torch.Tensor, ...], ProjectionBias]:
+        """The q/k/v weights and biases as :class:`LayerWeights` takes them: the fused
+        matrix while the parameters are still its views, else the separate ones."""
+        return projection_weights(self._fused, (self.q_proj, self.k_proj, self.v_proj))
 
 
 class DecoderLayer(nn.Module):
@@ -134,78 +89,95 @@ class DecoderLayer(nn.Module):
         self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
 
+    def weights(self) -> LayerWeights:
+        """This layer's tensors for :func:`decoder_layer` (the parameters themselves)."""
+        attn = self.self_attn
+        qkv, qkv_bias = attn.qkv()
+        gate_up, gate_up_bias = self.mlp.gate_up()
+        return LayerWeights(
+            ln1=self.input_layernorm.weight, qkv=qkv, qkv_bias=qkv_bias,
+            q_norm=attn.q_norm.weight if attn.q_norm is not None else None,
+            k_norm=attn.k_norm.weight if attn.k_norm is not None else None,
+            o=attn.o_proj.weight, o_bias=attn.o_proj.bias,
+            ln2=self.post_attention_layernorm.weight,
+            gate_up=gate_up, gate_up_bias=gate_up_bias,
+            down=self.mlp.down_proj.weight, down_bias=self.mlp.down_proj.bias,
+        )
+
     def forward(
         self,
         h: torch.Tensor,
-        rope: RotaryEmbedding,
-        batch: ForwardBatch,
-        pool: PagedKVPool,
-        backend: AttentionBackend,
-        hooks: HookRegistry,
+        step: LayerStep,
+        w: LayerWeights | None = None,
+        *,
+        keep: torch.Tensor | None = None,
+        hooks: HookRegistry | None = None,
+        hook_ctx: HookContext | None = None,
     ) -> torch.Tensor:
-        if hooks:
-            a = self.self_attn(self.input_layernorm(h), rope, batch, pool, backend)
-            a = hooks.run(HookPoint.ATTN_OUTPUT, self.layer_idx, a, batch.hook_ctx)
-            h = h + a
-            h = h + self.mlp(self.post_attention_layernorm(h))
-            return hooks.run(HookPoint.LAYER_OUTPUT, self.layer_idx, h, batch.hook_ctx)
-        # no hooks: the same arithmetic with fewer module calls and tensors kept
-        attn = self.self_attn
-        q, k, v = attn.qkv(self.input_layernorm(h), rope, batch)
-        h = attn.add_output(h, backend.forward(self.layer_idx, q, k, v, batch, pool, attn.scale))
-        return self.mlp.add_to(h, self.post_attention_layernorm(h))
+        """The layer over ``h`` (see :func:`decoder_layer`); ``w`` defaults to
+        :meth:`weights`. Hooks see the attention block's output and the layer's."""
+        if w is None:
+            w = self.weights()
+        i = self.layer_idx
+        if not hooks:
+            return decoder_layer(h, w, i, step, keep=keep)
+        registry = hooks
 
-    def forward_last(
-        self,
-        h: torch.Tensor,
-        rope: RotaryEmbedding,
-        batch: ForwardBatch,
-        pool: PagedKVPool,
-        backend: AttentionBackend,
-    ) -> torch.Tensor:
-        """The layer for each row's last token only (no hooks): K/V of every token are
-        still stored, but queries, output projection and MLP run for the last tokens."""
-        attn = self.self_attn
-        q, k, v = attn.qkv(self.input_layernorm(h), rope, batch)
-        out = backend.forward_last(self.layer_idx, q[batch.last_token_idx], k, v, batch, pool, attn.scale)  # type: ignore[attr-defined]
-        h = attn.add_output(h[batch.last_token_idx], out)
-        return self.mlp.add_to(h, self.post_attention_layernorm(h))
+        def on_attn(a: torch.Tensor) -> torch.Tensor:
+            return registry.run(HookPoint.ATTN_OUTPUT, i, a, hook_ctx)
+
+        h = decoder_layer(h, w, i, step, keep=keep, attn_hook=on_attn)
+        return hooks.run(HookPoint.LAYER_OUTPUT, i, h, hook_ctx)
 
     def forward_last_hooked(
         self,
         h: torch.Tensor,
-        rope: RotaryEmbedding,
-        batch: ForwardBatch,
-        pool: PagedKVPool,
-        backend: AttentionBackend,
+        step: LayerStep,
+        w: LayerWeights,
+        attend_last: Attend,
+        last: torch.Tensor,
         hooks: HookRegistry,
+        hook_ctx: HookContext | None,
     ) -> torch.Tensor:
-        """The full layer for the hooks (every token), with the last tokens' values
-        computed exactly as :meth:`forward_last` computes them.
+        """The full layer for the hooks (every token), with the rows ``last`` computed
+        exactly as the pruned layer (``keep=last``) computes them.
 
         BLAS may round a row differently in a matmul over fewer rows, so without this
         a model whose hooks return their input unchanged would not give bit-identical
-        logits to the same model without hooks. Returns every token's hidden state.
+        logits to the same model without hooks. ``attend_last`` attends for the
+        ``last`` rows only and stores nothing (``step.attend`` has). Returns every
+        token's hidden state.
         """
-        attn = self.self_attn
-        last = batch.last_token_idx
-        t = h.shape[0]
-        flat_dim = attn.heads * attn.head_dim
-        q, k, v = attn.qkv(self.input_layernorm(h), rope, batch)
-        out = backend.forward(self.layer_idx, q, k, v, batch, pool, attn.scale)
-        out_last = backend.forward_last(  # type: ignore[attr-defined]
-            self.layer_idx, q[last], k, v, batch, pool, attn.scale, store=False
-        )
-        w, b = attn.o_proj.weight, attn.o_proj.bias
-        a = F.linear(out.reshape(t, flat_dim), w, b)
-        a[last] = F.linear(out_last.reshape(out_last.shape[0], flat_dim), w, b)
-        a = hooks.run(HookPoint.ATTN_OUTPUT, self.layer_idx, a, batch.hook_ctx)
+        i, eps = self.layer_idx, step.shape.eps
+        q, kv = attention_inputs(rms_norm(h, w.ln1, eps), w, step)
+        a = output_projection(step.attend(i, q, kv), w)
+        a[last] = output_projection(attend_last(i, q, kv), w)
+        a = hooks.run(HookPoint.ATTN_OUTPUT, i, a, hook_ctx)
         h = h + a
-        x = self.post_attention_layernorm(h)
-        m = self.mlp(x)
-        m[last] = self.mlp(x[last])
+        x = rms_norm(h, w.ln2, eps)
+        m = mlp(x, w.gate_up, w.gate_up_bias, w.down, w.down_bias, step.in_place)
+        m[last] = mlp(x[last], w.gate_up, w.gate_up_bias, w.down, w.down_bias, step.in_place)
         h = h + m
-        return hooks.run(HookPoint.LAYER_OUTPUT, self.layer_idx, h, batch.hook_ctx)
+        return hooks.run(HookPoint.LAYER_OUTPUT, i, h, hook_ctx)
+
+
+def paged_attend(
+    backend: AttentionBackend, batch: ForwardBatch, pool: PagedKVPool, shape: LayerShape,
+    *, last: bool = False, store: bool = True,
+) -> Attend:
+    """Attention through ``backend`` for ``batch``: every token's queries, or (``last``)
+    each row's last query only (``store=False``: the K/V are already stored)."""
+    kvh, scale = shape.kv_heads, shape.scale
+    if not last:
+        def attend(layer: int, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
+            return backend.forward(layer, q, kv[:, :kvh], kv[:, kvh:], batch, pool, scale)
+        return attend
+    rows = batch.last_token_idx
+    forward_last = backend.forward_last  # type: ignore[attr-defined]
+
+    def attend_last(layer: int, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
+        return forward_last(layer, q[rows], kv[:, :kvh], kv[:, kvh:], batch, pool, scale, store=store)  # type: ignore[no-any-return]
+    return attend_last
 
 
 class _Backbone(nn.Module):
@@ -221,6 +193,7 @@ class CausalLM(nn.Module):
 
     Attributes:
         config: the architecture.
+        shape: the sizes every layer shares.
         hooks: decoder hook points (knowledge injection, diagnostics plugins).
         decode_runner: runs pure-decode steps without the generic layer dispatch.
     """
@@ -230,14 +203,31 @@ class CausalLM(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.config = cfg
+        self.shape = LayerShape.of(cfg)
         self.model = _Backbone(cfg)
         self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
         if cfg.tie_word_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight
         self.rotary = RotaryEmbedding(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling)
         self.hooks = HookRegistry(cfg.num_hidden_layers)
+        self._watch = ParameterWatch(self)
+        # (weights, watch version, parameters, their data pointers) of the last build
+        self._built: tuple[ModelWeights, int, list[nn.Parameter], list[int]] | None = None
         # plain attribute (not a submodule): it only reads this model's parameters
         object.__setattr__(self, "decode_runner", DecodeRunner(self))
+
+    def weights(self) -> ModelWeights:
+        """Every layer's tensors, rebuilt when a parameter or submodule was replaced
+        or a parameter's storage swapped (``param.data = ...``) since the last call."""
+        built = self._built
+        if built is not None and built[1] == self._watch.version and [p.data_ptr() for p in built[2]] == built[3]:
+            return built[0]
+        layers = tuple(layer.weights() for layer in self.model.layers)  # type: ignore[operator]
+        mw = ModelWeights(layers, self.model.norm.weight, self.lm_head.weight, self.lm_head.bias,
+                          all(w.fused for w in layers))
+        params = list(self.parameters())
+        self._built = (mw, self._watch.version, params, [p.data_ptr() for p in params])
+        return mw
 
     def fuse_projections(self) -> None:
         """Fuse q/k/v and gate/up projections of every layer (fewer, larger matmuls) and
@@ -259,11 +249,17 @@ class CausalLM(nn.Module):
         backend.prepare(batch, pool)
         h = self.model.embed_tokens(batch.input_ids)
         top = batch.max_position if batch.max_position >= 0 else None
-        batch.rope = self.rotary.cos_sin(batch.positions, h.dtype, top)
+        rope = batch.rope = self.rotary.cos_sin(batch.positions, h.dtype, top)
+        mw = self.weights()
         if not self.hooks and batch.capture is None:
-            logits = self.decode_runner.try_run(batch, pool, backend, h)
+            logits = self.decode_runner.try_run(batch, pool, backend, h, mw)
             if logits is not None:
                 return logits
+        shape = self.shape
+        step = LayerStep(shape, rope.cos, rope.sin_signed, paged_attend(backend, batch, pool, shape))
+        hooks = self.hooks if self.hooks else None
+        ctx = batch.hook_ctx
+        last = batch.last_token_idx
         layers = self.model.layers
         n = len(layers)
         # rows that compute several tokens need only their last token out of the last
@@ -272,12 +268,14 @@ class CausalLM(nn.Module):
         prune = batch.capture is None and h.shape[0] > batch.num_rows and hasattr(backend, "forward_last")
         for i, layer in enumerate(layers):
             assert isinstance(layer, DecoderLayer)
+            w = mw.layers[i]
             if prune and i == n - 1:
-                if self.hooks:
-                    h = layer.forward_last_hooked(h, self.rotary, batch, pool, backend, self.hooks)
+                if hooks is not None:
+                    attend_last = paged_attend(backend, batch, pool, shape, last=True, store=False)
+                    h = layer.forward_last_hooked(h, step, w, attend_last, last, hooks, ctx)
                     break
-                h = layer.forward_last(h, self.rotary, batch, pool, backend)
-                return self.lm_head(self.model.norm(h)).float()
-            h = layer(h, self.rotary, batch, pool, backend, self.hooks)
-        last = self.model.norm(h[batch.last_token_idx])
-        return self.lm_head(last).float()
+                step = step._replace(attend=paged_attend(backend, batch, pool, shape, last=True))
+                h = layer(h, step, w, keep=last)
+                return final_logits(h, mw.norm, mw.head, mw.head_bias, shape.eps)
+            h = layer(h, step, w, hooks=hooks, hook_ctx=ctx)
+        return final_logits(h[last], mw.norm, mw.head, mw.head_bias, shape.eps)

@@ -3,14 +3,32 @@
 from __future__ import annotations
 
 import math
+import weakref
+from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.module import (
+    register_module_module_registration_hook,
+    register_module_parameter_registration_hook,
+)
 
 from agentic_llm.engine.config import RopeScaling
+from agentic_llm.engine.models.decoder_step import mlp, rms_norm, rotate
 
-__all__ = ["RMSNorm", "RopeTables", "RotaryEmbedding", "SwiGLU", "rope_inv_freq", "transposed_storage", "store_transposed"]
+__all__ = [
+    "FusedProjection",
+    "ParameterWatch",
+    "ProjectionBias",
+    "RMSNorm",
+    "RopeTables",
+    "RotaryEmbedding",
+    "SwiGLU",
+    "projection_weights",
+    "rope_inv_freq",
+    "store_transposed",
+    "transposed_storage",
+]
 
 
 def transposed_storage(w: torch.Tensor) -> torch.Tensor:
@@ -37,12 +55,7 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype == torch.float32 and self.weight.dtype == torch.float32:
-            # one fused kernel instead of six elementwise ops
-            return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
-        dtype = x.dtype
-        h = F.rms_norm(x.float(), (x.shape[-1],), None, self.eps)
-        return self.weight * h.to(dtype)
+        return rms_norm(x, self.weight, self.eps)
 
 
 def rope_inv_freq(head_dim: int, theta: float, scaling: RopeScaling) -> torch.Tensor:
@@ -124,13 +137,51 @@ class RopeTables:
         self.sin_signed = sin_signed
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
-        rolled = torch.roll(x, x.shape[-1] // 2, dims=-1)
-        return torch.addcmul(x * self.cos, rolled, self.sin_signed)
+        return rotate(x, self.cos, self.sin_signed)
 
     def apply_(self, x: torch.Tensor) -> torch.Tensor:
         """Rotate ``x`` in place (both operands are formed before the result is written)."""
-        rolled = torch.roll(x, x.shape[-1] // 2, dims=-1)
-        return torch.addcmul(x * self.cos, rolled, self.sin_signed, out=x)
+        return rotate(x, self.cos, self.sin_signed, in_place=True)
+
+
+#: a projection's bias as :class:`~.decoder_step.LayerWeights` takes it
+ProjectionBias = torch.Tensor | tuple[torch.Tensor | None, ...] | None
+
+
+class FusedProjection(NamedTuple):
+    """Several linear layers' weights (and biases) stored as row blocks of one matrix."""
+
+    weight: torch.Tensor  # [sum of outputs, in], transposed storage
+    bias: torch.Tensor | None  # None unless every layer has a bias
+    ptrs: tuple[int, ...]  # each layer's weight data pointer right after fusing
+
+    @classmethod
+    def fuse(cls, linears: tuple[nn.Linear, ...]) -> FusedProjection:
+        """Fuse ``linears`` (they read the same input): each keeps its parameter names and
+        values, now views of the fused matrix, so in-place updates reach it."""
+        with torch.no_grad():
+            w = transposed_storage(torch.cat(tuple(m.weight for m in linears)))
+            biases = [m.bias for m in linears]
+            b = torch.cat(tuple(x for x in biases if x is not None)) if all(x is not None for x in biases) else None
+            start = 0
+            for m in linears:
+                n = m.weight.shape[0]
+                m.weight = nn.Parameter(w[start : start + n], requires_grad=False)
+                if b is not None:
+                    m.bias = nn.Parameter(b[start : start + n], requires_grad=False)
+                start += n
+        return cls(w, b, tuple(m.weight.data_ptr() for m in linears))
+
+
+def projection_weights(
+    fused: FusedProjection | None, linears: tuple[nn.Linear, ...]
+) -> tuple[torch.Tensor | tuple[torch.Tensor, ...], ProjectionBias]:
+    """``fused``'s matrix and bias while every one of ``linears`` still reads it; else
+    their own weights and biases (a parameter was replaced or its storage swapped)."""
+    weights = tuple(m.weight for m in linears)
+    if fused is not None and tuple(x.data_ptr() for x in weights) == fused.ptrs:
+        return fused.weight, fused.bias
+    return weights, tuple(m.bias for m in linears)
 
 
 class SwiGLU(nn.Module):
@@ -141,54 +192,68 @@ class SwiGLU(nn.Module):
         self.gate_proj = nn.Linear(hidden, inter, bias=bias)
         self.up_proj = nn.Linear(hidden, inter, bias=bias)
         self.down_proj = nn.Linear(inter, hidden, bias=bias)
-
-        self._fused: torch.Tensor | None = None  # [2 * inter, hidden]: gate rows then up rows
-        self._fused_bias: torch.Tensor | None = None
-        self._fused_ptrs: tuple[int, int] = (0, 0)
+        self._fused: FusedProjection | None = None
 
     def fuse(self) -> None:
         """Store gate and up as views of one matrix, so the MLP runs one input matmul.
 
         The parameters stay (same names, same values); in-place updates reach the
-        fused matrix. If a parameter is later replaced, the unfused path is used.
+        fused matrix. If a parameter is later replaced, the separate matmuls run.
         """
-        with torch.no_grad():
-            w = transposed_storage(torch.cat((self.gate_proj.weight, self.up_proj.weight)))
-            inter = self.gate_proj.weight.shape[0]
-            self.gate_proj.weight = nn.Parameter(w[:inter], requires_grad=False)
-            self.up_proj.weight = nn.Parameter(w[inter:], requires_grad=False)
-            b = None
-            if self.gate_proj.bias is not None and self.up_proj.bias is not None:
-                b = torch.cat((self.gate_proj.bias, self.up_proj.bias))
-                self.gate_proj.bias = nn.Parameter(b[:inter], requires_grad=False)
-                self.up_proj.bias = nn.Parameter(b[inter:], requires_grad=False)
-        self._fused, self._fused_bias = w, b
-        self._fused_ptrs = (self.gate_proj.weight.data_ptr(), self.up_proj.weight.data_ptr())
+        self._fused = FusedProjection.fuse((self.gate_proj, self.up_proj))
 
-    def _fused_weights(self) -> tuple[torch.Tensor, torch.Tensor | None] | None:
-        w = self._fused
-        if w is not None and (self.gate_proj.weight.data_ptr(), self.up_proj.weight.data_ptr()) == self._fused_ptrs:
-            return w, self._fused_bias
-        return None
+    def gate_up(self) -> tuple[torch.Tensor | tuple[torch.Tensor, ...], ProjectionBias]:
+        """The gate/up weights and biases as :class:`~.decoder_step.LayerWeights` takes
+        them: the fused matrix while the parameters are still its views, else the
+        separate ones."""
+        return projection_weights(self._fused, (self.gate_proj, self.up_proj))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        fused = self._fused_weights()
-        if fused is not None:
-            return self.down_proj(self._act(F.linear(x, fused[0], fused[1])))
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        w, b = self.gate_up()
+        return mlp(x, w, b, self.down_proj.weight, self.down_proj.bias)
 
-    def add_to(self, residual: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """``residual + forward(x)`` (the same arithmetic as the hooked path, not an addmm)."""
-        fused = self._fused_weights()
-        if fused is None:
-            return residual + self.forward(x)
-        act = self._act(F.linear(x, fused[0], fused[1]))
-        return residual + F.linear(act, self.down_proj.weight, self.down_proj.bias)
 
-    @staticmethod
-    def _act(gate_up: torch.Tensor) -> torch.Tensor:
-        # in place on the fresh matmul output: no temporaries for silu and the product
-        inter = gate_up.shape[-1] // 2
-        gate = gate_up[..., :inter]
-        F.silu(gate, inplace=True)
-        return gate.mul_(gate_up[..., inter:])
+class ParameterWatch:
+    """Counts parameters (and submodules) set anywhere in one module tree.
+
+    A cache built from a model's parameters compares :attr:`version` to know it must
+    be rebuilt: replacing a parameter (``module.weight = Parameter(...)``,
+    ``load_state_dict(assign=True)``) or a submodule bumps it. In-place updates keep
+    the same tensors and need no rebuild.
+
+    torch reports registrations through process-wide hooks only, so one pair of hooks
+    (installed with the first watch, never removed: removing a hook while torch
+    iterates over them, as a collected watch would, breaks that iteration) hands
+    each registration to the live watches, which are held weakly.
+    """
+
+    def __init__(self, root: nn.Module) -> None:
+        self.version = 0
+        self._ids = {id(m) for m in root.modules()}
+        _install_watch_hooks()
+        _WATCHES.add(self)
+
+    def note(self, module: nn.Module, value: object) -> None:
+        """``value`` (a parameter or submodule) was set on ``module`` (any module at all)."""
+        if id(module) in self._ids:
+            self.version += 1
+            if isinstance(value, nn.Module):  # a new submodule: its parameters are watched too
+                self._ids.update(id(m) for m in value.modules())
+
+
+_WATCHES: weakref.WeakSet[ParameterWatch] = weakref.WeakSet()
+_hooks_installed = False
+
+
+def _install_watch_hooks() -> None:
+    global _hooks_installed
+    if _hooks_installed:
+        return
+
+    def hook(module: nn.Module, name: str, value: object) -> None:
+        for watch in list(_WATCHES):
+            watch.note(module, value)
+
+    register_module_parameter_registration_hook(hook)
+    register_module_module_registration_hook(hook)
+    _hooks_installed = True
