@@ -255,7 +255,9 @@ class LibraryConfig:
     Archived solutions are offered to requests whose prompt shares at least
     ``offer_similarity`` of its words (Jaccard) and whose tools and context cover
     the solution's; archiving merges into an entry at least ``merge_similarity``
-    alike.
+    alike. Without Redis, the records of served requests wait for their outcome in
+    the process, at most ``max_pending_outcomes`` of them (the oldest go first; a
+    record, the request and its text as JSON, is 1-2 KB) for ``outcome_ttl_sec``.
     """
 
     store: str = "lmdb"
@@ -271,6 +273,7 @@ class LibraryConfig:
     merge_similarity: float = 0.85
     max_offered: int = 3
     outcome_ttl_sec: float = 86400.0
+    max_pending_outcomes: int = 10_000
 
     def __post_init__(self) -> None:
         if isinstance(self.admins, str) or not all(isinstance(a, str) for a in self.admins):
@@ -293,6 +296,9 @@ class LibraryConfig:
             raise config_error("library.max_offered", f"must be >= 0, got {self.max_offered}")
         if self.outcome_ttl_sec <= 0:
             raise config_error("library.outcome_ttl_sec", "must be > 0")
+        if self.max_pending_outcomes < 1:
+            raise config_error("library.max_pending_outcomes",
+                               f"must be >= 1, got {self.max_pending_outcomes}")
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from agentic_llm.grammar.graph import (
     GraphState,
     apply_line,
 )
+from agentic_llm.grammar.memo import TEXT_MEMO_ENTRIES, BoundedMemo
 from agentic_llm.grammar.vocab import VocabIndex
 
 __all__ = ["TokenBudget"]
@@ -56,7 +57,8 @@ class TokenBudget:
         if shared is None or shared[0] is not vocab:
             # per vocabulary: the longest token, and the prices (texts recur across
             # requests: line texts, the header, the END marker)
-            shared = _SHARED[id(vocab)] = (vocab, max(len(t) for t in vocab.texts), {})
+            shared = _SHARED[id(vocab)] = (vocab, max(len(t) for t in vocab.texts),
+                                           BoundedMemo(TEXT_MEMO_ENTRIES))
         self._maxlen: int = shared[1]
         self._cost: dict[str, tuple[int, tuple[int, ...]]] = shared[2]
         self._rest: dict[GraphState, int] = {}
@@ -94,8 +96,6 @@ class TokenBudget:
             ids.append(nxt[i])
             i += len(texts[nxt[i]])
         out = (best[0], tuple(ids))
-        if len(self._cost) > 65536:
-            self._cost.clear()
         self._cost[text] = out
         return out
 
@@ -162,7 +162,9 @@ class TokenBudget:
 
     def _token_holds(self, text: str) -> bool:
         """Whether some vocabulary token contains ``text`` (memoized per vocabulary)."""
-        memo = _SHARED_HOLDS.setdefault(id(self.vocab), {})
+        memo = _SHARED_HOLDS.get(id(self.vocab))
+        if memo is None:
+            memo = _SHARED_HOLDS[id(self.vocab)] = BoundedMemo(TEXT_MEMO_ENTRIES)
         hit = memo.get(text)
         if hit is None:
             hit = memo[text] = len(text) <= self._maxlen and any(text in x for x in self.vocab.texts)

@@ -177,9 +177,7 @@ class FastMask:
         and the graph's exact checks share one next-line state per position.
         """
         xrow = entry.row
-        memo = entry.memo
-        if len(memo) > 4096:  # derived lists only: a long-running server bounds them
-            memo.clear()
+        memo = entry.memo  # bounded (maskcache.MaskEntry)
         v = self._vocab
         gp = self._gp
         if sl.free:

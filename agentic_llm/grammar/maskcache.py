@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from agentic_llm.grammar.memo import DERIVED_MEMO_ENTRIES, BoundedMemo
+
 __all__ = ["MaskCache", "MaskEntry"]
 
 
@@ -26,7 +28,8 @@ class MaskEntry:
     """xgrammar's mask row for one lexical class and what was derived from it."""
 
     row: np.ndarray
-    memo: dict[Any, Any] = field(default_factory=dict)
+    #: keyed partly by slot texts, so bounded (oldest half dropped when full)
+    memo: dict[Any, Any] = field(default_factory=lambda: BoundedMemo(DERIVED_MEMO_ENTRIES))
 
 
 class MaskCache:

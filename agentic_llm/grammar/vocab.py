@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from agentic_llm.grammar.memo import CLOSURE_MEMO_ENTRIES, TEXT_MEMO_ENTRIES, BoundedMemo
 from agentic_llm.grammar.tokenizer import TokenizerInfo
 
 __all__ = ["VocabIndex", "pack_ids"]
@@ -80,9 +81,12 @@ class VocabIndex:
         self.brace_ids = brace
         self.brace_bits = pack_ids(brace, self.words)
         self._brace_ok: dict[object, np.ndarray] = {}
-        self._closure: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray] | None] = {}
-        self._longer: dict[str, bool] = {}
-        self._prefixes: dict[str, list[int]] = {}
+        # memos keyed by slot texts, which often hold a request's own target path:
+        # bounded, so unique traffic does not grow them (grammar.memo)
+        self._closure: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray] | None] = \
+            BoundedMemo(CLOSURE_MEMO_ENTRIES)
+        self._longer: dict[str, bool] = BoundedMemo(TEXT_MEMO_ENTRIES)
+        self._prefixes: dict[str, list[int]] = BoundedMemo(TEXT_MEMO_ENTRIES)
         self.quote_bits = pack_ids(quote, self.words)
         # tokens with two quotes or more: they may close a string and write another
         # whole one (what a strict target checks even where the open one is safe)
@@ -142,8 +146,6 @@ class VocabIndex:
         """True when some token starts with ``text`` and is longer (memoized)."""
         hit = self._longer.get(text)
         if hit is None:
-            if len(self._longer) > 65536:
-                self._longer.clear()
             # tokens starting with ``text`` sort right after it: one bisect, then skip
             # the tokens equal to it
             keys = self._keys
@@ -174,8 +176,6 @@ class VocabIndex:
                 words[tid >> 5] = words.get(tid >> 5, 0) | (1 << (tid & 31))
             out = (np.fromiter(words.keys(), dtype=np.int64, count=len(words)),
                    np.fromiter(words.values(), dtype=np.uint32, count=len(words)))
-        if len(self._closure) > 65536:
-            self._closure.clear()
         self._closure[texts] = out
         return out
 
@@ -187,8 +187,6 @@ class VocabIndex:
         The list must not be changed."""
         hit = self._prefixes.get(text)
         if hit is None:
-            if len(self._prefixes) > 65536:
-                self._prefixes.clear()
             hit = self._prefixes[text] = self._prefixes_of(text)
         return hit
 

@@ -42,7 +42,6 @@ from agentic_llm.library.versions import VersionRange, split_version
 __all__ = ["SubgraphRegistry", "VersionView", "OutcomeReport", "Promotion"]
 
 _DOC, _ENTRY, _STAT, _REQ = "lib:doc:", "lib:entry:", "lib:stat:", "lib:req:"
-_MAX_PENDING = 100_000
 
 
 @dataclass(frozen=True)
@@ -94,7 +93,7 @@ class SubgraphRegistry:
         self.config = config or LibraryConfig(store="memory")
         self._lock = threading.RLock()
         self._shared_pending = self.config.store == "redis"
-        self._pending: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
+        self._pending: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
         from agentic_llm.library.archive import SolvedArchive
         from agentic_llm.library.resolver import LibraryResolver
 
@@ -354,9 +353,16 @@ class SubgraphRegistry:
             self.store.put(f"{_REQ}{request_id}", dumpb(record), expires_at=expires)
             return
         with self._lock:
-            self._pending[request_id] = (expires, record)
-            while len(self._pending) > _MAX_PENDING:
-                self._pending.popitem(last=False)
+            pending = self._pending
+            # kept as its JSON bytes: a third of the memory of the dict tree
+            pending[request_id] = (expires, dumpb(record))
+            pending.move_to_end(request_id)
+            # oldest first: past the cap, or expired (one TTL for all: expiry follows
+            # insertion order)
+            now = expires - self.config.outcome_ttl_sec
+            while pending and (len(pending) > self.config.max_pending_outcomes
+                               or next(iter(pending.values()))[0] <= now):
+                pending.popitem(last=False)
 
     def served(self, request_id: str) -> dict[str, Any] | None:
         if self._shared_pending:
@@ -365,7 +371,8 @@ class SubgraphRegistry:
         item = self._pending.get(request_id)
         if item is None or item[0] <= time.time():
             return None
-        return item[1]
+        obj = loadb(item[1])
+        return obj if isinstance(obj, dict) else None
 
     def _forget(self, request_id: str) -> None:
         if self._shared_pending:
