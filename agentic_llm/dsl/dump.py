@@ -29,7 +29,7 @@ KEYWORD_VALUES: dict[str, frozenset[str]] = {
 }
 # A resource's ``type`` (tool, runtime, network, ...) is a spec keyword: bare when it
 # is a plain identifier YAML cannot misread.
-_BARE_WORD = re.compile(r"^(?!(?:y|n|yes|no|on|off|true|false|null)$)[a-z_][a-z0-9_]*$")
+_BARE_WORD = re.compile(r"^(?!(?:y|n|yes|no|on|off|true|false|null)\Z)[a-z_][a-z0-9_]*\Z")
 # Fields that are lists of strings, always written as flow lists.
 LIST_FIELDS = frozenset({"next", "output_keys", "branches", "wait_for"})
 # Fields whose mapping keys are chosen by users: always quoted (rule 2).

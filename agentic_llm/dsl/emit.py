@@ -66,7 +66,7 @@ def flow_list(values: Any) -> str:
     return "[" + ", ".join(scalar(v) for v in values) + "]"
 
 
-_BARE_KEY = re.compile(r"^[a-z_][a-z0-9_]*$")
+_BARE_KEY = re.compile(r"^[a-z_][a-z0-9_]*\Z")  # \Z: "$" would also match before a final newline
 # Plain words YAML 1.1 reads as booleans or null: never written bare.
 _YAML11_WORDS = frozenset({"y", "n", "yes", "no", "on", "off", "true", "false", "null"})
 

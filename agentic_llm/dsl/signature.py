@@ -25,8 +25,8 @@ __all__ = [
 ]
 
 STABILITIES = ("stable", "experimental", "deprecated")
-_ATTR_VALUE = re.compile(r"^[A-Za-z0-9_.+\-]+$")
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ATTR_VALUE = re.compile(r"^[A-Za-z0-9_.+\-]+\Z")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 class SignatureSyntaxError(AgenticError):

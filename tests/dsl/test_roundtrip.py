@@ -7,12 +7,14 @@ import math
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 
 from agentic_llm.dsl import (
     Assign,
     Document,
+    Meta,
     NodeBlock,
+    Resources,
     ValidationPolicy,
     dumps,
     has_errors,
@@ -69,6 +71,10 @@ def test_laws_on_node_blocks(block: object) -> None:
 
 @BLOCK_LAWS
 @given(meta_blocks, resources_blocks)
+# a key or bare word ending in a newline: "$" in a regex also matches before it, so
+# the writer once left such a key bare and the text did not parse back
+@example(Meta(path="/__meta__"), Resources(resources=({"type": "tool", "_\n": None},)))
+@example(Meta(path="/__meta__"), Resources(resources=({"type": "_\n"},)))
 def test_laws_on_meta_and_resources(meta: object, resources: object) -> None:
     check_laws(Document((meta, resources)))  # type: ignore[arg-type]
 

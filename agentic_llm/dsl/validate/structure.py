@@ -14,7 +14,7 @@ from agentic_llm.errors import ErrorCode
 __all__ = ["check_structure", "PATH_RE", "ID_RE", "KNOWN_NAMESPACES"]
 
 PATH_RE = re.compile(rf"^/{PATH_SEGMENT}(?:/{PATH_SEGMENT})*$", re.ASCII)
-ID_RE = re.compile(r"^[A-Za-z0-9_\-]+$")
+ID_RE = re.compile(r"^[A-Za-z0-9_\-]+\Z")  # \Z: "$" would also match before a final newline
 KNOWN_NAMESPACES = ("/lib/", "/dynamic/", "/main", "/app", "/__meta__")
 _ARCHIVE = re.compile(r"""^\s*archive_to\(\s*["']([^"']*)["']\s*\)\s*$""")
 
