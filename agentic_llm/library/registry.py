@@ -19,7 +19,6 @@ import builtins
 import hashlib
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -27,6 +26,7 @@ from typing import Any
 from agentic_llm import dsl
 from agentic_llm.config import LibraryConfig
 from agentic_llm.errors import AgenticError, ErrorCode
+from agentic_llm.library.pending import PendingOutcomes
 from agentic_llm.library.records import (
     STICKY,
     VISIBILITIES,
@@ -93,7 +93,7 @@ class SubgraphRegistry:
         self.config = config or LibraryConfig(store="memory")
         self._lock = threading.RLock()
         self._shared_pending = self.config.store == "redis"
-        self._pending: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._pending = PendingOutcomes(self.config.max_pending_outcomes, self.config.outcome_ttl_sec)
         from agentic_llm.library.archive import SolvedArchive
         from agentic_llm.library.resolver import LibraryResolver
 
@@ -352,33 +352,25 @@ class SubgraphRegistry:
         if self._shared_pending:
             self.store.put(f"{_REQ}{request_id}", dumpb(record), expires_at=expires)
             return
-        with self._lock:
-            pending = self._pending
-            # kept as its JSON bytes: a third of the memory of the dict tree
-            pending[request_id] = (expires, dumpb(record))
-            pending.move_to_end(request_id)
-            # oldest first: past the cap, or expired (one TTL for all: expiry follows
-            # insertion order)
-            now = expires - self.config.outcome_ttl_sec
-            while pending and (len(pending) > self.config.max_pending_outcomes
-                               or next(iter(pending.values()))[0] <= now):
-                pending.popitem(last=False)
+        self._pending.put(request_id, record)
+
+    @property
+    def pending_outcomes(self) -> PendingOutcomes:
+        """Served requests held in this process until their outcome is reported
+        (empty with a shared Redis store)."""
+        return self._pending
 
     def served(self, request_id: str) -> dict[str, Any] | None:
         if self._shared_pending:
             obj = self._load(f"{_REQ}{request_id}")
             return obj if isinstance(obj, dict) else None
-        item = self._pending.get(request_id)
-        if item is None or item[0] <= time.time():
-            return None
-        obj = loadb(item[1])
-        return obj if isinstance(obj, dict) else None
+        return self._pending.get(request_id)
 
     def _forget(self, request_id: str) -> None:
         if self._shared_pending:
             self.store.delete([f"{_REQ}{request_id}"])
         else:
-            self._pending.pop(request_id, None)
+            self._pending.pop(request_id)
 
     def report_outcome(self, request_id: str, *, success: bool, latency_ms: float = 0.0,
                        cost: float = 0.0, tenant: str = "") -> OutcomeReport:

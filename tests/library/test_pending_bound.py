@@ -25,7 +25,7 @@ def test_pending_records_stay_within_the_cap_after_many_unique_requests() -> Non
     lib = _lib(max_pending_outcomes=50)
     for i in range(5000):
         lib.note_served(f"req-{i}", _record(i))
-    assert len(lib._pending) == 50  # noqa: SLF001
+    assert len(lib.pending_outcomes) == 50
     # the newest are kept, the oldest dropped
     assert lib.served("req-4999") == _record(4999)
     assert lib.served("req-4950") == _record(4950)
@@ -34,16 +34,16 @@ def test_pending_records_stay_within_the_cap_after_many_unique_requests() -> Non
 
 
 def test_expired_records_are_purged_on_insert(monkeypatch: pytest.MonkeyPatch) -> None:
-    import agentic_llm.library.registry as registry
+    import agentic_llm.library.pending as pending
 
     now = [1000.0]
-    monkeypatch.setattr(registry.time, "time", lambda: now[0])
+    monkeypatch.setattr(pending.time, "time", lambda: now[0])
     lib = _lib(outcome_ttl_sec=10.0)
     for i in range(30):
         lib.note_served(f"old-{i}", _record(i))
     now[0] += 11.0
     lib.note_served("new", _record(99))
-    assert list(lib._pending) == ["new"]  # noqa: SLF001
+    assert lib.pending_outcomes.ids() == ["new"]
     assert lib.served("new") == _record(99)
 
 
