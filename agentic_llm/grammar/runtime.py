@@ -13,6 +13,7 @@ still become such a value).
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from agentic_llm.dsl.conformance.scalars import reads_as_string
 from agentic_llm.dsl.dump import MAX_BLOCK_BYTES  # the block size cap of the agenticrt target
@@ -77,6 +78,9 @@ def _decode(raw: str) -> str:
     return "".join(out).encode("latin-1", "replace").decode("utf-8", "replace")
 
 
+# Masks inside a line re-check the line's closed strings once per candidate token:
+# the verdict is a pure function of the raw content, kept for the most recent ones.
+@lru_cache(maxsize=16384)
 def closes_as_string(raw: str) -> bool:
     """True when the string with raw content ``raw`` reaches the runtime as a string."""
     if "{" in raw:
