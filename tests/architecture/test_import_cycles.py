@@ -26,6 +26,7 @@ import ast
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from agentic_llm.dsl.validate.graph import find_cycles
 from tests.architecture.test_import_direction import PACKAGE, imports, layer_of, module_name
 
 
@@ -66,38 +67,10 @@ def import_time_imports(path: Path, known: set[str]) -> set[str]:
 
 
 def cycles(graph: Mapping[str, set[str]]) -> list[list[str]]:
-    """Strongly connected components of more than one node, and self-loops (Tarjan)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found: list[list[str]] = []
-
-    def connect(v: str) -> None:
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        on_stack.add(v)
-        for w in sorted(graph.get(v, ())):
-            if w not in index:
-                connect(w)
-                low[v] = min(low[v], low[w])
-            elif w in on_stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            comp = []
-            while True:
-                w = stack.pop()
-                on_stack.discard(w)
-                comp.append(w)
-                if w == v:
-                    break
-            if len(comp) > 1 or v in graph.get(v, ()):
-                found.append(sorted(comp))
-
-    for v in sorted(graph):
-        if v not in index:
-            connect(v)
-    return found
+    """Strongly connected components of more than one node, and self-loops, each
+    sorted (the validator's Tarjan, which also finds cycles in DSL graphs)."""
+    found = find_cycles({v: sorted(ws) for v, ws in sorted(graph.items())})
+    return sorted(sorted(comp) for comp in found)
 
 
 def module_graph(root: Path = PACKAGE) -> dict[str, set[str]]:

@@ -3,6 +3,8 @@ no merge conflict at a join."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from agentic_llm.dsl.document import NodeBlock, Subgraph
 from agentic_llm.dsl.nodes import Join, Node
 from agentic_llm.dsl.validate.context import Context, NodeRef
@@ -69,7 +71,7 @@ def _edges(ctx: Context) -> dict[str, list[str]]:
     return edges
 
 
-def _find_cycles(edges: dict[str, list[str]]) -> list[list[str]]:
+def find_cycles(edges: Mapping[str, Sequence[str]]) -> list[list[str]]:
     """One cycle per strongly connected component that has one (iterative Tarjan)."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
@@ -115,7 +117,7 @@ def _find_cycles(edges: dict[str, list[str]]) -> list[list[str]]:
 
 def _check_cycles(ctx: Context, edges: dict[str, list[str]]) -> None:
     order = {ref.path: i for i, ref in enumerate(ctx.nodes)}
-    for comp in _find_cycles(edges):
+    for comp in find_cycles(edges):
         comp.sort(key=lambda p: order.get(p, 0))
         first = ctx.node_by_path.get(comp[0])
         ctx.report(
