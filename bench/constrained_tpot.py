@@ -41,7 +41,9 @@ def main() -> int:
     compiler = build_compiler(model_dir, engine)
 
     def constrained() -> list:
-        matchers = [compiler.matcher_for(p, max_tokens=None if args.no_budget else p.max_tokens)
+        # without the keyword under --no-budget: commits older than the token budget
+        # do not take it
+        matchers = [compiler.matcher_for(p) if args.no_budget else compiler.matcher_for(p, max_tokens=p.max_tokens)
                     for p in plans]
         params = [SamplingParams(max_tokens=p.max_tokens, jump_forward=False) for p in plans]
         return engine.generate(prompts, params, matchers)
