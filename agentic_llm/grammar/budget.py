@@ -29,7 +29,7 @@ from agentic_llm.grammar.graph import (
     GraphState,
     apply_line,
 )
-from agentic_llm.grammar.memo import TEXT_MEMO_ENTRIES, BoundedMemo
+from agentic_llm.grammar.memo import CLOSURE_MEMO_ENTRIES, TEXT_MEMO_ENTRIES, BoundedMemo
 from agentic_llm.grammar.vocab import VocabIndex
 
 __all__ = ["TokenBudget"]
@@ -61,7 +61,7 @@ class TokenBudget:
                                            BoundedMemo(TEXT_MEMO_ENTRIES))
         self._maxlen: int = shared[1]
         self._cost: dict[str, tuple[int, tuple[int, ...]]] = shared[2]
-        self._rest: dict[GraphState, int] = {}
+        self._rest: dict[GraphState, int] = BoundedMemo(CLOSURE_MEMO_ENTRIES)
         self.margin = self._margin()
         # bytes one token can add to the text and to its closing text
         self.byte_margin = self._maxlen + 1024
@@ -116,8 +116,6 @@ class TokenBudget:
         after = apply_line(self.gp, g, line + head[:-1])
         cost = self._rest.get(after)
         if cost is None:
-            if len(self._rest) > 4096:
-                self._rest.clear()
             cost = self._rest[after] = self._rest_cost(close_rest(self.gp, after))
         return self.spell(head)[0] + cost
 

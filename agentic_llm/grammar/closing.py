@@ -199,8 +199,8 @@ def _close_refs(gp: GraphPlan, g: GraphState, kind: str, rest: str) -> str:
     if kind == "waits" and g.jc and g.cur == g.jc and gp.content is not None:
         # the required join names every branch before it closes
         t = gp.target + "/"
-        done = set(ctx.used) | {e + first}
-        end = '"' + "".join(f', "{t}{b}"' for b in sorted(gp.content.join) if t + b not in done) + "]"
+        named = set(ctx.used) | {e + first}
+        end = '"' + "".join(f', "{t}{b}"' for b in sorted(gp.content.join) if t + b not in named) + "]"
     lead = {"start": '["', "open": '"', "sep": ' "' if rest.endswith(",") else ', "'}.get(state, "")
     return lead + first + end
 

@@ -43,6 +43,7 @@ from typing import Any, NamedTuple
 from agentic_llm.grammar.content import ContentRules
 from agentic_llm.grammar.dataflow import readable_key, template_names, upstream, upstream_keys
 from agentic_llm.grammar.ebnf import NODE_FIELDS
+from agentic_llm.grammar.memo import CLOSURE_MEMO_ENTRIES, BoundedMemo
 from agentic_llm.grammar.runtime import closes_as_string, could_misread, string_spans
 
 __all__ = ["GraphPlan", "GraphState", "Slot", "line_ok", "apply_line", "slot", "initial_state",
@@ -794,7 +795,7 @@ class Slot(NamedTuple):
 
 
 #: the slot at a line start, by the line kinds allowed there (it depends on nothing else)
-_LINE_STARTS: dict[tuple[Step, ...], Slot] = {}
+_LINE_STARTS: dict[tuple[Step, ...], Slot] = BoundedMemo(CLOSURE_MEMO_ENTRIES)
 
 
 def slot(gp: GraphPlan, g: GraphState, line: str) -> Slot:
@@ -810,8 +811,6 @@ def slot(gp: GraphPlan, g: GraphState, line: str) -> Slot:
             opts = tuple(_options(gp, g))
             known = _LINE_STARTS.get(opts)
             if known is None:
-                if len(_LINE_STARTS) >= 4096:
-                    _LINE_STARTS.clear()
                 known = _LINE_STARTS[opts] = _slot(gp, g, line)
             sl = known
         hit = g.memo[key] = (gp, sl)

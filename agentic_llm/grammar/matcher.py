@@ -35,6 +35,7 @@ from agentic_llm.grammar.graph import (
 )
 from agentic_llm.grammar.lexclass import mask_key
 from agentic_llm.grammar.maskcache import MaskCache
+from agentic_llm.grammar.memo import BoundedMemo
 from agentic_llm.grammar.runtime import closes_as_string
 from agentic_llm.grammar.vocab import MAX_ID, VocabIndex
 
@@ -87,7 +88,8 @@ class DSLMatcher(FastMask):
         self.verify = verify
         self._rowview: tuple[Any, ...] | None = None
         self._vbuf: torch.Tensor | None = None
-        self._line_memo: dict[str, tuple[GraphState, bool, GraphState]] = {}
+        # finished lines of the current position (a few hundred tokens' worth)
+        self._line_memo: dict[str, tuple[GraphState, bool, GraphState]] = BoundedMemo(256)
         self._slot_pre: tuple[GraphState, str, Slot] | None = None
         self._after_memo: tuple[Any, str, dict[str, tuple[Slot, bool] | None]] = (None, "", {})
         # inside a string: the last mask (``_free_row``) and, after a token that kept
@@ -140,8 +142,6 @@ class DSLMatcher(FastMask):
             # checks of many tokens, then accept), so its memos carry over
             hit = memo.get(full)
             if hit is None or hit[0] is not g:
-                if len(memo) > 256:
-                    memo.clear()
                 ok = line_ok(self._gp, g, full, True)
                 hit = memo[full] = (g, ok, apply_line(self._gp, g, full) if ok else g)
             if not hit[1]:
