@@ -139,10 +139,6 @@ class RopeTables:
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         return rotate(x, self.cos, self.sin_signed)
 
-    def apply_(self, x: torch.Tensor) -> torch.Tensor:
-        """Rotate ``x`` in place (both operands are formed before the result is written)."""
-        return rotate(x, self.cos, self.sin_signed, in_place=True)
-
 
 #: a projection's bias as :class:`~.decoder_step.LayerWeights` takes it
 ProjectionBias = torch.Tensor | tuple[torch.Tensor | None, ...] | None
