@@ -1,0 +1,175 @@
+"""Quote tokens inside a string the ``agenticrt`` target checks, decided in groups.
+
+Inside a string whose content could still close as a value the reference runtime
+misreads (``""``, ``"2"``, ``"true"``: ``Slot.close_check``), every token holding a
+quote or a newline is checked against the whole line. At a string's opening quote
+that is a few hundred tokens of a 151k vocabulary, each a full line check. This
+module splits those checks along the token's closing quote.
+
+For a line whose only live line kind is a free value (``free``, an ``assign`` entry
+after its key, a tool argument after its key; never ``output_keys``, whose keys are
+read from the whole line), the text before the string's opening quote is already
+written, every template in it is complete, and the string is open with raw content
+``r``. A token ``x"y`` whose ``x`` (the part before its closing quote, escapes
+followed as ``runtime.string_spans`` follows them) holds no brace and no newline
+makes the line ``L + x + '"' + y``; ``line_ok`` of that line and the next line state
+after it (when ``y`` holds a newline) read ``x`` only as the content of the string it
+closes. So the token is allowed exactly when
+
+- the closed string ``r + x`` reaches the runtime as a string (``closes_as_string``),
+  a function of ``r + x`` alone, and
+- the line with any such ``x`` and this ``y`` passes: a verdict per ``y``, taken once
+  on one member of the group. Up to its first newline, a ``y`` without a quote or a
+  brace adds nothing the line check reads (no string, no template), so such ``y``
+  share one group with ``""`` followed by the same newline and rest.
+
+A token without a brace or a newline that only escapes quotes (``\\"``) leaves the
+string open and adds nothing the line check reads: all such tokens share one
+verdict. Tokens with a brace or a newline before their closing quote keep the
+per-token check.
+
+Why the line check reads nothing else of ``x``: ``string_spans`` resumes after the
+closing quote whatever came before it; ``vars_ok`` and ``template_names`` look only at
+text from a ``{`` on, and every ``{`` of the written line starts a complete template
+(the slot is free); no line kind has a prefix that starts another's, so the line
+kind ``apply_line`` takes is the one live kind whatever the token.
+
+The mask computed this way equals the per-token reference
+(``DSLMatcher.fill_reference``), which ``verify`` checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from agentic_llm.grammar.graph import GraphPlan, GraphState, options
+from agentic_llm.grammar.runtime import closes_as_string, string_spans
+
+__all__ = ["OpenString", "QuoteGroups", "open_string", "split_quote", "group_quotes", "quote_rejects"]
+
+_OUTPUT_KEYS = "    output_keys: "
+_VALUE_KINDS = ("free", "entry", "argentry")
+
+
+class OpenString(NamedTuple):
+    """The open string at the end of a line: its raw content so far, and whether that
+    content ends inside an escape (the next character is escaped)."""
+
+    raw: str
+    escaped: bool
+
+
+class QuoteGroups(NamedTuple):
+    """Candidates of one position split for ``DSLMatcher``'s fast mask.
+
+    ``bad``: tokens whose closed string the runtime misreads. ``groups``: tokens that
+    share one line verdict, each list's first member checked for all. ``single``:
+    tokens checked one by one.
+    """
+
+    bad: list[int]
+    groups: list[list[int]]
+    single: list[int]
+
+
+def open_string(gp: GraphPlan, g: GraphState, line: str) -> OpenString | None:
+    """The open string of ``line`` when its quote tokens may be decided in groups
+    (see the module docstring), else ``None``."""
+    if not gp.strict_strings or g.done:
+        return None
+    match = None
+    for st in options(gp, g):
+        if line.startswith(st.prefix):
+            if match is not None:
+                return None
+            match = st
+        elif st.prefix.startswith(line):
+            return None  # a longer line kind is still possible
+    if match is None or match.kind not in _VALUE_KINDS or match.prefix == _OUTPUT_KEYS:
+        return None
+    rest = line[len(match.prefix):]
+    if match.kind == "argentry":
+        if '": ' not in rest:
+            return None
+        body = '"' + rest  # the prefix opened the key's quote
+    elif match.kind == "entry":
+        if not rest.startswith('"') or rest.find('"', 1) < 0:
+            return None  # the key is not closed yet
+        body = rest
+    else:
+        body = rest
+    raw = string_spans(body)[1]
+    if raw is None or "\n" in raw:
+        return None
+    i, n = 0, len(raw)
+    while i < n:
+        i += 2 if raw[i] == "\\" else 1
+    return OpenString(raw, i > n)
+
+
+def split_quote(tok: str, escaped: bool) -> tuple[str, str | None] | None:
+    """``(x, y)``: ``tok`` as the rest ``x`` of an open string, its closing quote and
+    what follows (``y`` is ``None`` when ``tok`` does not close the string: it only
+    escapes quotes); ``None`` when ``x`` holds a brace or a newline (such tokens are
+    checked whole)."""
+    j, n = (1 if escaped else 0), len(tok)
+    while j < n and tok[j] != '"':
+        j += 2 if tok[j] == "\\" else 1
+    x = tok[:j]
+    if "{" in x or "\n" in x:
+        return None
+    return (x, None) if j >= n else (x, tok[j + 1:])
+
+
+def tail_key(y: str) -> str:
+    """The group of a token by what follows its closing quote: up to the first newline,
+    text without a quote or a brace is read by no line check and is dropped."""
+    head, nl, after = y.partition("\n")
+    if '"' in head or "{" in head:
+        return y
+    return nl + after
+
+
+def group_quotes(texts: list[str], cand: list[int], s: OpenString) -> QuoteGroups:
+    """Split the candidate tokens ``cand`` at the open string ``s``."""
+    bad: list[int] = []
+    groups: dict[str, list[int]] = {}
+    single: list[int] = []
+    raw = s.raw
+    still_open: list[int] = []
+    for tid in cand:
+        xy = split_quote(texts[tid], s.escaped)
+        if xy is None:
+            single.append(tid)
+        elif xy[1] is None:
+            still_open.append(tid)
+        elif not closes_as_string(raw + xy[0]):
+            bad.append(tid)
+        else:
+            groups.setdefault(tail_key(xy[1]), []).append(tid)
+    out = list(groups.values())
+    if still_open:
+        out.append(still_open)
+    return QuoteGroups(bad, out, single)
+
+
+def quote_rejects(memo: dict[Any, Any], texts: list[str], cand: list[int], s: OpenString,
+                  row: np.ndarray, ok: Callable[[int], bool]) -> list[int]:
+    """The tokens of ``cand`` the open string ``s`` rejects, the grouping kept in
+    ``memo`` (the mask entry's: ``cand`` is derived from its row). ``ok`` is the exact
+    per-token check; tokens already cleared in ``row`` need no verdict."""
+    key = ("quote_groups", s)
+    qg = memo.get(key)
+    if qg is None:
+        qg = memo[key] = group_quotes(texts, cand, s)
+    bad = list(qg.bad)
+    mv = row.data
+    for grp in qg.groups:
+        rep = next((t for t in grp if (mv[t >> 5] >> (t & 31)) & 1), None)
+        if rep is not None and not ok(rep):
+            bad += grp
+    bad += [t for t in qg.single if (mv[t >> 5] >> (t & 31)) & 1 and not ok(t)]
+    return bad
