@@ -199,7 +199,7 @@ class FastMask:
                 s = open_string(gp, self._g, self._line) if sl.close_check else None
                 if s is not None:
                     # a string the runtime could misread: quote tokens in groups
-                    bad = quote_rejects(memo, v.texts, cand, s, row, self._ok)
+                    bad = quote_rejects(memo, ck, v.texts, cand, s, self._ok, row)
                 elif bad is None:
                     bad = self._free_rejects(cand, sl.check_quotes, not sl.close_check)
                     if not sl.check_quotes:
@@ -251,20 +251,25 @@ class FastMask:
                 split = memo.get(fk)
                 if split is None:
                     plain = [t for t in longer if not any(c in texts[t] for c in special)]
-                    split = memo[fk] = (pack_ids(plain, v.words),
-                                        [t for t in longer if any(c in texts[t] for c in special)])
+                    rest = [t for t in longer if any(c in texts[t] for c in special)]
+                    split = memo[fk] = (pack_ids(plain, v.words), [t for t in rest if "\n" not in texts[t]],
+                                        [t for t in rest if "\n" in texts[t]])
                 keep = split[0] if keep is None else keep | split[0]
                 # Tokens with a brace but no newline: their verdict depends on the
                 # template variables only (the field's fixed part is written), so
                 # it is kept on the entry; tokens that finish the line are decided
-                # like the newline candidates of a free position.
+                # like the newline candidates of a free position. Tokens that go on
+                # into a string the runtime could misread are decided in groups.
+                lead = a + '"'
+                s = open_string(gp, self._g, self._line + lead) if strict else None
                 bk = ("into_free_braces", a, self._vars_after(a), strict)
                 braces = memo.get(bk)
                 if braces is None:
-                    only = [t for t in split[1] if "\n" not in texts[t]]
-                    braces = memo[bk] = ([t for t in only if self._ok(t)], len(only))
-                ends = [t for t in split[1] if "\n" in texts[t]]
-                bad = set(self._free_rejects(ends, strict, False))
+                    no = set(quote_rejects(memo, fk, texts, split[1], s, self._ok, lead=lead))
+                    braces = memo[bk] = ([t for t in split[1] if t not in no], len(split[1]))
+                ends = split[2]
+                bad = set(quote_rejects(memo, fk + ("ends",), texts, ends, s, self._ok, lead=lead)
+                          if strict else self._free_rejects(ends, False, False))
                 allowed += braces[0] + [t for t in ends if t not in bad]
                 longer = []
                 narrowed = narrowed or bool(bad) or len(braces[0]) < braces[1]

@@ -133,15 +133,18 @@ def tail_key(y: str) -> str:
     return nl + after
 
 
-def group_quotes(texts: list[str], cand: list[int], s: OpenString) -> QuoteGroups:
-    """Split the candidate tokens ``cand`` at the open string ``s``."""
+def group_quotes(texts: list[str], cand: list[int], s: OpenString, lead: str = "") -> QuoteGroups:
+    """Split the candidate tokens ``cand`` at the open string ``s``; with ``lead``, the
+    tokens are read after that text (the tokens that do not start with it are checked
+    one by one)."""
     bad: list[int] = []
     groups: dict[str, list[int]] = {}
     single: list[int] = []
-    raw = s.raw
     still_open: list[int] = []
+    raw, k = s.raw, len(lead)
     for tid in cand:
-        xy = split_quote(texts[tid], s.escaped)
+        t = texts[tid]
+        xy = split_quote(t[k:], s.escaped) if t.startswith(lead) else None
         if xy is None:
             single.append(tid)
         elif xy[1] is None:
@@ -156,20 +159,25 @@ def group_quotes(texts: list[str], cand: list[int], s: OpenString) -> QuoteGroup
     return QuoteGroups(bad, out, single)
 
 
-def quote_rejects(memo: dict[Any, Any], texts: list[str], cand: list[int], s: OpenString,
-                  row: np.ndarray, ok: Callable[[int], bool]) -> list[int]:
-    """The tokens of ``cand`` the open string ``s`` rejects, the grouping kept in
-    ``memo`` (the mask entry's: ``cand`` is derived from its row). ``ok`` is the exact
-    per-token check; tokens already cleared in ``row`` need no verdict."""
-    key = ("quote_groups", s)
+def quote_rejects(memo: dict[Any, Any], tag: Any, texts: list[str], cand: list[int],
+                  s: OpenString | None, ok: Callable[[int], bool], row: np.ndarray | None = None,
+                  lead: str = "") -> list[int]:
+    """The tokens of ``cand`` rejected where ``lead`` leads into the open string ``s``
+    (``lead`` empty: the line is in it; ``s`` ``None``: no grouping holds, each token
+    is checked). The grouping is kept in ``memo`` under ``tag``, which names ``cand``
+    (a list derived from the memo's mask row). ``ok`` is the exact per-token check at
+    the position; tokens already cleared in ``row`` need no verdict."""
+    if s is None:
+        return [t for t in cand if not ok(t)]
+    key = ("quote_groups", tag, s, lead)
     qg = memo.get(key)
     if qg is None:
-        qg = memo[key] = group_quotes(texts, cand, s)
+        qg = memo[key] = group_quotes(texts, cand, s, lead)
     bad = list(qg.bad)
-    mv = row.data
+    mv = row.data if row is not None else None
     for grp in qg.groups:
-        rep = next((t for t in grp if (mv[t >> 5] >> (t & 31)) & 1), None)
+        rep = grp[0] if mv is None else next((t for t in grp if (mv[t >> 5] >> (t & 31)) & 1), None)
         if rep is not None and not ok(rep):
             bad += grp
-    bad += [t for t in qg.single if (mv[t >> 5] >> (t & 31)) & 1 and not ok(t)]
+    bad += [t for t in qg.single if (mv is None or (mv[t >> 5] >> (t & 31)) & 1) and not ok(t)]
     return bad

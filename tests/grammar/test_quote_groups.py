@@ -36,13 +36,15 @@ CONTENTS = ["", "1", "12", "-1.", "tr", "true", " ", "~", "\\", "\\\\", "\\u00"]
 OPENING = re.compile(r'(?:"|prompt_template|condition): "')
 
 
-def _spy(monkeypatch: pytest.MonkeyPatch) -> list[OpenString]:
-    seen: list[OpenString] = []
+def _spy(monkeypatch: pytest.MonkeyPatch) -> list[tuple[OpenString, str]]:
+    """Records the open string and lead of every grouped decision."""
+    seen: list[tuple[OpenString, str]] = []
     real = fastmask.quote_rejects
 
-    def spy(memo, texts, cand, s, row, ok):  # type: ignore[no-untyped-def]
-        seen.append(s)
-        return real(memo, texts, cand, s, row, ok)
+    def spy(memo, tag, texts, cand, s, ok, row=None, lead=""):  # type: ignore[no-untyped-def]
+        if s is not None:
+            seen.append((s, lead))
+        return real(memo, tag, texts, cand, s, ok, row, lead)
 
     monkeypatch.setattr(fastmask, "quote_rejects", spy)
     return seen
@@ -50,8 +52,9 @@ def _spy(monkeypatch: pytest.MonkeyPatch) -> list[OpenString]:
 
 def test_string_openings_match_the_reference(compiler: GrammarCompiler,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every value string of the realistic documents, opened and then typed into with
-    contents the runtime could misread, has the reference mask (``verify``)."""
+    """Every value string of the realistic documents, from the end of its key through
+    its opening quote and then typed into with contents the runtime could misread,
+    has the reference mask (``verify``)."""
     seen = _spy(monkeypatch)
     enc = compiler.tokenizer_info.encode
     bm = xgr.allocate_token_bitmask(1, compiler.tokenizer_info.vocab_size)
@@ -61,8 +64,12 @@ def test_string_openings_match_the_reference(compiler: GrammarCompiler,
         p = plan(GenerateRequest.from_json(req))
         for mt in OPENING.finditer(doc):
             m = compiler.matcher_for(p, verify=True)
-            for tid in enc(doc[: mt.end()]):
+            head = mt.end() - 3  # before ': "'
+            for tid in enc(doc[:head]):
                 assert m.accept_token(tid)
+            for ch in doc[head: mt.end()]:
+                m.fill_next_token_bitmask(bm, 0)  # the lead into the string: grouped too
+                assert m.accept_token(enc(ch)[0])
             for c in CONTENTS:
                 ids = enc(c) if c else []
                 if not all(m.accept_token(t) for t in ids):
@@ -78,7 +85,8 @@ def test_string_openings_match_the_reference(compiler: GrammarCompiler,
     assert positions >= 80 and closed >= 30
     # the grouped path decided most of them (mid-escape positions have no lexical
     # class and take the reference path itself)
-    assert len(seen) >= positions // 2, (len(seen), positions)
+    assert len([s for s, lead in seen if not lead]) >= positions // 2, (len(seen), positions)
+    assert len([s for s, lead in seen if lead == ' "']) >= 8
 
 
 def test_verify_catches_a_wrong_group(compiler: GrammarCompiler) -> None:
@@ -93,7 +101,7 @@ def test_verify_catches_a_wrong_group(compiler: GrammarCompiler) -> None:
         assert m.accept_token(tid)
     bm = xgr.allocate_token_bitmask(1, compiler.tokenizer_info.vocab_size)
     m.fill_next_token_bitmask(bm, 0)
-    key = ("quote_groups", OpenString("", False))
+    key = ("quote_groups", ("free", True, True), OpenString("", False), "")
     cache = compiler.mask_cache(GrammarSpec.from_plan(p))
     entry = cache.get(mask_key(m._gp, m._g, m.text))  # noqa: SLF001
     assert entry is not None
