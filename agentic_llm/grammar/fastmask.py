@@ -23,7 +23,7 @@ from agentic_llm.grammar.graph import (
     template_vars,
 )
 from agentic_llm.grammar.maskcache import MaskCache, MaskEntry
-from agentic_llm.grammar.quotesplit import open_string, quote_rejects
+from agentic_llm.grammar.quotesplit import open_string, quote_rejects, string_rejects
 from agentic_llm.grammar.vocab import MAX_ID, VocabIndex, pack_ids
 
 __all__ = ["FastMask", "fresh_id", "fresh_tail"]
@@ -196,12 +196,11 @@ class FastMask:
                 # no open template), so they are shared by the line's free positions.
                 rk = ("rejects", key)
                 bad = None if sl.check_quotes else self._g.memo.get(rk)
-                s = open_string(gp, self._g, self._line) if sl.close_check else None
-                if s is not None:
-                    # a string the runtime could misread: quote tokens in groups
-                    bad = quote_rejects(memo, ck, v.texts, cand, s, self._ok, row)
-                elif bad is None:
-                    bad = self._free_rejects(cand, sl.check_quotes, not sl.close_check)
+                if bad is None:
+                    # at strings the runtime reads back: quote tokens in groups
+                    bad = string_rejects(memo, ck, v.texts, cand, gp, self._g, self._line, self._ok, row)
+                    if bad is None:
+                        bad = self._free_rejects(cand, sl.check_quotes, not sl.close_check)
                     if not sl.check_quotes:
                         self._g.memo[rk] = bad
                 _clear_ids(row, bad)

@@ -28,6 +28,12 @@ string open and adds nothing the line check reads: all such tokens share one
 verdict. Tokens with a brace or a newline before their closing quote keep the
 per-token check.
 
+Outside a string, a token's text up to its first quote (its lead, without a
+brace or a newline) is written as it is and the quote opens a string: the token is
+decided as its remainder at the line plus the lead, grouped the same way. That
+covers the positions that lead into a string (``      "query": `` before ``"``,
+``      "query":`` before `` "``), where the same few hundred tokens go on into it.
+
 Why the line check reads nothing else of ``x``: ``string_spans`` resumes after the
 closing quote whatever came before it; ``vars_ok`` and ``template_names`` look only at
 text from a ``{`` on, and every ``{`` of the written line starts a complete template
@@ -48,7 +54,7 @@ import numpy as np
 from agentic_llm.grammar.graph import GraphPlan, GraphState, options
 from agentic_llm.grammar.runtime import closes_as_string, string_spans
 
-__all__ = ["OpenString", "QuoteGroups", "open_string", "split_quote", "group_quotes", "quote_rejects"]
+__all__ = ["OpenString", "QuoteGroups", "open_string", "split_quote", "group_quotes", "quote_rejects", "string_rejects"]
 
 _OUTPUT_KEYS = "    output_keys: "
 _VALUE_KINDS = ("free", "entry", "argentry")
@@ -75,9 +81,9 @@ class QuoteGroups(NamedTuple):
     single: list[int]
 
 
-def open_string(gp: GraphPlan, g: GraphState, line: str) -> OpenString | None:
-    """The open string of ``line`` when its quote tokens may be decided in groups
-    (see the module docstring), else ``None``."""
+def _value_body(gp: GraphPlan, g: GraphState, line: str) -> str | None:
+    """The part of ``line`` whose strings the line check reads, when the line is a
+    free value the grouping holds for (see the module docstring), else ``None``."""
     if not gp.strict_strings or g.done:
         return None
     match = None
@@ -94,14 +100,17 @@ def open_string(gp: GraphPlan, g: GraphState, line: str) -> OpenString | None:
     if match.kind == "argentry":
         if '": ' not in rest:
             return None
-        body = '"' + rest  # the prefix opened the key's quote
-    elif match.kind == "entry":
-        if not rest.startswith('"') or rest.find('"', 1) < 0:
-            return None  # the key is not closed yet
-        body = rest
-    else:
-        body = rest
-    raw = string_spans(body)[1]
+        return '"' + rest  # the prefix opened the key's quote
+    if match.kind == "entry" and (not rest.startswith('"') or rest.find('"', 1) < 0):
+        return None  # the key is not closed yet
+    return rest
+
+
+def open_string(gp: GraphPlan, g: GraphState, line: str) -> OpenString | None:
+    """The open string of ``line`` when its quote tokens may be decided in groups
+    (see the module docstring), else ``None``."""
+    body = _value_body(gp, g, line)
+    raw = None if body is None else string_spans(body)[1]
     if raw is None or "\n" in raw:
         return None
     i, n = 0, len(raw)
@@ -168,7 +177,8 @@ def quote_rejects(memo: dict[Any, Any], tag: Any, texts: list[str], cand: list[i
     (a list derived from the memo's mask row). ``ok`` is the exact per-token check at
     the position; tokens already cleared in ``row`` need no verdict."""
     if s is None:
-        return [t for t in cand if not ok(t)]
+        mv = row.data if row is not None else None
+        return [t for t in cand if (mv is None or (mv[t >> 5] >> (t & 31)) & 1) and not ok(t)]
     key = ("quote_groups", tag, s, lead)
     qg = memo.get(key)
     if qg is None:
@@ -180,4 +190,36 @@ def quote_rejects(memo: dict[Any, Any], tag: Any, texts: list[str], cand: list[i
         if rep is not None and not ok(rep):
             bad += grp
     bad += [t for t in qg.single if (mv is None or (mv[t >> 5] >> (t & 31)) & 1) and not ok(t)]
+    return bad
+
+
+def string_rejects(memo: dict[Any, Any], tag: Any, texts: list[str], cand: list[int], gp: GraphPlan,
+                   g: GraphState, line: str, ok: Callable[[int], bool],
+                   row: np.ndarray) -> list[int] | None:
+    """``quote_rejects`` at a free position of the line ``line``: inside a string, or
+    outside one, where each token's text up to its first quote (its lead, without a
+    brace or a newline) leads into the string that quote opens; ``None`` where no
+    grouping holds."""
+    s = open_string(gp, g, line)
+    if s is not None:
+        return quote_rejects(memo, tag, texts, cand, s, ok, row)
+    body = _value_body(gp, g, line)
+    if body is None or string_spans(body)[1] is not None:
+        return None
+    key = ("quote_leads", tag)
+    leads = memo.get(key)
+    if leads is None:
+        by: dict[str, list[int]] = {}
+        single: list[int] = []
+        for tid in cand:
+            t = texts[tid]
+            q = t.find('"')
+            if q < 0 or "{" in t[:q] or "\n" in t[:q]:
+                single.append(tid)
+            else:
+                by.setdefault(t[:q + 1], []).append(tid)
+        leads = memo[key] = (by, single)
+    bad = quote_rejects(memo, key, texts, leads[1], None, ok, row)
+    for lead, tids in leads[0].items():
+        bad += quote_rejects(memo, (key, lead), texts, tids, open_string(gp, g, line + lead), ok, row, lead)
     return bad
