@@ -15,7 +15,7 @@ import numpy as np
 from agentic_llm.grammar.memo import CLOSURE_MEMO_ENTRIES, TEXT_MEMO_ENTRIES, BoundedMemo
 from agentic_llm.grammar.tokenizer import TokenizerInfo
 
-__all__ = ["VocabIndex", "pack_ids"]
+__all__ = ["VocabIndex", "brace_shape", "pack_ids"]
 
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 _LETTERS = frozenset("abcdefghijklmnopqrstuvwxyz")
@@ -29,6 +29,26 @@ def pack_ids(ids: list[int], words: int) -> np.ndarray:
         a = np.asarray(ids, dtype=np.int64)
         np.bitwise_or.at(out, a >> 5, (np.uint32(1) << (a & 31).astype(np.uint32)))
     return out
+
+
+def brace_shape(text: str) -> tuple[tuple[str, ...], str | None] | None:
+    """What ``graph.vars_ok(variables, text, False)`` asks of ``variables``: the names of
+    the complete ``{{ name }}`` templates in ``text`` and the unfinished template at its
+    end (``None``: none), each of which must be a variable or a variable's template
+    prefix; ``None`` when no variable set passes ``text`` (a ``{`` that does not start
+    ``{{ ``, nor a prefix of it at the end)."""
+    names: list[str] = []
+    i = text.find("{")
+    while i >= 0:
+        rest = text[i:]
+        j = rest.find(" }}")
+        if j < 0:
+            return (tuple(names), rest) if rest in ("{", "{{") or rest.startswith("{{ ") else None
+        if not rest.startswith("{{ "):
+            return None
+        names.append(rest[3:j])
+        i = text.find("{", i + j + 3)
+    return tuple(names), None
 
 
 @dataclass(eq=False)
@@ -81,6 +101,7 @@ class VocabIndex:
         self.brace_ids = brace
         self.brace_bits = pack_ids(brace, self.words)
         self._brace_ok: dict[object, np.ndarray] = {}
+        self._brace_shapes: dict[tuple[tuple[str, ...], str | None], list[int]] | None = None
         # memos keyed by slot texts, which often hold a request's own target path:
         # bounded, so unique traffic does not grow them (grammar.memo)
         self._closure: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray] | None] = \
@@ -107,9 +128,18 @@ class VocabIndex:
         hit = self._brace_ok.get(variables)
         if hit is not None:
             return hit
-        from agentic_llm.grammar.graph import vars_ok
-
-        ok = [i for i in self.brace_ids if vars_ok(variables, self.texts[i], False)]
+        if self._brace_shapes is None:
+            shapes: dict[tuple[tuple[str, ...], str | None], list[int]] = {}
+            for i in self.brace_ids:
+                shape = brace_shape(self.texts[i])
+                if shape is not None:
+                    shapes.setdefault(shape, []).append(i)
+            self._brace_shapes = shapes
+        # one verdict per shape (a handful of shapes can pass at all)
+        ok = [i for (names, tail), ids in self._brace_shapes.items()
+              if all(n in variables for n in names)
+              and (tail is None or any(("{{ " + v + " }}").startswith(tail) for v in variables))
+              for i in ids]
         bits = pack_ids(ok, self.words)
         if len(self._brace_ok) > 256:
             self._brace_ok.clear()
