@@ -17,7 +17,8 @@ after it (when ``y`` holds a newline) read ``x`` only as the content of the stri
 closes. So the token is allowed exactly when
 
 - the closed string ``r + x`` reaches the runtime as a string (``closes_as_string``),
-  a function of ``r + x`` alone, and
+  a function of ``r + x`` alone (true for every ``x`` once ``r`` holds a character
+  no number or boolean holds: ``surely_string``), and
 - the line with any such ``x`` and this ``y`` passes: a verdict per ``y``, taken once
   on one member of the group. Up to its first newline, a ``y`` without a quote or a
   brace adds nothing the line check reads (no string, no template), so such ``y``
@@ -52,7 +53,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from agentic_llm.grammar.graph import GraphPlan, GraphState, options
-from agentic_llm.grammar.runtime import closes_as_string, string_spans
+from agentic_llm.grammar.runtime import closes_as_string, string_spans, surely_string
 
 __all__ = ["OpenString", "QuoteGroups", "open_string", "split_quote", "group_quotes", "quote_rejects", "string_rejects"]
 
@@ -142,10 +143,11 @@ def tail_key(y: str) -> str:
     return nl + after
 
 
-def group_quotes(texts: list[str], cand: list[int], s: OpenString, lead: str = "") -> QuoteGroups:
+def group_quotes(texts: list[str], cand: list[int], s: OpenString, lead: str = "",
+                 safe: bool = False) -> QuoteGroups:
     """Split the candidate tokens ``cand`` at the open string ``s``; with ``lead``, the
     tokens are read after that text (the tokens that do not start with it are checked
-    one by one)."""
+    one by one); ``safe``: ``s`` closes as a string whatever closes it."""
     bad: list[int] = []
     groups: dict[str, list[int]] = {}
     single: list[int] = []
@@ -158,7 +160,7 @@ def group_quotes(texts: list[str], cand: list[int], s: OpenString, lead: str = "
             single.append(tid)
         elif xy[1] is None:
             still_open.append(tid)
-        elif not closes_as_string(raw + xy[0]):
+        elif not safe and not closes_as_string(raw + xy[0]):
             bad.append(tid)
         else:
             groups.setdefault(tail_key(xy[1]), []).append(tid)
@@ -179,10 +181,12 @@ def quote_rejects(memo: dict[Any, Any], tag: Any, texts: list[str], cand: list[i
     if s is None:
         mv = row.data if row is not None else None
         return [t for t in cand if (mv is None or (mv[t >> 5] >> (t & 31)) & 1) and not ok(t)]
-    key = ("quote_groups", tag, s, lead)
+    # a content no closing can misread groups like every other such content
+    safe = surely_string(s.raw)
+    key = ("quote_groups", tag, s.escaped if safe else s, lead)
     qg = memo.get(key)
     if qg is None:
-        qg = memo[key] = group_quotes(texts, cand, s, lead)
+        qg = memo[key] = group_quotes(texts, cand, s, lead, safe)
     bad = list(qg.bad)
     mv = row.data if row is not None else None
     for grp in qg.groups:

@@ -18,7 +18,7 @@ from functools import lru_cache
 from agentic_llm.dsl.conformance.scalars import reads_as_string
 from agentic_llm.dsl.dump import MAX_BLOCK_BYTES  # the block size cap of the agenticrt target
 
-__all__ = ["string_spans", "closes_as_string", "could_misread", "MAX_BLOCK_BYTES", "RUNTIMES"]
+__all__ = ["string_spans", "closes_as_string", "could_misread", "surely_string", "MAX_BLOCK_BYTES", "RUNTIMES"]
 
 #: target runtimes a plan may name
 RUNTIMES = ("agenticrt", "spec")
@@ -86,6 +86,28 @@ def closes_as_string(raw: str) -> bool:
     if "{" in raw:
         return True  # a template: never a number, boolean or null
     return reads_as_string(_decode(raw))
+
+
+# ASCII characters that never occur in a number, in ``true``, ``false`` or ``~``, and
+# are not whitespace: a value holding one is neither (a ``{`` makes a template)
+_NEVER_SCALAR = frozenset(chr(c) for c in range(33, 127)) - frozenset('0123456789+-.eEtruefals~\\"')
+
+
+def surely_string(raw: str) -> bool:
+    """True when every string whose raw content starts with ``raw`` reaches the
+    runtime as a string (``closes_as_string`` of ``raw`` plus any text): ``raw`` holds,
+    outside its escapes, an ASCII character no number, boolean or null holds. An
+    ASCII byte decodes as itself whatever follows, so the value keeps it."""
+    i, n = 0, len(raw)
+    while i < n:
+        c = raw[i]
+        if c == "\\":
+            i += 6 if raw[i + 1:i + 2] == "u" else 2
+        elif c in _NEVER_SCALAR:
+            return True
+        else:
+            i += 1
+    return False
 
 
 def could_misread(raw: str) -> bool:

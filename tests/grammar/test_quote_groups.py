@@ -28,6 +28,7 @@ from agentic_llm.grammar.quotesplit import (
     split_quote,
     tail_key,
 )
+from agentic_llm.grammar.runtime import closes_as_string, surely_string
 from agentic_llm.planner import GenerateRequest, plan
 
 # contents typed after the opening quote: empty, numbers, words the runtime reads as
@@ -161,3 +162,17 @@ def test_no_line_kind_prefix_starts_another() -> None:
     for steps in _STEPS.values():
         for a in steps:
             assert [b for b in steps if b.prefix.startswith(a.prefix)] == [a]
+
+
+def test_surely_string_holds_for_every_closing(compiler: GrammarCompiler) -> None:
+    """A content ``surely_string`` accepts closes as a string whatever token text
+    follows it (the grouping skips the check there)."""
+    texts = compiler.vocab.texts
+    tails = [t for t in texts[::5] if '"' not in t and "{" not in t] + ["", "ue", "rue", "\\u0031", "1e5"]
+    raws = ["cheap", "12c", "\\nx", "x", "b\\", "-1_", "é!", "1e5)", "~/", "\\u00e9b"]
+    for raw in raws:
+        assert surely_string(raw), raw
+        bad = [t for t in tails if not closes_as_string(raw + t)]
+        assert not bad, (raw, bad[:5])
+    for raw in ["", "1", "12", "tr", "fals", "~", " ", "\\u0031", "\\n", "1e", "é", "\\"]:
+        assert not surely_string(raw), raw
