@@ -261,10 +261,11 @@ class FastMask:
                 # into a string the runtime could misread are decided in groups.
                 lead = a + '"'
                 s = open_string(gp, self._g, self._line + lead) if strict else None
-                bk = ("into_free_braces", a, self._vars_after(a), strict)
+                bk = ("into_free_braces", a, (names := self._vars_after(a)), strict)
                 braces = memo.get(bk)
                 if braces is None:
-                    no = set(quote_rejects(memo, fk, texts, split[1], s, self._ok, lead=lead))
+                    no = set(quote_rejects(memo, fk, texts, split[1], s, self._ok, lead=lead,
+                                           braces=v.brace_ok_bits(names)))
                     braces = memo[bk] = ([t for t in split[1] if t not in no], len(split[1]))
                 ends = split[2]
                 bad = set(quote_rejects(memo, fk + ("ends",), texts, ends, s, self._ok, lead=lead)

@@ -172,12 +172,15 @@ def group_quotes(texts: list[str], cand: list[int], s: OpenString, lead: str = "
 
 def quote_rejects(memo: dict[Any, Any], tag: Any, texts: list[str], cand: list[int],
                   s: OpenString | None, ok: Callable[[int], bool], row: np.ndarray | None = None,
-                  lead: str = "") -> list[int]:
+                  lead: str = "", braces: np.ndarray | None = None) -> list[int]:
     """The tokens of ``cand`` rejected where ``lead`` leads into the open string ``s``
     (``lead`` empty: the line is in it; ``s`` ``None``: no grouping holds, each token
     is checked). The grouping is kept in ``memo`` under ``tag``, which names ``cand``
     (a list derived from the memo's mask row). ``ok`` is the exact per-token check at
-    the position; tokens already cleared in ``row`` need no verdict."""
+    the position; tokens already cleared in ``row`` need no verdict. ``braces``: the
+    brace tokens the line's template names allow (``VocabIndex.brace_ok_bits``); the
+    line's own templates are complete, so ``vars_ok`` of the line reads a token's
+    braces as ``vars_ok`` of the token, and a token outside ``braces`` is rejected."""
     if s is None:
         mv = row.data if row is not None else None
         return [t for t in cand if (mv is None or (mv[t >> 5] >> (t & 31)) & 1) and not ok(t)]
@@ -193,7 +196,13 @@ def quote_rejects(memo: dict[Any, Any], tag: Any, texts: list[str], cand: list[i
         rep = grp[0] if mv is None else next((t for t in grp if (mv[t >> 5] >> (t & 31)) & 1), None)
         if rep is not None and not ok(rep):
             bad += grp
-    bad += [t for t in qg.single if (mv is None or (mv[t >> 5] >> (t & 31)) & 1) and not ok(t)]
+    bb = braces.data if braces is not None else None
+    for t in qg.single:
+        if mv is not None and not (mv[t >> 5] >> (t & 31)) & 1:
+            continue
+        if (bb is not None and not (bb[t >> 5] >> (t & 31)) & 1 and "{" in texts[t]
+                and "\n" not in texts[t]) or not ok(t):
+            bad.append(t)
     return bad
 
 
