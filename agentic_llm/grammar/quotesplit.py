@@ -7,9 +7,8 @@ that is a few hundred tokens of a 151k vocabulary, each a full line check. This
 module splits those checks along the token's closing quote.
 
 For a line whose only live line kind is a free value (``free``, an ``assign`` entry
-after its key, a tool argument after its key; never ``output_keys``, whose keys are
-read from the whole line), the text before the string's opening quote is already
-written, every template in it is complete, and the string is open with raw content
+after its key, a tool argument after its key, an ``output_keys`` list), the text
+before the string's opening quote is already written, every template in it is complete, and the string is open with raw content
 ``r``. A token ``x"y`` whose ``x`` (the part before its closing quote, escapes
 followed as ``runtime.string_spans`` follows them) holds no brace and no newline
 makes the line ``L + x + '"' + y``; ``line_ok`` of that line and the next line state
@@ -27,7 +26,10 @@ closes. So the token is allowed exactly when
 A token without a brace or a newline that only escapes quotes (``\\"``) leaves the
 string open and adds nothing the line check reads: all such tokens share one
 verdict. Tokens with a brace or a newline before their closing quote keep the
-per-token check.
+per-token check. An ``output_keys`` list is read for its keys by a pattern without
+escapes: the grouping holds there for lines and tokens without a backslash, a
+closed key must also not be one ``used_keys`` refuses, and a token that finishes
+the line stays single (the next line state records the keys).
 
 Outside a string, a token's text up to its first quote (its lead, without a
 brace or a newline) is written as it is and the quote opens a string: the token is
@@ -52,21 +54,23 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from agentic_llm.grammar.graph import GraphPlan, GraphState, options
+from agentic_llm.grammar.graph import GraphPlan, GraphState, options, used_keys
 from agentic_llm.grammar.runtime import closes_as_string, string_spans, surely_string
 
 __all__ = ["OpenString", "QuoteGroups", "open_string", "split_quote", "group_quotes", "quote_rejects", "string_rejects"]
 
 _OUTPUT_KEYS = "    output_keys: "
-_VALUE_KINDS = ("free", "entry", "argentry")
+_VALUE_KINDS = ("free", "entry", "argentry", "outkeys")
 
 
 class OpenString(NamedTuple):
-    """The open string at the end of a line: its raw content so far, and whether that
-    content ends inside an escape (the next character is escaped)."""
+    """The open string at the end of a line: its raw content so far, whether that
+    content ends inside an escape (the next character is escaped), and on an
+    ``output_keys`` line the keys it may not name (``None``: another line)."""
 
     raw: str
     escaped: bool
+    taken: frozenset[str] | None = None
 
 
 class QuoteGroups(NamedTuple):
@@ -82,9 +86,10 @@ class QuoteGroups(NamedTuple):
     single: list[int]
 
 
-def _value_body(gp: GraphPlan, g: GraphState, line: str) -> str | None:
-    """The part of ``line`` whose strings the line check reads, when the line is a
-    free value the grouping holds for (see the module docstring), else ``None``."""
+def _value_body(gp: GraphPlan, g: GraphState, line: str) -> tuple[str, bool] | None:
+    """The part of ``line`` whose strings the line check reads, and whether it is an
+    ``output_keys`` list, when the line is one the grouping holds for (see the
+    module docstring), else ``None``."""
     if not gp.strict_strings or g.done:
         return None
     match = None
@@ -95,29 +100,32 @@ def _value_body(gp: GraphPlan, g: GraphState, line: str) -> str | None:
             match = st
         elif st.prefix.startswith(line):
             return None  # a longer line kind is still possible
-    if match is None or match.kind not in _VALUE_KINDS or match.prefix == _OUTPUT_KEYS:
+    if match is None or match.kind not in _VALUE_KINDS:
         return None
     rest = line[len(match.prefix):]
+    if match.prefix == _OUTPUT_KEYS:
+        # its keys are read by a pattern that knows no escapes: none written
+        return None if "\\" in rest else (rest, True)
     if match.kind == "argentry":
         if '": ' not in rest:
             return None
-        return '"' + rest  # the prefix opened the key's quote
+        return '"' + rest, False  # the prefix opened the key's quote
     if match.kind == "entry" and (not rest.startswith('"') or rest.find('"', 1) < 0):
         return None  # the key is not closed yet
-    return rest
+    return rest, False
 
 
 def open_string(gp: GraphPlan, g: GraphState, line: str) -> OpenString | None:
     """The open string of ``line`` when its quote tokens may be decided in groups
     (see the module docstring), else ``None``."""
-    body = _value_body(gp, g, line)
-    raw = None if body is None else string_spans(body)[1]
-    if raw is None or "\n" in raw:
+    vb = _value_body(gp, g, line)
+    raw = None if vb is None else string_spans(vb[0])[1]
+    if vb is None or raw is None or "\n" in raw:
         return None
     i, n = 0, len(raw)
     while i < n:
         i += 2 if raw[i] == "\\" else 1
-    return OpenString(raw, i > n)
+    return OpenString(raw, i > n, used_keys(gp, g) if vb[1] else None)
 
 
 def split_quote(tok: str, escaped: bool) -> tuple[str, str | None] | None:
@@ -152,15 +160,15 @@ def group_quotes(texts: list[str], cand: list[int], s: OpenString, lead: str = "
     groups: dict[str, list[int]] = {}
     single: list[int] = []
     still_open: list[int] = []
-    raw, k = s.raw, len(lead)
+    raw, k, taken = s.raw, len(lead), s.taken
     for tid in cand:
         t = texts[tid]
         xy = split_quote(t[k:], s.escaped) if t.startswith(lead) else None
-        if xy is None:
-            single.append(tid)
+        if xy is None or taken is not None and ("\\" in xy[0] or xy[1] is None or "\n" in xy[1]):
+            single.append(tid)  # on a keys line: escapes, and the state after the line
         elif xy[1] is None:
             still_open.append(tid)
-        elif not safe and not closes_as_string(raw + xy[0]):
+        elif not safe and not closes_as_string(raw + xy[0]) or taken and raw + xy[0] in taken:
             bad.append(tid)
         else:
             groups.setdefault(tail_key(xy[1]), []).append(tid)
@@ -186,7 +194,7 @@ def quote_rejects(memo: dict[Any, Any], tag: Any, texts: list[str], cand: list[i
         return [t for t in cand if (mv is None or (mv[t >> 5] >> (t & 31)) & 1) and not ok(t)]
     # a content no closing can misread groups like every other such content
     safe = surely_string(s.raw)
-    key = ("quote_groups", tag, s.escaped if safe else s, lead)
+    key = ("quote_groups", tag, (s.escaped, s.taken) if safe else s, lead)
     qg = memo.get(key)
     if qg is None:
         qg = memo[key] = group_quotes(texts, cand, s, lead, safe)
@@ -216,8 +224,8 @@ def string_rejects(memo: dict[Any, Any], tag: Any, texts: list[str], cand: list[
     s = open_string(gp, g, line)
     if s is not None:
         return quote_rejects(memo, tag, texts, cand, s, ok, row)
-    body = _value_body(gp, g, line)
-    if body is None or string_spans(body)[1] is not None:
+    vb = _value_body(gp, g, line)
+    if vb is None or string_spans(vb[0])[1] is not None:
         return None
     key = ("quote_leads", tag)
     leads = memo.get(key)

@@ -35,7 +35,7 @@ from agentic_llm.planner import GenerateRequest, plan
 # booleans, whitespace, an unfinished escape, a finished one, a \\u escape begun
 CONTENTS = ["", "1", "12", "-1.", "tr", "true", " ", "~", "\\", "\\\\", "\\u00"]
 # a value string opening: a key's closing quote, ": ", the value's opening quote
-OPENING = re.compile(r'(?:"|prompt_template|condition): "')
+OPENING = re.compile(r'(?:"|prompt_template|condition): "|output_keys: \["')
 
 
 def _spy(monkeypatch: pytest.MonkeyPatch) -> list[tuple[OpenString, str]]:
@@ -67,7 +67,7 @@ def test_string_openings_match_the_reference(compiler: GrammarCompiler,
         p = plan(GenerateRequest.from_json(req))
         for mt in OPENING.finditer(doc):
             m = compiler.matcher_for(p, verify=True)
-            head = mt.end() - 3  # before ': "'
+            head = mt.start() + mt.group().index(":")  # before ': "' or ': ["'
             for tid in enc(doc[:head]):
                 assert m.accept_token(tid)
             for ch in doc[head: mt.end()]:
@@ -141,7 +141,7 @@ def test_open_string_only_where_the_split_holds(compiler: GrammarCompiler) -> No
     assert at(head[:-3]) is None  # inside the key
     assert at(head, spec) is None  # the spec target reads every quoted value as a string
     keys = doc[: doc.index('output_keys: ["') + len('output_keys: ["')]
-    assert at(keys) is None  # output keys are read from the whole line
+    assert at(keys) == OpenString("", False, frozenset())  # with the keys it may not name
 
 
 def test_split_quote_and_tail_key() -> None:
@@ -176,3 +176,40 @@ def test_surely_string_holds_for_every_closing(compiler: GrammarCompiler) -> Non
         assert not bad, (raw, bad[:5])
     for raw in ["", "1", "12", "tr", "fals", "~", " ", "\\u0031", "\\n", "1e", "é", "\\"]:
         assert not surely_string(raw), raw
+
+
+def test_output_keys_of_a_join_branch_avoid_the_other_branch(compiler: GrammarCompiler,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A branch of a required join may not name a key another branch writes: the
+    grouped mask refuses ``f"`` at the second branch's ``output_keys``, as the
+    reference does."""
+    seen = _spy(monkeypatch)
+    t = "/dynamic/plan_1"
+    req = {"target_path": t, "prompt": "x",
+           "context": {"available_vars": {"city": "string"}, "permissions": ["tool:*"]},
+           "tools": [{"name": "search", "arguments": [{"name": "q"}]}],
+           "constraints": {"require_join": ["flights", "hotels"]},
+           "budget": {"max_nodes": 6, "max_tokens": 4096}}
+
+    def call(nid: str, key: str) -> str:
+        return (f'  - id: "{nid}"\n    type: tool_call\n    tool: "search"\n    arguments:\n'
+                f'      "q": "{{{{ city }}}}"\n    output_keys: ["{key}"]\n    next: ["{t}/both"]\n')
+
+    doc = (f"### AgenticDSL `{t}`\n```yaml\n# --- BEGIN AgenticDSL ---\ngraph_type: subgraph\n"
+           f'entry: "start"\nnodes:\n  - id: "start"\n    type: start\n'
+           f'    next: ["{t}/flights", "{t}/hotels"]\n' + call("flights", "f") + call("hotels", "h"))
+    enc = compiler.tokenizer_info.encode
+    vocab = compiler.vocab
+    close = [vocab.by_text[t] for t in ('"]', '",') if t in vocab.by_text]
+    assert close
+    at = doc.rindex('output_keys: ["') + len('output_keys: ["')
+    bm = xgr.allocate_token_bitmask(1, compiler.tokenizer_info.vocab_size)
+    for key, taken in (("f", True), ("g", False), ("", True)):  # "" is no string for the runtime
+        m = compiler.matcher_for(plan(GenerateRequest.from_json(req)), verify=True)
+        for tid in enc(doc[:at] + key):
+            assert m.accept_token(tid)
+        m.fill_next_token_bitmask(bm, 0)  # raises on a difference
+        row = bm[0].numpy().view(np.uint32)
+        for tid in close:
+            assert bool((int(row[tid >> 5]) >> (tid & 31)) & 1) is not taken, (key, vocab.texts[tid])
+    assert any(s.taken and "f" in s.taken for s, _lead in seen)
