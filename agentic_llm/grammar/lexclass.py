@@ -25,6 +25,7 @@ from agentic_llm.grammar.graph import GraphPlan, GraphState, options
 __all__ = ["mask_key", "string_class", "list_class"]
 
 _RAW_FIELDS = ("    condition: ", "    termination_mode: ")
+_OUTPUT_KEYS = "    output_keys: "
 _SIMPLE_ESCAPES = frozenset('\\"nrt')
 
 
@@ -142,8 +143,13 @@ def _rest_class(kind: str, prefix: str, rest: str) -> tuple[Any, ...] | None:
     if kind == "free":
         if prefix in _RAW_FIELDS:
             return ("raw", rest)
-        c = string_class(rest)
-        return None if c is None else ("str", c)
+        if prefix == _OUTPUT_KEYS:
+            # the key list of the other node types: the same ``keys`` rule as a
+            # tool call's (``outkeys``), told apart by the position's ``where``
+            kind = "outkeys"
+        else:
+            c = string_class(rest)
+            return None if c is None else ("str", c)
     if kind in ("argentry", "entry"):
         i = rest.find('": ')
         if i < 0:
