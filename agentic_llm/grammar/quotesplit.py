@@ -54,7 +54,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from agentic_llm.grammar.graph import GraphPlan, GraphState, options, used_keys
+from agentic_llm.grammar.graph import COND_PREFIX, GraphPlan, GraphState, options, used_keys
 from agentic_llm.grammar.runtime import closes_as_string, string_spans, surely_string
 
 __all__ = ["OpenString", "QuoteGroups", "open_string", "split_quote", "group_quotes", "quote_rejects", "string_rejects"]
@@ -84,6 +84,7 @@ class QuoteGroups(NamedTuple):
     bad: list[int]
     groups: list[list[int]]
     single: list[int]
+    braced: frozenset[int] = frozenset()  # grouped tokens with a template in the string
 
 
 def _value_body(gp: GraphPlan, g: GraphState, line: str) -> tuple[str, bool] | None:
@@ -103,6 +104,8 @@ def _value_body(gp: GraphPlan, g: GraphState, line: str) -> tuple[str, bool] | N
     if match is None or match.kind not in _VALUE_KINDS:
         return None
     rest = line[len(match.prefix):]
+    if match.prefix == COND_PREFIX and len(rest) < 2:
+        return None  # a condition's check reads the character after its quote
     if match.prefix == _OUTPUT_KEYS:
         # its keys are read by a pattern that knows no escapes: none written
         return None if "\\" in rest else (rest, True)
@@ -131,13 +134,13 @@ def open_string(gp: GraphPlan, g: GraphState, line: str) -> OpenString | None:
 def split_quote(tok: str, escaped: bool) -> tuple[str, str | None] | None:
     """``(x, y)``: ``tok`` as the rest ``x`` of an open string, its closing quote and
     what follows (``y`` is ``None`` when ``tok`` does not close the string: it only
-    escapes quotes); ``None`` when ``x`` holds a brace or a newline (such tokens are
-    checked whole)."""
+    escapes quotes); ``None`` when ``x`` holds a newline (such tokens are checked
+    whole)."""
     j, n = (1 if escaped else 0), len(tok)
     while j < n and tok[j] != '"':
         j += 2 if tok[j] == "\\" else 1
     x = tok[:j]
-    if "{" in x or "\n" in x:
+    if "\n" in x:
         return None
     return (x, None) if j >= n else (x, tok[j + 1:])
 
@@ -152,19 +155,32 @@ def tail_key(y: str) -> str:
 
 
 def group_quotes(texts: list[str], cand: list[int], s: OpenString, lead: str = "",
-                 safe: bool = False) -> QuoteGroups:
+                 safe: bool = False, braces: bool = False) -> QuoteGroups:
     """Split the candidate tokens ``cand`` at the open string ``s``; with ``lead``, the
     tokens are read after that text (the tokens that do not start with it are checked
-    one by one); ``safe``: ``s`` closes as a string whatever closes it."""
+    one by one); ``safe``: ``s`` closes as a string whatever closes it; ``braces``:
+    the caller knows which brace tokens the line's template names allow."""
     bad: list[int] = []
     groups: dict[str, list[int]] = {}
     single: list[int] = []
     still_open: list[int] = []
+    braced: list[int] = []
     raw, k, taken = s.raw, len(lead), s.taken
     for tid in cand:
         t = texts[tid]
         xy = split_quote(t[k:], s.escaped) if t.startswith(lead) else None
-        if xy is None or taken is not None and ("\\" in xy[0] or xy[1] is None or "\n" in xy[1]):
+        if xy is not None and "{" in xy[0]:
+            # A template in the string (which then closes as a string): the line's
+            # own templates are complete, so the line check reads the token's braces
+            # as ``vars_ok`` of the token alone, which the caller knows; grouped when
+            # what follows the quote holds no brace and no newline.
+            y = xy[1]
+            if not braces or taken is not None or y is not None and ("{" in y or "\n" in y):
+                single.append(tid)
+            else:
+                braced.append(tid)
+                (still_open if y is None else groups.setdefault(tail_key(y), [])).append(tid)
+        elif xy is None or taken is not None and ("\\" in xy[0] or xy[1] is None or "\n" in xy[1]):
             single.append(tid)  # on a keys line: escapes, and the state after the line
         elif xy[1] is None:
             still_open.append(tid)
@@ -175,7 +191,7 @@ def group_quotes(texts: list[str], cand: list[int], s: OpenString, lead: str = "
     out = list(groups.values())
     if still_open:
         out.append(still_open)
-    return QuoteGroups(bad, out, single)
+    return QuoteGroups(bad, out, single, frozenset(braced))
 
 
 def quote_rejects(memo: dict[Any, Any], tag: Any, texts: list[str], cand: list[int],
@@ -194,17 +210,23 @@ def quote_rejects(memo: dict[Any, Any], tag: Any, texts: list[str], cand: list[i
         return [t for t in cand if (mv is None or (mv[t >> 5] >> (t & 31)) & 1) and not ok(t)]
     # a content no closing can misread groups like every other such content
     safe = surely_string(s.raw)
-    key = ("quote_groups", tag, (s.escaped, s.taken) if safe else s, lead)
+    known = row is not None or braces is not None  # which brace tokens the names allow
+    key = ("quote_groups", tag, (s.escaped, s.taken) if safe else s, lead, known)
     qg = memo.get(key)
     if qg is None:
-        qg = memo[key] = group_quotes(texts, cand, s, lead, safe)
+        qg = memo[key] = group_quotes(texts, cand, s, lead, safe, known)
     bad = list(qg.bad)
+    # ``row`` has the brace tokens the names refuse cleared already; with ``braces``
+    # they are rejected here
     mv = row.data if row is not None else None
+    bb = braces.data if braces is not None else None
+    braced = qg.braced if bb is not None else frozenset()
+    bad += [t for t in braced if not (bb[t >> 5] >> (t & 31)) & 1]  # type: ignore[index]
     for grp in qg.groups:
-        rep = grp[0] if mv is None else next((t for t in grp if (mv[t >> 5] >> (t & 31)) & 1), None)
+        rep = next((t for t in grp if (mv is None or (mv[t >> 5] >> (t & 31)) & 1)
+                    and (t not in braced or (bb[t >> 5] >> (t & 31)) & 1)), None)  # type: ignore[index]
         if rep is not None and not ok(rep):
             bad += grp
-    bb = braces.data if braces is not None else None
     for t in qg.single:
         if mv is not None and not (mv[t >> 5] >> (t & 31)) & 1:
             continue

@@ -106,7 +106,7 @@ def test_verify_catches_a_wrong_group(compiler: GrammarCompiler) -> None:
         assert m.accept_token(tid)
     bm = xgr.allocate_token_bitmask(1, compiler.tokenizer_info.vocab_size)
     m.fill_next_token_bitmask(bm, 0)
-    key = ("quote_groups", ("free", True, True), OpenString("", False), "")
+    key = ("quote_groups", ("free", True, True), OpenString("", False), "", True)
     cache = compiler.mask_cache(GrammarSpec.from_plan(p))
     entry = cache.get(mask_key(m._gp, m._g, m.text))  # noqa: SLF001
     assert entry is not None
@@ -149,7 +149,7 @@ def test_split_quote_and_tail_key() -> None:
     assert split_quote('\\"x",', False) == ('\\"x', ",")  # an escaped quote stays inside
     assert split_quote('"x', True) == ('"x', None)  # escaped by the content before it
     assert split_quote('\\"', False) == ('\\"', None)
-    assert split_quote('{"', False) is None and split_quote('a\n"', False) is None
+    assert split_quote('{"', False) == ("{", "") and split_quote('a\n"', False) is None
     assert split_quote('"{', False) == ("", "{")
     assert tail_key("%") == tail_key("") == "" and tail_key(")\n") == "\n"
     assert tail_key(', "a') == ', "a' and tail_key(":{") == ":{"
