@@ -76,6 +76,9 @@ class ModelConfig:
     decode (tens of seconds; needs a C++ compiler on the CPU, else decoding stays
     eager with a warning). ``chat_template`` frames prompts in the checkpoint's chat
     template when it ships one (an instruct model); false sends the plain prompt.
+    ``adapter`` is a LoRA adapter merged into the weights at load: ``auto`` (the
+    shipped adapter, when it was trained on this very checkpoint), ``none``, or the
+    adapter's directory.
     """
 
     dir: str = ""
@@ -87,6 +90,7 @@ class ModelConfig:
     scheduling_policy: str = "branch_aware"
     compile_decode: bool = False
     chat_template: bool = True
+    adapter: str = "auto"
 
     def __post_init__(self) -> None:
         if not self.scheduling_policy:

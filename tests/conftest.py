@@ -3,6 +3,11 @@
 With ``AGENTIC_REQUIRE_ALL_COMPONENTS=1`` (set by ``.ci/run``), a test skipped
 because a component is missing (redis-server, a package) fails instead: in CI every
 real component must be there. Only tests marked ``gpu`` may skip, since CI has no GPU.
+
+Where a test names no model, it runs on the shipped ``agentic-tiny`` (fast), not on
+the default a user gets (SmolLM2 with the shipped adapter, when installed): the
+suite sets ``AGENTIC_MODEL_DIR`` unless the caller did. Tests of the default itself
+clear it.
 """
 
 from __future__ import annotations
@@ -13,6 +18,11 @@ import pytest
 import torch
 
 REQUIRE_ALL = os.environ.get("AGENTIC_REQUIRE_ALL_COMPONENTS") == "1"
+
+if not os.environ.get("AGENTIC_MODEL_DIR"):
+    from agentic_llm.models import shipped_model_dir
+
+    os.environ["AGENTIC_MODEL_DIR"] = str(shipped_model_dir())
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

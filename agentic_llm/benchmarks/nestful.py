@@ -19,7 +19,7 @@ from typing import Any
 
 from agentic_llm.errors import AgenticError, ErrorCode
 
-__all__ = ["GoldCall", "Case", "SPLITS", "nestful_dir", "load_split", "tool_name", "gold_edges"]
+__all__ = ["GoldCall", "Case", "SPLITS", "nestful_dir", "load_split", "tool_name", "tool_json", "gold_edges"]
 
 #: split name -> (data file, spec file) under the package's ``data_v1`` directory
 SPLITS: dict[str, tuple[str, str]] = {
@@ -88,7 +88,9 @@ def _type(t: Any) -> str:
                                    "dict": "object", "bool": "boolean"}.get(t, "string")
 
 
-def _tool_json(api: dict[str, Any]) -> dict[str, Any]:
+def tool_json(api: dict[str, Any]) -> dict[str, Any]:
+    """One NESTFUL API as a granted tool (request JSON): its query parameters are the
+    arguments, required ones first in schema order."""
     params = api.get("query_parameters") or {}
     args = [{"name": k, "type": _type(v.get("type")), "required": bool(v.get("required", False)),
              "description": str(v.get("description") or "")[:200]}
@@ -122,7 +124,7 @@ def load_split(split: str, *, max_nodes: int = 12, max_tokens: int = 768,
     root = nestful_dir()
     samples = json.loads((root / data_file).read_text(encoding="utf-8"))
     apis = json.loads((root / spec_file).read_text(encoding="utf-8"))
-    tools = [_tool_json(a) for a in apis]
+    tools = [tool_json(a) for a in apis]
     cases = []
     for i, s in enumerate(samples):
         gold = tuple(GoldCall(tool_name(str(c["name"])), str(c.get("label", "")), _reads(c.get("arguments", {})))

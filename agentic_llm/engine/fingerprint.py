@@ -16,16 +16,20 @@ from pathlib import Path
 
 __all__ = ["engine_version", "model_fingerprint"]
 
-_FULL = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json")
+_FULL = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "adapter_config.json")
 _WEIGHTS = (".safetensors", ".bin", ".pt", ".gguf")
 _EDGE = 1 << 20
 
 
 def model_fingerprint(model_dir: str | Path) -> str:
-    """16 hex digits that change when the model, its tokenizer or its configs change."""
+    """16 hex digits that change when the model, its tokenizer or its configs change.
+
+    ``model_dir`` may also be a single checkpoint file (a ``.gguf``), which carries
+    its tokenizer and configs inside.
+    """
     root = Path(model_dir)
     h = hashlib.sha256()
-    for path in sorted(root.iterdir()):
+    for path in sorted(root.iterdir()) if root.is_dir() else [root]:
         if not path.is_file():
             continue
         if path.name in _FULL:
@@ -42,8 +46,10 @@ def model_fingerprint(model_dir: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
-def engine_version(model_dir: str | Path) -> str:
-    """The subgraph cache's engine version for ``model_dir``: planner version + model."""
+def engine_version(model_dir: str | Path, adapter: str | Path | None = None) -> str:
+    """The subgraph cache's engine version for ``model_dir`` (and the LoRA ``adapter``
+    merged into it, if any): planner version + model (+ adapter)."""
     from agentic_llm.planner.plan import ENGINE_VERSION
 
-    return f"{ENGINE_VERSION}+m{model_fingerprint(model_dir)}"
+    version = f"{ENGINE_VERSION}+m{model_fingerprint(model_dir)}"
+    return version if adapter is None else f"{version}+a{model_fingerprint(adapter)}"

@@ -40,6 +40,7 @@ class LoadedModel:
         model_dir: where it was loaded from (the directory of a GGUF file).
         chat_template: the Jinja chat template an instruct model ships; None otherwise.
         special_tokens: texts of the ``bos`` / ``eos`` tokens, for the template.
+        adapter: the LoRA adapter directory merged into the weights, if any.
     """
 
     model: CausalLM
@@ -49,6 +50,7 @@ class LoadedModel:
     model_dir: Path
     chat_template: str | None = None
     special_tokens: dict[str, str] = field(default_factory=dict)
+    adapter: Path | None = None
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -225,11 +227,14 @@ def load_model(
     *,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
+    adapter: str | Path | None = None,
 ) -> LoadedModel:
     """Load the checkpoint in ``model_dir`` onto ``device`` in ``dtype``.
 
     Weights stored in another floating dtype (bf16, fp16) are cast to ``dtype``;
     a GGUF checkpoint (``.gguf`` file or a directory holding one) is dequantized.
+    ``adapter`` (a LoRA adapter directory, ``engine.lora``) is merged into the
+    weights before the network is built.
 
     Raises:
         AgenticError: ERR_MODEL_NOT_FOUND naming the missing directory or file, or
@@ -241,13 +246,19 @@ def load_model(
     if find_gguf(model_dir) is not None:
         from agentic_llm.engine.gguf.loader import load_gguf
 
-        return load_gguf(model_dir, device=device, dtype=dtype)
+        return load_gguf(model_dir, device=device, dtype=dtype, adapter=adapter)
     d = Path(model_dir)
     cfg = load_config(d)
-    state = _read_weights(_weight_files(d))
+    files = _weight_files(d)
+    state = _read_weights(files)
+    if adapter is not None:
+        from agentic_llm.engine.lora import merge_adapter
+
+        merge_adapter(state, adapter, base_file=files[0] if len(files) == 1 else None)
     model = build_model(cfg, state, device=device, dtype=dtype, source=d)
     tok_path = d / "tokenizer.json"
     tokenizer = Tokenizer.from_file(str(tok_path)) if tok_path.is_file() else None
     template, specials = read_chat_template(d)
     return LoadedModel(model, cfg, tokenizer, _eos_ids(d, cfg), d,
-                       chat_template=template, special_tokens=specials)
+                       chat_template=template, special_tokens=specials,
+                       adapter=Path(adapter) if adapter is not None else None)

@@ -68,9 +68,20 @@ def build_engine(config: ServerConfig, model_dir: Path) -> Any:
         model_dir, device=m.device, dtype=_DTYPES[m.dtype], num_blocks=m.num_blocks,
         block_size=m.block_size, max_num_seqs=max(1, config.limits.max_concurrent),
         prefix_cache=prefix_cache, scheduling_policy=m.scheduling_policy,
-        compile_decode=m.compile_decode,
+        compile_decode=m.compile_decode, adapter=models_adapter(m.adapter, model_dir),
     )
     return engine
+
+
+def _adapter_of(engine: Any) -> Path | None:
+    return getattr(getattr(engine, "loaded", None), "adapter", None)
+
+
+def models_adapter(setting: str, model_dir: Path) -> Path | None:
+    """The adapter directory ``model.adapter`` names for ``model_dir`` (None: none)."""
+    from agentic_llm.models import resolve_adapter
+
+    return resolve_adapter(setting, model_dir)
 
 
 def build_compiler(model_dir: Path, engine: Any) -> Any:
@@ -125,7 +136,7 @@ def build_pipeline(config: ServerConfig, *, engine: Any = None, model_dir: Path 
     parts = PipelineParts(
         engine=engine,
         compiler=build_compiler(model_dir, engine) if constrained else None,
-        cache=open_subgraph_cache(config.cache, engine_version(model_dir)) if cache else None,
+        cache=open_subgraph_cache(config.cache, engine_version(model_dir, _adapter_of(engine))) if cache else None,
         jump_forward=jump_forward,
         knowledge=knowledge,
         max_model_len=int(getattr(engine, "max_model_len", 0) or 0),

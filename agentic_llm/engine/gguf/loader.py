@@ -80,8 +80,9 @@ def read_state_dict(g: GGUFFile, *, dtype: torch.dtype = torch.float32) -> dict[
 
 
 def load_gguf(path: str | Path, *, device: str | torch.device = "cpu",
-              dtype: torch.dtype = torch.float32) -> LoadedModel:
-    """Load the GGUF checkpoint at ``path`` (a file, or a directory holding one).
+              dtype: torch.dtype = torch.float32, adapter: str | Path | None = None) -> LoadedModel:
+    """Load the GGUF checkpoint at ``path`` (a file, or a directory holding one), with
+    the LoRA ``adapter`` merged into its dequantized weights when given.
 
     Raises:
         AgenticError: ERR_MODEL_NOT_FOUND when ``path`` holds no GGUF file,
@@ -97,6 +98,10 @@ def load_gguf(path: str | Path, *, device: str | torch.device = "cpu",
     g = open_gguf(file)
     cfg = model_config(g)
     state = read_state_dict(g, dtype=dtype)
+    if adapter is not None:
+        from agentic_llm.engine.lora import merge_adapter
+
+        merge_adapter(state, adapter, base_file=file)
     model = build_model(cfg, state, device=device, dtype=dtype, source=file)
     tokenizer = tokenizer_from_metadata(g.metadata)
     eos = cfg.eos_token_ids
@@ -104,4 +109,5 @@ def load_gguf(path: str | Path, *, device: str | torch.device = "cpu",
     return LoadedModel(model, cfg, tokenizer, tuple(eos), file.parent,
                        chat_template=str(template) if template else None,
                        special_tokens={k: v for k in ("bos", "eos")
-                                       if (v := special_token(g.metadata, k)) is not None})
+                                       if (v := special_token(g.metadata, k)) is not None},
+                       adapter=Path(adapter) if adapter is not None else None)
