@@ -11,7 +11,7 @@ from agentic_llm.engine.outputs import FinishReason
 from agentic_llm.errors import AgenticError
 from agentic_llm.scheduler.request import Request
 
-__all__ = ["accept_sampled", "refused_token_error", "stop_reason", "jump_forward"]
+__all__ = ["accept_sampled", "refused_token_error", "stop_reason", "jump_forward", "forced_tokens"]
 
 
 def accept_sampled(req: Request, token: int, *, live: bool | None = None, park: bool = False) -> AgenticError | None:
@@ -53,11 +53,16 @@ def stop_reason(req: Request, eos_ids: frozenset[int], max_model_len: int) -> Fi
 def jump_forward(req: Request, tokenizer: Tokenizer | None, max_model_len: int) -> int:
     """Append the tokens of the text the constraint forces next; return how many.
 
-    The forced string is tokenized on its own and fed to the matcher token by token;
-    only the tokens the matcher accepts are appended, so the sequence always stays
-    inside the grammar even where this tokenization differs from what the model
-    would have produced at the boundary. They are computed by the next forward as
-    one multi-token chunk.
+    The forced text is tokenized together with the request's last token, as the
+    tokenizer would split the whole document, and only the tokens that cannot
+    change with what follows are appended: the first must reproduce the last token
+    (else the forced text would merge into it and nothing is jumped), and the last
+    is left for the model, since the text after it may merge with it (a forced
+    ``"]\n`` before the model's ``    next``, which the tokenizer writes as ``"]``,
+    ``\n   ``, `` next``). So the model continues from the token sequence it was
+    trained on, not from a split it has never seen. Each token is fed to the
+    matcher; only accepted ones are appended, so the sequence stays inside the
+    grammar. They are computed by the next forward as one multi-token chunk.
     """
     c = req.constraint
     if c is None or tokenizer is None or not req.params.jump_forward:
@@ -65,8 +70,9 @@ def jump_forward(req: Request, tokenizer: Tokenizer | None, max_model_len: int) 
     text = c.jump_forward_string()
     if not text:
         return 0
+    ids = forced_tokens(tokenizer, req.token_ids[-1] if req.num_output_tokens else None, text)
     added = 0
-    for tok in tokenizer.encode(text, add_special_tokens=False).ids:
+    for tok in ids:
         if req.num_output_tokens >= req.params.max_tokens or req.num_tokens >= max_model_len:
             break
         if not c.accept(tok):
@@ -77,3 +83,32 @@ def jump_forward(req: Request, tokenizer: Tokenizer | None, max_model_len: int) 
             break
     req.metrics.num_forced_tokens += added
     return added
+
+
+def forced_tokens(tokenizer: Tokenizer, last: int | None, text: str) -> list[int]:
+    """The tokens of forced ``text`` that the tokenizer's split of the whole document
+    holds whatever follows.
+
+    ``text`` is encoded after the ``last`` token's text; the result must start with
+    ``last`` itself (else the forced text merges into it: nothing is jumped). The
+    tokens of the final pre-tokenizer piece are left out, since only that piece can
+    change with the text after it (a word goes on, a whitespace run gives its last
+    space to the next word); without a pre-tokenizer, the final token is left out.
+    """
+    head = "" if last is None else tokenizer.decode([last], skip_special_tokens=False)
+    full = head + text
+    enc = tokenizer.encode(full, add_special_tokens=False)
+    ids, offsets = list(enc.ids), list(enc.offsets)
+    if last is not None:
+        if not ids or ids[0] != last or offsets[0][1] != len(head):
+            return []
+        ids, offsets = ids[1:], offsets[1:]
+    pre = tokenizer.pre_tokenizer
+    if pre is None:
+        return ids[:-1]
+    pieces = pre.pre_tokenize_str(full)
+    cut = pieces[-1][1][0] if pieces else len(full)
+    kept = 0
+    while kept < len(ids) and offsets[kept][1] <= cut:
+        kept += 1
+    return ids[:kept]

