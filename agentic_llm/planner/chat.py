@@ -108,5 +108,6 @@ class ChatTemplate:
 
 def render_chat_prompt(plan: ExecutionPlan, template: ChatTemplate) -> str:
     """The planner's prompt for ``plan`` in ``template``: the stable part as the system
-    message, the per-request part (tools, context, goal) as the user message."""
-    return template.frame(_SYSTEM, render_varying_part(plan).rstrip("\n"))
+    message, the per-request part (tools with their descriptions, context, goal) as
+    the user message."""
+    return template.frame(_SYSTEM, render_varying_part(plan, descriptions=True).rstrip("\n"))

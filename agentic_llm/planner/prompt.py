@@ -55,8 +55,25 @@ def _value(v: Any) -> str:
     return json.dumps(v, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
-def render_varying_part(plan: ExecutionPlan) -> str:
-    """The per-request part: target, budget, types, tools, library, context, goal."""
+DESCRIPTION_CHARS = 80
+
+
+def _short(text: str, limit: int = DESCRIPTION_CHARS) -> str:
+    """``text`` on one line, cut at a word boundary to at most ``limit`` characters."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0]
+    return (cut or text[:limit]).rstrip(",;:") + "..."
+
+
+def render_varying_part(plan: ExecutionPlan, *, descriptions: bool = False) -> str:
+    """The per-request part: target, budget, types, tools, library, context, goal.
+
+    ``descriptions`` adds each tool's description (one line, at most
+    ``DESCRIPTION_CHARS`` characters) after its signature: an instruct model picks
+    tools by what they do. The shipped format model was trained without them.
+    """
     req = plan.request
     lines = [
         f"TARGET: {plan.target_path}",
@@ -67,7 +84,8 @@ def render_varying_part(plan: ExecutionPlan) -> str:
     for tool in plan.tools:
         args = ", ".join(a.name + ("" if a.required else "?") for a in tool.arguments)
         out = f" -> {tool.output}" if tool.output else ""
-        lines.append(f"{tool.name}({args}){out}")
+        about = f": {_short(tool.description)}" if descriptions and tool.description.strip() else ""
+        lines.append(f"{tool.name}({args}){out}{about}")
     lines.append("LIBRARY:")
     for entry in plan.library:
         lines.append(f"{entry.path} {entry.signature}".rstrip())
