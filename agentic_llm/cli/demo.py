@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import Any
 
-__all__ = ["register", "run", "run_demo"]
+__all__ = ["register", "run", "run_demo", "plan_line"]
 
 _REQUEST: dict[str, Any] = {
     "target_path": "/dynamic/plan_1",
@@ -34,7 +34,8 @@ _REQUEST: dict[str, Any] = {
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("demo", help="start a local server and send it a few requests",
                        description=__doc__)
-    p.add_argument("--model", metavar="PATH", help="checkpoint directory or .gguf file (default: the shipped model)")
+    p.add_argument("--model", metavar="PATH", help="checkpoint directory or .gguf file (default: SmolLM2-135M-Instruct "
+                   "with the shipped adapter when installed, else agentic-tiny; or AGENTIC_MODEL_DIR)")
     p.add_argument("--show-text", action="store_true", help="print each generated document")
     p.set_defaults(func=run)
 
@@ -46,6 +47,27 @@ def _line(label: str, r: Any) -> str:
             f"valid={r.valid} {r.timings.total_ms:.0f} ms")
 
 
+def _short(value: Any, limit: int = 28) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def plan_line(result: Any) -> str:
+    """The plan's nodes in document order on one line: ``tool(arg=value, ...)`` for a
+    tool call and ``-> key`` for what it writes, the node type otherwise."""
+    steps = []
+    for n in result.nodes:
+        if n.type == "tool_call":
+            args = n.fields.get("arguments") or {}
+            shown = ", ".join(f"{k}={_short(v)}" for k, v in args.items()) if isinstance(args, dict) else ""
+            keys = n.fields.get("output_keys") or []
+            out = f" -> {', '.join(map(str, keys))}" if keys else ""
+            steps.append(f"{n.fields.get('tool', '?')}({shown}){out}")
+        else:
+            steps.append(n.type)
+    return "  plan: " + " | ".join(steps)
+
+
 def run(args: argparse.Namespace) -> int:
     from agentic_llm.config import ServerConfig
     from agentic_llm.serving import build_pipeline
@@ -55,8 +77,13 @@ def run(args: argparse.Namespace) -> int:
         "model": {"dir": args.model or ""},
         "limits": {"max_concurrent": 8, "max_queue": 16, "drain_timeout_sec": 10},
     })
-    print("agentic-llm demo: loading the model ...", file=sys.stderr, flush=True)
-    pipeline = build_pipeline(config)
+    from agentic_llm.serving import resolve_model_dir
+
+    model = resolve_model_dir(config.model.dir)
+    print(f"agentic-llm demo: loading {model.name} ...", file=sys.stderr, flush=True)
+    pipeline = build_pipeline(config, model_dir=model)
+    adapter = getattr(getattr(pipeline.engine, "loaded", None), "adapter", None)
+    print(f"model: {model.name}" + (f" + adapter {adapter.name}" if adapter else ""), flush=True)
     try:
         return run_demo(config, pipeline, show_text=args.show_text)
     finally:
@@ -85,6 +112,7 @@ def run_demo(config: Any, pipeline: Any, *, show_text: bool = False, out: Any = 
             say(f"health: {client.health()}")
             first = client.generate_subgraph(_REQUEST)
             say(_line("GenerateSubgraph", first))
+            say(plan_line(first))
             if show_text:
                 say(first.text)
             again = client.generate_subgraph(_REQUEST)

@@ -17,6 +17,7 @@ def test_demo_runs_end_to_end(pipeline: Any) -> None:
     assert run_demo(cfg, view, out=buf) == 0
     text = buf.getvalue()
     assert "health: SERVING" in text
+    assert "  plan: start | " in text  # the first plan's nodes, in document order
     assert "same request again" in text and "CACHE HIT" in text
     assert text.count("GenerateFork[") == 3
     assert "stream: node 0" in text
@@ -28,3 +29,18 @@ def test_demo_and_serve_are_commands() -> None:
     assert "agentic_llm.cli.serve" in COMMAND_MODULES and "agentic_llm.cli.demo" in COMMAND_MODULES
     args = build_parser().parse_args(["demo", "--model", "/x"])
     assert args.model == "/x"
+
+
+def test_plan_line_shows_tool_calls_with_arguments_and_outputs() -> None:
+    from agentic_llm.cli.demo import plan_line
+    from agentic_llm.serving.result import AstNodeInfo
+
+    class Result:
+        nodes = (AstNodeInfo("start", "start", "/d/start"),
+                 AstNodeInfo("s", "tool_call", "/d/s", fields={
+                     "tool": "web_search", "arguments": {"query": "hotels in {{ city }} under {{ budget }}"},
+                     "output_keys": ["results"]}),
+                 AstNodeInfo("done", "end", "/d/done"))
+
+    assert plan_line(Result()) == ("  plan: start | web_search(query=hotels in {{ city }} unde...) -> results"
+                                   " | end")
