@@ -27,6 +27,7 @@ import math
 import random
 import sys
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -184,6 +185,7 @@ def train(model_path: str, corpus: Path, out: Path, cfg: LoraConfig, *, save_eve
     from safetensors.torch import save_file
     from tqdm import tqdm
 
+    from agentic_llm.benchmarks.report import cpu_model
     from agentic_llm.engine.gguf.loader import read_state_dict
     from agentic_llm.engine.gguf.metadata import find_gguf, model_config, open_gguf
     from agentic_llm.engine.loader import load_model
@@ -257,9 +259,9 @@ def train(model_path: str, corpus: Path, out: Path, cfg: LoraConfig, *, save_eve
         "format": "agentic-llm-lora/1", "rank": cfg.rank, "alpha": cfg.alpha, "targets": list(TARGETS),
         "base": base_fingerprint(file), "base_file": file.name, "training": asdict(cfg),
         "corpus": {"examples": len(examples), "path_name": corpus.name,
-                   "sources": _count(r["source"] for r in records)},
+                   "sources": dict(Counter(r["source"] for r in records))},
         "train_seconds": round(spent, 1), "final_loss_mean_last10": _mean([e["loss"] for e in log[-10:]]),
-        "cpu": _cpu(), "torch": torch.__version__,
+        "cpu": cpu_model(), "torch": torch.__version__,
     }
     (out / "adapter_config.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     (out / "train_log.json").write_text(json.dumps(log) + "\n", encoding="utf-8")
@@ -267,25 +269,8 @@ def train(model_path: str, corpus: Path, out: Path, cfg: LoraConfig, *, save_eve
     return summary
 
 
-def _count(items: Any) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for x in items:
-        out[x] = out.get(x, 0) + 1
-    return out
-
-
 def _mean(xs: list[float]) -> float:
     return round(sum(xs) / len(xs), 4) if xs else float("nan")
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def _plot(log: list[dict[str, float]], path: Path) -> None:

@@ -28,6 +28,7 @@ from typing import Any
 from agentic_llm.benchmarks.nestful import Case, gold_edges, load_split
 from agentic_llm.benchmarks.plan_score import PlanScore, extract_calls, score_plan
 from agentic_llm.benchmarks.report import (
+    cpu_model,
     default_plot_path,
     display_path,
     emit,
@@ -183,16 +184,6 @@ def summarize_row(outs: list[_Outcome]) -> dict[str, Any]:
     }
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
-
-
 def run(args: argparse.Namespace) -> int:
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
     unknown = [r for r in rows if r not in ROWS]
@@ -201,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
     cases = heldout_cases() if args.split == "ours" else load_split(args.split, tools_per_request=args.tools_per_request)
     if args.limit:
         cases = cases[:args.limit]
-    result: dict[str, Any] = {"split": args.split, "cpu": _cpu(), "rows": {},
+    result: dict[str, Any] = {"split": args.split, "cpu": cpu_model(), "rows": {},
                               "tools_per_request": args.tools_per_request}
     for row in rows:
         t0 = time.perf_counter()

@@ -18,6 +18,7 @@ from agentic_llm.envs import bench_results_dir
 from agentic_llm.observability.stats import percentile
 
 __all__ = [
+    "cpu_model",
     "percentile",
     "summarize",
     "ratio",
@@ -115,3 +116,15 @@ def display_path(path: str | Path) -> str:
         return str(p.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(p)
+
+
+def cpu_model() -> str:
+    """The CPU's model name from ``/proc/cpuinfo`` (empty where it is not readable):
+    figures are only comparable on one CPU, so results say which one gave them."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
