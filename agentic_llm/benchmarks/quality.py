@@ -97,7 +97,9 @@ class _Outcome:
     error: str = ""
 
 
-def _pipeline(row: str, concurrency: int) -> Any:
+def _pipeline(row: str, concurrency: int) -> tuple[Any, list[Any]]:
+    """The row's pipeline and every pipeline to close after it (a ``-free`` row runs
+    an ungrammared pipeline over the engine of a full one, whose loop must stop too)."""
     from agentic_llm.config import ServerConfig
     from agentic_llm.models import shipped_model_dir
     from agentic_llm.serving import build_pipeline
@@ -118,11 +120,11 @@ def _pipeline(row: str, concurrency: int) -> Any:
     })
     pipe = build_pipeline(config)
     if not row.endswith("-free"):
-        return pipe
+        return pipe, [pipe]
     free = Pipeline(PipelineParts(engine=pipe.engine, compiler=None, cache=None, chat=pipe.parts.chat,
                                   max_model_len=pipe.parts.max_model_len), admission=pipe.admission,
                     default_timeout_sec=3600)
-    return free
+    return free, [free, pipe]
 
 
 def run_row(row: str, cases: list[Case], *, concurrency: int = 16, max_tokens: int = 0,
@@ -130,7 +132,7 @@ def run_row(row: str, cases: list[Case], *, concurrency: int = 16, max_tokens: i
     """Generate every case's plan through ``row``'s pipeline and score it."""
     from agentic_llm.planner import GenerateRequest
 
-    pipe = _pipeline(row, concurrency)
+    pipe, owned = _pipeline(row, concurrency)
     done = [0]
 
     def one(case: Case) -> _Outcome:
@@ -155,7 +157,8 @@ def run_row(row: str, cases: list[Case], *, concurrency: int = 16, max_tokens: i
         with ThreadPoolExecutor(max_workers=concurrency) as ex:
             outs = list(ex.map(one, cases))
     finally:
-        pipe.close()
+        for p in owned:
+            p.close()
     if progress:
         print(file=sys.stderr)
     return outs
