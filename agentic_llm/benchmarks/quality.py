@@ -97,13 +97,11 @@ class _Outcome:
     error: str = ""
 
 
-def _pipeline(row: str, concurrency: int) -> tuple[Any, list[Any]]:
-    """The row's pipeline and every pipeline to close after it (a ``-free`` row runs
-    an ungrammared pipeline over the engine of a full one, whose loop must stop too)."""
+def _pipeline(row: str, concurrency: int) -> Any:
+    """The serving pipeline of ``row`` (a ``-free`` row: the same without the grammar)."""
     from agentic_llm.config import ServerConfig
     from agentic_llm.models import shipped_model_dir
     from agentic_llm.serving import build_pipeline
-    from agentic_llm.serving.pipeline import Pipeline, PipelineParts
 
     model = str(shipped_model_dir()) if row == "tiny" else str(smollm2_path())
     adapter = "none"
@@ -118,13 +116,7 @@ def _pipeline(row: str, concurrency: int) -> tuple[Any, list[Any]]:
         "listen": "127.0.0.1:0", "cache": {"store": "memory"}, "model": {"dir": model, "adapter": adapter},
         "limits": {"max_concurrent": concurrency, "max_queue": 4096, "default_timeout_sec": 3600},
     })
-    pipe = build_pipeline(config)
-    if not row.endswith("-free"):
-        return pipe, [pipe]
-    free = Pipeline(PipelineParts(engine=pipe.engine, compiler=None, cache=None, chat=pipe.parts.chat,
-                                  max_model_len=pipe.parts.max_model_len), admission=pipe.admission,
-                    default_timeout_sec=3600)
-    return free, [free, pipe]
+    return build_pipeline(config, constrained=not row.endswith("-free"))
 
 
 def run_row(row: str, cases: list[Case], *, concurrency: int = 16, max_tokens: int = 0,
@@ -132,7 +124,7 @@ def run_row(row: str, cases: list[Case], *, concurrency: int = 16, max_tokens: i
     """Generate every case's plan through ``row``'s pipeline and score it."""
     from agentic_llm.planner import GenerateRequest
 
-    pipe, owned = _pipeline(row, concurrency)
+    pipe = _pipeline(row, concurrency)
     done = [0]
 
     def one(case: Case) -> _Outcome:
@@ -157,8 +149,7 @@ def run_row(row: str, cases: list[Case], *, concurrency: int = 16, max_tokens: i
         with ThreadPoolExecutor(max_workers=concurrency) as ex:
             outs = list(ex.map(one, cases))
     finally:
-        for p in owned:
-            p.close()
+        pipe.close()
     if progress:
         print(file=sys.stderr)
     return outs
