@@ -23,7 +23,12 @@ from agentic_llm.grammar.graph import (
     template_vars,
 )
 from agentic_llm.grammar.maskcache import MaskCache, MaskEntry
-from agentic_llm.grammar.quotesplit import open_string, quote_rejects, string_rejects
+from agentic_llm.grammar.quotesplit import (
+    open_string,
+    quote_rejects,
+    shared_verdicts,
+    string_rejects,
+)
 from agentic_llm.grammar.vocab import MAX_ID, VocabIndex, pack_ids
 
 __all__ = ["FastMask", "fresh_id", "fresh_tail"]
@@ -56,6 +61,11 @@ def _or_ids(row: np.ndarray, ids: list[int] | np.ndarray) -> None:
         return
     a = np.asarray(ids, dtype=np.int64)
     np.bitwise_or.at(row, a >> 5, np.left_shift(np.uint32(1), (a & 31).astype(np.uint32)))
+
+
+#: row views of recently seen bitmask tensors, by (tensor id, row): each entry holds
+#: its tensor, so an id is never reused while its entry lives (bounded, a few)
+_ROW_VIEWS: dict[tuple[int, int], tuple[Any, ...]] = {}
 
 
 def _clear_ids(row: np.ndarray, ids: list[int] | set[int]) -> None:
@@ -166,9 +176,16 @@ class FastMask:
         rv = self._rowview
         if rv is not None and rv[0] is bitmask and rv[1] == index and rv[2] == bitmask.data_ptr():
             return rv[3]  # type: ignore[no-any-return]
-        row = bitmask[index].numpy().view(np.uint32)
-        self._rowview = (bitmask, index, bitmask.data_ptr(), row)
-        return row
+        # the views are also shared between matchers: a new request's first mask
+        # into the engine's batch tensor skips the tensor indexing (tens of us)
+        key = (id(bitmask), index)
+        rv = _ROW_VIEWS.get(key)
+        if rv is None or rv[0] is not bitmask or rv[2] != bitmask.data_ptr():
+            if len(_ROW_VIEWS) >= 16:
+                _ROW_VIEWS.clear()
+            rv = _ROW_VIEWS[key] = (bitmask, index, bitmask.data_ptr(), bitmask[index].numpy().view(np.uint32))
+        self._rowview = rv
+        return rv[3]  # type: ignore[no-any-return]
 
     def _fill_graph(self, row: np.ndarray, entry: MaskEntry, sl: Slot, key: Any) -> None:
         """``row`` := xgrammar's cached row for this class, narrowed by the graph layer.
@@ -261,14 +278,16 @@ class FastMask:
                 # into a string the runtime could misread are decided in groups.
                 lead = a + '"'
                 s = open_string(gp, self._g, self._line + lead) if strict else None
+                # the string's group verdicts, shared with the positions inside it
+                shared = shared_verdicts(self._g, self._line + lead, s) if s is not None else None
                 bk = ("into_free_braces", a, (names := self._vars_after(a)), strict)
                 braces = memo.get(bk)
                 if braces is None:
                     no = set(quote_rejects(memo, fk, texts, split[1], s, self._ok, lead=lead,
-                                           braces=v.brace_ok_bits(names)))
+                                           braces=v.brace_ok_bits(names), shared=shared))
                     braces = memo[bk] = ([t for t in split[1] if t not in no], len(split[1]))
                 ends = split[2]
-                bad = set(quote_rejects(memo, fk + ("ends",), texts, ends, s, self._ok, lead=lead)
+                bad = set(quote_rejects(memo, fk + ("ends",), texts, ends, s, self._ok, lead=lead, shared=shared)
                           if strict else self._free_rejects(ends, False, False))
                 allowed += braces[0] + [t for t in ends if t not in bad]
                 longer = []
@@ -287,7 +306,11 @@ class FastMask:
                 ek = ("edge", sl.fresh == 0, room)
                 edge = memo.get(ek)
                 if edge is None:
-                    edge = memo[ek] = v.ids_in(xrow & runs[room] & ~runs[room - 1]).tolist()
+                    # the runs of exactly ``room`` characters, looked up in the row
+                    # (equal to ``ids_in(xrow & runs[room] & ~runs[room - 1])``, without
+                    # three passes over the whole row)
+                    eq = v.idrun_letter_eq if sl.fresh == 0 else v.idrun_eq
+                    edge = memo[ek] = v.ids_set(eq[room], xrow).tolist()
                 allowed += [tid for tid in edge if self._ok(tid)]
         bulk: np.ndarray | None = None
         if rc is not None or sl.fresh >= 0:

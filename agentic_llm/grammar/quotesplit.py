@@ -57,7 +57,8 @@ import numpy as np
 from agentic_llm.grammar.graph import COND_PREFIX, GraphPlan, GraphState, options, used_keys
 from agentic_llm.grammar.runtime import closes_as_string, string_spans, surely_string
 
-__all__ = ["OpenString", "QuoteGroups", "open_string", "split_quote", "group_quotes", "quote_rejects", "string_rejects"]
+__all__ = ["OpenString", "QuoteGroups", "STILL_OPEN", "open_string", "split_quote", "group_quotes", "quote_rejects",
+           "shared_verdicts", "string_rejects"]
 
 _OUTPUT_KEYS = "    output_keys: "
 _VALUE_KINDS = ("free", "entry", "argentry", "outkeys")
@@ -85,6 +86,14 @@ class QuoteGroups(NamedTuple):
     groups: list[list[int]]
     single: list[int]
     braced: frozenset[int] = frozenset()  # grouped tokens with a template in the string
+    # per group, what its verdict is shared under along the string (``tail_key`` of
+    # what follows the closing quote; ``STILL_OPEN`` for tokens that leave it open);
+    # a group without a key is decided at its position only
+    keys: tuple[str, ...] = ()
+
+
+#: the group key of tokens that leave the string open (no ``tail_key`` is this)
+STILL_OPEN = "\x00open"
 
 
 def _value_body(gp: GraphPlan, g: GraphState, line: str) -> tuple[str, bool] | None:
@@ -189,14 +198,38 @@ def group_quotes(texts: list[str], cand: list[int], s: OpenString, lead: str = "
         else:
             groups.setdefault(tail_key(xy[1]), []).append(tid)
     out = list(groups.values())
+    keys = list(groups)
     if still_open:
         out.append(still_open)
-    return QuoteGroups(bad, out, single, frozenset(braced))
+        keys.append(STILL_OPEN)
+    return QuoteGroups(bad, out, single, frozenset(braced), tuple(keys))
+
+
+def shared_verdicts(g: GraphState, text: str, s: OpenString) -> dict[str, bool] | None:
+    """The group verdicts of the string open at the end of ``text`` (a line, or a
+    line and a token's lead), kept on the line state for every position of that
+    string: ``None`` where they may not be shared.
+
+    A group's verdict is the line check of ``P + r + x + '"' + y`` (``P``: the text
+    up to the string's opening quote, ``r + x``: the content, ``y``: the group's
+    tail), which reads the content only as the content of a closed string
+    (``closes_as_string``, the taken keys: both decided per token in ``bad``). So
+    every position of one string, the lead into it included, shares the verdict of
+    each tail, as long as the content holds no brace (a template there can change
+    the state after the line, ``GraphState.relied``)."""
+    if "{" in s.raw:
+        return None
+    key = ("quote_verdicts", text[: len(text) - len(s.raw)], s.escaped, s.taken)
+    hit = g.memo.get(key)
+    if hit is None:
+        hit = g.memo[key] = {}
+    return hit  # type: ignore[no-any-return]
 
 
 def quote_rejects(memo: dict[Any, Any], tag: Any, texts: list[str], cand: list[int],
                   s: OpenString | None, ok: Callable[[int], bool], row: np.ndarray | None = None,
-                  lead: str = "", braces: np.ndarray | None = None) -> list[int]:
+                  lead: str = "", braces: np.ndarray | None = None,
+                  shared: dict[str, bool] | None = None) -> list[int]:
     """The tokens of ``cand`` rejected where ``lead`` leads into the open string ``s``
     (``lead`` empty: the line is in it; ``s`` ``None``: no grouping holds, each token
     is checked). The grouping is kept in ``memo`` under ``tag``, which names ``cand``
@@ -204,7 +237,9 @@ def quote_rejects(memo: dict[Any, Any], tag: Any, texts: list[str], cand: list[i
     the position; tokens already cleared in ``row`` need no verdict. ``braces``: the
     brace tokens the line's template names allow (``VocabIndex.brace_ok_bits``); the
     line's own templates are complete, so ``vars_ok`` of the line reads a token's
-    braces as ``vars_ok`` of the token, and a token outside ``braces`` is rejected."""
+    braces as ``vars_ok`` of the token, and a token outside ``braces`` is rejected.
+    ``shared``: the group verdicts of this string (``shared_verdicts``), read and
+    filled by group key."""
     if s is None:
         mv = row.data if row is not None else None
         return [t for t in cand if (mv is None or (mv[t >> 5] >> (t & 31)) & 1) and not ok(t)]
@@ -222,10 +257,19 @@ def quote_rejects(memo: dict[Any, Any], tag: Any, texts: list[str], cand: list[i
     bb = braces.data if braces is not None else None
     braced = qg.braced if bb is not None else frozenset()
     bad += [t for t in braced if not (bb[t >> 5] >> (t & 31)) & 1]  # type: ignore[index]
-    for grp in qg.groups:
+    keys = qg.keys if shared is not None else ()
+    for i, grp in enumerate(qg.groups):
         rep = next((t for t in grp if (mv is None or (mv[t >> 5] >> (t & 31)) & 1)
                     and (t not in braced or (bb[t >> 5] >> (t & 31)) & 1)), None)  # type: ignore[index]
-        if rep is not None and not ok(rep):
+        if rep is None:
+            continue
+        if i < len(keys):
+            v = shared.get(keys[i])  # type: ignore[union-attr]
+            if v is None:
+                v = shared[keys[i]] = ok(rep)  # type: ignore[index]
+        else:
+            v = ok(rep)
+        if not v:
             bad += grp
     for t in qg.single:
         if mv is not None and not (mv[t >> 5] >> (t & 31)) & 1:
@@ -245,7 +289,7 @@ def string_rejects(memo: dict[Any, Any], tag: Any, texts: list[str], cand: list[
     grouping holds."""
     s = open_string(gp, g, line)
     if s is not None:
-        return quote_rejects(memo, tag, texts, cand, s, ok, row)
+        return quote_rejects(memo, tag, texts, cand, s, ok, row, shared=shared_verdicts(g, line, s))
     vb = _value_body(gp, g, line)
     if vb is None or string_spans(vb[0])[1] is not None:
         return None
@@ -264,5 +308,7 @@ def string_rejects(memo: dict[Any, Any], tag: Any, texts: list[str], cand: list[
         leads = memo[key] = (by, single)
     bad = quote_rejects(memo, key, texts, leads[1], None, ok, row)
     for lead, tids in leads[0].items():
-        bad += quote_rejects(memo, (key, lead), texts, tids, open_string(gp, g, line + lead), ok, row, lead)
+        s = open_string(gp, g, line + lead)
+        bad += quote_rejects(memo, (key, lead), texts, tids, s, ok, row, lead,
+                             shared=None if s is None else shared_verdicts(g, line + lead, s))
     return bad

@@ -117,6 +117,11 @@ class VocabIndex:
         # idrun_le[k]: pure id-character tokens of length <= k (cumulative)
         self.idrun_le = [np.zeros(self.words, dtype=np.uint32)]
         self.idrun_letter_le = [np.zeros(self.words, dtype=np.uint32)]
+        # idrun_eq[k]: the same tokens of length exactly k, as sorted id arrays (the
+        # difference of two consecutive cumulative rows, a few ids: what a fresh id
+        # with k characters of room left may end on)
+        self.idrun_eq = [np.asarray(ids, dtype=np.int64) for ids in idrun]
+        self.idrun_letter_eq = [np.asarray(ids, dtype=np.int64) for ids in idrun_letter]
         for k in range(1, MAX_ID + 1):
             self.idrun_le.append(self.idrun_le[-1] | pack_ids(idrun[k], self.words))
             self.idrun_letter_le.append(self.idrun_letter_le[-1] | pack_ids(idrun_letter[k], self.words))
@@ -235,6 +240,13 @@ class VocabIndex:
             if i is not None:
                 out.append(i)
         return out
+
+    @staticmethod
+    def ids_set(ids: np.ndarray, row: np.ndarray) -> np.ndarray:
+        """The ids of ``ids`` whose bit is set in the packed ``row`` (order kept)."""
+        if ids.size == 0:
+            return ids
+        return ids[((row[ids >> 5] >> (ids & 31).astype(np.uint32)) & 1).astype(bool)]
 
     @staticmethod
     def ids_in(bits: np.ndarray) -> np.ndarray:

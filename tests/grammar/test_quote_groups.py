@@ -43,10 +43,10 @@ def _spy(monkeypatch: pytest.MonkeyPatch) -> list[tuple[OpenString, str]]:
     seen: list[tuple[OpenString, str]] = []
     real = fastmask.quote_rejects
 
-    def spy(memo, tag, texts, cand, s, ok, row=None, lead="", braces=None):  # type: ignore[no-untyped-def]
+    def spy(memo, tag, texts, cand, s, ok, row=None, lead="", braces=None, shared=None):  # type: ignore[no-untyped-def]
         if s is not None:
             seen.append((s, lead))
-        return real(memo, tag, texts, cand, s, ok, row, lead, braces)
+        return real(memo, tag, texts, cand, s, ok, row, lead, braces, shared)
 
     monkeypatch.setattr(fastmask, "quote_rejects", spy)
     monkeypatch.setattr(quotesplit, "quote_rejects", spy)

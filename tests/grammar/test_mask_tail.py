@@ -1,0 +1,135 @@
+"""The shortcuts behind the mask tail (``bench/mask_positions.py`` finds the slow
+positions) equal what they replace.
+
+- ``VocabIndex.idrun_eq``: the id-character runs of one exact length, as id arrays,
+  equal the difference of two cumulative rows the fresh-id edge used to compute;
+- ``quotesplit.shared_verdicts``: a quote group's verdict is shared by every
+  position of one string (the lead into it included); ``verify`` compares each such
+  mask with the per-token reference, and a wrong shared verdict is caught;
+- row views of a bitmask tensor are shared between matchers and follow a new tensor.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import xgrammar as xgr
+
+import agentic_llm.grammar.quotesplit as quotesplit
+from agentic_llm.benchmarks.grammar import realistic_documents
+from agentic_llm.grammar import GrammarCompiler
+from agentic_llm.grammar.vocab import MAX_ID, VocabIndex
+from agentic_llm.grammar.walk import random_walk
+from agentic_llm.planner import GenerateRequest, plan
+from tests.grammar.plans import random_plan
+
+
+def test_exact_runs_equal_the_cumulative_difference(compiler: GrammarCompiler) -> None:
+    v = compiler.vocab
+    rng = np.random.default_rng(5)
+    rows = [np.full(v.words, 0xFFFFFFFF, dtype=np.uint32),
+            rng.integers(0, 2**32, v.words, dtype=np.uint64).astype(np.uint32),
+            v.quote_bits | v.idrun_le[6]]
+    for row in rows:
+        for room in range(1, MAX_ID + 1):
+            for eq, le in ((v.idrun_eq, v.idrun_le), (v.idrun_letter_eq, v.idrun_letter_le)):
+                want = VocabIndex.ids_in(row & le[room] & ~le[room - 1])
+                assert np.array_equal(VocabIndex.ids_set(eq[room], row), want), room
+    # the lists are not trivially empty: short runs exist in a 151k vocabulary
+    assert all(v.idrun_letter_eq[k].size for k in range(1, 8))
+
+
+def _shared_dicts(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, bool]]:
+    seen: list[dict[str, bool]] = []
+    real = quotesplit.shared_verdicts
+
+    def spy(g, text, s):  # type: ignore[no-untyped-def]
+        out = real(g, text, s)
+        if out is not None:
+            seen.append(out)
+        return out
+
+    monkeypatch.setattr(quotesplit, "shared_verdicts", spy)
+    import agentic_llm.grammar.fastmask as fastmask
+    monkeypatch.setattr(fastmask, "shared_verdicts", spy)
+    return seen
+
+
+def test_shared_quote_verdicts_are_verified(compiler: GrammarCompiler,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The realistic documents, cold and warm, and random walks over varied plans
+    (strings capped, so many strings close early) keep the reference mask at every
+    position while the shared verdicts are in use."""
+    seen = _shared_dicts(monkeypatch)
+    bm = xgr.allocate_token_bitmask(1, compiler.tokenizer_info.vocab_size)
+    for _round in range(2):
+        for req, doc in realistic_documents():
+            m = compiler.matcher_for(plan(GenerateRequest.from_json(req)), verify=True)
+            for tid in compiler.tokenizer_info.encode(doc):
+                m.fill_next_token_bitmask(bm, 0)
+                assert m.accept_token(tid)
+    reused = [d for d in seen if d]
+    assert len(reused) >= 10, len(reused)
+    rng = random.Random(31)
+    for _ in range(12):
+        p = random_plan(rng, max_tools=6, max_nodes=6)
+        r = random_walk(compiler.matcher_for(p, max_string=10, verify=True), compiler.vocab, rng,
+                        max_tokens=500)
+        assert r.completed or r.reason == "token limit", r.reason
+
+
+def test_verify_catches_a_wrong_shared_verdict(compiler: GrammarCompiler,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Flipping the verdicts a string's first position stored changes the mask of a
+    later position of the same string (whose lexical class differs, so it decides
+    its quote tokens again, from the shared verdicts), and ``verify`` reports it."""
+    seen = _shared_dicts(monkeypatch)
+    req, doc = realistic_documents()[0]
+    p = plan(GenerateRequest.from_json(req))
+    enc = compiler.tokenizer_info.encode
+    bm = xgr.allocate_token_bitmask(1, compiler.tokenizer_info.vocab_size)
+    i = doc.index('"query": "') + len('"query": "')
+    m = compiler.matcher_for(p, verify=True)
+    for tid in enc(doc[:i]):
+        assert m.accept_token(tid)
+    m.fill_next_token_bitmask(bm, 0)  # stores the string's verdicts
+    shared = seen[-1]
+    assert shared and any(shared.values())
+    assert m.accept_token(enc("hot")[0])
+    good = dict(shared)
+    for k in shared:
+        shared[k] = not shared[k]
+    try:
+        with pytest.raises(RuntimeError, match="differs from the reference"):
+            m.fill_next_token_bitmask(bm, 0)
+    finally:
+        shared.update(good)
+    # the true verdicts give the reference at that position
+    m2 = compiler.matcher_for(p, verify=True)
+    for tid in enc(doc[:i] + "hot"):
+        m2.fill_next_token_bitmask(bm, 0)
+        assert m2.accept_token(tid)
+    m2.fill_next_token_bitmask(bm, 0)
+
+
+def test_row_views_follow_the_tensor(compiler: GrammarCompiler) -> None:
+    """Matchers sharing row views write the row of the tensor they are given: two
+    tensors, two rows, alternating, each equal to the reference fill."""
+    req, doc = realistic_documents()[1]
+    p = plan(GenerateRequest.from_json(req))
+    ids = compiler.tokenizer_info.encode(doc)[:40]
+    n = compiler.tokenizer_info.vocab_size
+    a, b = compiler.matcher_for(p), compiler.matcher_for(p)
+    ref = compiler.matcher_for(p)
+    refbm = xgr.allocate_token_bitmask(1, n)
+    for k, tid in enumerate(ids):
+        bm = xgr.allocate_token_bitmask(2, n) if k % 3 == 0 else bm  # noqa: F821
+        bm.fill_(0)
+        a.fill_next_token_bitmask(bm, k % 2)
+        b.fill_next_token_bitmask(bm, 1 - k % 2)
+        ref.fill_reference(refbm, 0)
+        assert np.array_equal(bm[k % 2].numpy(), refbm[0].numpy()), k
+        assert np.array_equal(bm[1 - k % 2].numpy(), refbm[0].numpy()), k
+        assert a.accept_token(tid) and b.accept_token(tid) and ref.accept_token(tid)
