@@ -248,7 +248,9 @@ class FastMask:
             lk = ("long", a, fresh_slash)
             longer = memo.get(lk)
             if longer is None:
-                arr = v.longer_with_prefix(a, xrow)
+                # most texts of a reference slot (an element's rest) start no token
+                # longer than themselves: one memoized bisect instead of array work
+                arr = v.longer_with_prefix(a, xrow) if v.has_longer(a) else np.zeros(0, dtype=np.int64)
                 if fresh_slash and arr.size:
                     # "/" + id characters start a fresh id and pass wholesale (below);
                     # only tokens that also close it (hold a quote) need the exact check
@@ -289,11 +291,14 @@ class FastMask:
                 if braces is None:
                     no = set(quote_rejects(memo, fk, texts, split[1], s, self._ok, lead=lead,
                                            braces=v.brace_ok_bits(names), shared=shared))
-                    braces = memo[bk] = ([t for t in split[1] if t not in no], len(split[1]))
+                    passing = [t for t in split[1] if t not in no]
+                    # also packed: a hundred ids or more, OR-ed in as one row
+                    braces = memo[bk] = (passing, len(split[1]), pack_ids(passing, v.words))
                 ends = split[2]
                 bad = set(quote_rejects(memo, fk + ("ends",), texts, ends, s, self._ok, lead=lead, shared=shared)
                           if strict else self._free_rejects(ends, False, False))
-                allowed += braces[0] + [t for t in ends if t not in bad]
+                keep = keep | braces[2]
+                allowed += [t for t in ends if t not in bad]
                 longer = []
                 narrowed = narrowed or bool(bad) or len(braces[0]) < braces[1]
             for tid in longer:
@@ -315,7 +320,12 @@ class FastMask:
                     # three passes over the whole row)
                     eq = v.idrun_letter_eq if sl.fresh == 0 else v.idrun_eq
                     edge = memo[ek] = v.ids_set(eq[room], xrow).tolist()
-                allowed += [tid for tid in edge if self._ok(tid)]
+                if rc is not None:
+                    # the token stays inside the element: the line check is the
+                    # element's prefix check on the list parsed so far
+                    allowed += [tid for tid in edge if rc[0].element_prefix_ok(rc[1] + texts[tid])]
+                else:
+                    allowed += [tid for tid in edge if self._ok(tid)]
         bulk: np.ndarray | None = None
         if rc is not None or sl.fresh >= 0:
             closers, bulk = self._closers(memo, xrow, rc)
@@ -379,7 +389,7 @@ class FastMask:
                 mk = ("close", before, y, known)
                 ok = g_memo.get(mk) if shareable else None
                 if ok is None:
-                    ok = self._ok(tid)
+                    ok = self._close_ok(refs, e, tid)
                     if shareable:
                         g_memo[mk] = ok
                 verdicts[(gi, known)] = ok
@@ -423,6 +433,26 @@ class FastMask:
                 if tid not in known_tids and fresh_id(fid) and fid not in banned and verdict(gi, False, tid):
                     out.append(tid)
         return out, bulk
+
+    def _close_ok(self, refs: Any, e: str, tid: int) -> bool:
+        """``_ok`` of a token ``x"y`` that closes the reference element ``e`` of a list
+        (``refs``: the list parsed before the element). For the tails the list's own
+        parse decides (``_parse_refs``: ``""``, a separator, the closing bracket) the
+        verdict is read from the list state with ``e + x`` added, without parsing
+        the line again; other tails (a newline, text after the separator) and single
+        references take the line check."""
+        tok = self._vocab.texts[tid]
+        x, y = tok.split('"', 1)
+        if y not in ("", ",", ", ", "]") or "[" not in self._line:
+            return self._ok(tid)
+        el = e + x
+        if not refs.element_ok(el):
+            return False
+        if not y:
+            return True
+        after = refs.copy()
+        after.add(el)
+        return bool(after.may_close() if y == "]" else after.any_more())
 
     def _check_against_reference(self, row: np.ndarray) -> None:
         import xgrammar as xgr

@@ -18,7 +18,7 @@ import pytest
 import xgrammar as xgr
 
 import agentic_llm.grammar.quotesplit as quotesplit
-from agentic_llm.benchmarks.grammar import realistic_documents
+from agentic_llm.benchmarks.grammar import _request, realistic_documents
 from agentic_llm.grammar import GrammarCompiler
 from agentic_llm.grammar.vocab import MAX_ID, VocabIndex
 from agentic_llm.grammar.walk import random_walk
@@ -133,3 +133,62 @@ def test_row_views_follow_the_tensor(compiler: GrammarCompiler) -> None:
         assert np.array_equal(bm[k % 2].numpy(), refbm[0].numpy()), k
         assert np.array_equal(bm[1 - k % 2].numpy(), refbm[0].numpy()), k
         assert a.accept_token(tid) and b.accept_token(tid) and ref.accept_token(tid)
+
+
+def _ref_positions_agree(m, v, quote_toks, id_toks) -> int:  # type: ignore[no-untyped-def]
+    """At the matcher's position, when it is inside a reference element: the list
+    state's verdicts (``_close_ok``, ``element_prefix_ok``) equal the line check
+    (``_ok``) for every given token; returns the tokens compared."""
+    from agentic_llm.grammar.graph import ref_context
+
+    rc = ref_context(m._gp, m._g, m.text)  # noqa: SLF001
+    if rc is None:
+        return 0
+    refs, e = rc
+    for tid in quote_toks:
+        assert m._close_ok(refs, e, tid) == m._ok(tid), (m.text, v.texts[tid])  # noqa: SLF001
+    for tid in id_toks:
+        assert refs.element_prefix_ok(e + v.texts[tid]) == m._ok(tid), (m.text, v.texts[tid])  # noqa: SLF001
+    return len(quote_toks) + len(id_toks)
+
+
+def test_list_state_verdicts_equal_the_line_check(compiler: GrammarCompiler) -> None:
+    """The shortcuts at reference elements decide every closing token with a tail the
+    list's parse reads (``"``, ``",``, ``", ``, ``"]``) and every id run exactly as
+    the line check does: on the realistic documents and on walks over varied plans
+    (with the draws biased toward closing elements, and toward known, taken and
+    fresh ids alike)."""
+    v = compiler.vocab
+    rng = random.Random(7)
+    close = [i for i, t in enumerate(v.texts) if '"' in t and t.split('"', 1)[1] in ("", ",", ", ", "]")
+             and len(t) < 40]
+    runs = [int(i) for k in range(1, MAX_ID + 1) for i in v.idrun_eq[k]]
+    bm = xgr.allocate_token_bitmask(1, v.info.vocab_size)
+    compared = 0
+    for req, doc in realistic_documents():
+        m = compiler.matcher_for(plan(GenerateRequest.from_json(req)))
+        for tid in compiler.tokenizer_info.encode(doc):
+            compared += _ref_positions_agree(m, v, rng.sample(close, 150), rng.sample(runs, 40))
+            assert m.accept_token(tid)
+    for i in range(14):
+        if i % 2:
+            # content rules: a list may close only after naming a fresh node while
+            # the document owes tool calls (``may_close`` is false there)
+            n = rng.choice([2, 3])
+            req = _request(n, target=f"/dynamic/c{i}")
+            req["constraints"] = {"require_tools": [t["name"] for t in req["tools"]]}
+            req["budget"] = {"max_nodes": rng.randint(n + 2, 8), "max_tokens": 4096}
+            p = plan(GenerateRequest.from_json(req))
+        else:
+            p = random_plan(rng, max_tools=4, max_nodes=rng.randint(2, 9))
+        m = compiler.matcher_for(p, max_string=8)
+        for _step in range(500):
+            if m.is_terminated():
+                break
+            compared += _ref_positions_agree(m, v, rng.sample(close, 60), rng.sample(runs, 20))
+            m.fill_next_token_bitmask(bm, 0)
+            allowed = VocabIndex.ids_in(bm[0].numpy().view(np.uint32)).tolist()
+            quoted = [t for t in allowed if '"' in v.texts[t]]
+            pick = rng.choice(quoted if quoted and rng.random() < 0.4 else allowed)
+            assert m.accept_token(pick)
+    assert compared > 20000, compared
