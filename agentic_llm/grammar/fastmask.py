@@ -153,12 +153,18 @@ class FastMask:
         out = None if nxt is None or nxt[0].done else (
             slot(self._gp, nxt[0], nxt[1]), ends_line(self._gp, nxt[0], nxt[1]))
         memo[2][t] = out
+        memo[2][("at", t)] = nxt  # type: ignore[index]  # the position itself (``_vars_after``)
         return out
 
     def _vars_after(self, a: str) -> frozenset[str]:
         """The template names the position after the text ``a`` may read (``a`` is an
         allowed text: ``_slot_after`` found a slot after it)."""
-        nxt = self._advance(self._g, self._line, a)
+        memo = self._after_memo
+        key = ("at", a)
+        if memo[0] is self._g and memo[1] == self._line and key in memo[2]:
+            nxt = memo[2][key]  # type: ignore[index]
+        else:
+            nxt = self._advance(self._g, self._line, a)
         if nxt is None:
             return self._gp.variables
         return template_vars(self._gp, nxt[0], nxt[1])
