@@ -713,8 +713,30 @@ def apply_line(gp: GraphPlan, g: GraphState, text: str) -> GraphState:
     for k in range(g.step, len(steps)):
         st = steps[k]
         if text.startswith(st.prefix) and _content_ok(gp, g, st, text[len(st.prefix):], True):
-            return _advance(gp, g, k, st, text[len(st.prefix):])
+            rest = text[len(st.prefix):]
+            key = _after_key(gp, k, st, rest)
+            hit = g.memo.get(key)
+            if hit is None or hit[0] is not gp:
+                hit = g.memo[key] = (gp, _advance(gp, g, k, st, rest))
+            return hit[1]  # type: ignore[no-any-return]
     return g
+
+
+def _after_key(gp: GraphPlan, k: int, st: Step, rest: str) -> tuple[Any, ...]:
+    """What ``_advance`` reads of a complete line of step ``k`` besides the state, as a
+    memo key: lines that lead to the same next state share one object (and with it
+    the memos of the next line start), so the line check of a token that ends a
+    value (``", "\n``) and the value's real end compute that state once. A free
+    value's text is not read at all; an argument's value only for whether its
+    templates read an earlier output; keys and lists are read whole."""
+    if st.kind in ("free", "fixed") and st.prefix != "    output_keys: ":
+        return ("after", k)
+    if st.kind == "entry":
+        return ("after", k, rest[1:rest.index('"', 1)])
+    if st.kind == "argentry":
+        key = rest[: rest.index('"')]
+        return ("after", k, key, any(v not in gp.variables for v in template_names(rest[len(key) + 3:])))
+    return ("after", k, rest)
 
 
 def _advance(gp: GraphPlan, g: GraphState, k: int, st: Step, rest: str) -> GraphState:

@@ -192,3 +192,67 @@ def test_list_state_verdicts_equal_the_line_check(compiler: GrammarCompiler) -> 
             pick = rng.choice(quoted if quoted and rng.random() < 0.4 else allowed)
             assert m.accept_token(pick)
     assert compared > 20000, compared
+
+
+def _states_agree(gp, text: str) -> int:  # type: ignore[no-untyped-def]
+    """Walk the lines of ``text``: before each line, apply a variant of it (the same
+    line with another value, where the line has one), then check the state after the
+    real line equals the one computed on a copy without memos. Returns the variants
+    applied."""
+    from agentic_llm.grammar.graph import apply_line, initial_state, line_ok, replace
+
+    g = initial_state()
+    variants = 0
+    body = text.split("\n")
+    for line in body:
+        if g.done:
+            break
+        assert line_ok(gp, g, line, True), line
+        for other in _variants(line):
+            if line_ok(gp, g, other, True):
+                apply_line(gp, g, other)  # fills the memo with the variant's next state
+                variants += 1
+        got = apply_line(gp, g, line)
+        want = apply_line(gp, replace(g), line)  # a copy: empty memo
+        assert got == want, (line, got, want)
+        g = got
+    return variants
+
+
+def _variants(line: str) -> list[str]:
+    """The line with its last string's content replaced (a value), and with its first
+    string's content replaced (a key, where the line has two strings)."""
+    q = line.rfind('"')
+    p = line.rfind('"', 0, q) if q > 0 else -1
+    if p < 0:
+        return []
+    out = []
+    a = line.find('"')
+    b = line.find('"', a + 1)
+    if b < p:  # keys first: the first variant applied fills the memo
+        out += [line[: a + 1] + c + line[b:] for c in ("zz", "key2")]
+    return out + [line[: p + 1] + c + line[q:] for c in ("zz", "{{ city }}", "q1", "hits")]
+
+
+def test_shared_next_states_equal_fresh_ones(compiler: GrammarCompiler) -> None:
+    """Lines that lead to the same next state share one object (``graph._after_key``):
+    after the variant of a line fills the memo, the real line's next state still
+    equals the one computed without memos, on the realistic documents and on walks
+    whose arguments read earlier outputs (``relied``) and whose assign keys vary."""
+    from agentic_llm.grammar.graph import GraphPlan
+
+    applied = 0
+    for req, doc in realistic_documents():
+        p = plan(GenerateRequest.from_json(req))
+        applied += _states_agree(GraphPlan.from_plan(p), doc)
+    rng = random.Random(11)
+    for i in range(10):
+        n = rng.choice([2, 3])
+        req = _request(n, target=f"/dynamic/s{i}")
+        req["constraints"] = {"require_tools": [t["name"] for t in req["tools"]]}
+        req["budget"] = {"max_nodes": rng.randint(n + 1, 8), "max_tokens": 4096}
+        p = plan(GenerateRequest.from_json(req))
+        r = random_walk(compiler.matcher_for(p, max_string=16), compiler.vocab, rng, brace_bias=0.5)
+        if r.completed:
+            applied += _states_agree(GraphPlan.from_plan(p, max_string=16), r.text)
+    assert applied > 50, applied
