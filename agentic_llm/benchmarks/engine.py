@@ -84,6 +84,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="auto: add vLLM's offline LLM when `import vllm` works")
     p.add_argument("--vllm-compile", action="store_true",
                    help="let vLLM compile its model (default enforce_eager: a much shorter start)")
+    p.add_argument("--kv-memory-mb", type=int, default=0,
+                   help="our engines' KV pool in MiB (default: sized so the decode workspace holds the largest "
+                        "batch; see docs/benchmarks.md)")
     p.add_argument("--bandwidth-mb", type=int, default=512,
                    help="size of the memory bandwidth benchmark's tensor in MiB (0: skip it)")
     p.add_argument("--no-constrained", action="store_true", help="leave out the constrained parts (3 and 4)")
@@ -137,8 +140,14 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
     import torch
 
     from agentic_llm.benchmarks.engine_baselines import HFRunner, agreement, hf_model_from_loaded
-    from agentic_llm.benchmarks.engine_systems import cache_setting, parse_steps, start_ours
+    from agentic_llm.benchmarks.engine_systems import (
+        cache_setting,
+        parse_steps,
+        pool_bytes,
+        start_ours,
+    )
     from agentic_llm.benchmarks.membw import measure_bandwidth, weight_bytes, weight_traffic
+    from agentic_llm.engine.loader import load_model
     from agentic_llm.models import default_model_dir
     from agentic_llm.planner import GenerateRequest, plan
 
@@ -153,16 +162,22 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
     bandwidth = measure_bandwidth(args.bandwidth_mb) if args.bandwidth_mb > 0 else None
     cache_dir, twice, cache_tmp = cache_setting(args.compile_cache)
     max_seqs = max(max(batches), args.constrained_batch)
+    # one model per engine: the compiled step is attached to the model it runs
+    t0 = time.perf_counter()
+    models = {step: load_model(model, device="cpu", dtype=torch.float32) for step in steps}
+    load_s = (time.perf_counter() - t0) / len(steps)
+    loaded = models[steps[0]]
+    tok = loaded.tokenizer
+    prompts = [tok.encode(p.render_prompt()).ids for p in plans]
+    context = max(len(p) for p in prompts[:max_seqs]) + max(args.new_tokens, args.constrained_max_tokens or 0)
+    kv_bytes = (args.kv_memory_mb << 20 if args.kv_memory_mb
+                else pool_bytes(loaded.config, max(batches), context))
     ours: dict[str, Any] = {}
     startup: dict[str, Any] = {}
-    loaded = None
     for step in steps:
-        runner, info, loaded_step = start_ours(model, step, max_num_seqs=max_seqs, cache_dir=cache_dir, twice=twice)
-        ours[runner.name], startup[runner.name] = runner, info
-        loaded = loaded or loaded_step
-    assert loaded is not None
-    tok = next(iter(ours.values())).engine.tokenizer
-    prompts = [tok.encode(p.render_prompt()).ids for p in plans]
+        runner, info = start_ours(models[step], step, max_num_seqs=max_seqs, kv_memory_bytes=kv_bytes,
+                                  cache_dir=cache_dir, twice=twice, warm_prompts=prompts[:2])
+        ours[runner.name], startup[runner.name] = runner, {"load_s": load_s, **info}
     hf_model = hf_model_from_loaded(loaded)
     nbytes = weight_bytes(loaded.model)
     pad = int(hf_model.config.pad_token_id if hf_model.config.pad_token_id is not None else 0)
@@ -193,6 +208,8 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
                 row[key] = _median([x[key] for x in xs])
             row["speedup_vs_transformers"] = ratio(row["tok_s"], hf_tok_s)
             row["agree32_vs_transformers"] = agreement(xs[0]["tokens"], ref)
+            if "fast_steps" in xs[0]:
+                row["fast_steps"], row["compiled_steps"] = xs[0]["fast_steps"], xs[0]["compiled_steps"]
             if bandwidth is not None:
                 row.update(weight_traffic(nbytes, row["tpot_s"], bandwidth))
             throughput.append(row)
@@ -397,10 +414,13 @@ def print_result(result: dict[str, Any]) -> None:
     if bw is not None:
         print(f"memory bandwidth ({bw['tensor_mb']} MiB fp32, {bw['threads']} thread(s), best of {bw['repeat']}): "
               f"copy {bw['copy_gb_s_best']:.1f} GB/s (read + write), read {bw['read_gb_s_best']:.1f} GB/s")
-    print_table(["system", "batch", "tok/s", "x hf", "TTFT s", "TPOT ms", "agree32", "weights GB/s", "% read bw"],
+    print_table(["system", "batch", "tok/s", "x hf", "TTFT s", "TPOT ms", "agree32", "weights GB/s", "% read bw",
+                  "fast|compiled steps"],
                 [[r["system"], r["batch"], r["tok_s"], r["speedup_vs_transformers"], r["ttft_s"],
                   r["tpot_s"] * 1e3, f"{_pct(r['agree32_vs_transformers']):.0f}%", r.get("weight_gb_s", math.nan),
-                  _pct(r.get("weight_share_of_read_bw"))] for r in result["throughput"]])
+                  _pct(r.get("weight_share_of_read_bw")),
+                  f"{r['fast_steps']}|{r['compiled_steps']}" if "fast_steps" in r else "-"]
+                 for r in result["throughput"]])
     if result["vllm_note"]:
         print(result["vllm_note"])
     for name, su in result["startup"].items():

@@ -148,6 +148,9 @@ def write_hf_checkpoint(model: Any, loaded: LoadedModel, out: Path) -> Path:
 
 def vllm_or_note() -> tuple[Any, str]:
     """``(vllm module, "")`` when vLLM imports here, else ``(None, note)``."""
+    # vLLM logs to stdout by default, which holds the bench's table or JSON; its
+    # logging is set up at import, in this process and in its engine process
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
     try:
         import vllm
     except Exception as exc:  # not installed, or a build for another torch: the row is left out

@@ -21,7 +21,7 @@ import torch
 
 from agentic_llm.errors import AgenticError, ErrorCode
 
-__all__ = ["OursRunner", "cache_setting", "parse_steps", "start_ours"]
+__all__ = ["OursRunner", "cache_setting", "parse_steps", "pool_bytes", "start_ours"]
 
 STEPS = ("eager", "compiled")
 
@@ -66,15 +66,21 @@ class OursRunner:
         from agentic_llm.engine import SamplingParams
 
         sp = SamplingParams(max_tokens=new_tokens, ignore_eos=True, jump_forward=False)
+        before = self.engine.stats()
         t0 = time.perf_counter()
         outs = self.engine.generate(prompts, sp)
         wall = time.perf_counter() - t0
+        after = self.engine.stats()
         n_out = sum(len(o.output_token_ids) for o in outs)
         ttft = [o.metrics.first_token_time - o.metrics.arrival_time for o in outs]
         tpot = [(o.metrics.finish_time - o.metrics.first_token_time) / max(1, len(o.output_token_ids) - 1)
                 for o in outs]
         return {"tok_s": n_out / wall, "ttft_s": _median(ttft), "tpot_s": _median(tpot), "wall_s": wall,
-                "tokens": [o.output_token_ids for o in outs]}
+                "tokens": [o.output_token_ids for o in outs],
+                # decode steps through the flat runner (eager or compiled) and through
+                # the compiled function; the rest took the generic path
+                "fast_steps": after["fast_decode_steps"] - before["fast_decode_steps"],
+                "compiled_steps": after["compiled_decode_steps"] - before["compiled_decode_steps"]}
 
 
 def _median(xs: list[float]) -> float:
@@ -83,25 +89,31 @@ def _median(xs: list[float]) -> float:
     return (s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2) if n else float("nan")
 
 
-def start_ours(model: str | Path, step: str, *, max_num_seqs: int, cache_dir: str | None, twice: bool,
-               warm_prompts: list[list[int]] | None = None) -> tuple[OursRunner, dict[str, Any], Any]:
-    """Load ``model``, build the engine of ``step`` and warm it on ``warm_prompts`` (two
-    prompts from its tokenizer when None); ``(runner, start-up figures, loaded model)``."""
+def pool_bytes(cfg: Any, rows: int, context: int, *, block_size: int = 16) -> int:
+    """A KV pool (bytes) whose decode workspace, a quarter of the pool (at most 512
+    MiB, ``attention.torch_sdpa``), holds ``rows`` sequences of ``context`` tokens:
+    below that, decode steps leave the fast and compiled paths for the generic one.
+    Never below the engine's default 256 MiB, nor above what the largest workspace
+    needs (2 GiB): past that no pool helps."""
+    per_token = cfg.num_hidden_layers * 2 * cfg.num_key_value_heads * cfg.head_dim * 4
+    slots = -(-context // block_size) * block_size
+    return min(max(256 << 20, 4 * per_token * rows * slots + (16 << 20)), (4 * 512 + 16) << 20)
+
+
+def start_ours(loaded: Any, step: str, *, max_num_seqs: int, kv_memory_bytes: int, cache_dir: str | None,
+               twice: bool, warm_prompts: list[list[int]]) -> tuple[OursRunner, dict[str, Any]]:
+    """Build the engine of ``step`` over ``loaded`` (a model of its own) and warm it on
+    ``warm_prompts``; ``(runner, start-up figures)``."""
     from agentic_llm.engine import LLMEngine
     from agentic_llm.engine.engine_config import EngineConfig
-    from agentic_llm.engine.loader import load_model
 
-    t0 = time.perf_counter()
-    loaded = load_model(model, device="cpu", dtype=torch.float32)
-    info: dict[str, Any] = {"load_s": time.perf_counter() - t0}
     compiled = step == "compiled"
-    if warm_prompts is None:
-        vocab = loaded.config.vocab_size
-        warm_prompts = [[(7 * i + 3) % vocab for i in range(12)], [(11 * i + 5) % vocab for i in range(9)]]
+    info: dict[str, Any] = {"kv_memory_bytes": kv_memory_bytes}
 
     def start() -> tuple[Any, float, dict[str, Any]]:
         engine = LLMEngine(loaded, EngineConfig(device="cpu", dtype=torch.float32, max_num_seqs=max_num_seqs,
-                                                compile_decode=compiled, compile_cache_dir=cache_dir))
+                                                kv_memory_bytes=kv_memory_bytes, compile_decode=compiled,
+                                                compile_cache_dir=cache_dir))
         t = time.perf_counter()
         OursRunner(engine, step).batch(warm_prompts, 4)
         return engine, time.perf_counter() - t, engine.stats()
@@ -116,7 +128,7 @@ def start_ours(model: str | Path, step: str, *, max_num_seqs: int, cache_dir: st
             engine, warm, st = start()
             info.update(_compiled_info(engine, warm, st), **first)
             info["warmup_s"] = warm
-    return OursRunner(engine, f"ours-{step}"), info, loaded
+    return OursRunner(engine, f"ours-{step}"), info
 
 
 def _compiled_info(engine: Any, warm: float, st: dict[str, Any]) -> dict[str, Any]:

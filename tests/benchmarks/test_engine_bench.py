@@ -65,12 +65,15 @@ def test_gguf_file_against_transformers_on_the_same_weights(tmp_path: Path, monk
     hf = LlamaForCausalLM.from_pretrained(shipped, dtype=torch.float32).eval()
     gguf = write_llama_gguf(hf, tmp_path / "tiny.gguf", "Q4_0", tokenizer=shipped / "tokenizer.json")
     monkeypatch.setitem(sys.modules, "vllm", None)  # `import vllm` fails: a note, no row
+    monkeypatch.delenv("VLLM_LOGGING_STREAM", raising=False)
     result = bench.run_benchmark(args("--model", str(gguf), "--steps", "eager"), show=False)
     assert result["model"].endswith("tiny.gguf")
     assert result["systems"] == ["transformers", "ours-eager"]
     rows = by_system(result)
     for b in (1, 2):
         assert rows[("ours-eager", b)]["agree32_vs_transformers"] >= 0.9
+        # the pool is sized so every decode step runs over the workspace (the fast path)
+        assert rows[("ours-eager", b)]["fast_steps"] == 33 and rows[("ours-eager", b)]["compiled_steps"] == 0
         assert rows[("transformers", b)]["agree32_vs_transformers"] == 1.0
     # transformers ran what our loader dequantized, not the float checkpoint
     loaded = load_model(gguf)
@@ -88,7 +91,17 @@ def test_gguf_file_against_transformers_on_the_same_weights(tmp_path: Path, monk
     assert "docs/benchmarks.md" in result["vllm_note"] and "vllm" not in result["systems"]
     bench.print_result(result)
     out = capsys.readouterr().out
-    assert "vLLM row skipped" in out and "% read bw" in out and "weights GB/s" in out
+    assert "vLLM row skipped" in out and "% read bw" in out and "weights GB/s" in out and "33|0" in out
+
+
+def test_pool_holds_the_decode_workspace_of_the_largest_batch() -> None:
+    from agentic_llm.benchmarks.engine_systems import pool_bytes
+    from agentic_llm.engine.loader import load_config
+
+    cfg = load_config(shipped_model_dir())  # 4 layers, 2 KV heads of 32: 2 KiB of K/V per token
+    assert pool_bytes(cfg, 1, 100) == 256 << 20  # never below the engine's default
+    assert pool_bytes(cfg, 64, 4000) == 4 * 2048 * 64 * 4000 + (16 << 20)
+    assert pool_bytes(cfg, 512, 8000) == (4 * 512 + 16) << 20  # no workspace is larger than 512 MiB
 
 
 class _FakeVllm:
@@ -131,6 +144,7 @@ def test_vllm_row_runs_a_checkpoint_written_from_the_same_weights(monkeypatch: p
     monkeypatch.setitem(sys.modules, "vllm", fake.module)
     monkeypatch.delenv("VLLM_CPU_OMP_THREADS_BIND", raising=False)
     monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
+    monkeypatch.delenv("VLLM_LOGGING_STREAM", raising=False)
     result = bench.run_benchmark(args("--model", str(shipped_model_dir()), "--steps", "eager",
                                       "--batches", "1"), show=False)
     assert result["systems"] == ["transformers", "ours-eager", "vllm"] and result["vllm_note"] == ""
@@ -154,7 +168,8 @@ def test_compiled_step_warm_up_first_and_second_start() -> None:
     assert su["first_start_compile_cache_hit"] is False and su["compile_cache_hit"] is True
     assert su["compile_warmup_s"] < su["first_start_compile_warmup_s"]
     assert result["checks"]["compile_warmup_le_20s"] is True
-    assert by_system(result)[("ours-compiled", 2)]["agree32_vs_transformers"] >= 0.9
+    row = by_system(result)[("ours-compiled", 2)]
+    assert row["agree32_vs_transformers"] >= 0.9 and row["compiled_steps"] == 33
     assert not Path(su["compile_cache_path"]).exists()  # the fresh folder is removed
 
 
