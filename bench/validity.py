@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=None, help="first N requests only")
     p.add_argument("--chunk", type=int, default=25, help="requests batched together")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--device", default="cpu", help="where the model runs (cpu, cuda)")
     p.add_argument("--constrained-only", action="store_true", help="skip the unconstrained pass")
     p.add_argument("--no-jump-forward", action="store_true",
                    help="sample every token, forced text included (the masks alone keep outputs valid)")
@@ -96,13 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     modes = []
     for c in ((True,) if args.constrained_only else (True, False)):
         gen = LocalGenerator(args.model, constrained=c, jump_forward=not args.no_jump_forward,
-                             max_num_seqs=args.chunk)
+                             max_num_seqs=args.chunk, device=args.device)
         try:
             modes.append(evaluate(gen, requests, constrained=c, chunk=args.chunk, show=not args.json,
                                   jump_forward=not args.no_jump_forward))
         finally:
             gen.close()
-    result = {"model": str(args.model or "shipped"), "requests_file": display_path(args.requests),
+    result = {"model": str(args.model or "shipped"), "device": args.device, "requests_file": display_path(args.requests),
               "modes": modes}
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -148,11 +148,12 @@ def nestful_examples(split: str, chat: ChatTemplate, *, variants: int = 4,
             yield chat_example(request, answer, chat, f"nestful-{split}")
 
 
-def scenario_examples(count: int, seed: int, chat: ChatTemplate) -> Iterator[dict[str, Any]]:
-    """``count`` scenario-generator examples, framed for the instruct model."""
+def scenario_examples(count: int, seed: int, chat: ChatTemplate, *, vary: bool = True) -> Iterator[dict[str, Any]]:
+    """``count`` scenario-generator examples, framed for the instruct model; ``vary``
+    draws tool aliases, phrasings and lookup chains (:mod:`training.variants`)."""
     rng = random.Random(seed)
     for _ in range(count):
-        ex = make_example(rng)
+        ex = make_example(rng, vary=vary)
         yield chat_example(ex.request, ex.answer, chat, "scenario")
 
 

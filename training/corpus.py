@@ -80,9 +80,10 @@ def to_document(scenario: Scenario) -> Document:
     return Document(blocks=(block,))
 
 
-def make_example(rng: random.Random) -> Example:
-    """One validated example; raises ValueError if the answer does not validate."""
-    scenario = make_scenario(rng)
+def make_example(rng: random.Random, *, vary: bool = False) -> Example:
+    """One validated example; raises ValueError if the answer does not validate.
+    ``vary`` is :func:`training.scenario.make_scenario`'s."""
+    scenario = make_scenario(rng, vary=vary)
     request = GenerateRequest.from_json(scenario.request)
     execution_plan = plan(request)
     answer = dsl.dumps(to_document(scenario))

@@ -224,7 +224,10 @@ def train(model_path: str, corpus: Path, out: Path, cfg: LoraConfig, *, save_eve
     start, spent = 0, 0.0
     if ckpt.is_file():
         saved = torch.load(ckpt, weights_only=False)
-        if saved["config"] != asdict(cfg) or saved["corpus_examples"] != len(examples):
+        # the thread count is the machine's, not the run's: a run may resume with another
+        same = {k: v for k, v in saved["config"].items() if k != "threads"} == \
+            {k: v for k, v in asdict(cfg).items() if k != "threads"}
+        if not same or saved["corpus_examples"] != len(examples):
             raise ValueError(f"{ckpt} is from another configuration or corpus; remove it to start over")
         for name, m in wrapped.items():
             m.lora_a.data.copy_(saved["lora"][f"{name}.lora_a"])

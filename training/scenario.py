@@ -13,6 +13,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from training import variants
 from training.pools import (
     EXTRA_VARS,
     LIBRARY,
@@ -88,20 +89,23 @@ class _Builder:
         self.vars[name] = (type_, value)
 
 
-def _fill_tool(b: _Builder, tool: ToolSpec, *, allow_prev: bool) -> tuple[str, dict[str, str]]:
-    """The goal phrase for ``tool`` and the matching ``arguments`` mapping."""
+def _fill_tool(b: _Builder, tool: ToolSpec, *, allow_prev: bool,
+               prev_arg: str | None = None) -> tuple[str, dict[str, str]]:
+    """The goal phrase for ``tool`` and the matching ``arguments`` mapping; ``prev_arg``
+    names the argument that must take the previous step's output."""
     fills: dict[str, str] = {}
     args: dict[str, str] = {}
     used_prev = False
     for arg in tool.args:
         if not arg.required:
             continue
-        if allow_prev and not used_prev and b.last_output and arg.name in TEXT_ARGS:
-            fills[arg.name] = f"the {b.last_output}"
+        takes_prev = arg.name == prev_arg or (prev_arg is None and arg.name in TEXT_ARGS)
+        if allow_prev and not used_prev and b.last_output and takes_prev:
+            fills[arg.name] = f"the {b.last_output.replace('_', ' ')}"
             args[arg.name] = "{{ " + b.last_output + " }}"
             used_prev = True
             continue
-        literal = b.rng.choice(VALUES[arg.name])
+        literal = b.rng.choice(VALUES.get(arg.name) or variants.LOOKUP_VALUES[arg.name])
         as_var = arg.name in b.vars or b.rng.random() < (0.7 if arg.name in TEXT_ARGS else 0.45)
         if as_var:
             b.add_var(arg.name, arg.type, literal)
@@ -125,8 +129,8 @@ def _fill_tool(b: _Builder, tool: ToolSpec, *, allow_prev: bool) -> tuple[str, d
     return tool.phrase.format(**fills), ordered
 
 
-def _tool_node(b: _Builder, tool: ToolSpec, *, allow_prev: bool = True) -> NodeSpec:
-    phrase, args = _fill_tool(b, tool, allow_prev=allow_prev)
+def _tool_node(b: _Builder, tool: ToolSpec, *, allow_prev: bool = True, prev_arg: str | None = None) -> NodeSpec:
+    phrase, args = _fill_tool(b, tool, allow_prev=allow_prev, prev_arg=prev_arg)
     b.phrases.append(phrase)
     node = NodeSpec(b.unique_id(tool.name), "tool_call",
                     {"tool": tool.name, "arguments": args, "output_keys": [tool.output]})
@@ -172,10 +176,12 @@ def _goal(phrases: list[str], rng: random.Random, parallel: bool) -> str:
     return text + "."
 
 
-def make_scenario(rng: random.Random) -> Scenario:
-    """One random request and its answer, within 3..12 nodes."""
+def make_scenario(rng: random.Random, *, vary: bool = False) -> Scenario:
+    """One random request and its answer, within 3..12 nodes. With ``vary``, tools
+    appear under random aliases and phrasings, and some chains start with a lookup
+    whose output a later call takes (:mod:`training.variants`)."""
     while True:
-        sc = _try_scenario(rng)
+        sc = _try_scenario(rng, vary)
         if sc is not None:
             return sc
 
@@ -188,7 +194,7 @@ def _target(rng: random.Random) -> str:
     return f"/dynamic/{stem}_{n}"
 
 
-def _try_scenario(rng: random.Random) -> Scenario | None:
+def _try_scenario(rng: random.Random, vary: bool = False) -> Scenario | None:
     target = _target(rng)
     b = _Builder(rng, target)
     start = NodeSpec("start", "start")
@@ -196,7 +202,16 @@ def _try_scenario(rng: random.Random) -> Scenario | None:
     no_tools = rng.random() < 0.08
     k = 0 if no_tools else rng.choices([1, 2, 3, 4], weights=[3, 4, 3, 2])[0]
     tools = rng.sample(TOOLS, k)
-    parallel = k >= 2 and rng.random() < 0.25
+    lookup = rng.choice(variants.LOOKUPS) if vary and k >= 1 and rng.random() < 0.3 else None
+    prev_args: dict[int, str] = {}  # position in tools -> argument taking the previous output
+    if lookup is not None:
+        then = variants.consumer(lookup)
+        rest = [t for t in tools if t.name != then.name][: k - 1]
+        tools = [lookup.tool, then, *rest]
+        prev_args[1] = lookup.arg
+    if vary:
+        tools = [t if t.name not in variants.ALIASES else variants.varied(t, rng) for t in tools]
+    parallel = k >= 2 and lookup is None and rng.random() < 0.25
     gen_sub = rng.random() < 0.1
 
     if parallel:
@@ -210,8 +225,8 @@ def _try_scenario(rng: random.Random) -> Scenario | None:
         rest_tools = tools[2:]
     else:
         rest_tools = tools
-    for t in rest_tools:
-        body.append(_tool_node(b, t))
+    for i, t in enumerate(rest_tools):
+        body.append(_tool_node(b, t, prev_arg=prev_args.get(i)))
     if no_tools or rng.random() < 0.2:
         body.append(_llm_node(b))
         if no_tools and rng.random() < 0.4:
@@ -246,8 +261,12 @@ def _try_scenario(rng: random.Random) -> Scenario | None:
     if not body or len(nodes) > MAX_NODES:
         return None
 
-    distractors = [t for t in TOOLS if t not in tools]
+    chosen = {t.name for t in tools} | {t.description for t in tools}
+    pool = [*TOOLS, *(lk.tool for lk in variants.LOOKUPS)] if vary else list(TOOLS)
+    distractors = [t for t in pool if t.name not in chosen and t.description not in chosen]
     rng.shuffle(distractors)
+    if vary:
+        distractors = [variants.varied(t, rng) if t.name in variants.ALIASES else t for t in distractors]
     n_extra = rng.randint(0, max(0, MAX_NODES - k)) if rng.random() < 0.7 else rng.randint(0, 2)
     granted = [*tools, *distractors[:n_extra]]
     rng.shuffle(granted)

@@ -113,11 +113,12 @@ class LocalGenerator:
         max_num_seqs: engine batch limit (and admission concurrency).
         num_blocks: KV pages (None: the engine's default memory budget).
         chat_template: frame prompts in the model's chat template when it has one.
+        device: where the model runs (``cpu``, ``cuda``).
     """
 
     def __init__(self, model_dir: str | Path | None = None, *, constrained: bool = True,
                  jump_forward: bool = True, max_num_seqs: int = 64,
-                 num_blocks: int | None = None, chat_template: bool = True) -> None:
+                 num_blocks: int | None = None, chat_template: bool = True, device: str = "cpu") -> None:
         from agentic_llm.config import ServerConfig
         from agentic_llm.engine.loader import is_checkpoint
         from agentic_llm.models import default_model_dir
@@ -128,7 +129,7 @@ class LocalGenerator:
             raise AgenticError(ErrorCode.MODEL_NOT_FOUND,
                                f"{path} is not a checkpoint (no config.json, no .gguf file); pass a "
                                "checkpoint with --model or AGENTIC_MODEL_DIR", path=str(path))
-        model: dict[str, Any] = {"dir": str(path), "chat_template": chat_template}
+        model: dict[str, Any] = {"dir": str(path), "chat_template": chat_template, "device": device}
         if num_blocks is not None:
             model["num_blocks"] = num_blocks
         cfg = ServerConfig.from_dict({
