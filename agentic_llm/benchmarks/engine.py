@@ -55,6 +55,7 @@ from agentic_llm.benchmarks.report import (
     progress,
     ratio,
 )
+from agentic_llm.errors import AgenticError, ErrorCode
 
 __all__ = ["add_arguments", "run", "run_benchmark", "TARGETS"]
 
@@ -168,6 +169,9 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
     load_s = (time.perf_counter() - t0) / len(steps)
     loaded = models[steps[0]]
     tok = loaded.tokenizer
+    if tok is None:
+        raise AgenticError(ErrorCode.UNSUPPORTED_MODEL, f"{model} carries no tokenizer: the bench renders "
+                           "its prompts as text")
     prompts = [tok.encode(p.render_prompt()).ids for p in plans]
     context = max(len(p) for p in prompts[:max_seqs]) + max(args.new_tokens, args.constrained_max_tokens or 0)
     kv_bytes = (args.kv_memory_mb << 20 if args.kv_memory_mb
