@@ -12,7 +12,10 @@ clear it.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 import pytest
 import torch
@@ -23,6 +26,11 @@ if not os.environ.get("AGENTIC_MODEL_DIR"):
     from agentic_llm.models import shipped_model_dir
 
     os.environ["AGENTIC_MODEL_DIR"] = str(shipped_model_dir())
+
+if not os.environ.get("AGENTIC_COMPILE_CACHE_DIR"):
+    _compile_cache = tempfile.mkdtemp(prefix="agentic-compile-cache-")
+    os.environ["AGENTIC_COMPILE_CACHE_DIR"] = _compile_cache
+    atexit.register(shutil.rmtree, _compile_cache, True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

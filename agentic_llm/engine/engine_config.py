@@ -42,6 +42,10 @@ class EngineConfig:
         compile_decode: compile the pure-decode step (torch.export + AOTInductor)
             at its first use; without a working compiler the eager step runs (one
             warning). Logits then match the eager path within float rounding.
+        compile_cache_dir: where compiled decode steps are kept across engine starts
+            (keyed by model fingerprint, torch version, machine and code; see
+            ``models.compile_cache``); None: ``AGENTIC_COMPILE_CACHE_DIR``, else
+            ``~/.cache/agentic-llm/compile``; "" keeps none.
     """
 
     device: str = "cpu"
@@ -59,6 +63,7 @@ class EngineConfig:
     mask_fill_overlap: bool | None = None
     mask_fill_spin_ms: float = 2.0
     compile_decode: bool = False
+    compile_cache_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.block_size < 1:

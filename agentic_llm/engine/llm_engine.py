@@ -21,6 +21,7 @@ from agentic_llm.engine.kv.base import BlockPool
 from agentic_llm.engine.kv.pool import PagedKVPool
 from agentic_llm.engine.loader import LoadedModel, load_model
 from agentic_llm.engine.masking import MaskFiller
+from agentic_llm.engine.models.compile_cache import PackageCache
 from agentic_llm.engine.models.compiled_decode import CompiledDecode
 from agentic_llm.engine.native import MaskedRowMax, masked_row_max_kernel
 from agentic_llm.engine.outputs import FinishReason, RequestOutput
@@ -78,7 +79,9 @@ class LLMEngine:
         self.eos_token_ids = frozenset(loaded.eos_token_ids)
         compiled: CompiledDecode | None = None
         if config.compile_decode:
-            compiled = self.model.decode_runner.compiled = CompiledDecode(mc, self.device)
+            cache = _compile_cache(config, loaded)
+            compiled = self.model.decode_runner.compiled = CompiledDecode(
+                mc, self.device, cache=cache, model_key=_model_key(loaded) if cache is not None else "")
         # where masks are filled is settled here, once: ``mask_fill_overlap=None``
         # takes the worker when decode steps will release the GIL (the compiled step
         # on the CPU) and a second CPU is there for it
@@ -404,6 +407,7 @@ class LLMEngine:
             "fast_decode_steps": runner.num_steps,
             "compiled_decode_steps": comp.num_steps if comp is not None else 0,
             "decode_compile_s": comp.compile_seconds if comp is not None else 0.0,
+            "decode_compile_cache_hit": comp.cache_hit if comp is not None else False,
             "compiled_decode_off_reason": (comp.failed if comp is not None else "not requested"),
         }
 
@@ -417,3 +421,24 @@ class LLMEngine:
             filler.close()
 
 
+
+
+def _compile_cache(config: EngineConfig, loaded: LoadedModel) -> PackageCache | None:
+    """The compiled decode step's package cache of ``config`` (None: none kept)."""
+    from agentic_llm import envs
+
+    if config.compile_cache_dir is not None:
+        return PackageCache(config.compile_cache_dir) if config.compile_cache_dir else None
+    root = envs.compile_cache_dir()
+    return PackageCache(root) if root is not None else None
+
+
+def _model_key(loaded: LoadedModel) -> str:
+    """The loaded checkpoint's fingerprint (with its merged adapter's), for the cache key."""
+    from agentic_llm.engine.fingerprint import model_fingerprint
+
+    try:
+        key = model_fingerprint(loaded.model_dir)
+        return key if loaded.adapter is None else f"{key}a{model_fingerprint(loaded.adapter)[:8]}"
+    except OSError:  # the checkpoint moved since it was loaded: the key still covers the shapes
+        return ""

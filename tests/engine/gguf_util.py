@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +32,11 @@ def _permute(w: np.ndarray, heads: int) -> np.ndarray:
 
 
 def write_llama_gguf(model: torch.nn.Module, path: Path, qtype: str,
-                     chat_template: str | None = None) -> Path:
-    """Save ``model`` (a transformers LlamaForCausalLM) to ``path``; matrices in ``qtype``."""
+                     chat_template: str | None = None, tokenizer: Path | None = None) -> Path:
+    """Save ``model`` (a transformers LlamaForCausalLM) to ``path``; matrices in ``qtype``.
+
+    The vocabulary is made up (``t0``, ``t1``, ..., ``<|end|>`` last) unless
+    ``tokenizer`` names a byte-level BPE ``tokenizer.json`` to carry instead."""
     import gguf
     from gguf import GGMLQuantizationType as T
 
@@ -50,10 +54,23 @@ def write_llama_gguf(model: torch.nn.Module, path: Path, qtype: str,
     w.add_vocab_size(cfg.vocab_size)
     w.add_tokenizer_model("gpt2")
     w.add_tokenizer_pre("default")
-    w.add_token_list([f"t{i}" for i in range(cfg.vocab_size - 1)] + ["<|end|>"])
-    w.add_token_merges([])
-    w.add_token_types([1] * (cfg.vocab_size - 1) + [3])
-    w.add_eos_token_id(cfg.vocab_size - 1)
+    if tokenizer is None:
+        w.add_token_list([f"t{i}" for i in range(cfg.vocab_size - 1)] + ["<|end|>"])
+        w.add_token_merges([])
+        w.add_token_types([1] * (cfg.vocab_size - 1) + [3])
+        w.add_eos_token_id(cfg.vocab_size - 1)
+    else:
+        spec = json.loads(tokenizer.read_text(encoding="utf-8"))
+        vocab = spec["model"]["vocab"]
+        tokens = sorted(vocab, key=vocab.__getitem__)
+        special = {t["id"] for t in spec.get("added_tokens", []) if t.get("special")}
+        w.add_token_list(tokens)
+        w.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in spec["model"]["merges"]])
+        w.add_token_types([3 if i in special else 1 for i in range(len(tokens))])
+        eos = cfg.eos_token_id
+        w.add_eos_token_id(int(eos[0] if isinstance(eos, list) else eos))
+        if cfg.bos_token_id is not None:
+            w.add_bos_token_id(int(cfg.bos_token_id))
     if chat_template:
         w.add_chat_template(chat_template)
     for name, p in model.state_dict().items():

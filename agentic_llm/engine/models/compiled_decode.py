@@ -18,6 +18,11 @@ all layers. Rows and workspace capacity are dynamic dimensions, so the step comp
 once per engine (tens of seconds; see ``compile_seconds``). The compiled code reads
 its inputs with the strides seen at export, so every call checks them first. Logits
 match the eager path within float rounding, not bit for bit.
+
+With a :class:`~agentic_llm.engine.models.compile_cache.PackageCache` the package is
+kept on disk and the next engine start of the same model, torch and machine loads it
+instead of compiling (about a second); a loaded package must agree with the eager
+step on its first call (within float rounding) or it is discarded and compiled anew.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from agentic_llm.engine.models.aoti_runner import GilFreeRunner, flat_inputs, load_gil_free
+from agentic_llm.engine.models.compile_cache import CacheKey, PackageCache, code_digest, vector_isa
 from agentic_llm.engine.models.decoder_step import (
     LayerShape,
     LayerStep,
@@ -136,9 +142,15 @@ class CompiledDecode:
     Args:
         cfg: the model's architecture.
         device: where the model runs.
+        cache: where compiled packages are kept across engine starts (None: nowhere).
+        model_key: the checkpoint's fingerprint, the first part of the cache key.
 
     Attributes:
-        compile_seconds: time the first call spent compiling (0 before it).
+        compile_seconds: time the first call spent compiling, or loading the package
+            from the cache (0 before it).
+        cache_hit: whether the package came from the cache.
+        cache_path: the package in the cache (None without a cache or before the
+            first call).
         failed: why compiling is off (empty while it works or has not been tried).
         num_steps: steps computed by the compiled function.
     """
@@ -146,10 +158,15 @@ class CompiledDecode:
     #: rows below this run eagerly (a size-1 dimension would be specialised)
     MIN_ROWS = 2
 
-    def __init__(self, cfg: ModelConfig, device: torch.device) -> None:
+    def __init__(self, cfg: ModelConfig, device: torch.device, *, cache: PackageCache | None = None,
+                 model_key: str = "") -> None:
         self.cfg = cfg
         self.device = device
+        self.cache = cache
+        self.model_key = model_key
         self.compile_seconds = 0.0
+        self.cache_hit = False
+        self.cache_path: Path | None = None
         self.failed = ""
         self.num_steps = 0
         self._runner: GilFreeRunner | None = None
@@ -227,10 +244,48 @@ class CompiledDecode:
         return out[0], out[1]
 
     def _compile(self, acts: tuple[torch.Tensor, ...], weights: list[Any]) -> Callable[..., Any] | None:
-        from torch.export import Dim, export
-
         t0 = time.perf_counter()
-        fn = _decode_fn(self.cfg, self.device.type == "cpu")
+        flash = self.device.type == "cpu"
+        fn = _decode_fn(self.cfg, flash)
+
+        # export traces outside inference mode: clones (same strides) of the inputs
+        def own(x: Any) -> Any:
+            return x.clone() if isinstance(x, torch.Tensor) else x
+
+        example = (*(own(a) for a in acts), [own(w) for w in weights])
+        self._dir = tempfile.TemporaryDirectory(prefix="agentic-decode-")
+        key = self._key(acts, weights, flash) if self.cache is not None else None
+        compiled: Callable[..., Any] | None = None
+        path: Path | None = None
+        if key is not None and self.cache is not None and (cached := self.cache.lookup(key)) is not None:
+            compiled = _load_checked(cached, fn, example)
+            if compiled is None:
+                self.cache.discard(key)
+            else:
+                path, self.cache_hit, self.cache_path = cached, True, cached
+        if compiled is None:
+            try:
+                path = self._export_and_package(fn, example, weights)
+                compiled = torch._inductor.aoti_load_package(str(path))
+            except Exception as exc:  # no working compiler, an unsupported op: stay eager
+                self._give_up(f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
+                return None
+            if key is not None and self.cache is not None:
+                self.cache_path = self.cache.store(key, path)
+        assert path is not None
+        if self.device.type == "cpu":
+            self._runner = self._gil_free_runner(compiled, path, example)
+        self.compile_seconds = time.perf_counter() - t0
+        log.info("compiled decode step %s in %.1f s", "loaded from the cache" if self.cache_hit else "compiled",
+                 self.compile_seconds)
+        self._weight_sig = _signature(weights)
+        self._fn = compiled
+        return compiled
+
+    def _export_and_package(self, fn: Callable[..., Any], example: tuple[Any, ...], weights: list[Any]) -> Path:
+        """Export the step and build its AOTInductor package in the engine's temporary
+        folder; the package's path."""
+        from torch.export import Dim, export
 
         class _Step(torch.nn.Module):
             def forward(self, h: torch.Tensor, pos: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
@@ -240,32 +295,25 @@ class CompiledDecode:
         rows = Dim("rows", min=self.MIN_ROWS, max=1 << 16)
         cap = Dim("capacity", min=2, max=1 << 24)
         dims = ({0: rows}, {0: rows}, {0: rows}, {0: rows}, {2: rows, 3: cap}, [None] * len(weights))
-        try:
-            # export traces outside inference mode: clones (same strides) of the inputs
-            def own(x: Any) -> Any:
-                return x.clone() if isinstance(x, torch.Tensor) else x
+        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch-internal deprecations
+            program = export(_Step(), example, dynamic_shapes=dims, strict=False)
+        assert self._dir is not None
+        # torch._inductor.aoti_* are the entry points torch's AOTInductor docs give
+        # (there is no torch.* alias for them)
+        return Path(torch._inductor.aoti_compile_and_package(
+            program, package_path=str(Path(self._dir.name) / "decode.pt2")))
 
-            example = (*(own(a) for a in acts), [own(w) for w in weights])
-            with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)  # torch-internal deprecations
-                program = export(_Step(), example, dynamic_shapes=dims, strict=False)
-            self._dir = tempfile.TemporaryDirectory(prefix="agentic-decode-")
-            # torch._inductor.aoti_* are the entry points torch's AOTInductor docs give
-            # (there is no torch.* alias for them)
-            path = torch._inductor.aoti_compile_and_package(
-                program, package_path=str(Path(self._dir.name) / "decode.pt2"))
-            compiled = torch._inductor.aoti_load_package(path)
-        except Exception as exc:  # no working compiler, an unsupported op: stay eager
-            self._give_up(f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
-            return None
-        if self.device.type == "cpu":
-            self._runner = self._gil_free_runner(compiled, Path(path), example)
-        self.compile_seconds = time.perf_counter() - t0
-        log.info("compiled decode step in %.1f s", self.compile_seconds)
-        self._weight_sig = _signature(weights)
-        self._fn = compiled
-        return compiled
-
+    def _key(self, acts: tuple[torch.Tensor, ...], weights: list[Any], flash: bool) -> CacheKey:
+        """The cache key of the step compiled for these inputs (dynamic sizes left out)."""
+        dynamic = ((0,), (0,), (0,), (0,), (2, 3))
+        inputs = [(str(a.dtype), tuple(-1 if j in dyn else n for j, n in enumerate(a.shape)))
+                  for a, dyn in zip(acts, dynamic, strict=True)]
+        return CacheKey.build(self.model_key, {
+            "code": code_digest(), "config": repr(self.cfg), "device": self.device.type,
+            "isa": vector_isa(self.device), "flash_cpu": flash, "inputs": inputs,
+            "weights": _signature(weights), "min_rows": self.MIN_ROWS,
+        })
 
     def _gil_free_runner(self, loaded: Callable[..., Any], package: Path,
                          example: tuple[Any, ...]) -> GilFreeRunner | None:
@@ -287,6 +335,28 @@ class CompiledDecode:
             runner.close()
             return None
         return runner
+
+
+def _load_checked(path: Path, fn: Callable[..., Any], example: tuple[Any, ...]) -> Callable[..., Any] | None:
+    """The package at ``path``, loaded, when its outputs on ``example`` match the eager
+    step ``fn`` within float rounding; None (logged) when it fails to load or differs."""
+    try:
+        loaded = torch._inductor.aoti_load_package(str(path))
+        got = loaded(*example)
+        with torch.no_grad():
+            want = fn(*example)
+        tol = 1e-3 if example[0].dtype == torch.float32 else 5e-2
+        if len(got) != len(want) or not all(
+                a.shape == b.shape and torch.allclose(a.float(), b.float(), rtol=tol, atol=tol)
+                for a, b in zip(got, want, strict=True)):
+            log.warning("compiled decode: the cached package %s disagrees with the eager step; compiling anew",
+                        path)
+            return None
+    except Exception as exc:  # a truncated or foreign file: compile anew
+        log.warning("compiled decode: cannot use the cached package %s (%s); compiling anew",
+                    path, f"{type(exc).__name__}: {exc}".splitlines()[0][:200])
+        return None
+    return loaded  # type: ignore[no-any-return]
 
 
 def _signature(weights: list[Any]) -> list[tuple[Any, ...] | None]:

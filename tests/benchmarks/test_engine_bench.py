@@ -1,0 +1,189 @@
+"""bench engine: every system on the same weights (a GGUF file too), the optional vLLM
+row, memory bandwidth and weight traffic per row, the compiled step's warm-up."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from agentic_llm.benchmarks import engine as bench
+from agentic_llm.benchmarks.engine_baselines import agreement, hf_model_from_loaded
+from agentic_llm.benchmarks.engine_systems import parse_steps
+from agentic_llm.benchmarks.membw import weight_bytes
+from agentic_llm.cli.bench import bench_parser
+from agentic_llm.engine.loader import load_model
+from agentic_llm.engine.models.compiled_decode import compiler_available
+from agentic_llm.errors import AgenticError, ErrorCode
+from agentic_llm.models import shipped_model_dir
+from tests.engine.conftest import build_hf, save
+from tests.engine.gguf_util import write_llama_gguf
+
+# small, so each run takes a few seconds on the tiny model
+QUICK = ["--batches", "1,2", "--new-tokens", "34", "--repeat", "1", "--no-constrained", "--bandwidth-mb", "16"]
+
+
+def args(*extra: str) -> Any:
+    return bench_parser("engine", bench).parse_args([*QUICK, *extra])
+
+
+def by_system(result: dict[str, Any]) -> dict[tuple[str, int], dict[str, Any]]:
+    return {(r["system"], r["batch"]): r for r in result["throughput"]}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Any:
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("family", ["llama", "llama-linear-tied", "qwen2", "qwen3"])
+def test_transformers_model_holds_the_loaders_weights(family: str, tmp_path: Path) -> None:
+    original = build_hf(family, seed=4)
+    loaded = load_model(save(original, tmp_path / family))
+    rebuilt = hf_model_from_loaded(loaded)
+    assert type(rebuilt) is type(original)
+    ids = torch.tensor([[3, 17, 5, 99, 42, 8, 61]])
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(ids).logits, original(ids).logits, rtol=1e-5, atol=1e-5)
+    # the copies are transformers' own: changing them leaves the engine's weights alone
+    with torch.no_grad():
+        rebuilt.model.layers[0].self_attn.q_proj.weight.zero_()
+    assert loaded.model.model.layers[0].self_attn.q_proj.weight.abs().sum() > 0
+
+
+def test_gguf_file_against_transformers_on_the_same_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from transformers import LlamaForCausalLM
+
+    shipped = shipped_model_dir()
+    hf = LlamaForCausalLM.from_pretrained(shipped, dtype=torch.float32).eval()
+    gguf = write_llama_gguf(hf, tmp_path / "tiny.gguf", "Q4_0", tokenizer=shipped / "tokenizer.json")
+    monkeypatch.setitem(sys.modules, "vllm", None)  # `import vllm` fails: a note, no row
+    monkeypatch.delenv("VLLM_LOGGING_STREAM", raising=False)
+    result = bench.run_benchmark(args("--model", str(gguf), "--steps", "eager"), show=False)
+    assert result["model"].endswith("tiny.gguf")
+    assert result["systems"] == ["transformers", "ours-eager"]
+    rows = by_system(result)
+    for b in (1, 2):
+        assert rows[("ours-eager", b)]["agree32_vs_transformers"] >= 0.9
+        # the pool is sized so every decode step runs over the workspace (the fast path)
+        assert rows[("ours-eager", b)]["fast_steps"] == 33 and rows[("ours-eager", b)]["compiled_steps"] == 0
+        assert rows[("transformers", b)]["agree32_vs_transformers"] == 1.0
+    # transformers ran what our loader dequantized, not the float checkpoint
+    loaded = load_model(gguf)
+    q = hf_model_from_loaded(loaded).model.layers[1].mlp.down_proj.weight
+    assert torch.equal(q, loaded.model.model.layers[1].mlp.down_proj.weight)
+    assert not torch.allclose(q, hf.model.layers[1].mlp.down_proj.weight, atol=1e-4)
+    # untied: the embedding table is not read whole by a decode step
+    per_step = sum(p.numel() * 4 for n, p in hf.named_parameters() if "embed_tokens" not in n)
+    assert result["weight_bytes"] == per_step == weight_bytes(loaded.model)
+    bw = result["memory_bandwidth"]
+    assert bw["copy_gb_s_best"] >= bw["copy_gb_s_median"] > 0 and bw["read_gb_s_best"] > 0
+    r = rows[("ours-eager", 2)]
+    assert r["weight_gb_s"] == pytest.approx(per_step / r["tpot_s"] / 1e9)
+    assert r["weight_share_of_read_bw"] == pytest.approx(r["weight_gb_s"] / bw["read_gb_s_best"])
+    assert "docs/benchmarks.md" in result["vllm_note"] and "vllm" not in result["systems"]
+    bench.print_result(result)
+    out = capsys.readouterr().out
+    assert "vLLM row skipped" in out and "% read bw" in out and "weights GB/s" in out and "33|0" in out
+
+
+def test_pool_holds_the_decode_workspace_of_the_largest_batch() -> None:
+    from agentic_llm.benchmarks.engine_systems import pool_bytes
+    from agentic_llm.engine.loader import load_config
+
+    cfg = load_config(shipped_model_dir())  # 4 layers, 2 KV heads of 32: 2 KiB of K/V per token
+    assert pool_bytes(cfg, 1, 100) == 256 << 20  # never below the engine's default
+    assert pool_bytes(cfg, 64, 4000) == 4 * 2048 * 64 * 4000 + (16 << 20)
+    assert pool_bytes(cfg, 512, 8000) == (4 * 512 + 16) << 20  # no workspace is larger than 512 MiB
+
+
+class _FakeVllm:
+    """A stand-in for vLLM's offline API: it loads the directory the bench wrote with
+    transformers, so tokens agree only if that directory holds the same weights."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+        fake = self
+
+        class SamplingParams:
+            def __init__(self, **kw: Any) -> None:
+                self.kw = kw
+
+        class LLM:
+            def __init__(self, model: str, **kw: Any) -> None:
+                from transformers import AutoModelForCausalLM
+
+                fake.calls.append({"model": model, "files": sorted(p.name for p in Path(model).iterdir()), **kw})
+                self.m = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32).eval()
+
+            def generate(self, inputs: list[dict[str, list[int]]], params: SamplingParams,
+                         use_tqdm: bool = True) -> list[Any]:
+                assert params.kw["temperature"] == 0.0 and params.kw["ignore_eos"] is True
+                n = params.kw["max_tokens"]
+                outs = []
+                for x in inputs:
+                    ids = torch.tensor([x["prompt_token_ids"]])
+                    with torch.no_grad():
+                        row = self.m.generate(ids, max_new_tokens=n, min_new_tokens=n, do_sample=False,
+                                              pad_token_id=0)[0, ids.shape[1]:]
+                    outs.append(types.SimpleNamespace(outputs=[types.SimpleNamespace(token_ids=row.tolist())]))
+                return outs
+
+        self.module = types.SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams, __version__="fake")
+
+
+def test_vllm_row_runs_a_checkpoint_written_from_the_same_weights(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = _FakeVllm()
+    monkeypatch.setitem(sys.modules, "vllm", fake.module)
+    monkeypatch.delenv("VLLM_CPU_OMP_THREADS_BIND", raising=False)
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
+    monkeypatch.delenv("VLLM_LOGGING_STREAM", raising=False)
+    result = bench.run_benchmark(args("--model", str(shipped_model_dir()), "--steps", "eager",
+                                      "--batches", "1"), show=False)
+    assert result["systems"] == ["transformers", "ours-eager", "vllm"] and result["vllm_note"] == ""
+    row = by_system(result)[("vllm", 1)]
+    assert row["agree32_vs_transformers"] == 1.0 and row["tok_s"] > 0
+    (call,) = fake.calls
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= set(call["files"])
+    assert call["dtype"] == "float32" and call["skip_tokenizer_init"] is True and call["enforce_eager"] is True
+    assert call["kv_cache_memory_bytes"] == 1 << 30
+    su = result["startup"]["vllm"]
+    assert su["available"] and su["threads_bind"] == "0"
+    assert not Path(call["model"]).exists()  # the temporary checkpoint is removed
+
+
+@pytest.mark.skipif(not compiler_available(torch.device("cpu"))[0], reason="inductor finds no C++ compiler")
+def test_compiled_step_warm_up_first_and_second_start() -> None:
+    result = bench.run_benchmark(args("--model", str(shipped_model_dir()), "--steps", "compiled",
+                                      "--compile-cache", "fresh", "--vllm", "off", "--batches", "2"), show=False)
+    su = result["startup"]["ours-compiled"]
+    assert su["compiled"] and su["compiled_decode_steps"] > 0
+    assert su["first_start_compile_cache_hit"] is False and su["compile_cache_hit"] is True
+    assert su["compile_warmup_s"] < su["first_start_compile_warmup_s"]
+    assert result["checks"]["compile_warmup_le_20s"] is True
+    row = by_system(result)[("ours-compiled", 2)]
+    assert row["agree32_vs_transformers"] >= 0.9 and row["compiled_steps"] == 33
+    assert not Path(su["compile_cache_path"]).exists()  # the fresh folder is removed
+
+
+def test_steps_option() -> None:
+    assert parse_steps("eager,compiled", None) == ["eager", "compiled"]
+    assert parse_steps("compiled", None) == ["compiled"]
+    assert parse_steps("eager,compiled", "off") == ["eager"]
+    with pytest.raises(AgenticError) as e:
+        parse_steps("eager,fast", None)
+    assert e.value.code is ErrorCode.INVALID_CONFIG and "fast" in e.value.message
+
+
+def test_agreement_counts_the_first_32_tokens() -> None:
+    a = [list(range(40)), list(range(40))]
+    b = [list(range(32)) + [0] * 8, list(range(16)) + [-1] * 24]
+    assert agreement(a, b) == pytest.approx((32 + 16) / 64)
+    assert agreement([[1, 2]], [[1]]) == 0.5
