@@ -22,7 +22,6 @@ that greedy outputs are identical under both policies.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import tempfile
 import time
@@ -84,7 +83,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "throughput measures capacity, not the arrival rate)")
     p.add_argument("--num-blocks", type=int, default=2048, help="KV pages of 16 tokens (default 2048)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--model", default=None, help="checkpoint directory (default: the shipped model)")
+    p.add_argument("--model", default=None,
+                   help="checkpoint directory or GGUF file (default: the shipped agentic-tiny)")
     p.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                    help="measure steps in engine-thread CPU time (default) or wall time")
 
@@ -92,9 +92,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _model_dir(model: str | None, tmp: Path) -> Path:
     if model:
         return Path(model)
-    from agentic_llm.models import default_model_dir
+    from agentic_llm.models import shipped_model_dir
 
-    d = Path(default_model_dir())
+    # the shipped agentic-tiny, not serve's default model: --model runs a larger one
+    d = Path(shipped_model_dir())
     if (d / "config.json").is_file():
         return d
     import torch
@@ -234,10 +235,12 @@ def run_benchmark(*, dags: int = 10, independent: int = 20, shared_len: int = 25
     """Both policies on one workload; per-policy figures, ratios and the output check."""
     import torch
 
+    from agentic_llm.engine.loader import load_config
+
     torch.manual_seed(seed)
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = _model_dir(model, Path(tmp))
-        vocab = int(json.loads((model_dir / "config.json").read_text())["vocab_size"])
+        vocab = load_config(model_dir).vocab_size
         workload = make_workload(vocab, dags=dags, independent=independent, shared_len=shared_len,
                                  rate=rate, seed=seed)
         runs = {p: run_policy(model_dir, p, workload, max_tokens=max_tokens, num_blocks=num_blocks,
@@ -248,7 +251,7 @@ def run_benchmark(*, dags: int = 10, independent: int = 20, shared_len: int = 25
     a, b = runs["fcfs"].outputs, runs["branch_aware"].outputs
     mismatched = sorted(k for k in a if a[k] != b.get(k))
     return {
-        "model": str(model if model else "shipped" if model_dir.name != "tiny" else "random-tiny-llama"),
+        "model": str(model if model else model_dir.name if model_dir.name != "tiny" else "random-tiny-llama"),
         "clock": f"virtual: sum of engine step times ({'engine-thread CPU' if clock == 'cpu' else 'wall'}), "
                  "idle gaps skipped",
         "workload": {"dags": dags, "independent": independent, "shared_len": shared_len,

@@ -64,13 +64,19 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def load_config(model_dir: str | Path) -> ModelConfig:
-    """The architecture of the checkpoint in ``model_dir``.
+    """The architecture of the checkpoint ``model_dir``: a directory with config.json,
+    or a GGUF file (or a directory holding one), read from its metadata alone.
 
     Raises:
         AgenticError: ERR_MODEL_NOT_FOUND (no directory or no config.json) or
             ERR_UNSUPPORTED_MODEL.
     """
     d = Path(model_dir)
+    from agentic_llm.engine import gguf
+
+    gguf_file = gguf.find_gguf(d) if not (d / "config.json").is_file() else None
+    if gguf_file is not None:
+        return gguf.model_config(gguf.open_gguf(gguf_file))
     if not d.is_dir():
         raise AgenticError(ErrorCode.MODEL_NOT_FOUND, f"model directory {d} does not exist", path=str(d))
     cfg_path = d / "config.json"
