@@ -119,6 +119,17 @@ def test_directory_holding_one_gguf_loads(tmp_path: Path) -> None:
     assert loaded.tokenizer is not None and loaded.tokenizer.token_to_id("<|end|>") == VOCAB - 1
 
 
+def test_config_of_a_gguf_comes_from_its_metadata(tmp_path: Path) -> None:
+    from agentic_llm.engine.loader import load_config
+
+    hf = build_hf("llama", seed=3)
+    path = write_llama_gguf(hf, tmp_path / "m.gguf", "Q8_0")
+    for where in (path, tmp_path):  # the file, or the directory holding it
+        cfg = load_config(where)
+        assert cfg == load_model(path).config
+        assert cfg.vocab_size == VOCAB and cfg.num_hidden_layers == 2
+
+
 def test_directory_with_two_gguf_files_is_refused(tmp_path: Path) -> None:
     (tmp_path / "a.gguf").write_bytes(b"")
     (tmp_path / "b.gguf").write_bytes(b"")
