@@ -95,6 +95,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--constrained-max-tokens", type=int, default=None,
                    help="cap on constrained outputs (default: each request's budget)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads for every system")
+    p.add_argument("--device", default="cpu",
+                   help="where every system runs: cpu, or cuda (bandwidth then measured on the GPU)")
     p.add_argument("--requests", type=Path, default=None,
                    help="request JSON lines (default bench/validity_requests.jsonl, else synthetic)")
 
@@ -160,12 +162,12 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
     reqs = _requests(args.requests, max(max(batches), args.constrained_batch if constrained_on else 1))
     plans = [plan(GenerateRequest.from_json(r)) for r in reqs]
     # measured first, with no model in memory yet
-    bandwidth = measure_bandwidth(args.bandwidth_mb) if args.bandwidth_mb > 0 else None
+    bandwidth = measure_bandwidth(args.bandwidth_mb, device=args.device) if args.bandwidth_mb > 0 else None
     cache_dir, twice, cache_tmp = cache_setting(args.compile_cache)
     max_seqs = max(max(batches), args.constrained_batch)
     # one model per engine: the compiled step is attached to the model it runs
     t0 = time.perf_counter()
-    models = {step: load_model(model, device="cpu", dtype=torch.float32) for step in steps}
+    models = {step: load_model(model, device=args.device, dtype=torch.float32) for step in steps}
     load_s = (time.perf_counter() - t0) / len(steps)
     loaded = models[steps[0]]
     tok = loaded.tokenizer
@@ -180,9 +182,9 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
     startup: dict[str, Any] = {}
     for step in steps:
         runner, info = start_ours(models[step], step, max_num_seqs=max_seqs, kv_memory_bytes=kv_bytes,
-                                  cache_dir=cache_dir, twice=twice, warm_prompts=prompts[:2])
+                                  cache_dir=cache_dir, twice=twice, warm_prompts=prompts[:2], device=args.device)
         ours[runner.name], startup[runner.name] = runner, {"load_s": load_s, **info}
-    hf_model = hf_model_from_loaded(loaded)
+    hf_model = hf_model_from_loaded(loaded).to(args.device)
     nbytes = weight_bytes(loaded.model)
     pad = int(hf_model.config.pad_token_id if hf_model.config.pad_token_id is not None else 0)
     systems: dict[str, Any] = {HF: HFRunner(hf_model, pad), **ours}
@@ -235,7 +237,7 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
         cache_tmp.cleanup()
     return {
         "model": display_path(model),
-        "device": "cpu",
+        "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(args.device),
         "cpu": cpu_model(),
         "threads": args.threads,
         "torch": torch.__version__,

@@ -118,12 +118,16 @@ class HFRunner:
         for i, p in enumerate(prompts):
             ids[i, width - len(p):] = torch.tensor(p)
             mask[i, width - len(p):] = 1
+        device = next(self.model.parameters()).device
+        ids, mask = ids.to(device), mask.to(device)
 
         def gen(n: int) -> tuple[float, Any]:
             t0 = time.perf_counter()
             with torch.inference_mode():
                 out = self.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=n, min_new_tokens=n,
                                           do_sample=False, pad_token_id=self.pad)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
             return time.perf_counter() - t0, out
 
         t1, _ = gen(1)

@@ -101,7 +101,7 @@ def pool_bytes(cfg: Any, rows: int, context: int, *, block_size: int = 16) -> in
 
 
 def start_ours(loaded: Any, step: str, *, max_num_seqs: int, kv_memory_bytes: int, cache_dir: str | None,
-               twice: bool, warm_prompts: list[list[int]]) -> tuple[OursRunner, dict[str, Any]]:
+               twice: bool, warm_prompts: list[list[int]], device: str = "cpu") -> tuple[OursRunner, dict[str, Any]]:
     """Build the engine of ``step`` over ``loaded`` (a model of its own) and warm it on
     ``warm_prompts``; ``(runner, start-up figures)``."""
     from agentic_llm.engine import LLMEngine
@@ -111,7 +111,7 @@ def start_ours(loaded: Any, step: str, *, max_num_seqs: int, kv_memory_bytes: in
     info: dict[str, Any] = {"kv_memory_bytes": kv_memory_bytes}
 
     def start() -> tuple[Any, float, dict[str, Any]]:
-        engine = LLMEngine(loaded, EngineConfig(device="cpu", dtype=torch.float32, max_num_seqs=max_num_seqs,
+        engine = LLMEngine(loaded, EngineConfig(device=device, dtype=torch.float32, max_num_seqs=max_num_seqs,
                                                 kv_memory_bytes=kv_memory_bytes, compile_decode=compiled,
                                                 compile_cache_dir=cache_dir))
         t = time.perf_counter()

@@ -20,37 +20,45 @@ import torch
 __all__ = ["measure_bandwidth", "weight_bytes", "weight_traffic"]
 
 
-def _timed(fn: Any, repeat: int) -> list[float]:
+def _timed(fn: Any, repeat: int, device: torch.device) -> list[float]:
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
     fn()  # first touch: page faults, thread start-up
+    sync()
     out = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         fn()
+        sync()
         out.append(time.perf_counter() - t0)
     return out
 
 
-def _copy_times(n: int, repeat: int) -> list[float]:
-    src = torch.ones(n, dtype=torch.float32)
+def _copy_times(n: int, repeat: int, device: torch.device) -> list[float]:
+    src = torch.ones(n, dtype=torch.float32, device=device)
     dst = torch.empty_like(src)
-    return _timed(lambda: dst.copy_(src), repeat)
+    return _timed(lambda: dst.copy_(src), repeat, device)
 
 
-def measure_bandwidth(mb: int = 512, repeat: int = 5) -> dict[str, Any]:
+def measure_bandwidth(mb: int = 512, repeat: int = 5, device: str | torch.device = "cpu") -> dict[str, Any]:
     """Copy and read bandwidth in GB/s (1e9 bytes), best and median of ``repeat``.
 
     The copy moves an ``mb`` MiB fp32 tensor into another (``2 x mb`` MiB of traffic
     per run); the read sums a ``2 x mb`` MiB tensor, so both touch twice ``mb`` and
     stay out of a cache of ``mb`` MiB or less.
     """
+    dev = torch.device(device)
     n = mb * (1 << 20) // 4
-    copy = _copy_times(n, repeat)
-    big = torch.ones(2 * n, dtype=torch.float32)
-    read = _timed(big.sum, repeat)
+    copy = _copy_times(n, repeat, dev)
+    big = torch.ones(2 * n, dtype=torch.float32, device=dev)
+    read = _timed(big.sum, repeat, dev)
     del big
     nbytes = n * 4
     return {
         "tensor_mb": mb,
+        "device": str(dev),
         "threads": torch.get_num_threads(),
         "repeat": repeat,
         "copy_gb_s_best": 2 * nbytes / min(copy) / 1e9,
