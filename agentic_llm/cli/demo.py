@@ -15,7 +15,7 @@ __all__ = ["register", "run", "run_demo", "plan_line"]
 
 _REQUEST: dict[str, Any] = {
     "target_path": "/dynamic/plan_1",
-    "prompt": "Find three hotels in {{ city }} under {{ budget }} and rank them",
+    "prompt": "Search the web for three hotels in {{ city }} under {{ budget }} and rank them",
     "context": {
         "available_vars": {"city": "string", "budget": "number"},
         "values": {"city": "Rome", "budget": 120},
