@@ -33,7 +33,7 @@ def main() -> int:
     import torch
 
     from agentic_llm.benchmarks.engine import _requests, _tpot
-    from agentic_llm.benchmarks.report import cpu_model
+    from agentic_llm.benchmarks.report import cpu_model, display_path
     from agentic_llm.config import load_config
     from agentic_llm.engine import SamplingParams
     from agentic_llm.planner import GenerateRequest, plan
@@ -69,7 +69,8 @@ def main() -> int:
         tpot_u.append(_tpot(free))
     engine.close()
     c, u = statistics.median(tpot_c), statistics.median(tpot_u)
-    result = {"model": str(model_dir), "adapter": str(getattr(engine.loaded, "adapter", None)),
+    adapter = getattr(engine.loaded, "adapter", None)
+    result = {"model": display_path(model_dir), "adapter": display_path(adapter) if adapter else None,
               "cpu": cpu_model(), "torch_threads": torch.get_num_threads(), "compiled": args.compile,
               "rounds": args.rounds, "budget": not args.no_budget, "tpot_constrained_ms": c * 1e3,
               "tpot_unconstrained_ms": u * 1e3, "overhead": c / u - 1}
