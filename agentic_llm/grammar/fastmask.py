@@ -89,7 +89,8 @@ class FastMask:
     _cache: MaskCache | None
     _rowview: tuple[Any, ...] | None
     _vbuf: torch.Tensor | None
-    _after_memo: tuple[Any, str, dict[str, tuple[Slot, bool] | None]]
+    # text -> its slot, and ("at", text) -> the position after it (``_vars_after``)
+    _after_memo: tuple[Any, str, dict[Any, Any]]
     _free_row: tuple[GraphState, str, np.ndarray] | None
     masked_tool_attempts: int
 
@@ -148,12 +149,12 @@ class FastMask:
         if memo[0] is not self._g or memo[1] != self._line:
             memo = self._after_memo = (self._g, self._line, {})
         if t in memo[2]:
-            return memo[2][t]
+            return memo[2][t]  # type: ignore[no-any-return]
         nxt = self._advance(self._g, self._line, t)
         out = None if nxt is None or nxt[0].done else (
             slot(self._gp, nxt[0], nxt[1]), ends_line(self._gp, nxt[0], nxt[1]))
         memo[2][t] = out
-        memo[2][("at", t)] = nxt  # type: ignore[index]  # the position itself (``_vars_after``)
+        memo[2][("at", t)] = nxt  # the position itself (``_vars_after``)
         return out
 
     def _vars_after(self, a: str) -> frozenset[str]:
@@ -162,7 +163,7 @@ class FastMask:
         memo = self._after_memo
         key = ("at", a)
         if memo[0] is self._g and memo[1] == self._line and key in memo[2]:
-            nxt = memo[2][key]  # type: ignore[index]
+            nxt = memo[2][key]
         else:
             nxt = self._advance(self._g, self._line, a)
         if nxt is None:
