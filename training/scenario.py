@@ -261,9 +261,9 @@ def _try_scenario(rng: random.Random, vary: bool = False) -> Scenario | None:
     if not body or len(nodes) > MAX_NODES:
         return None
 
-    chosen = {t.name for t in tools} | {t.description for t in tools}
+    chosen = {t.description for t in tools}  # a tool keeps its description under an alias
     pool = [*TOOLS, *(lk.tool for lk in variants.LOOKUPS)] if vary else list(TOOLS)
-    distractors = [t for t in pool if t.name not in chosen and t.description not in chosen]
+    distractors = [t for t in pool if t.description not in chosen]
     rng.shuffle(distractors)
     if vary:
         distractors = [variants.varied(t, rng) if t.name in variants.ALIASES else t for t in distractors]

@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -51,6 +50,7 @@ from agentic_llm.benchmarks.report import (
     default_plot_path,
     display_path,
     emit,
+    median,
     print_table,
     progress,
     ratio,
@@ -117,10 +117,6 @@ def _requests(path: Path | None, n: int) -> list[dict[str, Any]]:
     return reqs[:n]
 
 
-def _median(xs: list[float]) -> float:
-    return statistics.median(xs) if xs else math.nan
-
-
 def _constrained(engine: Any, compiler: Any, plans: list[Any], prompts: list[list[int]], *,
                  jump_forward: bool, cap: int | None) -> list[Any]:
     from agentic_llm.engine import SamplingParams
@@ -134,7 +130,7 @@ def _constrained(engine: Any, compiler: Any, plans: list[Any], prompts: list[lis
 
 
 def _tpot(outs: list[Any]) -> float:
-    return _median([(o.metrics.finish_time - o.metrics.first_token_time) / max(1, len(o.output_token_ids) - 1)
+    return median([(o.metrics.finish_time - o.metrics.first_token_time) / max(1, len(o.output_token_ids) - 1)
                     for o in outs])
 
 
@@ -206,12 +202,12 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
     throughput = []
     for b in batches:
         ref = runs[(HF, b)][0]["tokens"]
-        hf_tok_s = _median([x["tok_s"] for x in runs[(HF, b)]])
+        hf_tok_s = median([x["tok_s"] for x in runs[(HF, b)]])
         for name in systems:
             xs = runs[(name, b)]
             row: dict[str, Any] = {"system": name, "batch": b}
             for key in ("tok_s", "ttft_s", "tpot_s"):
-                row[key] = _median([x[key] for x in xs])
+                row[key] = median([x[key] for x in xs])
             row["speedup_vs_transformers"] = ratio(row["tok_s"], hf_tok_s)
             row["agree32_vs_transformers"] = agreement(xs[0]["tokens"], ref)
             if "fast_steps" in xs[0]:
@@ -243,7 +239,7 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
         "torch": torch.__version__,
         "new_tokens": args.new_tokens,
         "repeat": args.repeat,
-        "prompt_tokens_median": _median([float(len(p)) for p in prompts]),
+        "prompt_tokens_median": median([float(len(p)) for p in prompts]),
         "weight_bytes": nbytes,
         "weight_dtype": "float32",
         "memory_bandwidth": bandwidth,
@@ -321,23 +317,23 @@ def _constrained_parts(engine: Any, model: Path, plans: list[Any], prompts: list
     constrained = {
         "batch": cb,
         "engine": "compiled" if engine.config.compile_decode else "eager",
-        "tpot_constrained_s": _median(tpot_c),
-        "tpot_unconstrained_s": _median(tpot_u),
-        "overhead": ratio(_median(tpot_c), _median(tpot_u)) - 1,
+        "tpot_constrained_s": median(tpot_c),
+        "tpot_unconstrained_s": median(tpot_u),
+        "overhead": ratio(median(tpot_c), median(tpot_u)) - 1,
         # how constrained rows are handed to the mask worker and picked (docs/engine.md)
         "mask_fill_spin_ms": engine.config.mask_fill_spin_ms,
         "c_masked_row_max": engine.masked_row_max is not None,
     }
-    on_med, off_med = _median([float(x) for x in steps_on]), _median([float(x) for x in steps_off])
+    on_med, off_med = median([float(x) for x in steps_on]), median([float(x) for x in steps_off])
     jf = {
         "batch": cb,
         "decode_steps_without": off_med,
         "decode_steps_with": on_med,
         "saved": 1 - ratio(on_med, off_med),
-        "wall_speedup": ratio(_median(wall_off), _median(wall_on)),
-        "same_output_share": _median(same),
+        "wall_speedup": ratio(median(wall_off), median(wall_on)),
+        "same_output_share": median(same),
         # within the jump-forward run: output tokens that needed no decode step
-        "forced_token_share": 1 - ratio(on_med, _median([float(x) for x in tokens_on])),
+        "forced_token_share": 1 - ratio(on_med, median([float(x) for x in tokens_on])),
         # documents not closed by the grammar (cut at max_tokens): 0 on the serving path
         "unclosed": max(unclosed),
     }

@@ -12,6 +12,7 @@ new process would pay for once, a few seconds).
 
 from __future__ import annotations
 
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 import torch
 
+from agentic_llm.benchmarks.report import median
 from agentic_llm.errors import AgenticError, ErrorCode
 
 __all__ = ["OursRunner", "cache_setting", "parse_steps", "pool_bytes", "start_ours"]
@@ -75,7 +77,7 @@ class OursRunner:
         ttft = [o.metrics.first_token_time - o.metrics.arrival_time for o in outs]
         tpot = [(o.metrics.finish_time - o.metrics.first_token_time) / max(1, len(o.output_token_ids) - 1)
                 for o in outs]
-        return {"tok_s": n_out / wall, "ttft_s": _median(ttft), "tpot_s": _median(tpot), "wall_s": wall,
+        return {"tok_s": n_out / wall, "ttft_s": median(ttft), "tpot_s": median(tpot), "wall_s": wall,
                 "tokens": [o.output_token_ids for o in outs],
                 # decode steps through the flat runner (eager or compiled) and through
                 # the compiled function; the rest took the generic path
@@ -83,21 +85,17 @@ class OursRunner:
                 "compiled_steps": after["compiled_decode_steps"] - before["compiled_decode_steps"]}
 
 
-def _median(xs: list[float]) -> float:
-    s = sorted(xs)
-    n = len(s)
-    return (s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2) if n else float("nan")
-
-
 def pool_bytes(cfg: Any, rows: int, context: int, *, block_size: int = 16) -> int:
-    """A KV pool (bytes) whose decode workspace, a quarter of the pool (at most 512
-    MiB, ``attention.torch_sdpa``), holds ``rows`` sequences of ``context`` tokens:
-    below that, decode steps leave the fast and compiled paths for the generic one.
-    Never below the engine's default 256 MiB, nor above what the largest workspace
-    needs (2 GiB): past that no pool helps."""
+    """A KV pool (bytes) whose decode workspace (``attention.torch_sdpa.workspace_limit``)
+    holds ``rows`` sequences of ``context`` tokens: below that, decode steps leave the
+    fast and compiled paths for the generic one. Never below the engine's default 256
+    MiB, nor above what the largest workspace needs: past that no pool helps."""
+    from agentic_llm.engine.attention.torch_sdpa import WORKSPACE_MAX_BYTES, WORKSPACE_SHARE
+
     per_token = cfg.num_hidden_layers * 2 * cfg.num_key_value_heads * cfg.head_dim * 4
     slots = -(-context // block_size) * block_size
-    return min(max(256 << 20, 4 * per_token * rows * slots + (16 << 20)), (4 * 512 + 16) << 20)
+    need = math.ceil(per_token * rows * slots / WORKSPACE_SHARE)
+    return min(max(256 << 20, need + (16 << 20)), math.ceil(WORKSPACE_MAX_BYTES / WORKSPACE_SHARE) + (16 << 20))
 
 
 def start_ours(loaded: Any, step: str, *, max_num_seqs: int, kv_memory_bytes: int, cache_dir: str | None,

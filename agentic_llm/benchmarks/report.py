@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -20,6 +21,7 @@ from agentic_llm.observability.stats import percentile
 __all__ = [
     "cpu_model",
     "percentile",
+    "median",
     "summarize",
     "ratio",
     "print_table",
@@ -40,6 +42,11 @@ def summarize(values: Sequence[float]) -> dict[str, float]:
         "mean": sum(values) / len(values) if values else math.nan,
         "count": float(len(values)),
     }
+
+
+def median(values: Sequence[float]) -> float:
+    """The median of a sample, nan when it is empty."""
+    return statistics.median(values) if values else math.nan
 
 
 def ratio(a: float, b: float) -> float:

@@ -23,7 +23,7 @@ from agentic_llm.engine.forward import ForwardBatch
 from agentic_llm.engine.kv.pool import PagedKVPool, pack_kv
 from agentic_llm.registry import register
 
-__all__ = ["DecodeState", "TorchSDPABackend"]
+__all__ = ["DecodeState", "TorchSDPABackend", "workspace_limit", "WORKSPACE_MAX_BYTES", "WORKSPACE_SHARE"]
 
 #: rows computing at most this many tokens form the decode group
 _SHORT_QUERY = 16
@@ -33,9 +33,15 @@ _BUCKET_SPREAD = 1.5
 #: serve's default pool (1,024 pages of 16) for SmolLM2-135M holds 755 MB, and 8
 #: decoding rows of ~800 tokens need 290 MB of workspace; with a quarter they ran the
 #: generic gather path at every step.
-_WORKSPACE_SHARE = 0.5
-_WORKSPACE_MIN_BYTES = 64 * 1024 * 1024
-_WORKSPACE_MAX_BYTES = 512 * 1024 * 1024
+WORKSPACE_SHARE = 0.5
+WORKSPACE_MIN_BYTES = 64 * 1024 * 1024
+WORKSPACE_MAX_BYTES = 512 * 1024 * 1024
+
+
+def workspace_limit(pool_bytes: int) -> int:
+    """Bytes the decode workspace may take beside a K/V pool of ``pool_bytes``: a
+    group that needs more decodes on the generic gather path."""
+    return min(WORKSPACE_MAX_BYTES, max(WORKSPACE_MIN_BYTES, int(pool_bytes * WORKSPACE_SHARE)))
 
 
 @dataclass
@@ -140,9 +146,7 @@ class TorchSDPABackend:
 
     def _workspace(self, pool: PagedKVPool) -> KVWorkspace:
         if self.workspace is None:
-            pool_bytes = pool.kv_store.numel() * pool.kv_store.element_size()
-            share = int(pool_bytes * _WORKSPACE_SHARE)
-            self.workspace = KVWorkspace(min(_WORKSPACE_MAX_BYTES, max(_WORKSPACE_MIN_BYTES, share)))
+            self.workspace = KVWorkspace(workspace_limit(pool.kv_store.numel() * pool.kv_store.element_size()))
         return self.workspace
 
     def prepare(self, batch: ForwardBatch, pool: PagedKVPool) -> None:
