@@ -421,8 +421,6 @@ class LLMEngine:
             filler.close()
 
 
-
-
 def _compile_cache(config: EngineConfig, loaded: LoadedModel) -> PackageCache | None:
     """The compiled decode step's package cache of ``config`` (None: none kept)."""
     from agentic_llm import envs
