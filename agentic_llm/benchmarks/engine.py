@@ -8,7 +8,12 @@ generate_subgraph requests), greedy, it measures:
    for transformers' ``generate`` (left-padded batch, ``min_new_tokens =
    max_new_tokens``), our eager decode step, our compiled decode step (``--steps``),
    and, when ``import vllm`` works, vLLM's offline ``LLM``; every request produces
-   exactly ``--new-tokens`` tokens. Every system runs the same weights: the ones our
+   exactly ``--new-tokens`` tokens. Each system runs as it serves (ours with the
+   radix prefix cache ``serve`` builds, vLLM with its default prefix caching) and no
+   call repeats a prompt of an earlier call (``engine_prompts``): transformers and
+   vLLM time one output token on a TTFT set, then the measured call on other prompts
+   (TPOT = (wall - TTFT) / (new tokens - 1)); ours reads TTFT per request from the
+   measured call. Every system runs the same weights: the ones our
    loader produced (a GGUF file dequantized), handed to transformers as a state dict
    and to vLLM as a Hugging Face directory written to a temporary folder. Each row
    reports the share of the first 32 greedy tokens equal to transformers' at that
@@ -102,19 +107,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _requests(path: Path | None, n: int) -> list[dict[str, Any]]:
+    """At least ``n`` requests: the file's, then synthetic ones (a prompt must not
+    repeat, see ``engine_prompts``; duplicates are dropped after rendering)."""
+    reqs: list[dict[str, Any]] = []
     if path is None and _DEFAULT_REQUESTS.is_file():
         path = _DEFAULT_REQUESTS
     if path is not None:
         with path.open(encoding="utf-8") as fh:
             reqs = [json.loads(line) for line in fh if line.strip()]
-    else:
+    if len(reqs) < n:
         from agentic_llm.benchmarks.workloads import WorkloadSpec, synthetic_workload
 
-        reqs = [{k: v for k, v in r.items() if k != "arrival_s"}
-                for r in synthetic_workload(WorkloadSpec(num_requests=n, seed=0))]
-    while len(reqs) < n:
-        reqs = reqs + reqs
-    return reqs[:n]
+        reqs += [{k: v for k, v in r.items() if k != "arrival_s"}
+                 for r in synthetic_workload(WorkloadSpec(num_requests=2 * (n - len(reqs)), seed=0))]
+    return reqs
 
 
 def _constrained(engine: Any, compiler: Any, plans: list[Any], prompts: list[list[int]], *,
@@ -139,6 +145,7 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
     import torch
 
     from agentic_llm.benchmarks.engine_baselines import HFRunner, agreement, hf_model_from_loaded
+    from agentic_llm.benchmarks.engine_prompts import distinct, prompt_schedule, shared_prefix
     from agentic_llm.benchmarks.engine_systems import (
         cache_setting,
         parse_steps,
@@ -155,8 +162,9 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
     steps = parse_steps(args.steps, args.compile_decode)
     batches = [int(b) for b in str(args.batches).split(",") if b.strip()]
     constrained_on = not args.no_constrained
-    reqs = _requests(args.requests, max(max(batches), args.constrained_batch if constrained_on else 1))
-    plans = [plan(GenerateRequest.from_json(r)) for r in reqs]
+    schedule = prompt_schedule(batches, args.repeat)
+    n_prompts = max(schedule.needed, args.constrained_batch if constrained_on else 1)
+    plans = [plan(GenerateRequest.from_json(r)) for r in _requests(args.requests, n_prompts)]
     # measured first, with no model in memory yet
     bandwidth = measure_bandwidth(args.bandwidth_mb, device=args.device) if args.bandwidth_mb > 0 else None
     cache_dir, twice, cache_tmp = cache_setting(args.compile_cache)
@@ -170,15 +178,16 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
     if tok is None:
         raise AgenticError(ErrorCode.UNSUPPORTED_MODEL, f"{model} carries no tokenizer: the bench renders "
                            "its prompts as text")
-    prompts = [tok.encode(p.render_prompt()).ids for p in plans]
-    context = max(len(p) for p in prompts[:max_seqs]) + max(args.new_tokens, args.constrained_max_tokens or 0)
+    prompts, plans = distinct([tok.encode(p.render_prompt()).ids for p in plans], plans, n_prompts)
+    warm = [prompts[i] for i in schedule.warm]
+    context = max(len(p) for p in prompts) + max(args.new_tokens, args.constrained_max_tokens or 0)
     kv_bytes = (args.kv_memory_mb << 20 if args.kv_memory_mb
                 else pool_bytes(loaded.config, max(batches), context))
     ours: dict[str, Any] = {}
     startup: dict[str, Any] = {}
     for step in steps:
         runner, info = start_ours(models[step], step, max_num_seqs=max_seqs, kv_memory_bytes=kv_bytes,
-                                  cache_dir=cache_dir, twice=twice, warm_prompts=prompts[:2], device=args.device)
+                                  cache_dir=cache_dir, twice=twice, warm_prompts=warm, device=args.device)
         ours[runner.name], startup[runner.name] = runner, {"load_s": load_s, **info}
     hf_model = hf_model_from_loaded(loaded).to(args.device)
     nbytes = weight_bytes(loaded.model)
@@ -187,18 +196,23 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
     vllm_note, vllm_tmp = "", None
     if args.vllm == "auto":
         vllm_runner, vllm_note, vllm_tmp, startup["vllm"] = _start_vllm(
-            loaded, hf_model, prompts, max(batches), args)
+            loaded, hf_model, prompts, warm, max(batches), args)
         if vllm_runner is not None:
             systems["vllm"] = vllm_runner
     else:
         vllm_note = "vLLM row not requested (--vllm off)"
-    systems[HF].batch(prompts[:2], 4)  # first-call allocations, outside the measurements
+    # first-call allocations, outside the measurements (the two calls on different prompts)
+    systems[HF].batch(warm[1:], 4, ttft_prompts=warm[:1])
 
     runs: dict[tuple[str, int], list[dict[str, Any]]] = {(n, b): [] for n in systems for b in batches}
-    plan_ = [(b, r) for b in batches for r in range(args.repeat)]
-    for b, _r in progress(plan_, total=len(plan_), desc="throughput", enabled=show):
+    shared: list[float] = []
+    for (b, _r), (ttft_i, meas_i) in progress(schedule.rounds.items(), total=len(schedule.rounds),
+                                               desc="throughput", enabled=show):
+        measured, ttft = [prompts[i] for i in meas_i], [prompts[i] for i in ttft_i]
+        before = prompts[:min(meas_i)]
+        shared += [float(shared_prefix(p, before)) for p in measured]
         for name, runner in systems.items():
-            runs[(name, b)].append(runner.batch(prompts[:b], args.new_tokens))
+            runs[(name, b)].append(runner.batch(measured, args.new_tokens, ttft_prompts=ttft))
     throughput = []
     for b in batches:
         ref = runs[(HF, b)][0]["tokens"]
@@ -239,7 +253,12 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
         "torch": torch.__version__,
         "new_tokens": args.new_tokens,
         "repeat": args.repeat,
-        "prompt_tokens_median": median([float(len(p)) for p in prompts]),
+        "prompt_tokens_median": median([float(len(p)) for p in prompts[:schedule.needed]]),
+        "protocol": {**schedule.describe(),
+                     # tokens of a measured prompt that an earlier call's prompt also began with
+                     "shared_prefix_tokens_median": median(shared),
+                     "prefix_cache": {name: ("none" if name == HF else startup[name].get("prefix_cache", "?"))
+                                      for name in systems}},
         "weight_bytes": nbytes,
         "weight_dtype": "float32",
         "memory_bandwidth": bandwidth,
@@ -254,7 +273,7 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
     }
 
 
-def _start_vllm(loaded: Any, hf_model: Any, prompts: list[list[int]], max_batch: int,
+def _start_vllm(loaded: Any, hf_model: Any, prompts: list[list[int]], warm: list[list[int]], max_batch: int,
                 args: argparse.Namespace) -> tuple[Any, str, Any, dict[str, Any]]:
     """vLLM's runner over a Hugging Face copy of the weights (None and a note when vLLM
     does not import), the temporary folder holding the copy, and its start-up figures."""
@@ -273,8 +292,9 @@ def _start_vllm(loaded: Any, hf_model: Any, prompts: list[list[int]], max_batch:
     runner = VllmRunner(vllm, Path(tmp.name), dtype="float32", max_model_len=longest, max_num_seqs=max_batch,
                         eager=not args.vllm_compile, threads=args.threads)
     t0 = time.perf_counter()
-    runner.batch(prompts[:2], 4)
+    runner.batch(warm[1:], 4, ttft_prompts=warm[:1])
     return runner, "", tmp, {"available": True, "version": getattr(vllm, "__version__", ""),
+                             "prefix_cache": runner.prefix_caching,
                              "start_s": runner.start_s, "warmup_s": time.perf_counter() - t0,
                              "enforce_eager": not args.vllm_compile, "threads_bind": runner.binding}
 
@@ -423,6 +443,10 @@ def print_result(result: dict[str, Any]) -> None:
                   _pct(r.get("weight_share_of_read_bw")),
                   f"{r['fast_steps']}|{r['compiled_steps']}" if "fast_steps" in r else "-"]
                  for r in result["throughput"]])
+    pr = result["protocol"]
+    print(f"protocol: {pr['distinct_prompts']} distinct prompts, none repeated across calls; measured prompts "
+          f"share a median {pr['shared_prefix_tokens_median']:.0f}-token prefix with earlier calls; prefix caches: "
+          + ", ".join(f"{k} {v}" for k, v in pr["prefix_cache"].items()))
     if result["vllm_note"]:
         print(result["vllm_note"])
     for name, su in result["startup"].items():

@@ -64,7 +64,10 @@ class OursRunner:
         self.engine = engine
         self.name = name
 
-    def batch(self, prompts: list[list[int]], new_tokens: int) -> dict[str, Any]:
+    def batch(self, prompts: list[list[int]], new_tokens: int,
+              ttft_prompts: list[list[int]] | None = None) -> dict[str, Any]:
+        """One call on ``prompts``. TTFT is read per request from the call itself, so
+        ``ttft_prompts`` (the other systems' separate TTFT call) are not run."""
         from agentic_llm.engine import SamplingParams
 
         sp = SamplingParams(max_tokens=new_tokens, ignore_eos=True, jump_forward=False)
@@ -99,19 +102,24 @@ def pool_bytes(cfg: Any, rows: int, context: int, *, block_size: int = 16) -> in
 
 
 def start_ours(loaded: Any, step: str, *, max_num_seqs: int, kv_memory_bytes: int, cache_dir: str | None,
-               twice: bool, warm_prompts: list[list[int]], device: str = "cpu") -> tuple[OursRunner, dict[str, Any]]:
-    """Build the engine of ``step`` over ``loaded`` (a model of its own) and warm it on
+               twice: bool, warm_prompts: list[list[int]], device: str = "cpu",
+               prefix_cache: bool = True) -> tuple[OursRunner, dict[str, Any]]:
+    """Build the engine of ``step`` over ``loaded`` (a model of its own; with the radix
+    prefix cache ``serve`` uses unless ``prefix_cache`` is False) and warm it on
     ``warm_prompts``; ``(runner, start-up figures)``."""
+    from agentic_llm.cache import RadixCache
     from agentic_llm.engine import LLMEngine
     from agentic_llm.engine.engine_config import EngineConfig
 
     compiled = step == "compiled"
-    info: dict[str, Any] = {"kv_memory_bytes": kv_memory_bytes}
+    info: dict[str, Any] = {"kv_memory_bytes": kv_memory_bytes, "prefix_cache": "radix" if prefix_cache else "none"}
 
     def start() -> tuple[Any, float, dict[str, Any]]:
+        # as `serve` builds it (serving.build): a radix prefix cache over the pool
         engine = LLMEngine(loaded, EngineConfig(device=device, dtype=torch.float32, max_num_seqs=max_num_seqs,
                                                 kv_memory_bytes=kv_memory_bytes, compile_decode=compiled,
-                                                compile_cache_dir=cache_dir))
+                                                compile_cache_dir=cache_dir),
+                           prefix_cache=RadixCache if prefix_cache else None)
         t = time.perf_counter()
         OursRunner(engine, step).batch(warm_prompts, 4)
         return engine, time.perf_counter() - t, engine.stats()
