@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from agentic_llm.engine.config import ModelConfig
     from agentic_llm.engine.loader import LoadedModel
 
-__all__ = ["HFRunner", "VllmRunner", "agreement", "hf_config_dict", "hf_model_from_loaded",
+__all__ = ["HFRunner", "VllmRunner", "agreement", "fp32_reference", "hf_config_dict", "hf_model_from_loaded",
            "vllm_or_note", "write_hf_checkpoint", "AGREE_TOKENS"]
 
 #: greedy tokens per request compared between systems
@@ -143,6 +143,15 @@ class HFRunner:
         return {"tok_s": len(prompts) * new_tokens / wall, "ttft_s": t1,
                 "tpot_s": (wall - t1) / max(1, new_tokens - 1), "wall_s": wall,
                 "tokens": [row[width:].tolist() for row in out]}
+
+
+def fp32_reference(model: Path, device: str) -> HFRunner:
+    """transformers over ``model`` loaded by our loader in float32: the reference a
+    reduced-precision run's greedy tokens are compared with."""
+    from agentic_llm.engine.loader import load_model
+
+    ref = hf_model_from_loaded(load_model(model, device=device, dtype=torch.float32)).to(device)
+    return HFRunner(ref, int(ref.config.pad_token_id if ref.config.pad_token_id is not None else 0))
 
 
 def write_hf_checkpoint(model: Any, loaded: LoadedModel, out: Path) -> Path:

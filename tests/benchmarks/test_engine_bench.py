@@ -255,3 +255,19 @@ def test_prompt_schedule_and_too_few_prompts() -> None:
         distinct([[1], [1]], [0, 1], 2)
     assert e.value.code is ErrorCode.INVALID_CONFIG and "--repeat" in e.value.message
     assert shared_prefix([1, 2, 3, 4], [[1, 2, 9], [1, 2, 3], [5]]) == 3 and shared_prefix([1], []) == 0
+
+
+def test_bfloat16_rows_are_compared_with_float32(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = _FakeVllm()
+    monkeypatch.setitem(sys.modules, "vllm", fake.module)
+    monkeypatch.delenv("VLLM_LOGGING_STREAM", raising=False)
+    result = bench.run_benchmark(args("--model", str(shipped_model_dir()), "--steps", "eager",
+                                      "--dtype", "bfloat16"), show=False)
+    assert result["weight_dtype"] == "bfloat16" and fake.calls[0]["dtype"] == "bfloat16"
+    # every weight is stored in two bytes: half the float32 traffic
+    assert result["weight_bytes"] == weight_bytes(load_model(shipped_model_dir(), dtype=torch.float32).model) // 2
+    rows = by_system(result)
+    for b in (1, 2):
+        for name in ("transformers", "ours-eager", "vllm"):
+            assert 0.5 <= rows[(name, b)]["agree32_vs_fp32"] <= 1.0
+        assert rows[("ours-eager", b)]["fast_steps"] == 33  # the bf16 step runs the fast path too
