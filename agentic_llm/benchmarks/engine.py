@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -167,6 +168,7 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
     from agentic_llm.planner import GenerateRequest, plan
 
     torch.set_num_threads(args.threads)
+    load_start = os.getloadavg()  # other work on the machine slows every row (see load_average)
     model = Path(args.model).expanduser() if args.model else default_model_dir()
     steps = parse_steps(args.steps, args.compile_decode)
     batches = [int(b) for b in str(args.batches).split(",") if b.strip()]
@@ -268,6 +270,9 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
         "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(args.device),
         "cpu": cpu_model(),
         "threads": args.threads,
+        # 1/5/15-minute load averages at the start and the end: above the CPU count,
+        # other processes competed with the measurements
+        "load_average": {"start": list(load_start), "end": list(os.getloadavg()), "cpus": os.cpu_count()},
         "torch": torch.__version__,
         "new_tokens": args.new_tokens,
         "repeat": args.repeat,

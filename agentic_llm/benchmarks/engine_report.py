@@ -69,6 +69,10 @@ def print_result(result: dict[str, Any]) -> None:
                   _pct(r.get("weight_share_of_read_bw")),
                   f"{r['fast_steps']}|{r['compiled_steps']}" if "fast_steps" in r else "-"]
                  for r in result["throughput"]])
+    la = result.get("load_average")
+    if la and max(la["start"][0], la["end"][0]) > 0.5 * (la["cpus"] or 1):
+        print(f"note: load average {la['start'][0]:.1f} at the start, {la['end'][0]:.1f} at the end on "
+              f"{la['cpus']} CPUs: other work competed with the measurements")
     pr = result["protocol"]
     print(f"protocol: {pr['distinct_prompts']} distinct prompts, none repeated across calls; measured prompts "
           f"share a median {pr['shared_prefix_tokens_median']:.0f}-token prefix with earlier calls; prefix caches: "
