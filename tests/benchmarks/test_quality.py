@@ -80,4 +80,5 @@ def test_tiny_row_runs_through_the_pipeline() -> None:
     assert summary["valid_rate"] == 1.0  # constrained output always validates
     assert 0.0 <= summary["tool_f1"] <= 1.0 and summary["latency_median_s"] > 0
     assert all(o.score is not None for o in outs)
+    assert [o.case["id"] for o in outs if o.case] == [c.case_id for c in cases]
     assert GoldCall("a", "var1", ()).name == "a"
