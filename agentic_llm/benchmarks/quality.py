@@ -178,10 +178,30 @@ def summarize_row(outs: list[_Outcome]) -> dict[str, Any]:
         "valid_rate": sum(o.valid for o in outs) / n if n else float("nan"),
         "one_node_rate": mean(lambda s: float(s.one_node)),
         "needed_called_rate": mean(lambda s: float(s.needed_called)),
+        **_repeats(outs),
         "errors": sorted({o.error for o in outs if o.error}),
         "latency_median_s": statistics.median(lat) if lat else float("nan"),
         "latency_p90_s": percentile(lat, 90),
     }
+
+
+def _repeats(outs: list[_Outcome]) -> dict[str, float | None]:
+    """How often a plan calls a tool it already called, and how often a call reads the
+    output of a call to its own tool, beside the same shares in the gold calls (the
+    loop a small model falls into: ``search(id: {{ var1 }})`` after ``search``)."""
+    cases = [o.case for o in outs if o.case]
+
+    def share(tools: str, edges: str) -> tuple[float | None, float | None]:
+        calls = sum(len(c[tools]) for c in cases)
+        again = sum(len(c[tools]) - len(set(c[tools])) for c in cases)
+        links = sum(len(c[edges]) for c in cases)
+        own = sum(1 for c in cases for a, b in c[edges] if a == b)
+        return (again / calls if calls else None), (own / links if links else None)
+
+    rep, own = share("tools", "edges")
+    gold_rep, gold_own = share("gold_tools", "gold_edges")
+    return {"repeated_call_rate": rep, "self_edge_rate": own,
+            "gold_repeated_call_rate": gold_rep, "gold_self_edge_rate": gold_own}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -63,6 +63,19 @@ def test_scoring_tools_edges_exact_one_node() -> None:
     assert prf([], []) == (1.0, 1.0, 1.0) and prf(["a", "a"], ["a"]) == (0.5, 1.0, pytest.approx(2 / 3))
 
 
+def test_repeated_calls_and_self_edges_are_counted_against_the_gold() -> None:
+    from agentic_llm.benchmarks.quality import _Outcome, _repeats
+
+    looping = {"tools": ["search", "search", "search"], "edges": [["search", "search"], ["search", "search"]],
+               "gold_tools": ["find_id", "search"], "gold_edges": [["find_id", "search"]]}
+    plain = {"tools": ["find_id", "search"], "edges": [["find_id", "search"]],
+             "gold_tools": ["find_id", "search"], "gold_edges": [["find_id", "search"]]}
+    got = _repeats([_Outcome(None, True, 0.0, case=looping), _Outcome(None, True, 0.0, case=plain),
+                    _Outcome(None, False, 0.0, "ERR_BUDGET_EXCEEDED")])
+    assert got["repeated_call_rate"] == pytest.approx(2 / 5) and got["self_edge_rate"] == pytest.approx(2 / 3)
+    assert got["gold_repeated_call_rate"] == 0.0 and got["gold_self_edge_rate"] == 0.0
+
+
 def test_heldout_set_lists_needed_tools_among_granted() -> None:
     cases = heldout_cases()
     assert len(cases) >= 20
