@@ -56,26 +56,48 @@ def test_registered_and_resolved_by_name() -> None:
         BranchAwarePolicy(aging_steps=0)
 
 
-def test_shared_prefix_prefilled_once_then_forked() -> None:
+def test_fork_group_admitted_in_one_step_sharing_the_leaders_prefill() -> None:
     s = sched(64)
     sibs = group("d", 16, 3, 0)
     for r in sibs:
         s.add(r)
-    rows = step(s)
-    assert rows == [(sibs[0], 0, 18)]  # the leader alone prefills the prefix
-    rows = step(s)
-    starts = {r.request_id: (start, n) for r, start, n in rows}
-    # siblings start after the leader's 4 full prefix pages, shared by reference
-    assert starts["r1"] == (16, 2) and starts["r2"] == (16, 2)
+    out = s.schedule()
+    # one step admits the whole group: the leader prefills the prefix, the siblings
+    # only their own suffix, reading the leader's 4 full prefix pages by reference
+    assert [(r.request, r.start, r.num_tokens, r.reads_pending) for r in out.rows] == [
+        (sibs[0], 0, 18, False), (sibs[1], 16, 2, True), (sibs[2], 16, 2, True)]
+    assert all(r.samples for r in out.rows)  # every member samples its first token now
     for b in sibs[0].block_table[:4]:
         assert s.pool.ref_count(b) == 3
     assert sibs[1].block_table[:4] == sibs[0].block_table[:4]
+    assert sibs[1].block_table[4] != sibs[2].block_table[4]  # own page past the prefix
     assert s.policy.shared_tokens == 32  # type: ignore[attr-defined]
+    for r in out.rows:
+        r.request.num_computed_tokens = r.start + r.num_tokens
+        r.request.token_ids.append(7)
+    # next step: the group decodes together and nothing reads unwritten pages
+    rows = s.schedule().rows
+    assert [(r.request, r.num_tokens, r.reads_pending) for r in rows] == [(x, 1, False) for x in sibs]
     # finishing everything returns every page
     for r in sibs:
         s.finish(r, FinishReason.STOP)
     s.pool.check_integrity()
     assert s.pool.num_free == s.pool.num_blocks
+
+
+def test_last_waiting_sibling_forks_a_running_siblings_pages() -> None:
+    s = sched(64, max_num_seqs=2)
+    sibs = group("d", 16, 3, 0)
+    for r in sibs:
+        s.add(r)
+    step(s)  # alone in an idle engine the group goes in as far as the sequence limit
+    assert [r.status for r in sibs] == [RequestStatus.RUNNING, RequestStatus.RUNNING, RequestStatus.WAITING]
+    s.finish(sibs[0], FinishReason.STOP)
+    rows = step(s)
+    # the one sibling left waiting is still a fork branch: it starts from the running
+    # sibling's computed prefix pages instead of prefilling the prefix again
+    assert (sibs[2], 16, 2) in rows
+    assert sibs[2].block_table[:4] == sibs[1].block_table[:4]
 
 
 def test_group_admitted_all_or_nothing_under_memory_pressure() -> None:
