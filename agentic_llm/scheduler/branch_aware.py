@@ -22,6 +22,14 @@ slowest branch. This policy:
   its first tokens and, with equal budgets, finishes in the same steps;
 - runs group members next to each other, so they get the step's token budget
   together and finish close together;
+- coalesces admissions while a batch is decoding (``coalesce_steps``, default 4):
+  new work joins once the oldest waiting request has waited that many steps, once
+  the waiting work would fill the rest of the step's token budget, or at once when it
+  outranks everything running. A step that changes who is in the decode batch costs
+  far more than one that does not (the attention backend re-gathers the whole
+  batch's K/V: about 45 ms against 14 ms at 69 rows with the shipped model), and
+  requests admitted together also finish together, so arrivals gathered for a few
+  steps cost one change on the way in and one on the way out;
 - preempts requests outside the oldest running group first (lowest priority, then
   newest), so the group closest to completion keeps its pages.
 
@@ -88,13 +96,21 @@ class BranchAwarePolicy:
             scheduler steps, which bounds how long anything waits behind
             higher-priority work.
         share_prefix: fork the leader's prefix pages to its siblings.
+        coalesce_steps: while requests are running, new work is admitted once the
+            oldest waiting request has waited this many steps, or once the waiting
+            work fills what is left of the step's token budget, or at once when it
+            outranks every running request; 0 admits at every step. An idle
+            engine admits at once.
     """
 
-    def __init__(self, aging_steps: int = 32, share_prefix: bool = True) -> None:
+    def __init__(self, aging_steps: int = 32, share_prefix: bool = True, coalesce_steps: int = 4) -> None:
         if aging_steps < 1:
             raise ValueError(f"aging_steps must be >= 1, got {aging_steps}")
+        if coalesce_steps < 0:
+            raise ValueError(f"coalesce_steps must be >= 0, got {coalesce_steps}")
         self.aging_steps = aging_steps
         self.share_prefix = share_prefix
+        self.coalesce_steps = coalesce_steps
         self.scheduler: Scheduler | None = None
         self._clock = _Clock()
         #: prompt tokens siblings did not prefill because they forked the leader's pages
@@ -141,6 +157,8 @@ class BranchAwarePolicy:
         ordered: list[Request] = []
         blocks = self._free_blocks()
         seqs, tokens, step_tokens = self._step_room(running)
+        if running and not self._admit_now(units, running, tokens):
+            return []
         for unit in units:
             need = self._blocks_needed(unit.members, running)
             busy = bool(running or ordered)
@@ -156,6 +174,23 @@ class BranchAwarePolicy:
             tokens -= want
             ordered.extend(unit.members)
         return ordered
+
+    def _admit_now(self, units: Sequence[Unit], running: Sequence[Request], tokens: int) -> bool:
+        """Whether waiting work joins the running batch in this step (``coalesce_steps``).
+
+        Each step that changes who is in the decode batch costs more than a step that
+        does not (the attention backend re-gathers the batch's K/V), so arrivals are
+        gathered for a few steps and join, and later finish, together.
+        """
+        if not self.coalesce_steps or not units:
+            return True
+        clock = self._clock
+        if max(clock.step - clock.first_seen[r.seq_no] for u in units for r in u.members) >= self.coalesce_steps:
+            return True
+        top = max(r.priority for r in running)
+        if any(r.priority > top for u in units for r in u.members):
+            return True
+        return sum(self._tokens_needed(u.members, running) for u in units) >= tokens
 
     def choose_victim(self, candidates: Sequence[Request]) -> Request:
         oldest = self._oldest_group(candidates)

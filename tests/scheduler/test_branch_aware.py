@@ -86,7 +86,7 @@ def test_fork_group_admitted_in_one_step_sharing_the_leaders_prefill() -> None:
 
 
 def test_last_waiting_sibling_forks_a_running_siblings_pages() -> None:
-    s = sched(64, max_num_seqs=2)
+    s = sched(64, BranchAwarePolicy(coalesce_steps=0), max_num_seqs=2)
     sibs = group("d", 16, 3, 0)
     for r in sibs:
         s.add(r)
@@ -100,8 +100,70 @@ def test_last_waiting_sibling_forks_a_running_siblings_pages() -> None:
     assert sibs[2].block_table[:4] == sibs[1].block_table[:4]
 
 
+def test_group_waits_whole_for_the_next_steps_token_budget() -> None:
+    s = sched(256, BranchAwarePolicy(coalesce_steps=0), max_num_batched_tokens=40)
+    first = group("a", 16, 2, 0)  # 18 + 2 tokens
+    second = group("b", 16, 3, 2)  # 18 + 2 + 2 tokens: more than the 20 left
+    single = req([1, 2, 3], 5)
+    for r in [*first, *second, single]:
+        s.add(r)
+    rows = step(s)
+    # the second fork is not split across steps: it waits whole, and the step's
+    # remaining tokens go to the independent request behind it
+    assert [r for r, _, _ in rows] == [*first, single]
+    rows = step(s)
+    assert [(r, n) for r, _, n in rows if r in second] == [(second[0], 18), (second[1], 2), (second[2], 2)]
+
+
+def test_group_waits_whole_for_the_sequence_limit() -> None:
+    s = sched(256, BranchAwarePolicy(coalesce_steps=0), max_num_seqs=4)
+    s.add(req([1, 2, 3], 0))
+    step(s)
+    sibs = group("d", 8, 4, 1)  # 4 more sequences than the 3 free slots
+    for r in sibs:
+        s.add(r)
+    step(s)
+    assert all(r.status is RequestStatus.WAITING and not r.block_table for r in sibs)
+
+
+def test_admissions_coalesce_while_a_batch_decodes() -> None:
+    s = sched(256, BranchAwarePolicy(coalesce_steps=3))
+    first = req([1, 2, 3], 0)
+    s.add(first)
+    assert [r for r, _, _ in step(s)] == [first]  # an idle engine admits at once
+    late = req([4, 5, 6], 1)
+    later = req([7, 8, 9], 2)
+    s.add(late)
+    step(s)
+    s.add(later)
+    step(s)
+    step(s)
+    assert late.status is RequestStatus.WAITING and later.status is RequestStatus.WAITING
+    rows = step(s)  # `late` was held for 3 steps: both join in the same step
+    assert {r for r, _, _ in rows} == {first, late, later}
+    assert late.status is RequestStatus.RUNNING and later.status is RequestStatus.RUNNING
+
+
+def test_coalescing_gives_way_to_a_full_step_and_to_priority() -> None:
+    s = sched(256, BranchAwarePolicy(coalesce_steps=8), max_num_batched_tokens=16)
+    s.add(req([1, 2, 3], 0))
+    step(s)
+    small = req([4, 5, 6], 1)
+    s.add(small)
+    step(s)
+    assert small.status is RequestStatus.WAITING
+    big = req(list(range(20)), 2)  # the waiting work now fills the step
+    s.add(big)
+    step(s)
+    assert small.status is RequestStatus.RUNNING and big.status is RequestStatus.RUNNING
+    urgent = req([9, 9], 3, priority=1)
+    s.add(urgent)
+    step(s)
+    assert urgent.status is RequestStatus.RUNNING
+
+
 def test_group_admitted_all_or_nothing_under_memory_pressure() -> None:
-    s = sched(14)
+    s = sched(14, BranchAwarePolicy(coalesce_steps=0))
     hog = req(list(range(30)), 0)  # 8 pages with its first output token
     s.add(hog)
     step(s)
