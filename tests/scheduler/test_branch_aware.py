@@ -320,6 +320,44 @@ def test_greedy_outputs_identical_under_both_policies(tiny_dir: Path) -> None:
     eng.pool.check_integrity()
 
 
+def test_engine_prefills_a_fork_in_one_step_next_to_a_decoding_batch(tiny_dir: Path) -> None:
+    """The siblings read the leader's prefix pages in the step that writes them, while
+    other rows decode from the kept K/V workspace; results equal FCFS's."""
+    g = torch.Generator().manual_seed(5)
+    shared = torch.randint(0, 128, (22,), generator=g).tolist()
+    tails = [torch.randint(0, 128, (3,), generator=g).tolist() for _ in range(3)]
+    early = [torch.randint(0, 128, (7,), generator=g).tolist() for _ in range(2)]
+    outs = {}
+    for policy in ("fcfs", "branch_aware"):
+        engine = LLMEngine.from_pretrained(tiny_dir, block_size=4, num_blocks=128, scheduling_policy=policy,
+                                           prefix_cache=RadixCache)
+        params = SamplingParams(max_tokens=6, ignore_eos=True)
+        for i, p in enumerate(early):
+            engine.add_request(p, params, request_id=f"e{i}")
+        engine.step()
+        engine.step()  # the early requests decode
+        for i, t in enumerate(tails):
+            engine.add_request(shared + t, params, request_id=f"b{i}", dag_id="fork")
+        firsts: dict[str, int] = {}
+        got: dict[str, list[int]] = {}
+        n = 0
+        while engine.has_unfinished_requests():
+            n += 1
+            for o in engine.step():
+                if o.request_id.startswith("b") and o.output_token_ids:
+                    firsts.setdefault(o.request_id, n)
+                if o.finished:
+                    assert o.error is None
+                    got[o.request_id] = o.output_token_ids
+        if policy == "branch_aware":
+            assert len(set(firsts.values())) == 1  # every branch sampled its first token in one step
+            assert engine.scheduler.policy.shared_tokens == 2 * 20  # type: ignore[attr-defined]
+        engine.pool.check_integrity()
+        engine.close()
+        outs[policy] = got
+    assert outs["branch_aware"] == outs["fcfs"]
+
+
 def test_heterogeneous_fork_batch_same_outputs_as_fcfs() -> None:
     """Constrained fork branches and unconstrained requests share steps; results do not move."""
     import json
