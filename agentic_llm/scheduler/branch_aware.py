@@ -190,7 +190,12 @@ class BranchAwarePolicy:
         top = max(r.priority for r in running)
         if any(r.priority > top for u in units for r in u.members):
             return True
-        return sum(self._tokens_needed(u.members, running) for u in units) >= tokens
+        work = 0
+        for u in units:  # stops as soon as the step is full: a long queue costs little
+            work += self._tokens_needed(u.members, running)
+            if work >= tokens:
+                return True
+        return False
 
     def choose_victim(self, candidates: Sequence[Request]) -> Request:
         oldest = self._oldest_group(candidates)
