@@ -54,6 +54,7 @@ class LoraConfig:
     seed: int = 0
     threads: int = 2
     max_answer_tokens: int = 600
+    init: str = ""  # an adapter directory to start from (continued training), else B = 0
 
     @property
     def scale(self) -> float:
@@ -205,6 +206,8 @@ def train(model_path: str, corpus: Path, out: Path, cfg: LoraConfig, *, save_eve
     model = hf_llama(model_config(g), read_state_dict(g))
     del loaded.model
     wrapped = attach(model, cfg)
+    if cfg.init:
+        _load_init(wrapped, Path(cfg.init))
     params = [p for m in wrapped.values() for p in (m.lora_a, m.lora_b)]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
 
@@ -272,6 +275,20 @@ def train(model_path: str, corpus: Path, out: Path, cfg: LoraConfig, *, save_eve
     return summary
 
 
+def _load_init(wrapped: dict[str, LoraLinear], adapter_dir: Path) -> None:
+    """Start from the tensors of an earlier adapter of the same shape (every target of
+    every layer); a missing or misshapen tensor is an error, not a silent fresh start."""
+    from safetensors.torch import load_file
+
+    state = load_file(str(adapter_dir / "adapter.safetensors"))
+    for name, m in wrapped.items():
+        for part, param in (("lora_a", m.lora_a), ("lora_b", m.lora_b)):
+            t = state.get(f"{name}.{part}")
+            if t is None or t.shape != param.shape:
+                raise ValueError(f"{adapter_dir} has no {name}.{part} of shape {tuple(param.shape)}")
+            param.data.copy_(t.float())
+
+
 def _mean(xs: list[float]) -> float:
     return round(sum(xs) / len(xs), 4) if xs else float("nan")
 
@@ -313,10 +330,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--threads", type=int, default=d.threads)
+    p.add_argument("--init", default="", help="adapter directory to continue training from (default: a fresh adapter)")
     p.add_argument("--save-every", type=int, default=25)
     args = p.parse_args(argv)
     cfg = LoraConfig(rank=args.rank, alpha=2.0 * args.rank, steps=args.steps, batch=args.batch, lr=args.lr,
-                     seed=args.seed, threads=args.threads)
+                     seed=args.seed, threads=args.threads,
+                     init=str(Path(args.init).resolve()) if args.init else "")
     summary = train(args.model, args.corpus, args.out, cfg, save_every=args.save_every)
     print(json.dumps({k: summary[k] for k in ("train_seconds", "final_loss_mean_last10", "corpus")}),
           file=sys.stderr)

@@ -44,14 +44,15 @@ class ToolSpec:
     args: tuple[ArgSpec, ...]
     output: str
     phrase: str
+    fields: tuple[str, ...] = ()  # a structured result's fields, listed as the tool's output
 
     def to_json(self) -> dict[str, object]:
-        """The tool in the request JSON format."""
+        """The tool in the request JSON format (a structured result lists its fields)."""
         return {
             "name": self.name,
             "description": self.description,
             "arguments": [{"name": a.name, "type": a.type, "required": a.required} for a in self.args],
-            "output": self.output,
+            "output": ", ".join(self.fields) if self.fields else self.output,
         }
 
 

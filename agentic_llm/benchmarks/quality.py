@@ -87,6 +87,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tools-per-request", type=int, default=0,
                    help="NESTFUL: gold tools plus others up to N per request (0: every API of the split)")
     p.add_argument("--out", default="", help="also write the JSON result to this file")
+    p.add_argument("--cases", action="store_true",
+                   help="add every request's called tools and edges beside the gold ones to the JSON")
 
 
 @dataclass
@@ -95,6 +97,7 @@ class _Outcome:
     valid: bool
     latency_s: float
     error: str = ""
+    case: dict[str, Any] | None = None  # what was called against the gold, for --cases
 
 
 def _pipeline(row: str, concurrency: int) -> Any:
@@ -138,8 +141,11 @@ def run_row(row: str, cases: list[Case], *, concurrency: int = 16, max_tokens: i
             out = _Outcome(None, False, time.perf_counter() - t0, exc.code.value)
         else:
             calls = extract_calls(res.nodes)
-            out = _Outcome(score_plan(calls, case.gold_tools, gold_edges(case.gold)), res.valid,
-                           time.perf_counter() - t0)
+            edges = gold_edges(case.gold)
+            out = _Outcome(score_plan(calls, case.gold_tools, edges), res.valid, time.perf_counter() - t0,
+                           case={"id": case.case_id, "tools": list(calls.tools), "gold_tools": list(case.gold_tools),
+                                 "edges": [list(e) for e in calls.edges], "gold_edges": [list(e) for e in edges],
+                                 "nodes": calls.node_count, "valid": res.valid})
         done[0] += 1
         if progress:
             print(f"\r{row}: {done[0]}/{len(cases)}", end="", file=sys.stderr, flush=True)
@@ -196,6 +202,8 @@ def run(args: argparse.Namespace) -> int:
         if args.split == "ours":  # the held-out set lists needed tools, not a gold sequence
             summary["edge_f1"] = summary["exact_match"] = None
         summary["wall_s"] = time.perf_counter() - t0
+        if args.cases:
+            summary["cases"] = [o.case or {"error": o.error} for o in outs]
         result["rows"][row] = summary
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1))

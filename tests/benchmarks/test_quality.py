@@ -34,6 +34,8 @@ def test_executable_split_converts_to_plannable_requests() -> None:
     flight = next(t for t in first.request["tools"] if t["name"] == "SkyScrapperFlightSearch")
     req_flags = [a["required"] for a in flight["arguments"]]
     assert req_flags == sorted(req_flags, reverse=True)  # required arguments first
+    airport = next(t for t in first.request["tools"] if t["name"] == "SkyScrapperSearchAirport")
+    assert airport["output"].startswith("skyId, entityId")  # what a later call can read
     for c in cases:
         plan(GenerateRequest.from_json(c.request))  # every request is plannable
 
@@ -80,4 +82,5 @@ def test_tiny_row_runs_through_the_pipeline() -> None:
     assert summary["valid_rate"] == 1.0  # constrained output always validates
     assert 0.0 <= summary["tool_f1"] <= 1.0 and summary["latency_median_s"] > 0
     assert all(o.score is not None for o in outs)
+    assert [o.case["id"] for o in outs if o.case] == [c.case_id for c in cases]
     assert GoldCall("a", "var1", ()).name == "a"

@@ -11,7 +11,7 @@ import torch
 from agentic_llm.engine.loader import load_model
 from agentic_llm.engine.lora import FORMAT, base_fingerprint, merge_adapter
 from agentic_llm.errors import AgenticError, ErrorCode
-from training.lora import Example, LoraConfig, adapter_state, attach, batch_loss
+from training.lora import Example, LoraConfig, _load_init, adapter_state, attach, batch_loss
 
 from .conftest import VOCAB, build_hf
 from .gguf_util import write_llama_gguf
@@ -51,6 +51,23 @@ def test_merged_adapter_logits_equal_the_training_forward(tmp_path: Path) -> Non
     # and the adapter matters: without it the logits differ
     plain = our_logits(load_model(base), ids)
     assert rel_err(plain[-1], ref[-1]) > 1e-3
+
+
+def test_continued_training_starts_from_the_saved_adapter(tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    hf = build_hf("llama", seed=4, intermediate_size=128)
+    base = write_llama_gguf(hf, tmp_path / "base.gguf", "F32")
+    _adapter(transformers_model(base, hf.config.num_hidden_layers), tmp_path / "ad", base)
+    saved = load_file(str(tmp_path / "ad" / "adapter.safetensors"))
+    fresh = attach(transformers_model(base, hf.config.num_hidden_layers), LoraConfig(rank=4, alpha=8.0, seed=9))
+    assert all(m.lora_b.abs().sum() == 0 for m in fresh.values())  # a fresh adapter starts at B = 0
+    _load_init(fresh, tmp_path / "ad")
+    assert adapter_state(fresh, torch.float32).keys() == saved.keys()
+    assert all(torch.equal(t, saved[k]) for k, t in adapter_state(fresh, torch.float32).items())
+    other = attach(transformers_model(base, hf.config.num_hidden_layers), LoraConfig(rank=8, alpha=16.0))
+    with pytest.raises(ValueError, match="of shape"):
+        _load_init(other, tmp_path / "ad")
 
 
 def test_adapter_for_another_checkpoint_is_refused(tmp_path: Path) -> None:
