@@ -9,8 +9,7 @@ run):
 - NESTFUL's ``glaive`` and ``sgd`` splits (never ``executable``, which is test
   data): each gold call sequence becomes a chain of ``tool_call`` nodes, call ``N``
   writing the output key ``varN`` and an argument ``"$varN.field$"`` reading it as
-  ``{{ varN }}`` (the graph grammar offers whole keys only); each tool line lists the
-  API's output fields, which is how a model sees that one call feeds another. Each sample appears in several variants, each granting its gold
+  ``{{ varN }}``. Each sample appears in several variants, each granting its gold
   tools plus a different choice of the split's other APIs (up to 8 tools), so the
   model learns to pick tools from the list rather than by position.
 

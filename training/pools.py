@@ -44,15 +44,14 @@ class ToolSpec:
     args: tuple[ArgSpec, ...]
     output: str
     phrase: str
-    fields: tuple[str, ...] = ()  # a structured result's fields, listed as the tool's output
 
     def to_json(self) -> dict[str, object]:
-        """The tool in the request JSON format (a structured result lists its fields)."""
+        """The tool in the request JSON format."""
         return {
             "name": self.name,
             "description": self.description,
             "arguments": [{"name": a.name, "type": a.type, "required": a.required} for a in self.args],
-            "output": ", ".join(self.fields) if self.fields else self.output,
+            "output": self.output,
         }
 
 

@@ -10,7 +10,7 @@ what the request grants.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from training import variants
@@ -207,9 +207,7 @@ def _try_scenario(rng: random.Random, vary: bool = False) -> Scenario | None:
     if lookup is not None:
         then = variants.consumer(lookup)
         rest = [t for t in tools if t.name != then.name][: k - 1]
-        fields = list(lookup.tool.fields)
-        rng.shuffle(fields)  # the field the next call needs is not always listed first
-        tools = [replace(lookup.tool, fields=tuple(fields)), then, *rest]
+        tools = [lookup.tool, then, *rest]
         prev_args[1] = lookup.arg
     if vary:
         tools = [t if t.name not in variants.ALIASES else variants.varied(t, rng) for t in tools]

@@ -12,9 +12,8 @@ granted. Each tool here gets:
 - extra goal phrasings with the same ``{arg}`` placeholders as the canonical phrase.
 
 :data:`LOOKUPS` adds the lookup-then-act pattern of real API sequences: a first
-call resolves a name to a record whose fields the tool line lists (often one named
-like the argument it feeds), and the next call takes that record as an argument
-(``{{ contact }}`` in the ``to`` of ``send_email``).
+call resolves a name to an identifier, and the next call takes that identifier as
+an argument (``{{ contact }}`` in the ``to`` of ``send_email``).
 """
 
 from __future__ import annotations
@@ -100,7 +99,7 @@ PHRASES: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class Lookup:
-    """A resolving call and the argument of a later tool that takes its result:
+    """A resolving call and the argument of a later tool that takes its output:
     ``then`` names a tool of :data:`training.pools.TOOLS`, ``arg`` its argument."""
 
     tool: ToolSpec
@@ -108,24 +107,23 @@ class Lookup:
     arg: str
 
 
-def _t(name: str, description: str, arg: str, output: str, phrase: str, fields: tuple[str, ...]) -> ToolSpec:
-    return ToolSpec(name, description, (ArgSpec(arg),), output, phrase, fields)
+def _t(name: str, description: str, arg: str, output: str, phrase: str) -> ToolSpec:
+    return ToolSpec(name, description, (ArgSpec(arg),), output, phrase)
 
 
 LOOKUPS: tuple[Lookup, ...] = (
     Lookup(_t("find_contact", "find a person's email address by name", "name", "contact",
-              "find the email address of {name}", ("email", "phone", "title")), "send_email", "to"),
-    Lookup(_t("resolve_ticker", "find the stock symbol of a company", "company", "company_info",
-              "find the ticker symbol of {company}", ("symbol", "exchange", "name")), "stock_price", "symbol"),
-    Lookup(_t("find_city", "find the city a landmark or airport is in", "place", "location",
-              "work out which city {place} is in", ("city", "country", "latitude", "longitude")), "weather",
-           "city"),
-    Lookup(_t("search_hotel_id", "find a hotel's identifier by name", "hotel_name", "hotel_match",
-              "find the hotel called {hotel_name}", ("hotel_id", "address", "rating")), "book_hotel", "hotel"),
-    Lookup(_t("find_channel", "find the chat channel of a team", "team", "team_info",
-              "find the channel of the {team} team", ("channel", "channel_id", "members")), "notify", "channel"),
-    Lookup(_t("get_user_id", "find a user's id from their name", "user_name", "user_match",
-              "find the user id of {user_name}", ("user_id", "display_name")), "lookup_user", "user_id"),
+              "find the email address of {name}"), "send_email", "to"),
+    Lookup(_t("resolve_ticker", "find the stock symbol of a company", "company", "symbol",
+              "find the ticker symbol of {company}"), "stock_price", "symbol"),
+    Lookup(_t("find_city", "find the city a landmark or airport is in", "place", "city",
+              "work out which city {place} is in"), "weather", "city"),
+    Lookup(_t("search_hotel_id", "find a hotel's identifier by name", "hotel_name", "hotel_id",
+              "find the hotel called {hotel_name}"), "book_hotel", "hotel"),
+    Lookup(_t("find_channel", "find the chat channel of a team", "team", "channel",
+              "find the channel of the {team} team"), "notify", "channel"),
+    Lookup(_t("get_user_id", "find a user's id from their name", "user_name", "user_id",
+              "find the user id of {user_name}"), "lookup_user", "user_id"),
 )
 
 LOOKUP_VALUES: dict[str, tuple[str, ...]] = {

@@ -8,7 +8,12 @@ generate_subgraph requests), greedy, it measures:
    for transformers' ``generate`` (left-padded batch, ``min_new_tokens =
    max_new_tokens``), our eager decode step, our compiled decode step (``--steps``),
    and, when ``import vllm`` works, vLLM's offline ``LLM``; every request produces
-   exactly ``--new-tokens`` tokens. Every system runs the same weights: the ones our
+   exactly ``--new-tokens`` tokens. Each system runs as it serves (ours with the
+   radix prefix cache ``serve`` builds, vLLM with its default prefix caching) and no
+   call repeats a prompt of an earlier call (``engine_prompts``): transformers and
+   vLLM time one output token on a TTFT set, then the measured call on other prompts
+   (TPOT = (wall - TTFT) / (new tokens - 1)); ours reads TTFT per request from the
+   measured call. Every system runs the same weights: the ones our
    loader produced (a GGUF file dequantized), handed to transformers as a state dict
    and to vLLM as a Hugging Face directory written to a temporary folder. Each row
    reports the share of the first 32 greedy tokens equal to transformers' at that
@@ -40,24 +45,25 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from agentic_llm.benchmarks.engine_report import plot_result, print_result
 from agentic_llm.benchmarks.report import (
     cpu_model,
     default_plot_path,
     display_path,
     emit,
     median,
-    print_table,
     progress,
     ratio,
 )
 from agentic_llm.errors import AgenticError, ErrorCode
 
-__all__ = ["add_arguments", "run", "run_benchmark", "TARGETS"]
+__all__ = ["add_arguments", "print_result", "run", "run_benchmark", "TARGETS"]
 
 # Targets from the engine's acceptance criteria (issue 26 for the last four).
 TARGETS = {"throughput_ratio_min": 2.0, "constrained_overhead_max": 0.10, "jump_forward_saved_min": 0.30,
@@ -95,6 +101,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--constrained-max-tokens", type=int, default=None,
                    help="cap on constrained outputs (default: each request's budget)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads for every system")
+    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                   help="weights, activations and KV of every system; with bfloat16 each row's first 32 greedy "
+                        "tokens are also compared with float32 transformers (agree32_vs_fp32)")
     p.add_argument("--device", default="cpu",
                    help="where every system runs: cpu, or cuda (bandwidth then measured on the GPU)")
     p.add_argument("--requests", type=Path, default=None,
@@ -102,19 +111,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _requests(path: Path | None, n: int) -> list[dict[str, Any]]:
+    """At least ``n`` requests: the file's, then synthetic ones (a prompt must not
+    repeat, see ``engine_prompts``; duplicates are dropped after rendering)."""
+    reqs: list[dict[str, Any]] = []
     if path is None and _DEFAULT_REQUESTS.is_file():
         path = _DEFAULT_REQUESTS
     if path is not None:
         with path.open(encoding="utf-8") as fh:
             reqs = [json.loads(line) for line in fh if line.strip()]
-    else:
+    if len(reqs) < n:
         from agentic_llm.benchmarks.workloads import WorkloadSpec, synthetic_workload
 
-        reqs = [{k: v for k, v in r.items() if k != "arrival_s"}
-                for r in synthetic_workload(WorkloadSpec(num_requests=n, seed=0))]
-    while len(reqs) < n:
-        reqs = reqs + reqs
-    return reqs[:n]
+        reqs += [{k: v for k, v in r.items() if k != "arrival_s"}
+                 for r in synthetic_workload(WorkloadSpec(num_requests=2 * (n - len(reqs)), seed=0))]
+    return reqs
 
 
 def _constrained(engine: Any, compiler: Any, plans: list[Any], prompts: list[list[int]], *,
@@ -138,7 +148,14 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
     """Measure everything; returns the JSON-ready result."""
     import torch
 
-    from agentic_llm.benchmarks.engine_baselines import HFRunner, agreement, hf_model_from_loaded
+    from agentic_llm.benchmarks.engine_baselines import (
+        AGREE_TOKENS,
+        HFRunner,
+        agreement,
+        fp32_reference,
+        hf_model_from_loaded,
+    )
+    from agentic_llm.benchmarks.engine_prompts import distinct, prompt_schedule, shared_prefix
     from agentic_llm.benchmarks.engine_systems import (
         cache_setting,
         parse_steps,
@@ -151,54 +168,64 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
     from agentic_llm.planner import GenerateRequest, plan
 
     torch.set_num_threads(args.threads)
+    load_start = os.getloadavg()  # other work on the machine slows every row (see load_average)
     model = Path(args.model).expanduser() if args.model else default_model_dir()
     steps = parse_steps(args.steps, args.compile_decode)
     batches = [int(b) for b in str(args.batches).split(",") if b.strip()]
     constrained_on = not args.no_constrained
-    reqs = _requests(args.requests, max(max(batches), args.constrained_batch if constrained_on else 1))
-    plans = [plan(GenerateRequest.from_json(r)) for r in reqs]
+    schedule = prompt_schedule(batches, args.repeat)
+    n_prompts = max(schedule.needed, args.constrained_batch if constrained_on else 1)
+    plans = [plan(GenerateRequest.from_json(r)) for r in _requests(args.requests, n_prompts)]
     # measured first, with no model in memory yet
     bandwidth = measure_bandwidth(args.bandwidth_mb, device=args.device) if args.bandwidth_mb > 0 else None
     cache_dir, twice, cache_tmp = cache_setting(args.compile_cache)
     max_seqs = max(max(batches), args.constrained_batch)
     # one model per engine: the compiled step is attached to the model it runs
     t0 = time.perf_counter()
-    models = {step: load_model(model, device=args.device, dtype=torch.float32) for step in steps}
+    dtype = getattr(torch, args.dtype)
+    models = {step: load_model(model, device=args.device, dtype=dtype) for step in steps}
     load_s = (time.perf_counter() - t0) / len(steps)
     loaded = models[steps[0]]
     tok = loaded.tokenizer
     if tok is None:
         raise AgenticError(ErrorCode.UNSUPPORTED_MODEL, f"{model} carries no tokenizer: the bench renders "
                            "its prompts as text")
-    prompts = [tok.encode(p.render_prompt()).ids for p in plans]
-    context = max(len(p) for p in prompts[:max_seqs]) + max(args.new_tokens, args.constrained_max_tokens or 0)
+    prompts, plans = distinct([tok.encode(p.render_prompt()).ids for p in plans], plans, n_prompts)
+    warm = [prompts[i] for i in schedule.warm]
+    context = max(len(p) for p in prompts) + max(args.new_tokens, args.constrained_max_tokens or 0)
     kv_bytes = (args.kv_memory_mb << 20 if args.kv_memory_mb
-                else pool_bytes(loaded.config, max(batches), context))
+                else pool_bytes(loaded.config, max(batches), context, elem=dtype.itemsize))
     ours: dict[str, Any] = {}
     startup: dict[str, Any] = {}
     for step in steps:
         runner, info = start_ours(models[step], step, max_num_seqs=max_seqs, kv_memory_bytes=kv_bytes,
-                                  cache_dir=cache_dir, twice=twice, warm_prompts=prompts[:2], device=args.device)
+                                  cache_dir=cache_dir, twice=twice, warm_prompts=warm, device=args.device,
+                                  dtype=dtype)
         ours[runner.name], startup[runner.name] = runner, {"load_s": load_s, **info}
-    hf_model = hf_model_from_loaded(loaded).to(args.device)
+    hf_model = hf_model_from_loaded(loaded, dtype).to(args.device)
     nbytes = weight_bytes(loaded.model)
     pad = int(hf_model.config.pad_token_id if hf_model.config.pad_token_id is not None else 0)
     systems: dict[str, Any] = {HF: HFRunner(hf_model, pad), **ours}
     vllm_note, vllm_tmp = "", None
     if args.vllm == "auto":
         vllm_runner, vllm_note, vllm_tmp, startup["vllm"] = _start_vllm(
-            loaded, hf_model, prompts, max(batches), args)
+            loaded, hf_model, prompts, warm, max(batches), args)
         if vllm_runner is not None:
             systems["vllm"] = vllm_runner
     else:
         vllm_note = "vLLM row not requested (--vllm off)"
-    systems[HF].batch(prompts[:2], 4)  # first-call allocations, outside the measurements
+    # first-call allocations, outside the measurements (the two calls on different prompts)
+    systems[HF].batch(warm[1:], 4, ttft_prompts=warm[:1])
 
     runs: dict[tuple[str, int], list[dict[str, Any]]] = {(n, b): [] for n in systems for b in batches}
-    plan_ = [(b, r) for b in batches for r in range(args.repeat)]
-    for b, _r in progress(plan_, total=len(plan_), desc="throughput", enabled=show):
+    shared: list[float] = []
+    for (b, _r), (ttft_i, meas_i) in progress(schedule.rounds.items(), total=len(schedule.rounds),
+                                               desc="throughput", enabled=show):
+        measured, ttft = [prompts[i] for i in meas_i], [prompts[i] for i in ttft_i]
+        before = prompts[:min(meas_i)]
+        shared += [float(shared_prefix(p, before)) for p in measured]
         for name, runner in systems.items():
-            runs[(name, b)].append(runner.batch(prompts[:b], args.new_tokens))
+            runs[(name, b)].append(runner.batch(measured, args.new_tokens, ttft_prompts=ttft))
     throughput = []
     for b in batches:
         ref = runs[(HF, b)][0]["tokens"]
@@ -217,6 +244,13 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
             throughput.append(row)
     if vllm_tmp is not None:
         vllm_tmp.cleanup()
+    if dtype != torch.float32:  # each row's first round against float32 transformers, same prompts
+        ref = fp32_reference(model, args.device)
+        for b in batches:
+            tokens = ref.batch([prompts[i] for i in schedule.rounds[(b, 0)][1]], AGREE_TOKENS)["tokens"]
+            for row in throughput:
+                if row["batch"] == b:
+                    row["agree32_vs_fp32"] = agreement(runs[(row["system"], b)][0]["tokens"], tokens)
 
     constrained: dict[str, Any] | None = None
     jf: dict[str, Any] | None = None
@@ -236,12 +270,20 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
         "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(args.device),
         "cpu": cpu_model(),
         "threads": args.threads,
+        # 1/5/15-minute load averages at the start and the end: above the CPU count,
+        # other processes competed with the measurements
+        "load_average": {"start": list(load_start), "end": list(os.getloadavg()), "cpus": os.cpu_count()},
         "torch": torch.__version__,
         "new_tokens": args.new_tokens,
         "repeat": args.repeat,
-        "prompt_tokens_median": median([float(len(p)) for p in prompts]),
+        "prompt_tokens_median": median([float(len(p)) for p in prompts[:schedule.needed]]),
+        "protocol": {**schedule.describe(),
+                     # tokens of a measured prompt that an earlier call's prompt also began with
+                     "shared_prefix_tokens_median": median(shared),
+                     "prefix_cache": {name: ("none" if name == HF else startup[name].get("prefix_cache", "?"))
+                                      for name in systems}},
         "weight_bytes": nbytes,
-        "weight_dtype": "float32",
+        "weight_dtype": args.dtype,
         "memory_bandwidth": bandwidth,
         "systems": list(systems),
         "vllm_note": vllm_note,
@@ -254,7 +296,7 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
     }
 
 
-def _start_vllm(loaded: Any, hf_model: Any, prompts: list[list[int]], max_batch: int,
+def _start_vllm(loaded: Any, hf_model: Any, prompts: list[list[int]], warm: list[list[int]], max_batch: int,
                 args: argparse.Namespace) -> tuple[Any, str, Any, dict[str, Any]]:
     """vLLM's runner over a Hugging Face copy of the weights (None and a note when vLLM
     does not import), the temporary folder holding the copy, and its start-up figures."""
@@ -270,11 +312,12 @@ def _start_vllm(loaded: Any, hf_model: Any, prompts: list[list[int]], max_batch:
     tmp = tempfile.TemporaryDirectory(prefix="agentic-bench-vllm-")
     write_hf_checkpoint(hf_model, loaded, Path(tmp.name))
     longest = max(len(p) for p in prompts) + args.new_tokens + 8
-    runner = VllmRunner(vllm, Path(tmp.name), dtype="float32", max_model_len=longest, max_num_seqs=max_batch,
+    runner = VllmRunner(vllm, Path(tmp.name), dtype=args.dtype, max_model_len=longest, max_num_seqs=max_batch,
                         eager=not args.vllm_compile, threads=args.threads)
     t0 = time.perf_counter()
-    runner.batch(prompts[:2], 4)
+    runner.batch(warm[1:], 4, ttft_prompts=warm[:1])
     return runner, "", tmp, {"available": True, "version": getattr(vllm, "__version__", ""),
+                             "prefix_cache": runner.prefix_caching,
                              "start_s": runner.start_s, "warmup_s": time.perf_counter() - t0,
                              "enforce_eager": not args.vllm_compile, "threads_bind": runner.binding}
 
@@ -367,100 +410,12 @@ def _checks(throughput: list[dict[str, Any]], startup: dict[str, Any], constrain
     }
 
 
-def _plot(result: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = result["throughput"]
-    systems = result["systems"]
-    batches = sorted({r["batch"] for r in rows})
-    parts = 1 + (result["constrained"] is not None) * 2
-    fig, axes = plt.subplots(1, parts, figsize=(5 + 4 * (parts - 1), 4), squeeze=False)
-    ax = axes[0][0]
-    width = 0.8 / max(1, len(systems))
-    for k, name in enumerate(systems):
-        ys = [next((r["tok_s"] for r in rows if r["system"] == name and r["batch"] == b), 0.0) for b in batches]
-        ax.bar([i + (k - (len(systems) - 1) / 2) * width for i in range(len(batches))], ys, width, label=name)
-    ax.set_xticks(list(range(len(batches))), [f"batch {b}" for b in batches])
-    ax.set_ylabel("output tokens/s")
-    ax.legend()
-    ax.set_title("throughput (median)")
-    if result["constrained"] is not None and result["jump_forward"] is not None:
-        c, j = result["constrained"], result["jump_forward"]
-        axes[0][1].bar(["unconstrained", "constrained"],
-                       [c["tpot_unconstrained_s"] * 1e3, c["tpot_constrained_s"] * 1e3])
-        axes[0][1].set_ylabel("TPOT ms")
-        axes[0][1].set_title(f"grammar overhead {100 * c['overhead']:+.1f}%")
-        axes[0][2].bar(["without", "with"], [j["decode_steps_without"], j["decode_steps_with"]])
-        axes[0][2].set_ylabel("decode steps")
-        axes[0][2].set_title(f"jump-forward saves {100 * j['saved']:.0f}% of steps")
-    fig.suptitle(f"bench engine: {Path(result['model']).name}, CPU, {result['threads']} thread(s)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _pct(x: float | None) -> float:
-    return math.nan if x is None else 100 * x
-
-
-def print_result(result: dict[str, Any]) -> None:
-    """The text report of a :func:`run_benchmark` result."""
-    bw = result["memory_bandwidth"]
-    print(f"model {result['model']}  ·  {result['cpu'] or 'CPU'}, {result['threads']} thread(s)  ·  "
-          f"{result['new_tokens']} new tokens  ·  median of {result['repeat']}  ·  "
-          f"prompt {result['prompt_tokens_median']:.0f} tokens  ·  weights "
-          f"{result['weight_bytes'] / 1e6:.0f} MB {result['weight_dtype']}")
-    if bw is not None:
-        print(f"memory bandwidth ({bw['tensor_mb']} MiB fp32, {bw['threads']} thread(s), best of {bw['repeat']}): "
-              f"copy {bw['copy_gb_s_best']:.1f} GB/s (read + write), read {bw['read_gb_s_best']:.1f} GB/s")
-    print_table(["system", "batch", "tok/s", "x hf", "TTFT s", "TPOT ms", "agree32", "weights GB/s", "% read bw",
-                  "fast|compiled steps"],
-                [[r["system"], r["batch"], r["tok_s"], r["speedup_vs_transformers"], r["ttft_s"],
-                  r["tpot_s"] * 1e3, f"{_pct(r['agree32_vs_transformers']):.0f}%", r.get("weight_gb_s", math.nan),
-                  _pct(r.get("weight_share_of_read_bw")),
-                  f"{r['fast_steps']}|{r['compiled_steps']}" if "fast_steps" in r else "-"]
-                 for r in result["throughput"]])
-    if result["vllm_note"]:
-        print(result["vllm_note"])
-    for name, su in result["startup"].items():
-        if name == "vllm":
-            if su.get("available"):
-                print(f"vllm {su['version']}: started in {su['start_s']:.1f} s, warm-up {su['warmup_s']:.1f} s "
-                      f"(enforce_eager {su['enforce_eager']}, VLLM_CPU_OMP_THREADS_BIND={su['threads_bind']})")
-            continue
-        line = f"{name}: loaded in {su['load_s']:.1f} s, warm-up {su['warmup_s']:.1f} s"
-        if name == "ours-compiled":
-            if not su["compiled"]:
-                line += f"; the compiled step is off ({su['off_reason']})"
-            else:
-                if "first_start_compile_warmup_s" in su:
-                    line += (f"; first start {su['first_start_compile_warmup_s']:.1f} s (cache "
-                             f"{'hit' if su['first_start_compile_cache_hit'] else 'miss'}), second start")
-                line += (f"; compile_warmup_s {su['compile_warmup_s']:.1f} (cache "
-                         f"{'hit' if su['compile_cache_hit'] else 'miss'}: {su['compile_cache_path'] or 'no cache'})")
-        print(line)
-    c, j = result["constrained"], result["jump_forward"]
-    if c is not None and j is not None:
-        print(f"constrained TPOT {c['tpot_constrained_s'] * 1e3:.2f} ms vs unconstrained "
-              f"{c['tpot_unconstrained_s'] * 1e3:.2f} ms (batch {c['batch']}, {c['engine']} step): "
-              f"overhead {100 * c['overhead']:+.1f}%")
-        print(f"jump-forward: {j['decode_steps_with']:.0f} decode steps instead of {j['decode_steps_without']:.0f} "
-              f"(saves {100 * j['saved']:.0f}%), wall {j['wall_speedup']:.2f}x, same output "
-              f"{100 * j['same_output_share']:.0f}%; {100 * j['forced_token_share']:.0f}% of its output tokens "
-              f"forced; documents not closed by the grammar: {j['unclosed']}")
-    for name, ok in result["checks"].items():
-        print(f"{'n/a ' if ok is None else 'PASS' if ok else 'MISS'}  {name}")
-
-
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``agentic-llm bench engine``."""
     result = run_benchmark(args, show=not args.json)
     if args.plot:
         path = default_plot_path("engine") if args.plot == "auto" else Path(args.plot)
-        _plot(result, path)
+        plot_result(result, path)
         result["plot"] = str(path)
     if args.json:
         emit(result, as_json=True)

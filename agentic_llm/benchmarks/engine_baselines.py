@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from agentic_llm.engine.config import ModelConfig
     from agentic_llm.engine.loader import LoadedModel
 
-__all__ = ["HFRunner", "VllmRunner", "agreement", "hf_config_dict", "hf_model_from_loaded",
+__all__ = ["HFRunner", "VllmRunner", "agreement", "fp32_reference", "hf_config_dict", "hf_model_from_loaded",
            "vllm_or_note", "write_hf_checkpoint", "AGREE_TOKENS"]
 
 #: greedy tokens per request compared between systems
@@ -111,7 +111,7 @@ class HFRunner:
         self.model = model
         self.pad = pad
 
-    def batch(self, prompts: list[list[int]], new_tokens: int) -> dict[str, Any]:
+    def _padded(self, prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(p) for p in prompts)
         ids = torch.full((len(prompts), width), self.pad, dtype=torch.long)
         mask = torch.zeros_like(ids)
@@ -119,9 +119,16 @@ class HFRunner:
             ids[i, width - len(p):] = torch.tensor(p)
             mask[i, width - len(p):] = 1
         device = next(self.model.parameters()).device
-        ids, mask = ids.to(device), mask.to(device)
+        return ids.to(device), mask.to(device)
 
-        def gen(n: int) -> tuple[float, Any]:
+    def batch(self, prompts: list[list[int]], new_tokens: int,
+              ttft_prompts: list[list[int]] | None = None) -> dict[str, Any]:
+        """Times one output token on ``ttft_prompts`` (default ``prompts``: then the
+        measured call repeats them), then ``new_tokens`` on ``prompts``."""
+        device = next(self.model.parameters()).device
+
+        def gen(batch: list[list[int]], n: int) -> tuple[float, Any]:
+            ids, mask = self._padded(batch)
             t0 = time.perf_counter()
             with torch.inference_mode():
                 out = self.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=n, min_new_tokens=n,
@@ -130,11 +137,21 @@ class HFRunner:
                 torch.cuda.synchronize(device)
             return time.perf_counter() - t0, out
 
-        t1, _ = gen(1)
-        wall, out = gen(new_tokens)
+        t1, _ = gen(ttft_prompts or prompts, 1)
+        wall, out = gen(prompts, new_tokens)
+        width = max(len(p) for p in prompts)
         return {"tok_s": len(prompts) * new_tokens / wall, "ttft_s": t1,
                 "tpot_s": (wall - t1) / max(1, new_tokens - 1), "wall_s": wall,
                 "tokens": [row[width:].tolist() for row in out]}
+
+
+def fp32_reference(model: Path, device: str) -> HFRunner:
+    """transformers over ``model`` loaded by our loader in float32: the reference a
+    reduced-precision run's greedy tokens are compared with."""
+    from agentic_llm.engine.loader import load_model
+
+    ref = hf_model_from_loaded(load_model(model, device=device, dtype=torch.float32)).to(device)
+    return HFRunner(ref, int(ref.config.pad_token_id if ref.config.pad_token_id is not None else 0))
 
 
 def write_hf_checkpoint(model: Any, loaded: LoadedModel, out: Path) -> Path:
@@ -190,21 +207,28 @@ class VllmRunner:
         self.llm = vllm.LLM(model=str(model_dir), dtype=dtype, skip_tokenizer_init=True, seed=0,
                             max_model_len=max_model_len, max_num_seqs=max_num_seqs, enforce_eager=eager, **kv)
         self.start_s = time.perf_counter() - t0
+        cache = getattr(getattr(getattr(self.llm, "llm_engine", None), "vllm_config", None), "cache_config", None)
+        on = getattr(cache, "enable_prefix_caching", None)
+        #: vLLM's own prefix cache, left at its default ("on", "off", or "?" unknown)
+        self.prefix_caching = "?" if on is None else "on" if on else "off"
 
     def _params(self, n: int) -> Any:
         return self._vllm.SamplingParams(temperature=0.0, max_tokens=n, min_tokens=n, ignore_eos=True,
                                          detokenize=False)
 
-    def batch(self, prompts: list[list[int]], new_tokens: int) -> dict[str, Any]:
-        inputs = [{"prompt_token_ids": list(p)} for p in prompts]
-
-        def gen(n: int) -> tuple[float, Any]:
+    def batch(self, prompts: list[list[int]], new_tokens: int,
+              ttft_prompts: list[list[int]] | None = None) -> dict[str, Any]:
+        """As :meth:`HFRunner.batch`. vLLM's prefix cache (on by default) keeps what
+        earlier calls computed: a measured call that repeats the TTFT call's prompts
+        skips their prefill."""
+        def gen(batch: list[list[int]], n: int) -> tuple[float, Any]:
+            inputs = [{"prompt_token_ids": list(p)} for p in batch]
             t0 = time.perf_counter()
             out = self.llm.generate(inputs, self._params(n), use_tqdm=False)
             return time.perf_counter() - t0, out
 
-        t1, _ = gen(1)
-        wall, out = gen(new_tokens)
+        t1, _ = gen(ttft_prompts or prompts, 1)
+        wall, out = gen(prompts, new_tokens)
         return {"tok_s": len(prompts) * new_tokens / wall, "ttft_s": t1,
                 "tpot_s": (wall - t1) / max(1, new_tokens - 1), "wall_s": wall,
                 "tokens": [list(o.outputs[0].token_ids) for o in out]}

@@ -64,7 +64,10 @@ class OursRunner:
         self.engine = engine
         self.name = name
 
-    def batch(self, prompts: list[list[int]], new_tokens: int) -> dict[str, Any]:
+    def batch(self, prompts: list[list[int]], new_tokens: int,
+              ttft_prompts: list[list[int]] | None = None) -> dict[str, Any]:
+        """One call on ``prompts``. TTFT is read per request from the call itself, so
+        ``ttft_prompts`` (the other systems' separate TTFT call) are not run."""
         from agentic_llm.engine import SamplingParams
 
         sp = SamplingParams(max_tokens=new_tokens, ignore_eos=True, jump_forward=False)
@@ -85,33 +88,38 @@ class OursRunner:
                 "compiled_steps": after["compiled_decode_steps"] - before["compiled_decode_steps"]}
 
 
-def pool_bytes(cfg: Any, rows: int, context: int, *, block_size: int = 16) -> int:
+def pool_bytes(cfg: Any, rows: int, context: int, *, block_size: int = 16, elem: int = 4) -> int:
     """A KV pool (bytes) whose decode workspace (``attention.torch_sdpa.workspace_limit``)
     holds ``rows`` sequences of ``context`` tokens: below that, decode steps leave the
     fast and compiled paths for the generic one. Never below the engine's default 256
     MiB, nor above what the largest workspace needs: past that no pool helps."""
     from agentic_llm.engine.attention.torch_sdpa import WORKSPACE_MAX_BYTES, WORKSPACE_SHARE
 
-    per_token = cfg.num_hidden_layers * 2 * cfg.num_key_value_heads * cfg.head_dim * 4
+    per_token = cfg.num_hidden_layers * 2 * cfg.num_key_value_heads * cfg.head_dim * elem
     slots = -(-context // block_size) * block_size
     need = math.ceil(per_token * rows * slots / WORKSPACE_SHARE)
     return min(max(256 << 20, need + (16 << 20)), math.ceil(WORKSPACE_MAX_BYTES / WORKSPACE_SHARE) + (16 << 20))
 
 
 def start_ours(loaded: Any, step: str, *, max_num_seqs: int, kv_memory_bytes: int, cache_dir: str | None,
-               twice: bool, warm_prompts: list[list[int]], device: str = "cpu") -> tuple[OursRunner, dict[str, Any]]:
-    """Build the engine of ``step`` over ``loaded`` (a model of its own) and warm it on
+               twice: bool, warm_prompts: list[list[int]], device: str = "cpu",
+               prefix_cache: bool = True, dtype: torch.dtype = torch.float32) -> tuple[OursRunner, dict[str, Any]]:
+    """Build the engine of ``step`` over ``loaded`` (a model of its own; with the radix
+    prefix cache ``serve`` uses unless ``prefix_cache`` is False) and warm it on
     ``warm_prompts``; ``(runner, start-up figures)``."""
+    from agentic_llm.cache import RadixCache
     from agentic_llm.engine import LLMEngine
     from agentic_llm.engine.engine_config import EngineConfig
 
     compiled = step == "compiled"
-    info: dict[str, Any] = {"kv_memory_bytes": kv_memory_bytes}
+    info: dict[str, Any] = {"kv_memory_bytes": kv_memory_bytes, "prefix_cache": "radix" if prefix_cache else "none"}
 
     def start() -> tuple[Any, float, dict[str, Any]]:
-        engine = LLMEngine(loaded, EngineConfig(device=device, dtype=torch.float32, max_num_seqs=max_num_seqs,
+        # as `serve` builds it (serving.build): a radix prefix cache over the pool
+        engine = LLMEngine(loaded, EngineConfig(device=device, dtype=dtype, max_num_seqs=max_num_seqs,
                                                 kv_memory_bytes=kv_memory_bytes, compile_decode=compiled,
-                                                compile_cache_dir=cache_dir))
+                                                compile_cache_dir=cache_dir),
+                           prefix_cache=RadixCache if prefix_cache else None)
         t = time.perf_counter()
         OursRunner(engine, step).batch(warm_prompts, 4)
         return engine, time.perf_counter() - t, engine.stats()

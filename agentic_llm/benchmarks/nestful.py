@@ -19,7 +19,7 @@ from typing import Any
 
 from agentic_llm.errors import AgenticError, ErrorCode
 
-__all__ = ["GoldCall", "Case", "SPLITS", "OUTPUT_FIELDS", "nestful_dir", "load_split", "tool_name", "tool_json", "gold_edges"]
+__all__ = ["GoldCall", "Case", "SPLITS", "nestful_dir", "load_split", "tool_name", "tool_json", "gold_edges"]
 
 #: split name -> (data file, spec file) under the package's ``data_v1`` directory
 SPLITS: dict[str, tuple[str, str]] = {
@@ -88,22 +88,16 @@ def _type(t: Any) -> str:
                                    "dict": "object", "bool": "boolean"}.get(t, "string")
 
 
-OUTPUT_FIELDS = 8  # output fields a tool line lists, in schema order
-
-
 def tool_json(api: dict[str, Any]) -> dict[str, Any]:
     """One NESTFUL API as a granted tool (request JSON): its query parameters are the
-    arguments, required ones first in schema order; its output is the names of its first
-    ``OUTPUT_FIELDS`` output parameters (``"skyId, entityId"``), which a later call reads
-    as ``{{ var1.skyId }}``: a planner chains calls by what each returns."""
+    arguments, required ones first in schema order."""
     params = api.get("query_parameters") or {}
     args = [{"name": k, "type": _type(v.get("type")), "required": bool(v.get("required", False)),
              "description": str(v.get("description") or "")[:200]}
             for k, v in params.items() if isinstance(v, dict)]
     args.sort(key=lambda a: not a["required"])  # stable: required first, schema order kept
-    fields = [str(k) for k in (api.get("output_parameters") or {})][:OUTPUT_FIELDS]
     return {"name": tool_name(str(api["name"])), "description": str(api.get("description") or "")[:300],
-            "arguments": args, "output": ", ".join(fields) or None}
+            "arguments": args}
 
 
 def _reads(value: Any) -> tuple[str, ...]:

@@ -192,3 +192,82 @@ def test_agreement_counts_the_first_32_tokens() -> None:
     b = [list(range(32)) + [0] * 8, list(range(16)) + [-1] * 24]
     assert agreement(a, b) == pytest.approx((32 + 16) / 64)
     assert agreement([[1, 2]], [[1]]) == 0.5
+
+
+def test_no_system_sees_a_prompt_twice_and_all_see_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every call a system makes runs prompts it has not run before (a prefix cache may
+    not skip a whole prefill), and every system's measured calls run the same prompts."""
+    from agentic_llm.benchmarks.engine_baselines import HFRunner
+    from agentic_llm.engine import LLMEngine
+
+    calls: dict[str, list[list[tuple[int, ...]]]] = {"transformers": [], "ours": [], "vllm": []}
+    padded, generate = HFRunner._padded, LLMEngine.generate
+
+    def hf_padded(self: Any, prompts: list[list[int]]) -> Any:
+        calls["transformers"].append([tuple(p) for p in prompts])
+        return padded(self, prompts)
+
+    def ours_generate(self: Any, prompts: Any, *a: Any, **kw: Any) -> Any:
+        calls["ours"].append([tuple(p) for p in prompts])
+        return generate(self, prompts, *a, **kw)
+
+    fake = _FakeVllm()
+    fake_generate = fake.module.LLM.generate
+
+    def vllm_generate(self: Any, inputs: list[dict[str, list[int]]], *a: Any, **kw: Any) -> Any:
+        calls["vllm"].append([tuple(x["prompt_token_ids"]) for x in inputs])
+        return fake_generate(self, inputs, *a, **kw)
+
+    monkeypatch.setattr(HFRunner, "_padded", hf_padded)
+    monkeypatch.setattr(LLMEngine, "generate", ours_generate)
+    monkeypatch.setattr(fake.module.LLM, "generate", vllm_generate)
+    monkeypatch.setitem(sys.modules, "vllm", fake.module)
+    monkeypatch.delenv("VLLM_LOGGING_STREAM", raising=False)
+    result = bench.run_benchmark(args("--model", str(shipped_model_dir()), "--steps", "eager",
+                                      "--batches", "1,2", "--repeat", "2"), show=False)
+    for name, seen in calls.items():
+        flat = [p for call in seen for p in call]
+        assert len(flat) == len(set(flat)), f"{name} ran a prompt twice"
+    # the measured calls (the last 4: batch 1 and 2, two rounds each) ran the same prompts
+    # everywhere; transformers and vLLM ran a TTFT call on other prompts before each
+    assert calls["ours"][-4:] == calls["transformers"][-7::2] == calls["vllm"][-7::2]
+    assert [len(c) for c in calls["ours"][-4:]] == [1, 1, 2, 2]
+    pr = result["protocol"]
+    assert pr["distinct_prompts"] == 2 + 2 * (2 * 1 + 2 * 2)
+    assert pr["prefix_cache"] == {"transformers": "none", "ours-eager": "radix", "vllm": "?"}
+    assert 0 < pr["shared_prefix_tokens_median"] < result["prompt_tokens_median"]
+    assert result["startup"]["ours-eager"]["prefix_cache"] == "radix"
+    rows = by_system(result)
+    assert rows[("vllm", 2)]["agree32_vs_transformers"] == 1.0
+    assert rows[("ours-eager", 2)]["agree32_vs_transformers"] >= 0.9
+
+
+def test_prompt_schedule_and_too_few_prompts() -> None:
+    from agentic_llm.benchmarks.engine_prompts import distinct, prompt_schedule, shared_prefix
+
+    s = prompt_schedule([1, 8], 3)
+    used = s.warm + [i for t, m in s.rounds.values() for i in t + m]
+    assert sorted(used) == list(range(s.needed)) and s.needed == 2 + 3 * 2 * 9
+    assert all(len(t) == len(m) == b for (b, _), (t, m) in s.rounds.items())
+    p, items = distinct([[1, 2], [1, 2], [1, 3]], ["a", "b", "c"], 2)
+    assert p == [[1, 2], [1, 3]] and items == ["a", "c"]
+    with pytest.raises(AgenticError) as e:
+        distinct([[1], [1]], [0, 1], 2)
+    assert e.value.code is ErrorCode.INVALID_CONFIG and "--repeat" in e.value.message
+    assert shared_prefix([1, 2, 3, 4], [[1, 2, 9], [1, 2, 3], [5]]) == 3 and shared_prefix([1], []) == 0
+
+
+def test_bfloat16_rows_are_compared_with_float32(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = _FakeVllm()
+    monkeypatch.setitem(sys.modules, "vllm", fake.module)
+    monkeypatch.delenv("VLLM_LOGGING_STREAM", raising=False)
+    result = bench.run_benchmark(args("--model", str(shipped_model_dir()), "--steps", "eager",
+                                      "--dtype", "bfloat16"), show=False)
+    assert result["weight_dtype"] == "bfloat16" and fake.calls[0]["dtype"] == "bfloat16"
+    # every weight is stored in two bytes: half the float32 traffic
+    assert result["weight_bytes"] == weight_bytes(load_model(shipped_model_dir(), dtype=torch.float32).model) // 2
+    rows = by_system(result)
+    for b in (1, 2):
+        for name in ("transformers", "ours-eager", "vllm"):
+            assert 0.5 <= rows[(name, b)]["agree32_vs_fp32"] <= 1.0
+        assert rows[("ours-eager", b)]["fast_steps"] == 33  # the bf16 step runs the fast path too

@@ -34,8 +34,6 @@ def test_executable_split_converts_to_plannable_requests() -> None:
     flight = next(t for t in first.request["tools"] if t["name"] == "SkyScrapperFlightSearch")
     req_flags = [a["required"] for a in flight["arguments"]]
     assert req_flags == sorted(req_flags, reverse=True)  # required arguments first
-    airport = next(t for t in first.request["tools"] if t["name"] == "SkyScrapperSearchAirport")
-    assert airport["output"].startswith("skyId, entityId")  # what a later call can read
     for c in cases:
         plan(GenerateRequest.from_json(c.request))  # every request is plannable
 
