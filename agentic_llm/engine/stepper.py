@@ -50,7 +50,8 @@ def run_step(engine: LLMEngine) -> list[Request]:
         rows, engine.pool.block_size, engine.config.share_prefill_prefixes and not engine.model.hooks
     )
     # a row reading pages another row writes in this step has no prior K/V to keep
-    seq_ids = [r.request.seq_no if c[1] == r.start else -1 for r, c in zip(rows, share.chunks, strict=True)]
+    seq_ids = [r.request.seq_no if c[1] == r.start and not r.reads_pending else -1
+               for r, c in zip(rows, share.chunks, strict=True)]
     batch = build_forward_batch(share.chunks, engine.pool.block_size, engine.device, seq_ids)
     sample_idx = [i for i, r in enumerate(rows) if r.samples]
     fill = _submit_fill(engine, rows, sample_idx)

@@ -6,6 +6,12 @@ as they grow; when blocks run out it evicts from the prefix cache, then preempts
 policy's victim (its pages are freed and it is recomputed later). If nothing was
 preempted it admits waiting requests, prefix-cache hits first skipped, until the
 sequence limit, the token budget or memory stops it.
+
+A policy may also hand a request pages it can share before it is admitted (its
+optional ``fork_prefix(req, rows)``: the branch-aware policy forks a sibling's
+prefix pages). Those pages may be written by this very step, by a sibling admitted
+earlier in it; the row is then marked ``reads_pending`` so the forward does not
+expect their K/V in the pool before it has stored them.
 """
 
 from __future__ import annotations
@@ -33,6 +39,10 @@ class ScheduledRow:
     request: Request
     start: int
     num_tokens: int
+    #: the row's context includes pages another row of this step writes (a sibling's
+    #: prefix forked in the same step): their K/V is in the pool only once the
+    #: forward has stored it, so nothing may read them ahead of the forward
+    reads_pending: bool = False
 
     @property
     def samples(self) -> bool:
@@ -81,6 +91,8 @@ class Scheduler:
         attach = getattr(policy, "attach", None)
         if callable(attach):  # policies that read the pool or queues (branch_aware)
             attach(self)
+        fork = getattr(policy, "fork_prefix", None)
+        self._fork_prefix = fork if callable(fork) else None
 
     # -- queue ------------------------------------------------------------------
     def add(self, req: Request) -> None:
@@ -136,11 +148,16 @@ class Scheduler:
         for req in self.policy.order_waiting(self.waiting, self.running):
             if len(self.running) >= self.max_num_seqs or budget <= 0:
                 break
+            fresh = not req.block_table and not req.num_computed_tokens
+            pending = bool(self._fork_prefix(req, out.rows)) if fresh and self._fork_prefix else False
             self._match_prefix(req)
             n = min(req.num_uncomputed_tokens, budget)
             start = req.num_computed_tokens
             if not self._ensure_blocks(req, n):
-                self._unmatch(req)
+                if fresh:  # give back every page this attempt took (forked or matched)
+                    self._release(req, cache=False)
+                else:
+                    self._unmatch(req)
                 if not self.running and self._hopeless(req):
                     out.failed.append(req)
                     self.finish(req, FinishReason.ERROR, self._too_big(req))
@@ -149,7 +166,7 @@ class Scheduler:
             self.waiting.remove(req)
             self.running.append(req)
             req.status = RequestStatus.RUNNING
-            out.rows.append(ScheduledRow(req, start, n))
+            out.rows.append(ScheduledRow(req, start, n, reads_pending=pending))
             budget -= n
         return out
 

@@ -56,21 +56,28 @@ def test_registered_and_resolved_by_name() -> None:
         BranchAwarePolicy(aging_steps=0)
 
 
-def test_shared_prefix_prefilled_once_then_forked() -> None:
+def test_fork_group_admitted_in_one_step_sharing_the_leaders_prefill() -> None:
     s = sched(64)
     sibs = group("d", 16, 3, 0)
     for r in sibs:
         s.add(r)
-    rows = step(s)
-    assert rows == [(sibs[0], 0, 18)]  # the leader alone prefills the prefix
-    rows = step(s)
-    starts = {r.request_id: (start, n) for r, start, n in rows}
-    # siblings start after the leader's 4 full prefix pages, shared by reference
-    assert starts["r1"] == (16, 2) and starts["r2"] == (16, 2)
+    out = s.schedule()
+    # one step admits the whole group: the leader prefills the prefix, the siblings
+    # only their own suffix, reading the leader's 4 full prefix pages by reference
+    assert [(r.request, r.start, r.num_tokens, r.reads_pending) for r in out.rows] == [
+        (sibs[0], 0, 18, False), (sibs[1], 16, 2, True), (sibs[2], 16, 2, True)]
+    assert all(r.samples for r in out.rows)  # every member samples its first token now
     for b in sibs[0].block_table[:4]:
         assert s.pool.ref_count(b) == 3
     assert sibs[1].block_table[:4] == sibs[0].block_table[:4]
+    assert sibs[1].block_table[4] != sibs[2].block_table[4]  # own page past the prefix
     assert s.policy.shared_tokens == 32  # type: ignore[attr-defined]
+    for r in out.rows:
+        r.request.num_computed_tokens = r.start + r.num_tokens
+        r.request.token_ids.append(7)
+    # next step: the group decodes together and nothing reads unwritten pages
+    rows = s.schedule().rows
+    assert [(r.request, r.num_tokens, r.reads_pending) for r in rows] == [(x, 1, False) for x in sibs]
     # finishing everything returns every page
     for r in sibs:
         s.finish(r, FinishReason.STOP)
@@ -78,8 +85,85 @@ def test_shared_prefix_prefilled_once_then_forked() -> None:
     assert s.pool.num_free == s.pool.num_blocks
 
 
+def test_last_waiting_sibling_forks_a_running_siblings_pages() -> None:
+    s = sched(64, BranchAwarePolicy(coalesce_steps=0), max_num_seqs=2)
+    sibs = group("d", 16, 3, 0)
+    for r in sibs:
+        s.add(r)
+    step(s)  # alone in an idle engine the group goes in as far as the sequence limit
+    assert [r.status for r in sibs] == [RequestStatus.RUNNING, RequestStatus.RUNNING, RequestStatus.WAITING]
+    s.finish(sibs[0], FinishReason.STOP)
+    rows = step(s)
+    # the one sibling left waiting is still a fork branch: it starts from the running
+    # sibling's computed prefix pages instead of prefilling the prefix again
+    assert (sibs[2], 16, 2) in rows
+    assert sibs[2].block_table[:4] == sibs[1].block_table[:4]
+
+
+def test_group_waits_whole_for_the_next_steps_token_budget() -> None:
+    s = sched(256, BranchAwarePolicy(coalesce_steps=0), max_num_batched_tokens=40)
+    first = group("a", 16, 2, 0)  # 18 + 2 tokens
+    second = group("b", 16, 3, 2)  # 18 + 2 + 2 tokens: more than the 20 left
+    single = req([1, 2, 3], 5)
+    for r in [*first, *second, single]:
+        s.add(r)
+    rows = step(s)
+    # the second fork is not split across steps: it waits whole, and the step's
+    # remaining tokens go to the independent request behind it
+    assert [r for r, _, _ in rows] == [*first, single]
+    rows = step(s)
+    assert [(r, n) for r, _, n in rows if r in second] == [(second[0], 18), (second[1], 2), (second[2], 2)]
+
+
+def test_group_waits_whole_for_the_sequence_limit() -> None:
+    s = sched(256, BranchAwarePolicy(coalesce_steps=0), max_num_seqs=4)
+    s.add(req([1, 2, 3], 0))
+    step(s)
+    sibs = group("d", 8, 4, 1)  # 4 more sequences than the 3 free slots
+    for r in sibs:
+        s.add(r)
+    step(s)
+    assert all(r.status is RequestStatus.WAITING and not r.block_table for r in sibs)
+
+
+def test_admissions_coalesce_while_a_batch_decodes() -> None:
+    s = sched(256, BranchAwarePolicy(coalesce_steps=3))
+    first = req([1, 2, 3], 0)
+    s.add(first)
+    assert [r for r, _, _ in step(s)] == [first]  # an idle engine admits at once
+    late = req([4, 5, 6], 1)
+    later = req([7, 8, 9], 2)
+    s.add(late)
+    step(s)
+    s.add(later)
+    step(s)
+    step(s)
+    assert late.status is RequestStatus.WAITING and later.status is RequestStatus.WAITING
+    rows = step(s)  # `late` was held for 3 steps: both join in the same step
+    assert {r for r, _, _ in rows} == {first, late, later}
+    assert late.status is RequestStatus.RUNNING and later.status is RequestStatus.RUNNING
+
+
+def test_coalescing_gives_way_to_a_full_step_and_to_priority() -> None:
+    s = sched(256, BranchAwarePolicy(coalesce_steps=8), max_num_batched_tokens=16)
+    s.add(req([1, 2, 3], 0))
+    step(s)
+    small = req([4, 5, 6], 1)
+    s.add(small)
+    step(s)
+    assert small.status is RequestStatus.WAITING
+    big = req(list(range(20)), 2)  # the waiting work now fills the step
+    s.add(big)
+    step(s)
+    assert small.status is RequestStatus.RUNNING and big.status is RequestStatus.RUNNING
+    urgent = req([9, 9], 3, priority=1)
+    s.add(urgent)
+    step(s)
+    assert urgent.status is RequestStatus.RUNNING
+
+
 def test_group_admitted_all_or_nothing_under_memory_pressure() -> None:
-    s = sched(14)
+    s = sched(14, BranchAwarePolicy(coalesce_steps=0))
     hog = req(list(range(30)), 0)  # 8 pages with its first output token
     s.add(hog)
     step(s)
@@ -234,6 +318,44 @@ def test_greedy_outputs_identical_under_both_policies(tiny_dir: Path) -> None:
     assert eng.stats()["preemptions"] > 0
     assert tight == fcfs
     eng.pool.check_integrity()
+
+
+def test_engine_prefills_a_fork_in_one_step_next_to_a_decoding_batch(tiny_dir: Path) -> None:
+    """The siblings read the leader's prefix pages in the step that writes them, while
+    other rows decode from the kept K/V workspace; results equal FCFS's."""
+    g = torch.Generator().manual_seed(5)
+    shared = torch.randint(0, 128, (22,), generator=g).tolist()
+    tails = [torch.randint(0, 128, (3,), generator=g).tolist() for _ in range(3)]
+    early = [torch.randint(0, 128, (7,), generator=g).tolist() for _ in range(2)]
+    outs = {}
+    for policy in ("fcfs", "branch_aware"):
+        engine = LLMEngine.from_pretrained(tiny_dir, block_size=4, num_blocks=128, scheduling_policy=policy,
+                                           prefix_cache=RadixCache)
+        params = SamplingParams(max_tokens=6, ignore_eos=True)
+        for i, p in enumerate(early):
+            engine.add_request(p, params, request_id=f"e{i}")
+        engine.step()
+        engine.step()  # the early requests decode
+        for i, t in enumerate(tails):
+            engine.add_request(shared + t, params, request_id=f"b{i}", dag_id="fork")
+        firsts: dict[str, int] = {}
+        got: dict[str, list[int]] = {}
+        n = 0
+        while engine.has_unfinished_requests():
+            n += 1
+            for o in engine.step():
+                if o.request_id.startswith("b") and o.output_token_ids:
+                    firsts.setdefault(o.request_id, n)
+                if o.finished:
+                    assert o.error is None
+                    got[o.request_id] = o.output_token_ids
+        if policy == "branch_aware":
+            assert len(set(firsts.values())) == 1  # every branch sampled its first token in one step
+            assert engine.scheduler.policy.shared_tokens == 2 * 20  # type: ignore[attr-defined]
+        engine.pool.check_integrity()
+        engine.close()
+        outs[policy] = got
+    assert outs["branch_aware"] == outs["fcfs"]
 
 
 def test_heterogeneous_fork_batch_same_outputs_as_fcfs() -> None:
