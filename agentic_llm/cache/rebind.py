@@ -167,8 +167,15 @@ def rebind(text: str, old: Mapping[str, Any], new: Mapping[str, Any], *, reserve
         if r_new is None:
             return RebindResult(None, 0, f"new value of {k!r} is not a scalar")
         for j, v in old.items():
-            if j != k and _render(v) == r_old:
+            r_j = _render(v) if j != k else None
+            if r_j is None:
+                continue
+            if r_j == r_old:
                 return RebindResult(None, 0, f"{k!r} and {j!r} share the value that occurs")
+            # "2" inside the city "2 Rue X": that occurrence may belong to either value
+            inside = [(t, t + len(r_j)) for t in _occurrences(text, r_j)]
+            if any(a <= f and f + len(r_old) <= b for f in found for a, b in inside):
+                return RebindResult(None, 0, f"old value of {k!r} occurs inside the value of {j!r}")
         if reserved and _word_in(r_old, reserved):
             return RebindResult(None, 0, f"old value of {k!r} also occurs in the prompt itself")
         for s in found:

@@ -49,5 +49,8 @@ def test_refusals_name_their_reason() -> None:
                                               base).reason
     assert "longer word" in rebind(hotel_text("Rome", 120), {**base, "city": "Rom"}, base).reason
     assert "not a scalar" in rebind(hotel_text("Rome", 120), base, {**base, "city": ["a"]}).reason
+    # the budget's digits also spell part of the city: which "2" is the budget's is unknowable
+    inside = rebind(hotel_text("2\\", 2), {"city": "2\\", "budget": 2}, {"city": "2\\", "budget": 0})
+    assert inside.text is None and "inside the value of 'city'" in inside.reason
     unchanged = rebind(hotel_text("Rome", 120), base, dict(base))
     assert unchanged.text == hotel_text("Rome", 120) and unchanged.replaced == 0
