@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentic_llm.errors import AgenticError, ErrorCode
+from agentic_llm.scheduler.branch_aware import common_prefix_len
 
 __all__ = ["PromptSchedule", "distinct", "prompt_schedule", "shared_prefix"]
 
@@ -87,12 +88,4 @@ def distinct(prompts: list[list[int]], items: list[Any], needed: int) -> tuple[l
 
 def shared_prefix(prompt: list[int], earlier: list[list[int]]) -> int:
     """Longest prefix ``prompt`` shares with any prompt in ``earlier`` (tokens)."""
-    best = 0
-    for e in earlier:
-        n = 0
-        for a, b in zip(prompt, e, strict=False):
-            if a != b:
-                break
-            n += 1
-        best = max(best, n)
-    return best
+    return max((common_prefix_len([prompt, e]) for e in earlier), default=0)
