@@ -78,7 +78,9 @@ class ModelConfig:
     template when it ships one (an instruct model); false sends the plain prompt.
     ``adapter`` is a LoRA adapter merged into the weights at load: ``auto`` (the
     shipped adapter, when it was trained on this very checkpoint), ``none``, or the
-    adapter's directory.
+    adapter's directory. ``scheduling_options`` are the policy's own settings
+    (``coalesce_steps: 0`` admits new work at once under ``branch_aware``; see
+    docs/scheduler.md), checked when the configuration loads.
     """
 
     dir: str = ""
@@ -88,6 +90,7 @@ class ModelConfig:
     block_size: int = 16
     prefix_cache: bool = True
     scheduling_policy: str = "branch_aware"
+    scheduling_options: dict[str, Any] = field(default_factory=dict)
     compile_decode: bool = False
     chat_template: bool = True
     adapter: str = "auto"
@@ -95,6 +98,16 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if not self.scheduling_policy:
             raise config_error("model.scheduling_policy", "must name a policy (fcfs, branch_aware)")
+        if not isinstance(self.scheduling_options, Mapping):
+            raise config_error("model.scheduling_options",
+                               f"expected a mapping, got {type(self.scheduling_options).__name__}")
+        if self.scheduling_options:
+            from agentic_llm.scheduler import get_policy
+
+            try:
+                get_policy(self.scheduling_policy, self.scheduling_options)
+            except (ValueError, AgenticError) as exc:
+                raise config_error("model.scheduling_options", str(exc)) from None
         if self.num_blocks < 2:
             raise config_error("model.num_blocks", f"must be >= 2, got {self.num_blocks}")
         if self.block_size < 1 or self.block_size & (self.block_size - 1):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -25,6 +27,8 @@ class EngineConfig:
             ``max_position_embeddings``, capped by the pool's capacity.
         attention_backend: registry name of the attention backend.
         scheduling_policy: registry name of the scheduling policy.
+        scheduling_options: keyword arguments of that policy's constructor
+            (``{"coalesce_steps": 2}`` for ``branch_aware``).
         shuffle_seed: shuffle the pool's free list (tests: pages scattered).
         share_prefill_prefixes: requests prefilled in the same step compute the
             full KV pages their prompts share once (see ``engine.prefill_share``).
@@ -58,6 +62,7 @@ class EngineConfig:
     max_model_len: int | None = None
     attention_backend: str = "torch_sdpa"
     scheduling_policy: str = "fcfs"
+    scheduling_options: Mapping[str, Any] = field(default_factory=dict)
     shuffle_seed: int | None = None
     share_prefill_prefixes: bool = True
     mask_fill_overlap: bool | None = None

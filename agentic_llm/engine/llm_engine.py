@@ -71,7 +71,7 @@ class LLMEngine:
             prefix_cache = prefix_cache(self.pool)  # a factory over the engine's pool, e.g. RadixCache
         self.scheduler = Scheduler(
             self.pool,
-            get_policy(config.scheduling_policy),
+            get_policy(config.scheduling_policy, config.scheduling_options),
             max_num_seqs=config.max_num_seqs,
             max_num_batched_tokens=config.max_num_batched_tokens,
             prefix_cache=prefix_cache,  # type: ignore[arg-type]

@@ -8,8 +8,8 @@ the scheduler.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from agentic_llm import registry
 from agentic_llm.scheduler.request import Request
@@ -53,8 +53,16 @@ class FCFSPolicy:
         return max(candidates, key=lambda r: r.seq_no)
 
 
-def get_policy(name: str = "fcfs") -> SchedulingPolicy:
-    """An instance of the policy registered as ``name``."""
+def get_policy(name: str = "fcfs", options: Mapping[str, Any] | None = None) -> SchedulingPolicy:
+    """An instance of the policy registered as ``name``, built with ``options`` (its
+    constructor's keyword arguments, e.g. ``coalesce_steps`` of ``branch_aware``).
+
+    Raises:
+        ValueError: an option the policy does not take, or a value it refuses.
+    """
     cls = registry.get(POLICY_KIND, name)
-    policy: SchedulingPolicy = cls()
+    try:
+        policy: SchedulingPolicy = cls(**dict(options or {}))
+    except TypeError as exc:  # an unknown keyword
+        raise ValueError(f"scheduling policy {name!r}: {exc}") from None
     return policy

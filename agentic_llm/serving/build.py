@@ -69,6 +69,7 @@ def build_engine(config: ServerConfig, model_dir: Path) -> Any:
         model_dir, device=m.device, dtype=_DTYPES[m.dtype], num_blocks=m.num_blocks,
         block_size=m.block_size, max_num_seqs=max(1, config.limits.max_concurrent),
         prefix_cache=prefix_cache, scheduling_policy=m.scheduling_policy,
+        scheduling_options=dict(m.scheduling_options),
         compile_decode=m.compile_decode, adapter=resolve_adapter(m.adapter, model_dir),
     )
     return engine

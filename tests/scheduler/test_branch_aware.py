@@ -54,6 +54,19 @@ def test_registered_and_resolved_by_name() -> None:
     assert common_prefix_len([[1, 2, 3], [1, 2, 4], [1, 2]]) == 2
     with pytest.raises(ValueError):
         BranchAwarePolicy(aging_steps=0)
+    policy = get_policy("branch_aware", {"coalesce_steps": 0, "aging_steps": 8})
+    assert isinstance(policy, BranchAwarePolicy) and (policy.coalesce_steps, policy.aging_steps) == (0, 8)
+    with pytest.raises(ValueError, match="coalesce"):
+        get_policy("branch_aware", {"coalesce": 1})
+
+
+def test_serve_config_options_reach_the_engines_policy(tiny_dir: Path) -> None:
+    from agentic_llm.config import ServerConfig
+    from agentic_llm.serving.build import build_engine
+
+    cfg = ServerConfig.from_dict({"model": {"scheduling_options": {"coalesce_steps": 1}}})
+    policy = build_engine(cfg, tiny_dir).scheduler.policy
+    assert isinstance(policy, BranchAwarePolicy) and policy.coalesce_steps == 1
 
 
 def test_fork_group_admitted_in_one_step_sharing_the_leaders_prefill() -> None:
