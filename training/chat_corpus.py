@@ -38,9 +38,10 @@ from agentic_llm.dsl.conformance.scalars import reads_as_string
 from agentic_llm.dsl.document import Document, Subgraph
 from agentic_llm.planner import GenerateRequest, plan
 from agentic_llm.planner.chat import ChatTemplate
+from training.api_families import distractors, iter_requests
 from training.corpus import make_example
 
-__all__ = ["nestful_examples", "scenario_examples", "chat_example", "main"]
+__all__ = ["nestful_examples", "family_examples", "scenario_examples", "chat_example", "main"]
 
 TRAIN_SPLITS = ("glaive", "sgd")  # "executable" is test data
 TARGET = "/dynamic/plan_1"
@@ -121,14 +122,15 @@ def chat_example(request: dict[str, Any], answer: str, chat: ChatTemplate, sourc
 
 
 def nestful_examples(split: str, chat: ChatTemplate, *, variants: int = 4,
-                     max_nodes: int = 12, max_tokens: int = 768) -> Iterator[dict[str, Any]]:
-    """Every usable sample of a training split, ``variants`` tool choices each."""
+                     max_nodes: int = 12, max_tokens: int = 768, outputs: bool = True) -> Iterator[dict[str, Any]]:
+    """Every usable sample of a training split, ``variants`` tool choices each;
+    ``outputs`` lists each API's output fields on its line (:func:`tool_json`)."""
     if split not in TRAIN_SPLITS:
         raise ValueError(f"{split!r} is not a training split ({', '.join(TRAIN_SPLITS)})")
     data_file, spec_file = SPLITS[split]
     root = nestful_dir()
     samples = json.loads((root / data_file).read_text(encoding="utf-8"))
-    tools = [tool_json(a) for a in json.loads((root / spec_file).read_text(encoding="utf-8"))]
+    tools = [tool_json(a, outputs=outputs) for a in json.loads((root / spec_file).read_text(encoding="utf-8"))]
     by_name = {t["name"]: t for t in tools}
     for i, s in enumerate(samples):
         doc = nestful_answer(list(s["output"]), by_name)
@@ -146,6 +148,26 @@ def nestful_examples(split: str, chat: ChatTemplate, *, variants: int = 4,
                 "budget": {"max_nodes": max_nodes, "max_tokens": max_tokens},
             }
             yield chat_example(request, answer, chat, f"nestful-{split}")
+
+
+def family_examples(count: int, seed: int, chat: ChatTemplate, *, max_nodes: int = 12,
+                    max_tokens: int = 768) -> Iterator[dict[str, Any]]:
+    """``count`` identifier-resolving requests (:mod:`training.api_families`) in the
+    NESTFUL format: their APIs plus other providers' up to ``TOOLS_PER_REQUEST``
+    tools, in a shuffled order."""
+    rng = random.Random(f"families-{seed}")
+    for fr in iter_requests(count, seed):
+        tools = [tool_json(a) for a in fr.tools]
+        by_name = {t["name"]: t for t in tools}
+        doc = nestful_answer(list(fr.calls), by_name)
+        if doc is None:
+            raise ValueError(f"family request does not convert: {fr}")
+        extra = [tool_json(a) for a in distractors(rng, set(fr.brands))]
+        granted = tools + extra[:max(0, TOOLS_PER_REQUEST - len(tools))]
+        rng.shuffle(granted)
+        request = {"target_path": TARGET, "prompt": fr.goal, "tools": granted,
+                   "budget": {"max_nodes": max_nodes, "max_tokens": max_tokens}}
+        yield chat_example(request, dsl.dumps(doc), chat, "families")
 
 
 def scenario_examples(count: int, seed: int, chat: ChatTemplate, *, vary: bool = True) -> Iterator[dict[str, Any]]:
@@ -194,6 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.add_argument("--scenarios", type=int, default=3000, help="scenario-generator examples drawn")
     p.add_argument("--variants", type=int, default=4, help="tool choices per NESTFUL sample")
+    p.add_argument("--families", type=int, default=1200,
+                   help="identifier-resolving API requests drawn (training.api_families)")
+    p.add_argument("--no-tool-outputs", dest="tool_outputs", action="store_false",
+                   help="leave NESTFUL APIs' output fields off their tool lines (the first adapter's corpus)")
     p.add_argument("--seed", type=int, default=2026)
     args = p.parse_args(argv)
     loaded = load_model(args.model)
@@ -202,17 +228,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.model} ships no chat template", file=sys.stderr)
         return 2
     keep = GrammarFilter(loaded)
-    records = [r for split in TRAIN_SPLITS for r in nestful_examples(split, chat, variants=args.variants)
+    records = [r for split in TRAIN_SPLITS
+               for r in nestful_examples(split, chat, variants=args.variants, outputs=args.tool_outputs)
                if keep.accepts(r)]
     n_nestful = len(records)
+    records += [r for r in family_examples(args.families, args.seed, chat) if keep.accepts(r)]
+    n_families = len(records) - n_nestful
     records += [r for r in scenario_examples(args.scenarios, args.seed, chat) if keep.accepts(r)]
     random.Random(args.seed).shuffle(records)
     args.out.mkdir(parents=True, exist_ok=True)
     with (args.out / "train.jsonl").open("w", encoding="utf-8") as fh:
         for r in records:
             fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-    print(f"wrote {len(records)} examples ({n_nestful} from NESTFUL glaive+sgd, "
-          f"{len(records) - n_nestful} from the scenario generator) to {args.out / 'train.jsonl'}; "
+    print(f"wrote {len(records)} examples ({n_nestful} from NESTFUL glaive+sgd, {n_families} identifier-"
+          f"resolving API requests, {len(records) - n_nestful - n_families} from the scenario generator) to {args.out / 'train.jsonl'}; "
           f"left out as the grammar would not write them: {keep.dropped}", file=sys.stderr)
     return 0
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from agentic_llm.errors import AgenticError, ErrorCode
 
-__all__ = ["GoldCall", "Case", "SPLITS", "nestful_dir", "load_split", "tool_name", "tool_json", "gold_edges"]
+__all__ = ["GoldCall", "Case", "SPLITS", "OUTPUT_FIELDS", "nestful_dir", "load_split", "tool_name", "tool_json", "gold_edges"]
 
 #: split name -> (data file, spec file) under the package's ``data_v1`` directory
 SPLITS: dict[str, tuple[str, str]] = {
@@ -88,16 +88,26 @@ def _type(t: Any) -> str:
                                    "dict": "object", "bool": "boolean"}.get(t, "string")
 
 
-def tool_json(api: dict[str, Any]) -> dict[str, Any]:
+OUTPUT_FIELDS = 4  # output fields listed on a tool's line
+
+
+def tool_json(api: dict[str, Any], *, outputs: bool = True) -> dict[str, Any]:
     """One NESTFUL API as a granted tool (request JSON): its query parameters are the
-    arguments, required ones first in schema order."""
+    arguments, required ones first in schema order. ``outputs`` lists its first
+    ``OUTPUT_FIELDS`` output fields as the tool's ``output`` (the prompt shows
+    ``Name(args) -> skyId, entityId: ...``): which call yields the identifier a
+    later call takes is written there and nowhere else."""
     params = api.get("query_parameters") or {}
     args = [{"name": k, "type": _type(v.get("type")), "required": bool(v.get("required", False)),
              "description": str(v.get("description") or "")[:200]}
             for k, v in params.items() if isinstance(v, dict)]
     args.sort(key=lambda a: not a["required"])  # stable: required first, schema order kept
-    return {"name": tool_name(str(api["name"])), "description": str(api.get("description") or "")[:300],
-            "arguments": args}
+    tool: dict[str, Any] = {"name": tool_name(str(api["name"])),
+                            "description": str(api.get("description") or "")[:300], "arguments": args}
+    fields = [str(k) for k in (api.get("output_parameters") or {})]
+    if outputs and fields:
+        tool["output"] = ", ".join(fields[:OUTPUT_FIELDS]) + (", ..." if len(fields) > OUTPUT_FIELDS else "")
+    return tool
 
 
 def _reads(value: Any) -> tuple[str, ...]:
@@ -106,12 +116,13 @@ def _reads(value: Any) -> tuple[str, ...]:
 
 
 def load_split(split: str, *, max_nodes: int = 12, max_tokens: int = 768,
-               timeout_sec: float = 3600.0, tools_per_request: int = 0) -> list[Case]:
+               timeout_sec: float = 3600.0, tools_per_request: int = 0, outputs: bool = True) -> list[Case]:
     """Every sample of ``split`` as a :class:`Case` (in file order).
 
     ``tools_per_request`` > 0 grants each request its gold tools plus other APIs of
     the split (a fixed pseudo-random choice per request) up to that many, for models
     whose context cannot hold the whole API list; 0 grants every API of the split.
+    ``outputs`` is :func:`tool_json`'s.
 
     Raises:
         AgenticError: ERR_INVALID_REQUEST for an unknown split, ERR_RESOURCE_UNAVAILABLE
@@ -124,7 +135,7 @@ def load_split(split: str, *, max_nodes: int = 12, max_tokens: int = 768,
     root = nestful_dir()
     samples = json.loads((root / data_file).read_text(encoding="utf-8"))
     apis = json.loads((root / spec_file).read_text(encoding="utf-8"))
-    tools = [tool_json(a) for a in apis]
+    tools = [tool_json(a, outputs=outputs) for a in apis]
     cases = []
     for i, s in enumerate(samples):
         gold = tuple(GoldCall(tool_name(str(c["name"])), str(c.get("label", "")), _reads(c.get("arguments", {})))

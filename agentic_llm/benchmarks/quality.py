@@ -86,6 +86,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-tokens", type=int, default=0, help="override each request's max_tokens")
     p.add_argument("--tools-per-request", type=int, default=0,
                    help="NESTFUL: gold tools plus others up to N per request (0: every API of the split)")
+    p.add_argument("--no-tool-outputs", dest="tool_outputs", action="store_false",
+                   help="NESTFUL: leave each API's output fields off its tool line (the format of "
+                        "adapters trained before they were listed)")
     p.add_argument("--out", default="", help="also write the JSON result to this file")
     p.add_argument("--cases", action="store_true",
                    help="add every request's called tools and edges beside the gold ones to the JSON")
@@ -209,11 +212,13 @@ def run(args: argparse.Namespace) -> int:
     unknown = [r for r in rows if r not in ROWS]
     if unknown:
         raise AgenticError(ErrorCode.INVALID_REQUEST, f"unknown row(s) {unknown}; known: {', '.join(ROWS)}")
-    cases = heldout_cases() if args.split == "ours" else load_split(args.split, tools_per_request=args.tools_per_request)
+    cases = heldout_cases() if args.split == "ours" else \
+        load_split(args.split, tools_per_request=args.tools_per_request, outputs=args.tool_outputs)
     if args.limit:
         cases = cases[:args.limit]
     result: dict[str, Any] = {"split": args.split, "cpu": cpu_model(), "rows": {},
-                              "tools_per_request": args.tools_per_request}
+                              "tools_per_request": args.tools_per_request,
+                              "tool_outputs": args.split != "ours" and args.tool_outputs}
     for row in rows:
         t0 = time.perf_counter()
         outs = run_row(row, cases, concurrency=args.concurrency, max_tokens=args.max_tokens,

@@ -38,6 +38,25 @@ def test_executable_split_converts_to_plannable_requests() -> None:
         plan(GenerateRequest.from_json(c.request))  # every request is plannable
 
 
+def test_tool_lines_list_output_fields_unless_turned_off() -> None:
+    from agentic_llm.benchmarks.nestful import OUTPUT_FIELDS, tool_json
+
+    api = {"name": "Geo.lookup", "description": "find a place",
+           "query_parameters": {"q": {"type": "string", "required": True}},
+           "output_parameters": {f: {"type": "string"} for f in ("placeId", "lat", "lon", "name", "country")}}
+    tool = tool_json(api)
+    assert tool["name"] == "Geo_lookup"
+    assert tool["output"] == "placeId, lat, lon, name, ..." and OUTPUT_FIELDS == 4
+    assert "output" not in tool_json(api, outputs=False)
+    two = tool_json({**api, "output_parameters": {"a": {}, "b": {}}})
+    assert two["output"] == "a, b"
+    # the planner shows it on the tool's line, where a later call's argument finds it
+    req = GenerateRequest.from_json({"target_path": "/dynamic/p", "prompt": "x", "tools": [tool]})
+    assert "Geo_lookup(q) -> placeId, lat, lon, name, ..." in plan(req).render_prompt()
+    first = load_split("sgd")[0].request["tools"][0]
+    assert first["output"] and "output" not in load_split("sgd", outputs=False)[0].request["tools"][0]
+
+
 def test_tools_per_request_keeps_the_gold_tools() -> None:
     for c in load_split("sgd", tools_per_request=5):
         granted = {t["name"] for t in c.request["tools"]}
