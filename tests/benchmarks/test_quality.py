@@ -53,6 +53,11 @@ def test_tool_lines_list_output_fields_unless_turned_off() -> None:
     # the planner shows it on the tool's line, where a later call's argument finds it
     req = GenerateRequest.from_json({"target_path": "/dynamic/p", "prompt": "x", "tools": [tool]})
     assert "Geo_lookup(q) -> placeId, lat, lon, name, ..." in plan(req).render_prompt()
+    from agentic_llm.benchmarks.quality import ROWS, tool_outputs
+
+    # each adapter row gets the format it was trained on; --tool-outputs on/off overrides
+    assert [r for r in ROWS if not tool_outputs(r)] == ["adapter", "adapter-free"]
+    assert tool_outputs("adapter-api") and tool_outputs("adapter", "on") and not tool_outputs("tiny", "off")
     first = load_split("sgd")[0].request["tools"][0]
     assert first["output"] and "output" not in load_split("sgd", outputs=False)[0].request["tools"][0]
 

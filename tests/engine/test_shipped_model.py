@@ -53,6 +53,8 @@ def test_default_model_dir_honours_env(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert models.resolve_adapter("auto", smol) == shipped_model_dir().parent / models.SHIPPED_ADAPTER
     assert models.resolve_adapter("none", smol) is None
     assert models.resolve_adapter("auto", shipped_model_dir()) is None  # trained on SmolLM2 only
+    assert models.resolve_adapter("api", smol) == shipped_model_dir().parent / models.API_ADAPTER
+    assert models.resolve_adapter("api", shipped_model_dir()) is None
     monkeypatch.setattr(models, "smollm2_path", lambda: None)
     assert default_model_dir() == shipped_model_dir()  # without the package: agentic-tiny
     monkeypatch.setenv("AGENTIC_MODEL_DIR", str(tmp_path))
