@@ -102,13 +102,13 @@ class ModelConfig:
         if not isinstance(self.scheduling_options, Mapping):
             raise config_error("model.scheduling_options",
                                f"expected a mapping, got {type(self.scheduling_options).__name__}")
-        if self.scheduling_options:
-            from agentic_llm.scheduler import get_policy
+        if self.scheduling_options:  # built once here so a bad option fails at load
+            from agentic_llm import registry
 
             try:
-                get_policy(self.scheduling_policy, self.scheduling_options)
-            except (ValueError, AgenticError) as exc:
-                raise config_error("model.scheduling_options", str(exc)) from None
+                registry.get("scheduling_policy", self.scheduling_policy)(**self.scheduling_options)
+            except (TypeError, ValueError, AgenticError) as exc:
+                raise config_error("model.scheduling_options", f"{self.scheduling_policy}: {exc}") from None
         if self.num_blocks < 2:
             raise config_error("model.num_blocks", f"must be >= 2, got {self.num_blocks}")
         if self.block_size < 1 or self.block_size & (self.block_size - 1):
