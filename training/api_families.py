@@ -371,10 +371,6 @@ def _lower_first(text: str) -> str:
     return text if first in ("I", "I'm") or first[1:2].isupper() else text[0].lower() + text[1:]
 
 
-def _pick_goal(rng: random.Random, action: Action) -> str:
-    return rng.choice(action.goals)
-
-
 def make_request(rng: random.Random) -> FamilyRequest:
     """One random request (see the module docstring for its shapes)."""
     b = _Builder(rng)
@@ -387,7 +383,7 @@ def make_request(rng: random.Random) -> FamilyRequest:
         names = rng.sample(family.names, 2)
         pairs = [a for a in family.actions if any(p.kind == "id2" for p in a.api.params)]
         action = rng.choice(pairs) if pair_first and pairs else rng.choice(family.actions)
-        parts.append(b.chain(family, action, _pick_goal(rng, action), style, names))
+        parts.append(b.chain(family, action, rng.choice(action.goals), style, names))
 
     if shape in ("one", "pair_or_one"):
         family_part(rng.choice(FAMILIES), pair_first=shape == "pair_or_one")
@@ -402,7 +398,7 @@ def make_request(rng: random.Random) -> FamilyRequest:
         label = b.call(lookup, {_field(family.lookup.params[0].name, style): name})
         ref = {"id": f"${label}.{_field(family.id_field, style)}$"}
         for action in (first, second):
-            goal = _pick_goal(rng, action)
+            goal = rng.choice(action.goals)
             b.action(family.brand, action, style, goal, ref)
             parts.append(goal.format(a=name, b="", **b.values))
     elif shape == "two_families":
@@ -412,7 +408,7 @@ def make_request(rng: random.Random) -> FamilyRequest:
         provider, action = rng.choice(DIRECT)
         if shape == "family_direct" and rng.random() < 0.5:
             family_part(rng.choice(FAMILIES), pair_first=rng.random() < 0.5)
-        goal = _pick_goal(rng, action)
+        goal = rng.choice(action.goals)
         b.action(provider, action, rng.choice(STYLES), goal, {})
         parts.append(goal.format(**b.values))
         if shape == "family_direct" and len(parts) == 1:
