@@ -63,6 +63,11 @@ class Action:
     api: Api
     goals: tuple[str, ...]
 
+    @property
+    def pair(self) -> bool:
+        """Whether it reads two identifiers (origin and destination)."""
+        return any(p.kind == "id2" for p in self.api.params)
+
 
 @dataclass(frozen=True)
 class Family:
@@ -352,18 +357,21 @@ class _Builder:
                 raise ValueError(f"{action.api.verb}: goal {goal!r} leaves {p.name} unsaid")
         self.call(self.spec(brand, action.api, style), args)
 
-    def chain(self, family: Family, action: Action, goal: str, style: str, names: list[str]) -> str:
-        """Lookups for the things ``action`` reads, then the action; the goal, filled."""
+    def chain(self, family: Family, steps: list[tuple[Action, str]], style: str, names: list[str]) -> list[str]:
+        """One lookup per thing the ``steps`` (action, goal) read, then the actions in
+        order, each reading those lookups; the goals, filled."""
         lookup = self.spec(family.brand, family.lookup, style)
         field = _field(family.id_field, style)
-        kinds = {p.kind for p in action.api.params} & {"id", "id2"}
+        kinds = {p.kind for action, _ in steps for p in action.api.params} & {"id", "id2"}
         refs = {}
         for kind, thing in zip(("id", "id2"), names, strict=False):
             if kind in kinds:
                 label = self.call(lookup, {_field(family.lookup.params[0].name, style): thing})
                 refs[kind] = f"${label}.{field}$"
-        self.action(family.brand, action, style, goal, refs)
-        return goal.format(a=names[0], b=names[1] if len(names) > 1 else "", **self.values)
+        for action, goal in steps:
+            self.action(family.brand, action, style, goal, refs)
+        b = names[1] if len(names) > 1 else ""
+        return [goal.format(a=names[0], b=b, **self.values) for _, goal in steps]
 
 
 def _lower_first(text: str) -> str:
@@ -381,26 +389,19 @@ def make_request(rng: random.Random) -> FamilyRequest:
     def family_part(family: Family, *, pair_first: bool) -> None:
         style = rng.choice(STYLES)
         names = rng.sample(family.names, 2)
-        pairs = [a for a in family.actions if any(p.kind == "id2" for p in a.api.params)]
+        pairs = [a for a in family.actions if a.pair]
         action = rng.choice(pairs) if pair_first and pairs else rng.choice(family.actions)
-        parts.append(b.chain(family, action, rng.choice(action.goals), style, names))
+        parts.extend(b.chain(family, [(action, rng.choice(action.goals))], style, names))
 
     if shape in ("one", "pair_or_one"):
         family_part(rng.choice(FAMILIES), pair_first=shape == "pair_or_one")
     elif shape == "fanout":
-        family = rng.choice([f for f in FAMILIES if sum(
-            not any(p.kind == "id2" for p in a.api.params) for a in f.actions) >= 2])
+        family = rng.choice([f for f in FAMILIES if sum(not a.pair for a in f.actions) >= 2])
         style = rng.choice(STYLES)
-        singles = [a for a in family.actions if not any(p.kind == "id2" for p in a.api.params)]
-        first, second = rng.sample(singles, 2)
+        first, second = rng.sample([a for a in family.actions if not a.pair], 2)
         name = rng.choice(family.names)
-        lookup = b.spec(family.brand, family.lookup, style)
-        label = b.call(lookup, {_field(family.lookup.params[0].name, style): name})
-        ref = {"id": f"${label}.{_field(family.id_field, style)}$"}
-        for action in (first, second):
-            goal = rng.choice(action.goals)
-            b.action(family.brand, action, style, goal, ref)
-            parts.append(goal.format(a=name, b="", **b.values))
+        steps = [(first, rng.choice(first.goals)), (second, rng.choice(second.goals))]
+        parts.extend(b.chain(family, steps, style, [name]))
     elif shape == "two_families":
         for family in rng.sample(FAMILIES, 2):
             family_part(family, pair_first=rng.random() < 0.5)

@@ -30,7 +30,7 @@ def test_every_phrasing_fills_the_required_parameters() -> None:
             assert "id" in kinds, f"{action.api.verb} reads no identifier"
             for goal in action.goals:
                 b = _Builder(rng)
-                b.chain(family, action, goal, "camel", list(family.names[:2]))  # raises if a slot is unsaid
+                b.chain(family, [(action, goal)], "camel", list(family.names[:2]))  # raises if a slot is unsaid
                 assert "{a}" in goal and (("{b}" in goal) == ("id2" in kinds)), goal
     for provider, action in DIRECT:
         for goal in action.goals:
