@@ -79,7 +79,11 @@ class ModelConfig:
     ``adapter`` is a LoRA adapter merged into the weights at load: ``auto`` (the
     shipped adapter, when it was trained on this very checkpoint), ``api`` (the
     opt-in adapter trained further on identifier-resolving API sequences, likewise),
-    ``none``, or the adapter's directory. ``scheduling_options`` are the policy's own settings
+    ``none``, or the adapter's directory. ``weight_dtype`` holds the projections'
+    weights in a narrower dtype than ``dtype`` (``bfloat16`` under ``float32``: half
+    the weight bytes and the CPU's bf16 matmul units; greedy outputs may differ from
+    float32, see docs/engine.md); empty keeps them in ``dtype``.
+    ``scheduling_options`` are the policy's own settings
     (``coalesce_steps: 0`` admits new work at once under ``branch_aware``; see
     docs/scheduler.md), checked when the configuration loads.
     """
@@ -87,6 +91,7 @@ class ModelConfig:
     dir: str = ""
     device: str = "cpu"
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    weight_dtype: Literal["", "float32", "bfloat16", "float16"] = ""
     num_blocks: int = 1024
     block_size: int = 16
     prefix_cache: bool = True

@@ -104,6 +104,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
                    help="weights, activations and KV of every system; with bfloat16 each row's first 32 greedy "
                         "tokens are also compared with float32 transformers (agree32_vs_fp32)")
+    p.add_argument("--weight-dtype", choices=("bfloat16", "float16"), default=None,
+                   help="also measure each of our steps with the projections' weights in this dtype (the "
+                        "model.weight_dtype setting; rows ours-<step>-w<dtype>), beside the full-precision "
+                        "rows; the baselines keep --dtype weights. Reports each narrow row's speed and "
+                        "agreement against its full-precision row (narrow_weights)")
     p.add_argument("--device", default="cpu",
                    help="where every system runs: cpu, or cuda (bandwidth then measured on the GPU)")
     p.add_argument("--requests", type=Path, default=None,
@@ -186,6 +191,10 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
     models = {step: load_model(model, device=args.device, dtype=dtype) for step in steps}
     load_s = (time.perf_counter() - t0) / len(steps)
     loaded = models[steps[0]]
+    # the same steps over narrow projection weights (their own models), named -w<dtype>
+    narrow = ({f"{step}-w{args.weight_dtype}": load_model(model, device=args.device, dtype=dtype,
+                                                         weight_dtype=getattr(torch, args.weight_dtype))
+               for step in steps} if args.weight_dtype else {})
     tok = loaded.tokenizer
     if tok is None:
         raise AgenticError(ErrorCode.UNSUPPORTED_MODEL, f"{model} carries no tokenizer: the bench renders "
@@ -197,11 +206,12 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
                 else pool_bytes(loaded.config, max(batches), context, elem=dtype.itemsize))
     ours: dict[str, Any] = {}
     startup: dict[str, Any] = {}
-    for step in steps:
-        runner, info = start_ours(models[step], step, max_num_seqs=max_seqs, kv_memory_bytes=kv_bytes,
+    for step, m in [*models.items(), *narrow.items()]:
+        runner, info = start_ours(m, step, max_num_seqs=max_seqs, kv_memory_bytes=kv_bytes,
                                   cache_dir=cache_dir, twice=twice, warm_prompts=warm, device=args.device,
                                   dtype=dtype)
         ours[runner.name], startup[runner.name] = runner, {"load_s": load_s, **info}
+        runner.weight_bytes = weight_bytes(m.model)
     hf_model = hf_model_from_loaded(loaded, dtype).to(args.device)
     nbytes = weight_bytes(loaded.model)
     pad = int(hf_model.config.pad_token_id if hf_model.config.pad_token_id is not None else 0)
@@ -240,7 +250,7 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
             if "fast_steps" in xs[0]:
                 row["fast_steps"], row["compiled_steps"] = xs[0]["fast_steps"], xs[0]["compiled_steps"]
             if bandwidth is not None:
-                row.update(weight_traffic(nbytes, row["tpot_s"], bandwidth))
+                row.update(weight_traffic(getattr(systems[name], "weight_bytes", None) or nbytes, row["tpot_s"], bandwidth))
             throughput.append(row)
     if vllm_tmp is not None:
         vllm_tmp.cleanup()
@@ -252,6 +262,7 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
                 if row["batch"] == b:
                     row["agree32_vs_fp32"] = agreement(runs[(row["system"], b)][0]["tokens"], tokens)
 
+    narrow_rows = _narrow_rows(throughput, runs, args.weight_dtype) if narrow else None
     constrained: dict[str, Any] | None = None
     jf: dict[str, Any] | None = None
     main = ours.get("ours-compiled") or next(iter(ours.values()))
@@ -284,6 +295,7 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
                                       for name in systems}},
         "weight_bytes": nbytes,
         "weight_dtype": args.dtype,
+        "narrow_weights": narrow_rows,
         "memory_bandwidth": bandwidth,
         "systems": list(systems),
         "vllm_note": vllm_note,
@@ -383,12 +395,38 @@ def _constrained_parts(engine: Any, model: Path, plans: list[Any], prompts: list
     return constrained, jf, grammar_warm_s
 
 
+def _narrow_rows(throughput: list[dict[str, Any]], runs: dict[tuple[str, int], list[dict[str, Any]]],
+                 weight_dtype: str) -> dict[str, Any]:
+    """Each narrow-weight row against the full-precision row of its step, same run and
+    prompts: the tok/s and TPOT ratios, and the share of the first 32 greedy tokens
+    alike (every round's requests)."""
+    from agentic_llm.benchmarks.engine_baselines import agreement
+
+    by = {(r["system"], r["batch"]): r for r in throughput}
+    suffix = f"-w{weight_dtype}"
+    rows = []
+    for (name, b), row in by.items():
+        if not name.endswith(suffix):
+            continue
+        full = name[: -len(suffix)]
+        ref = by[(full, b)]
+        toks = [t for x in runs[(name, b)] for t in x["tokens"]]
+        ref_toks = [t for x in runs[(full, b)] for t in x["tokens"]]
+        rows.append({"system": name, "vs": full, "batch": b,
+                     "tok_s_ratio": ratio(row["tok_s"], ref["tok_s"]),
+                     "tpot_ratio": ratio(row["tpot_s"], ref["tpot_s"]),
+                     "ttft_ratio": ratio(row["ttft_s"], ref["ttft_s"]),
+                     "agree32_vs_full": agreement(toks, ref_toks)})
+    return {"dtype": weight_dtype, "rows": rows}
+
+
 def _checks(throughput: list[dict[str, Any]], startup: dict[str, Any], constrained: dict[str, Any] | None,
             jf: dict[str, Any] | None) -> dict[str, bool | None]:
-    """PASS / MISS per target (None: not measured in this run)."""
+    """PASS / MISS per target (None: not measured in this run), on full-precision rows
+    (the narrow-weight rows are reported in ``narrow_weights``)."""
     def best(system_prefix: str, b: int, key: str) -> float | None:
         xs = [r[key] for r in throughput if r["system"].startswith(system_prefix) and r["batch"] == b
-              and key in r and not math.isnan(r[key])]
+              and "-w" not in r["system"] and key in r and not math.isnan(r[key])]
         return max(xs) if xs else None
 
     ours8_32 = [best("ours-", b, "speedup_vs_transformers") for b in (8, 32)]

@@ -63,6 +63,7 @@ class OursRunner:
     def __init__(self, engine: Any, name: str) -> None:
         self.engine = engine
         self.name = name
+        self.weight_bytes: int | None = None  # what a decode step reads, when set
 
     def batch(self, prompts: list[list[int]], new_tokens: int,
               ttft_prompts: list[list[int]] | None = None) -> dict[str, Any]:
@@ -111,7 +112,7 @@ def start_ours(loaded: Any, step: str, *, max_num_seqs: int, kv_memory_bytes: in
     from agentic_llm.engine import LLMEngine
     from agentic_llm.engine.engine_config import EngineConfig
 
-    compiled = step == "compiled"
+    compiled = step.split("-", 1)[0] == "compiled"  # also "compiled-w<dtype>"
     info: dict[str, Any] = {"kv_memory_bytes": kv_memory_bytes, "prefix_cache": "radix" if prefix_cache else "none"}
 
     def start() -> tuple[Any, float, dict[str, Any]]:

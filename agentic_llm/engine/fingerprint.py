@@ -46,10 +46,14 @@ def model_fingerprint(model_dir: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
-def engine_version(model_dir: str | Path, adapter: str | Path | None = None) -> str:
+def engine_version(model_dir: str | Path, adapter: str | Path | None = None, precision: str = "float32") -> str:
     """The subgraph cache's engine version for ``model_dir`` (and the LoRA ``adapter``
-    merged into it, if any): planner version + model (+ adapter)."""
+    merged into it, if any) run in ``precision`` (the compute dtype, and the weights'
+    when narrower, e.g. ``float32-wbfloat16``): planner version + model (+ adapter)
+    (+ precision, unless float32: other precisions write other greedy outputs)."""
     from agentic_llm.planner.plan import ENGINE_VERSION
 
     version = f"{ENGINE_VERSION}+m{model_fingerprint(model_dir)}"
-    return version if adapter is None else f"{version}+a{model_fingerprint(adapter)}"
+    if adapter is not None:
+        version += f"+a{model_fingerprint(adapter)}"
+    return version if precision == "float32" else f"{version}+{precision}"

@@ -116,10 +116,12 @@ class LLMEngine:
         dtype: torch.dtype = torch.float32,
         prefix_cache: PrefixCacheArg = None,
         adapter: str | Path | None = None,
+        weight_dtype: torch.dtype | None = None,
         **engine_options: Any,
     ) -> LLMEngine:
-        """Load ``model_dir`` (with the LoRA ``adapter`` merged, when given) and build an
-        engine; ``engine_options`` are :class:`EngineConfig` fields.
+        """Load ``model_dir`` (with the LoRA ``adapter`` merged, when given; the
+        projections' weights in ``weight_dtype``, when given: ``loader.load_model``)
+        and build an engine; ``engine_options`` are :class:`EngineConfig` fields.
 
         ``prefix_cache`` is a :class:`PrefixCache` over this engine's pool, or a
         factory called with the pool (``prefix_cache=RadixCache`` works), or None.
@@ -132,7 +134,8 @@ class LLMEngine:
             config = EngineConfig(device=device, dtype=dtype, **engine_options)
         except (TypeError, ValueError) as exc:
             raise AgenticError(ErrorCode.INVALID_CONFIG, f"engine options: {exc}") from exc
-        return cls(load_model(model_dir, device=device, dtype=dtype, adapter=adapter), config, prefix_cache)
+        return cls(load_model(model_dir, device=device, dtype=dtype, adapter=adapter, weight_dtype=weight_dtype),
+                   config, prefix_cache)
 
     # -- requests -------------------------------------------------------------------
     def add_request(

@@ -189,8 +189,10 @@ def read_chat_template(d: Path) -> tuple[str | None, dict[str, str]]:
 
 
 def build_model(cfg: ModelConfig, state: dict[str, torch.Tensor], *, device: str | torch.device,
-                dtype: torch.dtype, source: Path) -> CausalLM:
-    """The network for ``cfg`` holding the weights in ``state`` (checked, cast, fused).
+                dtype: torch.dtype, source: Path, weight_dtype: torch.dtype | None = None) -> CausalLM:
+    """The network for ``cfg`` holding the weights in ``state`` (checked, cast, fused);
+    with ``weight_dtype``, the projections' weights in that dtype
+    (``CausalLM.cast_projections``).
 
     Raises:
         AgenticError: ERR_UNSUPPORTED_MODEL naming missing weights or a shape mismatch.
@@ -223,6 +225,8 @@ def build_model(cfg: ModelConfig, state: dict[str, torch.Tensor], *, device: str
         raise AgenticError(ErrorCode.UNSUPPORTED_MODEL, f"checkpoint {source} did not fill {left[:5]}")
     # buffers were created on the meta device; rebuild them for real
     model.rotary.inv_freq = rope_inv_freq(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling).to(device)
+    if weight_dtype is not None and weight_dtype != dtype:
+        model.cast_projections(weight_dtype)
     model.fuse_projections()
     model.eval()
     return model
@@ -234,13 +238,17 @@ def load_model(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
     adapter: str | Path | None = None,
+    weight_dtype: torch.dtype | None = None,
 ) -> LoadedModel:
     """Load the checkpoint in ``model_dir`` onto ``device`` in ``dtype``.
 
     Weights stored in another floating dtype (bf16, fp16) are cast to ``dtype``;
     a GGUF checkpoint (``.gguf`` file or a directory holding one) is dequantized.
     ``adapter`` (a LoRA adapter directory, ``engine.lora``) is merged into the
-    weights before the network is built.
+    weights before the network is built. ``weight_dtype`` (e.g. bfloat16 under a
+    float32 ``dtype``) holds the projections' weights in that dtype: half the weight
+    bytes, and the CPU's bf16 matmul units where it has them, at a small cost in
+    precision (norms, residuals, attention and K/V stay in ``dtype``).
 
     Raises:
         AgenticError: ERR_MODEL_NOT_FOUND naming the missing directory or file, or
@@ -252,7 +260,7 @@ def load_model(
     if find_gguf(model_dir) is not None:
         from agentic_llm.engine.gguf.loader import load_gguf
 
-        return load_gguf(model_dir, device=device, dtype=dtype, adapter=adapter)
+        return load_gguf(model_dir, device=device, dtype=dtype, adapter=adapter, weight_dtype=weight_dtype)
     d = Path(model_dir)
     cfg = load_config(d)
     files = _weight_files(d)
@@ -261,7 +269,7 @@ def load_model(
         from agentic_llm.engine.lora import merge_adapter
 
         merge_adapter(state, adapter, base_file=files[0] if len(files) == 1 else None)
-    model = build_model(cfg, state, device=device, dtype=dtype, source=d)
+    model = build_model(cfg, state, device=device, dtype=dtype, source=d, weight_dtype=weight_dtype)
     tok_path = d / "tokenizer.json"
     tokenizer = Tokenizer.from_file(str(tok_path)) if tok_path.is_file() else None
     template, specials = read_chat_template(d)

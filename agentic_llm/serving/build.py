@@ -71,8 +71,15 @@ def build_engine(config: ServerConfig, model_dir: Path) -> Any:
         prefix_cache=prefix_cache, scheduling_policy=m.scheduling_policy,
         scheduling_options=dict(m.scheduling_options),
         compile_decode=m.compile_decode, adapter=resolve_adapter(m.adapter, model_dir),
+        weight_dtype=_DTYPES[m.weight_dtype] if m.weight_dtype else None,
     )
     return engine
+
+
+def _precision(config: ServerConfig) -> str:
+    """The engine's precision as the subgraph cache's version names it."""
+    m = config.model
+    return m.dtype if m.weight_dtype in ("", m.dtype) else f"{m.dtype}-w{m.weight_dtype}"
 
 
 def _adapter_of(engine: Any) -> Path | None:
@@ -131,7 +138,8 @@ def build_pipeline(config: ServerConfig, *, engine: Any = None, model_dir: Path 
     parts = PipelineParts(
         engine=engine,
         compiler=build_compiler(model_dir, engine) if constrained else None,
-        cache=open_subgraph_cache(config.cache, engine_version(model_dir, _adapter_of(engine))) if cache else None,
+        cache=open_subgraph_cache(config.cache, engine_version(model_dir, _adapter_of(engine), _precision(config)))
+        if cache else None,
         jump_forward=jump_forward,
         knowledge=knowledge,
         max_model_len=int(getattr(engine, "max_model_len", 0) or 0),

@@ -271,3 +271,29 @@ def test_bfloat16_rows_are_compared_with_float32(monkeypatch: pytest.MonkeyPatch
         for name in ("transformers", "ours-eager", "vllm"):
             assert 0.5 <= rows[(name, b)]["agree32_vs_fp32"] <= 1.0
         assert rows[("ours-eager", b)]["fast_steps"] == 33  # the bf16 step runs the fast path too
+
+
+def test_narrow_weight_rows_beside_full_precision() -> None:
+    """--weight-dtype adds each step over bf16 projection weights, on the same prompts,
+    compared with its full-precision row; the baselines keep float32 weights."""
+    result = bench.run_benchmark(args("--model", str(shipped_model_dir()), "--steps", "eager", "--vllm", "off",
+                                      "--weight-dtype", "bfloat16"), show=False)
+    rows = by_system(result)
+    assert result["systems"] == ["transformers", "ours-eager", "ours-eager-wbfloat16"]
+    full = weight_bytes(load_model(shipped_model_dir()).model)
+    narrow = weight_bytes(load_model(shipped_model_dir(), weight_dtype=torch.bfloat16).model)
+    assert narrow < full and result["weight_bytes"] == full
+    for b in (1, 2):
+        row = rows[("ours-eager-wbfloat16", b)]
+        assert row["fast_steps"] == 33  # the narrow model decodes on the fast path too
+        # its weight traffic counts its own (narrower) bytes
+        assert row["weight_gb_s"] == pytest.approx(narrow / row["tpot_s"] / 1e9)
+        assert rows[("ours-eager", b)]["weight_gb_s"] == pytest.approx(full / rows[("ours-eager", b)]["tpot_s"] / 1e9)
+    nw = result["narrow_weights"]
+    assert nw["dtype"] == "bfloat16" and [(r["system"], r["vs"], r["batch"]) for r in nw["rows"]] == [
+        ("ours-eager-wbfloat16", "ours-eager", 1), ("ours-eager-wbfloat16", "ours-eager", 2)]
+    for r in nw["rows"]:
+        assert 0.0 <= r["agree32_vs_full"] <= 1.0 and r["tok_s_ratio"] > 0
+    # the targets are checked on full-precision rows only
+    assert bench._checks([{"system": "ours-eager-wbfloat16", "batch": 8, "tok_s": 99.0,
+                           "speedup_vs_transformers": 9.0}], {}, None, None)["throughput_2x_at_8_and_32"] is None

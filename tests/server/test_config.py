@@ -34,6 +34,7 @@ def test_config_is_frozen_and_round_trips() -> None:
     ({"cache": {"store": "disk"}}, "cache.store"),
     ({"tls": {"cert_file": "a.pem"}}, "tls"),
     ({"model": {"block_size": 12}}, "model.block_size"),
+    ({"model": {"weight_dtype": "int4"}}, "model.weight_dtype"),
     ({"model": {"scheduling_options": {"coalesce_step": 2}}}, "model.scheduling_options"),
     ({"model": {"scheduling_options": {"coalesce_steps": -1}}}, "model.scheduling_options"),
     ({"model": {"scheduling_options": [2]}}, "model.scheduling_options"),
@@ -124,5 +125,25 @@ def test_compile_decode_reaches_the_engine() -> None:
     try:
         assert engine.config.compile_decode is True
         assert engine.stats()["compiled_decode_steps"] == 0
+    finally:
+        engine.close()
+
+
+def test_weight_dtype_reaches_the_model() -> None:
+    """``model.weight_dtype`` narrows the projections of the engine serve builds, and
+    the subgraph cache's version names the precision (other greedy outputs)."""
+    import torch
+
+    from agentic_llm.models import shipped_model_dir
+    from agentic_llm.serving.build import _precision, build_engine
+
+    assert load_config().model.weight_dtype == "" and _precision(load_config()) == "float32"
+    cfg = load_config(overrides={"model.weight_dtype": "bfloat16", "model.num_blocks": 64})
+    assert _precision(cfg) == "float32-wbfloat16"
+    assert _precision(load_config(overrides={"model.weight_dtype": "float32"})) == "float32"
+    engine = build_engine(cfg, shipped_model_dir())
+    try:
+        assert engine.model.lm_head.weight.dtype == torch.bfloat16
+        assert engine.model.model.embed_tokens.weight.dtype == torch.float32
     finally:
         engine.close()

@@ -80,9 +80,11 @@ def read_state_dict(g: GGUFFile, *, dtype: torch.dtype = torch.float32) -> dict[
 
 
 def load_gguf(path: str | Path, *, device: str | torch.device = "cpu",
-              dtype: torch.dtype = torch.float32, adapter: str | Path | None = None) -> LoadedModel:
+              dtype: torch.dtype = torch.float32, adapter: str | Path | None = None,
+              weight_dtype: torch.dtype | None = None) -> LoadedModel:
     """Load the GGUF checkpoint at ``path`` (a file, or a directory holding one), with
-    the LoRA ``adapter`` merged into its dequantized weights when given.
+    the LoRA ``adapter`` merged into its dequantized weights when given
+    (``weight_dtype``: as ``loader.load_model``).
 
     Raises:
         AgenticError: ERR_MODEL_NOT_FOUND when ``path`` holds no GGUF file,
@@ -102,7 +104,7 @@ def load_gguf(path: str | Path, *, device: str | torch.device = "cpu",
         from agentic_llm.engine.lora import merge_adapter
 
         merge_adapter(state, adapter, base_file=file)
-    model = build_model(cfg, state, device=device, dtype=dtype, source=file)
+    model = build_model(cfg, state, device=device, dtype=dtype, source=file, weight_dtype=weight_dtype)
     tokenizer = tokenizer_from_metadata(g.metadata)
     eos = cfg.eos_token_ids
     template = g.metadata.get("tokenizer.chat_template")

@@ -229,6 +229,29 @@ class CausalLM(nn.Module):
         self._built = (mw, self._watch.version, params, [p.data_ptr() for p in params])
         return mw
 
+    def projection_layers(self) -> list[nn.Linear]:
+        """Every matmul's module: each layer's q/k/v/o and gate/up/down, and the LM head."""
+        out: list[nn.Linear] = []
+        for layer in self.model.layers:
+            assert isinstance(layer, DecoderLayer)
+            a, m = layer.self_attn, layer.mlp
+            out += [a.q_proj, a.k_proj, a.v_proj, a.o_proj, m.gate_proj, m.up_proj, m.down_proj]
+        return [*out, self.lm_head]
+
+    def cast_projections(self, dtype: torch.dtype) -> None:
+        """Hold every projection's weight (not its bias) in ``dtype``; the embedding,
+        the norms and the biases keep theirs. Matmuls then take their input in
+        ``dtype`` and return to the compute dtype (``decoder_step.linear``).
+
+        A tied LM head gets a copy of its own, so the embedding lookup is unchanged.
+        Call before :meth:`fuse_projections` (the fused matrices are built from these
+        parameters).
+        """
+        with torch.no_grad():
+            for m in self.projection_layers():
+                if m.weight.dtype != dtype:
+                    m.weight = nn.Parameter(m.weight.detach().to(dtype), requires_grad=False)
+
     def fuse_projections(self) -> None:
         """Fuse q/k/v and gate/up projections of every layer (fewer, larger matmuls) and
         keep every projection in transposed storage (see ``transposed_storage``)."""

@@ -38,6 +38,7 @@ __all__ = [
     "attention_inputs",
     "decoder_layer",
     "final_logits",
+    "linear",
     "mlp",
     "output_projection",
     "rms_norm",
@@ -143,15 +144,26 @@ def rotate(x: torch.Tensor, cos: torch.Tensor, sin_signed: torch.Tensor, in_plac
     return torch.addcmul(x * cos, rolled, sin_signed)
 
 
+def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear``, also for a weight held in a narrower dtype than ``x`` (the
+    engine's ``weight_dtype``): ``x`` is cast to the weight's dtype for the matmul
+    and the product back to ``x``'s, so norms, residuals, attention and K/V keep the
+    compute dtype; the bias is added in the compute dtype."""
+    if w.dtype == x.dtype:
+        return F.linear(x, w, b)
+    y = F.linear(x.to(w.dtype), w).to(x.dtype)
+    return y if b is None else y + b
+
+
 def _project(
     x: torch.Tensor,
     w: torch.Tensor | tuple[torch.Tensor, ...],
     b: torch.Tensor | tuple[torch.Tensor | None, ...] | None,
 ) -> torch.Tensor:
     if isinstance(w, torch.Tensor):
-        return F.linear(x, w, b)  # type: ignore[arg-type]
+        return linear(x, w, b)  # type: ignore[arg-type]
     biases = b if isinstance(b, tuple) else (None,) * len(w)
-    return torch.cat([F.linear(x, wi, bi) for wi, bi in zip(w, biases, strict=True)], dim=-1)
+    return torch.cat([linear(x, wi, bi) for wi, bi in zip(w, biases, strict=True)], dim=-1)
 
 
 def attention_inputs(x: torch.Tensor, w: LayerWeights, step: LayerStep) -> tuple[torch.Tensor, torch.Tensor]:
@@ -177,7 +189,7 @@ def attention_inputs(x: torch.Tensor, w: LayerWeights, step: LayerStep) -> tuple
 
 def output_projection(attn: torch.Tensor, w: LayerWeights) -> torch.Tensor:
     """``o_proj`` of an ``attend`` result (``T'`` rows)."""
-    return F.linear(attn.reshape(attn.shape[0], -1), w.o, w.o_bias)
+    return linear(attn.reshape(attn.shape[0], -1), w.o, w.o_bias)
 
 
 def mlp(
@@ -196,7 +208,7 @@ def mlp(
         act = F.silu(gu[..., :inter], inplace=True).mul_(gu[..., inter:])
     else:
         act = F.silu(gu[..., :inter]) * gu[..., inter:]
-    return F.linear(act, down, down_bias)
+    return linear(act, down, down_bias)
 
 
 def decoder_layer(
@@ -237,4 +249,4 @@ def final_logits(
     h: torch.Tensor, norm: torch.Tensor, head: torch.Tensor, head_bias: torch.Tensor | None, eps: float
 ) -> torch.Tensor:
     """Float32 logits of the hidden states ``h`` (final norm, then the LM head)."""
-    return F.linear(rms_norm(h, norm, eps), head, head_bias).float()
+    return linear(rms_norm(h, norm, eps), head, head_bias).float()
