@@ -14,7 +14,7 @@ import torch
 from agentic_llm import envs
 from agentic_llm.engine import LLMEngine, SamplingParams
 from agentic_llm.engine.models.compile_cache import CacheKey, PackageCache
-from agentic_llm.engine.models.compiled_decode import CompiledDecode, compiler_available
+from agentic_llm.engine.models.compiled_decode import CompiledDecode, compiler_available, load_tolerance
 
 from .conftest import random_prompts
 
@@ -77,6 +77,38 @@ def test_second_start_loads_the_package(checkpoint_factory: Callable[..., Path],
     assert third.stats()["decode_compile_cache_hit"] is False
     assert not (broken / comp1.cache_path.parent.name).exists()
     third.close()
+
+
+@needs_compiler
+def test_second_start_loads_the_package_of_bf16_weights(checkpoint_factory: Callable[..., Path], tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Projection weights in bf16 (``weight_dtype``): the package differs from the eager
+    step by bf16 rounding, which the load check accepts, so a second start loads it."""
+    d = checkpoint_factory("llama")
+
+    def start() -> LLMEngine:
+        return LLMEngine.from_pretrained(d, num_blocks=64, block_size=4, compile_decode=True,
+                                         compile_cache_dir=str(tmp_path), weight_dtype=torch.bfloat16)
+
+    first = start()
+    want = decode(first)
+    assert first.stats()["compiled_decode_steps"] > 0 and first.stats()["decode_compile_cache_hit"] is False
+    first.close()
+    forbid_compiling(monkeypatch)
+    second = start()
+    assert decode(second) == want
+    s2 = second.stats()
+    assert s2["decode_compile_cache_hit"] is True and s2["compiled_decode_steps"] > 0
+    second.close()
+
+
+def test_load_tolerance_follows_the_narrowest_operand() -> None:
+    # SmolLM2's package over bf16 weights differed from the eager step by more than
+    # float32 rounding, so a float32 tolerance discarded it at every start
+    h, w = torch.zeros(2, 4), torch.zeros(4, 4)
+    assert load_tolerance((h, [w, None, torch.zeros(3, dtype=torch.long)])) == 1e-3
+    assert load_tolerance((h, [w, w.to(torch.bfloat16)])) == 5e-2
+    assert load_tolerance((h.to(torch.bfloat16), [w])) == 5e-2
 
 
 def test_key_covers_model_torch_and_parts(tmp_path: Path) -> None:
