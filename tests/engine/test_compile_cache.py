@@ -14,7 +14,11 @@ import torch
 from agentic_llm import envs
 from agentic_llm.engine import LLMEngine, SamplingParams
 from agentic_llm.engine.models.compile_cache import CacheKey, PackageCache
-from agentic_llm.engine.models.compiled_decode import CompiledDecode, compiler_available, load_tolerance
+from agentic_llm.engine.models.compiled_decode import (
+    CompiledDecode,
+    compiler_available,
+    load_tolerance,
+)
 
 from .conftest import random_prompts
 
