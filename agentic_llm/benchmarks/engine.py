@@ -109,6 +109,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "model.weight_dtype setting; rows ours-<step>-w<dtype>), beside the full-precision "
                         "rows; the baselines keep --dtype weights. Reports each narrow row's speed and "
                         "agreement against its full-precision row (narrow_weights)")
+    p.add_argument("--unpacked", action="store_true",
+                   help="also measure each of our steps without the oneDNN-packed weight copies "
+                        "(EngineConfig.pack_weights=False; rows ours-<step>-unpacked), reported against the "
+                        "packed rows in unpacked_weights")
     p.add_argument("--device", default="cpu",
                    help="where every system runs: cpu, or cuda (bandwidth then measured on the GPU)")
     p.add_argument("--requests", type=Path, default=None,
@@ -195,6 +199,9 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
     narrow = ({f"{step}-w{args.weight_dtype}": load_model(model, device=args.device, dtype=dtype,
                                                          weight_dtype=getattr(torch, args.weight_dtype))
                for step in steps} if args.weight_dtype else {})
+    # and without packed weight copies (engine option), named -unpacked
+    unpacked = ({f"{step}-unpacked": load_model(model, device=args.device, dtype=dtype) for step in steps}
+                if args.unpacked else {})
     tok = loaded.tokenizer
     if tok is None:
         raise AgenticError(ErrorCode.UNSUPPORTED_MODEL, f"{model} carries no tokenizer: the bench renders "
@@ -206,10 +213,10 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
                 else pool_bytes(loaded.config, max(batches), context, elem=dtype.itemsize))
     ours: dict[str, Any] = {}
     startup: dict[str, Any] = {}
-    for step, m in [*models.items(), *narrow.items()]:
+    for step, m in [*models.items(), *narrow.items(), *unpacked.items()]:
         runner, info = start_ours(m, step, max_num_seqs=max_seqs, kv_memory_bytes=kv_bytes,
                                   cache_dir=cache_dir, twice=twice, warm_prompts=warm, device=args.device,
-                                  dtype=dtype)
+                                  dtype=dtype, pack_weights=False if step in unpacked else None)
         ours[runner.name], startup[runner.name] = runner, {"load_s": load_s, **info}
         runner.weight_bytes = weight_bytes(m.model)
     hf_model = hf_model_from_loaded(loaded, dtype).to(args.device)
@@ -262,7 +269,8 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
                 if row["batch"] == b:
                     row["agree32_vs_fp32"] = agreement(runs[(row["system"], b)][0]["tokens"], tokens)
 
-    narrow_rows = _narrow_rows(throughput, runs, args.weight_dtype) if narrow else None
+    narrow_rows = _variant_rows(throughput, runs, f"-w{args.weight_dtype}") if narrow else None
+    unpacked_rows = _variant_rows(throughput, runs, "-unpacked") if unpacked else None
     constrained: dict[str, Any] | None = None
     jf: dict[str, Any] | None = None
     main = ours.get("ours-compiled") or next(iter(ours.values()))
@@ -295,7 +303,8 @@ def run_benchmark(args: argparse.Namespace, *, show: bool) -> dict[str, Any]:
                                       for name in systems}},
         "weight_bytes": nbytes,
         "weight_dtype": args.dtype,
-        "narrow_weights": narrow_rows,
+        "narrow_weights": None if narrow_rows is None else {"dtype": args.weight_dtype, "rows": narrow_rows},
+        "unpacked_weights": None if unpacked_rows is None else {"rows": unpacked_rows},
         "memory_bandwidth": bandwidth,
         "systems": list(systems),
         "vllm_note": vllm_note,
@@ -395,15 +404,14 @@ def _constrained_parts(engine: Any, model: Path, plans: list[Any], prompts: list
     return constrained, jf, grammar_warm_s
 
 
-def _narrow_rows(throughput: list[dict[str, Any]], runs: dict[tuple[str, int], list[dict[str, Any]]],
-                 weight_dtype: str) -> dict[str, Any]:
-    """Each narrow-weight row against the full-precision row of its step, same run and
-    prompts: the tok/s and TPOT ratios, and the share of the first 32 greedy tokens
-    alike (every round's requests)."""
+def _variant_rows(throughput: list[dict[str, Any]], runs: dict[tuple[str, int], list[dict[str, Any]]],
+                  suffix: str) -> list[dict[str, Any]]:
+    """Each row named ``<step><suffix>`` (narrow weights, no packed copies) against the
+    row of its step, same run and prompts: the tok/s, TPOT and TTFT ratios, and the
+    share of the first 32 greedy tokens alike (every round's requests)."""
     from agentic_llm.benchmarks.engine_baselines import agreement
 
     by = {(r["system"], r["batch"]): r for r in throughput}
-    suffix = f"-w{weight_dtype}"
     rows = []
     for (name, b), row in by.items():
         if not name.endswith(suffix):
@@ -417,16 +425,17 @@ def _narrow_rows(throughput: list[dict[str, Any]], runs: dict[tuple[str, int], l
                      "tpot_ratio": ratio(row["tpot_s"], ref["tpot_s"]),
                      "ttft_ratio": ratio(row["ttft_s"], ref["ttft_s"]),
                      "agree32_vs_full": agreement(toks, ref_toks)})
-    return {"dtype": weight_dtype, "rows": rows}
+    return rows
 
 
 def _checks(throughput: list[dict[str, Any]], startup: dict[str, Any], constrained: dict[str, Any] | None,
             jf: dict[str, Any] | None) -> dict[str, bool | None]:
-    """PASS / MISS per target (None: not measured in this run), on full-precision rows
-    (the narrow-weight rows are reported in ``narrow_weights``)."""
+    """PASS / MISS per target (None: not measured in this run), on the rows of the
+    engine's defaults (narrow-weight and unpacked rows are reported on their own)."""
     def best(system_prefix: str, b: int, key: str) -> float | None:
         xs = [r[key] for r in throughput if r["system"].startswith(system_prefix) and r["batch"] == b
-              and "-w" not in r["system"] and key in r and not math.isnan(r[key])]
+              and "-w" not in r["system"] and not r["system"].endswith("-unpacked")
+              and key in r and not math.isnan(r[key])]
         return max(xs) if xs else None
 
     ours8_32 = [best("ours-", b, "speedup_vs_transformers") for b in (8, 32)]

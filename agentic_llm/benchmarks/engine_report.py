@@ -69,12 +69,16 @@ def print_result(result: dict[str, Any]) -> None:
                   _pct(r.get("weight_share_of_read_bw")),
                   f"{r['fast_steps']}|{r['compiled_steps']}" if "fast_steps" in r else "-"]
                  for r in result["throughput"]])
-    nw = result.get("narrow_weights")
-    if nw:
-        print(f"projection weights in {nw['dtype']} against the same step in full precision (same prompts):")
-        print_table(["system", "batch", "x tok/s", "x TPOT", "x TTFT", "agree32 vs full"],
-                    [[r["system"], r["batch"], r["tok_s_ratio"], r["tpot_ratio"], r["ttft_ratio"],
-                      f"{_pct(r['agree32_vs_full']):.0f}%"] for r in nw["rows"]])
+    for key, title in (("narrow_weights", "projection weights in {dtype} against the same step in full "
+                                          "precision (same prompts):"),
+                       ("unpacked_weights", "without packed weight copies against the same step with them "
+                                            "(same prompts):")):
+        v = result.get(key)
+        if v:
+            print(title.format(dtype=v.get("dtype", "")))
+            print_table(["system", "batch", "x tok/s", "x TPOT", "x TTFT", "agree32"],
+                        [[r["system"], r["batch"], r["tok_s_ratio"], r["tpot_ratio"], r["ttft_ratio"],
+                          f"{_pct(r['agree32_vs_full']):.0f}%"] for r in v["rows"]])
     la = result.get("load_average")
     if la and max(la["start"][0], la["end"][0]) > 0.5 * (la["cpus"] or 1):
         print(f"note: load average {la['start'][0]:.1f} at the start, {la['end'][0]:.1f} at the end on "

@@ -104,7 +104,8 @@ def pool_bytes(cfg: Any, rows: int, context: int, *, block_size: int = 16, elem:
 
 def start_ours(loaded: Any, step: str, *, max_num_seqs: int, kv_memory_bytes: int, cache_dir: str | None,
                twice: bool, warm_prompts: list[list[int]], device: str = "cpu",
-               prefix_cache: bool = True, dtype: torch.dtype = torch.float32) -> tuple[OursRunner, dict[str, Any]]:
+               prefix_cache: bool = True, dtype: torch.dtype = torch.float32,
+               pack_weights: bool | None = None) -> tuple[OursRunner, dict[str, Any]]:
     """Build the engine of ``step`` over ``loaded`` (a model of its own; with the radix
     prefix cache ``serve`` uses unless ``prefix_cache`` is False) and warm it on
     ``warm_prompts``; ``(runner, start-up figures)``."""
@@ -119,7 +120,7 @@ def start_ours(loaded: Any, step: str, *, max_num_seqs: int, kv_memory_bytes: in
         # as `serve` builds it (serving.build): a radix prefix cache over the pool
         engine = LLMEngine(loaded, EngineConfig(device=device, dtype=dtype, max_num_seqs=max_num_seqs,
                                                 kv_memory_bytes=kv_memory_bytes, compile_decode=compiled,
-                                                compile_cache_dir=cache_dir),
+                                                compile_cache_dir=cache_dir, pack_weights=pack_weights),
                            prefix_cache=RadixCache if prefix_cache else None)
         t = time.perf_counter()
         OursRunner(engine, step).batch(warm_prompts, 4)

@@ -46,6 +46,11 @@ class EngineConfig:
         compile_decode: compile the pure-decode step (torch.export + AOTInductor)
             at its first use; without a working compiler the eager step runs (one
             warning). Logits then match the eager path within float rounding.
+        pack_weights: keep oneDNN-packed copies of the projection weights for the
+            matmuls where they are faster (``models.packed``: float32 from 4 rows,
+            bf16 from 1); True packs, False never; None (the default) packs on a CPU
+            with oneDNN when the projections take at most 1 GiB (the copies add that
+            much memory).
         compile_cache_dir: where compiled decode steps are kept across engine starts
             (keyed by model fingerprint, torch version, machine and code; see
             ``models.compile_cache``); None: ``AGENTIC_COMPILE_CACHE_DIR``, else
@@ -69,6 +74,7 @@ class EngineConfig:
     mask_fill_spin_ms: float = 2.0
     compile_decode: bool = False
     compile_cache_dir: str | None = None
+    pack_weights: bool | None = None
 
     def __post_init__(self) -> None:
         if self.block_size < 1:

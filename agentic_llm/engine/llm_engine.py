@@ -77,6 +77,7 @@ class LLMEngine:
             prefix_cache=prefix_cache,  # type: ignore[arg-type]
         )
         self.eos_token_ids = frozenset(loaded.eos_token_ids)
+        self.model.pack_weights(_packs_wanted(config, self.model))
         compiled: CompiledDecode | None = None
         if config.compile_decode:
             cache = _compile_cache(config, loaded)
@@ -443,3 +444,15 @@ def _model_key(loaded: LoadedModel) -> str:
         return key if loaded.adapter is None else f"{key}a{model_fingerprint(loaded.adapter)[:8]}"
     except OSError:  # the checkpoint moved since it was loaded: the key still covers the shapes
         return ""
+
+
+def _packs_wanted(config: EngineConfig, model: torch.nn.Module) -> bool:
+    """``config.pack_weights`` resolved for ``model`` (see ``EngineConfig``)."""
+    from agentic_llm.engine.models import packed
+
+    if config.pack_weights is False or not packed.available(config.device):
+        return False
+    if config.pack_weights:
+        return True
+    size = sum(m.weight.nbytes for m in model.projection_layers())  # type: ignore[operator]
+    return size <= packed.AUTO_MAX_BYTES

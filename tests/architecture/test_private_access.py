@@ -40,6 +40,16 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("engine/models/compiled_decode.py", "_inductor"):
         "torch's AOTInductor entry points (aoti_compile_and_package, aoti_load_package) "
         "live in torch._inductor",
+    ("engine/models/packed.py", "_reorder_linear_weight"):
+        "oneDNN's one-time weight reorder for linear layers exists only as this aten op "
+        "(inductor's weight prepacking calls the same); there is no public equivalent",
+    ("engine/models/packed.py", "_linear_pointwise"):
+        "the matmul that reads a reordered oneDNN weight; no public op takes one",
+    ("engine/models/packed.py", "_is_mkldnn_bf16_supported"):
+        "torch.backends.mkldnn has no public test for oneDNN's bf16 matmul support",
+    ("engine/models/packed.py", "_version"):
+        "a tensor's version counter is the only record of in-place updates, which make "
+        "a packed copy stale",
     ("engine/models/compiled_decode.py", "_scaled_dot_product_flash_attention_for_cpu"):
         "the aten CPU flash-attention op returns the log-sum-exp needed to merge "
         "partial attention; the public scaled_dot_product_attention does not",

@@ -42,6 +42,7 @@ from agentic_llm.engine.models.layers import (
     projection_weights,
     store_transposed,
 )
+from agentic_llm.engine.models.packed import WeightPacks
 
 __all__ = ["Attention", "CausalLM", "DecoderLayer"]
 
@@ -180,6 +181,15 @@ def paged_attend(
     return attend_last
 
 
+def _projection_tensors(mw: ModelWeights) -> list[torch.Tensor]:
+    """Every matmul weight of ``mw`` (fused or separate), the head last."""
+    out: list[torch.Tensor] = []
+    for w in mw.layers:
+        for x in (w.qkv, w.o, w.gate_up, w.down):
+            out += list(x) if isinstance(x, tuple) else [x]
+    return [*out, mw.head]
+
+
 class _Backbone(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -215,6 +225,23 @@ class CausalLM(nn.Module):
         self._built: tuple[ModelWeights, int, list[nn.Parameter], list[int]] | None = None
         # plain attribute (not a submodule): it only reads this model's parameters
         object.__setattr__(self, "decode_runner", DecodeRunner(self))
+        # oneDNN-packed copies of the projections (``models.packed``); None: not packed
+        self._packs: WeightPacks | None = None
+
+    def pack_weights(self, on: bool) -> None:
+        """Keep oneDNN-packed copies of every projection weight (and remake them when
+        :meth:`weights` rebuilds), or drop them; see ``models.packed``."""
+        if self._packs is not None:
+            self._packs.clear()
+        self._packs = WeightPacks() if on else None
+        self._built = None
+        if on:
+            self.weights()  # packs now: the copies' memory is taken at start-up
+
+    @property
+    def packed_bytes(self) -> int:
+        """Bytes of the packed copies (0 when not packed)."""
+        return self._packs.nbytes if self._packs is not None else 0
 
     def weights(self) -> ModelWeights:
         """Every layer's tensors, rebuilt when a parameter or submodule was replaced
@@ -227,6 +254,8 @@ class CausalLM(nn.Module):
                           all(w.fused for w in layers))
         params = list(self.parameters())
         self._built = (mw, self._watch.version, params, [p.data_ptr() for p in params])
+        if self._packs is not None:
+            self._packs.pack(_projection_tensors(mw))
         return mw
 
     def projection_layers(self) -> list[nn.Linear]:

@@ -26,6 +26,9 @@ from typing import TYPE_CHECKING, NamedTuple
 import torch
 import torch.nn.functional as F
 
+from agentic_llm.engine.models.packed import _PACKS as _packs
+from agentic_llm.engine.models.packed import packed_linear
+
 if TYPE_CHECKING:
     from agentic_llm.engine.config import ModelConfig
 
@@ -148,10 +151,17 @@ def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> t
     """``F.linear``, also for a weight held in a narrower dtype than ``x`` (the
     engine's ``weight_dtype``): ``x`` is cast to the weight's dtype for the matmul
     and the product back to ``x``'s, so norms, residuals, attention and K/V keep the
-    compute dtype; the bias is added in the compute dtype."""
-    if w.dtype == x.dtype:
-        return F.linear(x, w, b)
-    y = F.linear(x.to(w.dtype), w).to(x.dtype)
+    compute dtype; the bias is added in the compute dtype. A weight with a current
+    oneDNN-packed copy (``models.packed``) is multiplied through it when ``x`` has
+    enough rows (the bias then added separately)."""
+    xw = x if w.dtype == x.dtype else x.to(w.dtype)
+    y = packed_linear(xw, w) if _packs else None
+    if y is None:
+        if w.dtype == x.dtype:
+            return F.linear(x, w, b)
+        y = F.linear(xw, w)
+    if y.dtype != x.dtype:
+        y = y.to(x.dtype)
     return y if b is None else y + b
 
 

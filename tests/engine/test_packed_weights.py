@@ -1,0 +1,97 @@
+"""oneDNN-packed projection weights (``models.packed``, ``EngineConfig.pack_weights``):
+used from their row threshold, given up when the weight changes in place or dies,
+and the engine's outputs stay those of the plain matmuls within float rounding."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from agentic_llm.engine import LLMEngine
+from agentic_llm.engine.engine_config import EngineConfig
+from agentic_llm.engine.models import packed
+from agentic_llm.engine.models.decoder_step import linear
+
+from .conftest import generate_staggered, random_prompts
+from .test_fast_decode import assert_same, run
+
+pytestmark = pytest.mark.skipif(not packed.available("cpu"), reason="torch built without oneDNN")
+
+
+def test_used_from_the_row_threshold_and_dropped_on_change() -> None:
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(48, 32, generator=g)
+    packs = packed.WeightPacks()
+    packs.pack([w])
+    assert len(packs) == 1 and packs.nbytes == w.nbytes
+    x8, x1 = torch.randn(8, 32, generator=g), torch.randn(1, 32, generator=g)
+    y = packed.packed_linear(x8, w)
+    assert y is not None and torch.allclose(y, x8 @ w.t(), atol=1e-5)
+    assert packed.packed_linear(x1, w) is None  # float32 below 4 rows: the plain matmul
+    assert torch.equal(linear(x1, w), torch.nn.functional.linear(x1, w))
+    # an in-place update makes the copy stale: the plain matmul (and the new values) again
+    with torch.no_grad():
+        w.mul_(2.0)
+    assert packed.packed_linear(x8, w) is None
+    assert torch.equal(linear(x8, w), torch.nn.functional.linear(x8, w))
+    # repacking picks the new values up; clearing or collecting the weight drops the entry
+    packs.pack([w])
+    assert torch.allclose(packed.packed_linear(x8, w), x8 @ w.t(), atol=1e-5)  # type: ignore[arg-type]
+    packs.clear()
+    assert packed.packed_linear(x8, w) is None and len(packs) == 0
+    packs.pack([w])
+    key = id(w)
+    del w
+    gc.collect()
+    assert key not in packed._PACKS
+
+
+def test_bf16_weights_pack_from_one_row() -> None:
+    if packed.min_rows_for(torch.bfloat16) is None:
+        pytest.skip("no bf16 matmul in this oneDNN build")
+    w = torch.randn(48, 32).to(torch.bfloat16)
+    packs = packed.WeightPacks()
+    packs.pack([w])
+    x = torch.randn(1, 32)
+    y = linear(x, w)  # float32 in, bf16 weight: through the pack, back to float32
+    assert y.dtype == torch.float32
+    assert torch.allclose(y, x.to(torch.bfloat16).float() @ w.float().t(), atol=2e-2, rtol=2e-2)
+    assert packed.packed_linear(x.to(torch.bfloat16), w) is not None
+
+
+def test_engine_setting(checkpoint_factory: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    d = checkpoint_factory("llama")
+    assert EngineConfig().pack_weights is None
+    on = LLMEngine.from_pretrained(d, num_blocks=32, block_size=4)
+    assert on.model.packed_bytes == sum(m.weight.nbytes for m in on.model.projection_layers())
+    off = LLMEngine.from_pretrained(d, num_blocks=32, block_size=4, pack_weights=False)
+    assert off.model.packed_bytes == 0
+    # the automatic setting leaves models past the size limit unpacked (the copies cost memory)
+    monkeypatch.setattr(packed, "AUTO_MAX_BYTES", 1)
+    assert LLMEngine.from_pretrained(d, num_blocks=32, block_size=4).model.packed_bytes == 0
+    assert LLMEngine.from_pretrained(d, num_blocks=32, block_size=4, pack_weights=True).model.packed_bytes > 0
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2", "llama-linear-tied"])
+def test_outputs_match_plain_matmuls(family: str, checkpoint_factory: Callable[..., Path]) -> None:
+    d = checkpoint_factory(family)
+    prompts = random_prompts(5, [7, 2, 13, 4, 9], seed=41)
+
+    def make(pack: bool, fast: bool = True) -> LLMEngine:
+        eng = LLMEngine.from_pretrained(d, num_blocks=96, block_size=4, pack_weights=pack)
+        eng.model.decode_runner.enabled = fast
+        return eng
+
+    with_packs, plain = make(True), make(False)
+    a = generate_staggered(with_packs, prompts, (10, 4, 8, 12, 6), top_k=3)
+    b = generate_staggered(plain, prompts, (10, 4, 8, 12, 6), top_k=3)
+    for x, y in zip(a, b, strict=True):
+        assert x.output_token_ids == y.output_token_ids
+        for s, t in zip(x.diagnostics, y.diagnostics, strict=True):
+            assert s.logprob == pytest.approx(t.logprob, rel=1e-4, abs=1e-4)
+    # without packs the flat runner still equals the generic layers bit for bit
+    assert_same(run(make(False), prompts[:3]), run(make(False, fast=False), prompts[:3]))
