@@ -17,14 +17,14 @@ from agentic_llm.engine.models import packed
 from agentic_llm.engine.models.decoder_step import linear
 
 from .conftest import generate_staggered, random_prompts
-from .test_fast_decode import assert_same, run
+from .test_fast_decode import assert_same
 
 pytestmark = pytest.mark.skipif(not packed.available("cpu"), reason="torch built without oneDNN")
 
 
 def test_used_from_the_row_threshold_and_dropped_on_change() -> None:
     g = torch.Generator().manual_seed(0)
-    w = torch.randn(48, 32, generator=g)
+    w = torch.randn(160, 32, generator=g)  # widens 5x: float32 packs it
     packs = packed.WeightPacks()
     packs.pack([w])
     assert len(packs) == 1 and packs.nbytes == w.nbytes
@@ -50,6 +50,17 @@ def test_used_from_the_row_threshold_and_dropped_on_change() -> None:
     assert key not in packed._PACKS
 
 
+def test_which_float32_weights_pack() -> None:
+    # packed float32 gained nothing on square and narrowing matrices
+    assert packed.min_rows_for(torch.float32, (3072, 576)) == 4
+    assert packed.min_rows_for(torch.float32, (960, 576)) is None
+    assert packed.min_rows_for(torch.float32, (576, 1536)) is None
+    assert packed.min_rows_for(torch.float16, (3072, 576)) is None
+    packs = packed.WeightPacks()
+    packs.pack([torch.randn(48, 32)])
+    assert len(packs) == 0
+
+
 def test_bf16_weights_pack_from_one_row() -> None:
     if packed.min_rows_for(torch.bfloat16) is None:
         pytest.skip("no bf16 matmul in this oneDNN build")
@@ -63,11 +74,22 @@ def test_bf16_weights_pack_from_one_row() -> None:
     assert packed.packed_linear(x.to(torch.bfloat16), w) is not None
 
 
+#: a gate/up matrix that widens its input 5x (the conftest default, 1.5x, is not packed)
+WIDE = {"intermediate_size": 160}
+
+
+def wide_bytes(eng: LLMEngine) -> int:
+    """Bytes of the matmul weights (fused, as the steps read them) that are packed."""
+    mw = eng.model.weights()
+    ws = [x for w in mw.layers for x in (w.qkv, w.o, w.gate_up, w.down)] + [mw.head]
+    return sum(w.nbytes for w in ws if packed.min_rows_for(w.dtype, w.shape) is not None)
+
+
 def test_engine_setting(checkpoint_factory: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    d = checkpoint_factory("llama")
+    d = checkpoint_factory("llama", **WIDE)
     assert EngineConfig().pack_weights is None
     on = LLMEngine.from_pretrained(d, num_blocks=32, block_size=4)
-    assert on.model.packed_bytes == sum(m.weight.nbytes for m in on.model.projection_layers())
+    assert on.model.packed_bytes == wide_bytes(on) > 0
     off = LLMEngine.from_pretrained(d, num_blocks=32, block_size=4, pack_weights=False)
     assert off.model.packed_bytes == 0
     # the automatic setting leaves models past the size limit unpacked (the copies cost memory)
@@ -76,22 +98,36 @@ def test_engine_setting(checkpoint_factory: Callable[..., Path], monkeypatch: py
     assert LLMEngine.from_pretrained(d, num_blocks=32, block_size=4, pack_weights=True).model.packed_bytes > 0
 
 
+def make(d: Path, pack: bool, fast: bool = True, weight_dtype: torch.dtype | None = None) -> LLMEngine:
+    eng = LLMEngine.from_pretrained(d, num_blocks=96, block_size=4, pack_weights=pack, weight_dtype=weight_dtype)
+    eng.model.decode_runner.enabled = fast
+    return eng
+
+
 @pytest.mark.parametrize("family", ["llama", "qwen2", "llama-linear-tied"])
 def test_outputs_match_plain_matmuls(family: str, checkpoint_factory: Callable[..., Path]) -> None:
-    d = checkpoint_factory(family)
+    d = checkpoint_factory(family, **WIDE)
     prompts = random_prompts(5, [7, 2, 13, 4, 9], seed=41)
-
-    def make(pack: bool, fast: bool = True) -> LLMEngine:
-        eng = LLMEngine.from_pretrained(d, num_blocks=96, block_size=4, pack_weights=pack)
-        eng.model.decode_runner.enabled = fast
-        return eng
-
-    with_packs, plain = make(True), make(False)
+    with_packs, plain = make(d, True), make(d, False)
+    assert with_packs.model.packed_bytes > 0
     a = generate_staggered(with_packs, prompts, (10, 4, 8, 12, 6), top_k=3)
     b = generate_staggered(plain, prompts, (10, 4, 8, 12, 6), top_k=3)
     for x, y in zip(a, b, strict=True):
         assert x.output_token_ids == y.output_token_ids
         for s, t in zip(x.diagnostics, y.diagnostics, strict=True):
             assert s.logprob == pytest.approx(t.logprob, rel=1e-4, abs=1e-4)
-    # without packs the flat runner still equals the generic layers bit for bit
-    assert_same(run(make(False), prompts[:3]), run(make(False, fast=False), prompts[:3]))
+
+
+@pytest.mark.parametrize("weight_dtype", [None, torch.bfloat16])
+def test_flat_runner_bit_identical_with_packs(weight_dtype: torch.dtype | None,
+                                             checkpoint_factory: Callable[..., Path]) -> None:
+    """The packed matmul is chosen by rows and weight alone: the flat decode runner and
+    the generic layers still compute the same bits (5 rows, then fewer as they leave)."""
+    d = checkpoint_factory("llama", **WIDE)
+    prompts = random_prompts(5, [7, 2, 13, 4, 9], seed=42)
+    fast, generic = make(d, True, True, weight_dtype), make(d, True, False, weight_dtype)
+    assert fast.model.packed_bytes > 0
+    a = generate_staggered(fast, prompts, (10, 4, 8, 12, 6), top_k=3)
+    b = generate_staggered(generic, prompts, (10, 4, 8, 12, 6), top_k=3)
+    assert fast.model.decode_runner.num_steps > 5 and generic.model.decode_runner.num_steps == 0
+    assert_same(a, b)

@@ -4,9 +4,10 @@
 oneDNN can reorder a weight once into the blocked layout its kernels read
 (``mkldnn._reorder_linear_weight``) and multiply by it directly
 (``mkldnn._linear_pointwise``). Measured on SmolLM2-135M's projections (2-vCPU Xeon,
-2 threads), the packed float32 matmul is 1.26-1.5x faster from 4 input rows up (a
-decode batch of 4 or more), equal at 2 rows and 0.72x at 1 row; the packed bf16
-matmul is 1.1-1.7x faster at every row count, 1 included.
+2 threads), the packed float32 matmul of the widening gate/up matrix is 1.26-1.5x
+faster from 4 input rows up (a decode batch of 4 or more), equal at 2 rows and 0.72x
+at 1 row, while for the square and narrowing matrices it gained nothing; the packed
+bf16 matmul is 1.1-1.7x faster at every row count, 1 included, for every matrix.
 
 A :class:`WeightPacks` holds one model's packed copies, keyed by the parameter
 tensor they were made from. :func:`packed_linear` answers for a weight only while
@@ -48,9 +49,15 @@ def available(device: torch.device | str) -> bool:
     return torch.device(device).type == "cpu" and torch.backends.mkldnn.is_available()
 
 
-def min_rows_for(dtype: torch.dtype) -> int | None:
-    """Rows from which a packed ``dtype`` weight is used; None: never packed."""
+def min_rows_for(dtype: torch.dtype, shape: tuple[int, ...] | torch.Size | None = None) -> int | None:
+    """Rows from which a packed weight of ``dtype`` (and ``[out, in]`` ``shape``) is
+    used; None: not packed. A float32 weight is packed only when it widens its input
+    at least 4 times (SmolLM2's gate/up and LM head): the packed kernel was no faster
+    on the square and narrowing matrices (q/k/v, o, down: 0.9-1.0x at 8 rows, and
+    0.8x for down at 32 rows)."""
     if dtype == torch.bfloat16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return None
+    if dtype == torch.float32 and shape is not None and shape[0] < 4 * shape[1]:
         return None
     return _MIN_ROWS.get(dtype)
 
@@ -88,7 +95,7 @@ class WeightPacks:
         no packed kernel, or a weight seen twice, is skipped)."""
         self.clear()
         for w in weights:
-            rows = min_rows_for(w.dtype)
+            rows = min_rows_for(w.dtype, w.shape)
             if rows is None or w.dim() != 2 or id(w) in _PACKS:
                 continue
             with torch.no_grad():
