@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, NamedTuple
 import torch
 import torch.nn.functional as F
 
-from agentic_llm.engine.models.packed import _PACKS as _packs
 from agentic_llm.engine.models.packed import packed_linear
 
 if TYPE_CHECKING:
@@ -155,7 +154,7 @@ def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> t
     oneDNN-packed copy (``models.packed``) is multiplied through it when ``x`` has
     enough rows (the bias then added separately)."""
     xw = x if w.dtype == x.dtype else x.to(w.dtype)
-    y = packed_linear(xw, w) if _packs else None
+    y = packed_linear(xw, w)
     if y is None:
         if w.dtype == x.dtype:
             return F.linear(x, w, b)
