@@ -15,8 +15,8 @@ from agentic_llm.engine.outputs import RequestOutput
 from .conftest import generate_staggered, random_prompts
 
 
-def make(d: Path, fast: bool) -> LLMEngine:
-    eng = LLMEngine.from_pretrained(d, num_blocks=96, block_size=4, shuffle_seed=5)
+def make(d: Path, fast: bool, weight_dtype: torch.dtype | None = None) -> LLMEngine:
+    eng = LLMEngine.from_pretrained(d, num_blocks=96, block_size=4, shuffle_seed=5, weight_dtype=weight_dtype)
     eng.model.decode_runner.enabled = fast
     return eng
 
@@ -34,11 +34,15 @@ def assert_same(a: list[RequestOutput], b: list[RequestOutput]) -> None:
         ]
 
 
+@pytest.mark.parametrize("weight_dtype", [None, torch.bfloat16])
 @pytest.mark.parametrize("family", ["llama", "qwen2", "qwen3", "llama-linear-tied"])
-def test_bit_identical_to_generic_layers(family: str, checkpoint_factory: Callable[..., Path]) -> None:
+def test_bit_identical_to_generic_layers(family: str, weight_dtype: torch.dtype | None,
+                                         checkpoint_factory: Callable[..., Path]) -> None:
+    """Also with the projections in bf16 (``weight_dtype``): every path casts through
+    the same ``decoder_step.linear``."""
     d = checkpoint_factory(family)
     prompts = random_prompts(3, [7, 2, 13], seed=21)
-    fast, generic = make(d, True), make(d, False)
+    fast, generic = make(d, True, weight_dtype), make(d, False, weight_dtype)
     out_fast, out_generic = run(fast, prompts), run(generic, prompts)
     assert fast.model.decode_runner.num_steps > 10
     assert generic.model.decode_runner.num_steps == 0
