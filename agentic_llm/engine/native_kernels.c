@@ -94,3 +94,144 @@ int32_t run_ringing(aoti_run_fn run, void *handle, void **inputs, size_t n_in, v
     __atomic_add_fetch(bell, 1, __ATOMIC_RELEASE);
     return run(handle, inputs, n_in, outputs, n_out, stream, proxy);
 }
+
+/* ---- few-row float32 matmul ---------------------------------------------------------
+   y[m, n] = sum_k x[m, k] * w[n, k] for 1..8 rows of x and a row-major weight w [N, K]
+   (decode steps of small batches). BLAS kernels at this shape read the weight at about
+   half the memory bandwidth; here each weight row is read once for all rows of x, the
+   next rows are prefetched while the current ones are multiplied, and the outputs are
+   split between threads by weight rows, so every sum is over k in the same order
+   whatever the thread count. Returns 0, or -1 when this CPU or shape is not covered
+   (the caller then uses its BLAS). */
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define RM_PREFETCH_BLOCKS 4
+
+__attribute__((target("avx512f"))) static inline void rm512_rows(
+        const float *x, const int M, int64_t K, const float *w, int64_t n0, int64_t n1, float *y, int64_t ldy) {
+    enum { NB = 3 };  /* weight rows per block: 3 x 8 accumulators fit the 32 registers */
+    const int64_t kv = K & ~(int64_t)15;
+    const __mmask16 tail = (__mmask16)((1u << (K - kv)) - 1u);
+    int64_t n = n0;
+    for (; n < n1; n += NB) {
+        const int nb = n1 - n < NB ? (int)(n1 - n) : NB;
+        __m512 a[NB][8];
+        for (int j = 0; j < NB; ++j)
+            for (int m = 0; m < M; ++m) a[j][m] = _mm512_setzero_ps();
+        const float *wp = w + n * K;
+        if (nb == NB) {
+            for (int64_t k = 0; k < kv; k += 16) {
+                __m512 v[NB];
+                for (int j = 0; j < NB; ++j) {
+                    v[j] = _mm512_loadu_ps(wp + j * K + k);
+                    _mm_prefetch((const char *)(wp + (RM_PREFETCH_BLOCKS * NB + j) * K + k), _MM_HINT_T0);
+                }
+                for (int m = 0; m < M; ++m) {
+                    const __m512 xv = _mm512_loadu_ps(x + m * K + k);
+                    for (int j = 0; j < NB; ++j) a[j][m] = _mm512_fmadd_ps(xv, v[j], a[j][m]);
+                }
+            }
+        } else {
+            for (int64_t k = 0; k < kv; k += 16)
+                for (int j = 0; j < nb; ++j) {
+                    const __m512 v = _mm512_loadu_ps(wp + j * K + k);
+                    for (int m = 0; m < M; ++m) a[j][m] = _mm512_fmadd_ps(_mm512_loadu_ps(x + m * K + k), v, a[j][m]);
+                }
+        }
+        if (kv < K)
+            for (int j = 0; j < nb; ++j) {
+                const __m512 v = _mm512_maskz_loadu_ps(tail, wp + j * K + kv);
+                for (int m = 0; m < M; ++m)
+                    a[j][m] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, x + m * K + kv), v, a[j][m]);
+            }
+        for (int m = 0; m < M; ++m)
+            for (int j = 0; j < nb; ++j) y[m * ldy + n + j] = _mm512_reduce_add_ps(a[j][m]);
+    }
+}
+
+__attribute__((target("avx2,fma"))) static inline float rm256_sum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+__attribute__((target("avx2,fma"))) static inline void rm256_rows(
+        const float *x, const int M, int64_t K, const float *w, int64_t n0, int64_t n1, float *y, int64_t ldy) {
+    /* one weight row at a time: 8 accumulators of the 16 registers */
+    const int64_t kv = K & ~(int64_t)7;
+    for (int64_t n = n0; n < n1; ++n) {
+        __m256 a[8];
+        for (int m = 0; m < M; ++m) a[m] = _mm256_setzero_ps();
+        const float *wp = w + n * K;
+        for (int64_t k = 0; k < kv; k += 8) {
+            const __m256 v = _mm256_loadu_ps(wp + k);
+            _mm_prefetch((const char *)(wp + RM_PREFETCH_BLOCKS * K + k), _MM_HINT_T0);
+            for (int m = 0; m < M; ++m) a[m] = _mm256_fmadd_ps(_mm256_loadu_ps(x + m * K + k), v, a[m]);
+        }
+        for (int m = 0; m < M; ++m) {
+            float s = rm256_sum(a[m]);
+            for (int64_t k = kv; k < K; ++k) s = fmaf(x[m * K + k], wp[k], s);
+            y[m * ldy + n] = s;
+        }
+    }
+}
+
+/* One call per row count, so the compiler unrolls the row loops. */
+#define RM_CASES(fn) \
+    switch (M) { case 1: fn(x, 1, K, w, n0, n1, y, N); break; case 2: fn(x, 2, K, w, n0, n1, y, N); break; \
+                 case 3: fn(x, 3, K, w, n0, n1, y, N); break; case 4: fn(x, 4, K, w, n0, n1, y, N); break; \
+                 case 5: fn(x, 5, K, w, n0, n1, y, N); break; case 6: fn(x, 6, K, w, n0, n1, y, N); break; \
+                 case 7: fn(x, 7, K, w, n0, n1, y, N); break; default: fn(x, 8, K, w, n0, n1, y, N); break; }
+
+__attribute__((target("avx512f"))) static void rm512_range(const float *x, int M, int64_t K, const float *w,
+                                                           int64_t N, int64_t n0, int64_t n1, float *y) {
+    RM_CASES(rm512_rows)
+}
+
+__attribute__((target("avx2,fma"))) static void rm256_range(const float *x, int M, int64_t K, const float *w,
+                                                           int64_t N, int64_t n0, int64_t n1, float *y) {
+    RM_CASES(rm256_rows)
+}
+
+/* 2 with AVX-512, 1 with AVX2 and FMA, else 0 (not covered). */
+int64_t rows_matmul_level(void) {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return 2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+    return 0;
+}
+
+int64_t rows_matmul(const float *x, int64_t M, int64_t K, const float *w, int64_t N, float *y,
+                    int64_t threads, int64_t level) {
+    if (M < 1 || M > 8 || K < 1 || N < 1 || level < 1 || level > 2) return -1;
+    /* split by blocks of 3 weight rows; small matrices stay on one thread */
+    const int64_t blocks = (N + 2) / 3;
+    int64_t t = threads < 1 ? 1 : threads;
+    if (N * K < 65536) t = 1;
+    if (t > blocks) t = blocks;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(t) schedule(static, 1) if (t > 1)
+#endif
+    for (int64_t i = 0; i < t; ++i) {
+        const int64_t n0 = blocks * i / t * 3, n1e = blocks * (i + 1) / t * 3;
+        const int64_t n1 = n1e < N ? n1e : N;
+        if (n0 >= n1) continue;
+        if (level == 2) rm512_range(x, (int)M, K, w, N, n0, n1, y);
+        else rm256_range(x, (int)M, K, w, N, n0, n1, y);
+    }
+    return 0;
+}
+#else
+int64_t rows_matmul_level(void) { return 0; }
+int64_t rows_matmul(const float *x, int64_t M, int64_t K, const float *w, int64_t N, float *y,
+                    int64_t threads, int64_t level) {
+    (void)x; (void)M; (void)K; (void)w; (void)N; (void)y; (void)threads; (void)level;
+    return -1;
+}
+#endif

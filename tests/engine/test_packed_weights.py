@@ -1,6 +1,7 @@
-"""oneDNN-packed projection weights (``models.packed``, ``EngineConfig.pack_weights``):
-used from their row threshold, given up when the weight changes in place or dies,
-and the engine's outputs stay those of the plain matmuls within float rounding."""
+"""Packed projection weights (``models.packed``, ``EngineConfig.pack_weights``): oneDNN
+copies used from their row threshold, the few-row C kernel up to 8 rows of a float32
+weight, both given up when the weight changes in place or dies, and the engine's
+outputs stay those of the plain matmuls within float rounding."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from agentic_llm.engine import LLMEngine
 from agentic_llm.engine.engine_config import EngineConfig
 from agentic_llm.engine.models import packed
 from agentic_llm.engine.models.decoder_step import linear
+from agentic_llm.engine.native import ROWS_MATMUL_MAX_ROWS, RowsMatmul, native_library
 
 from .conftest import generate_staggered, random_prompts
 from .test_fast_decode import assert_same
@@ -25,7 +27,7 @@ pytestmark = pytest.mark.skipif(not packed.available("cpu"), reason="torch built
 def test_used_from_the_row_threshold_and_dropped_on_change() -> None:
     g = torch.Generator().manual_seed(0)
     w = torch.randn(160, 32, generator=g)  # widens 5x: float32 packs it
-    packs = packed.WeightPacks()
+    packs = packed.WeightPacks(native=False)  # oneDNN's copy alone
     packs.pack([w])
     assert len(packs) == 1 and packs.nbytes == w.nbytes
     x8, x1 = torch.randn(8, 32, generator=g), torch.randn(1, 32, generator=g)
@@ -56,9 +58,83 @@ def test_which_float32_weights_pack() -> None:
     assert packed.min_rows_for(torch.float32, (960, 576)) is None
     assert packed.min_rows_for(torch.float32, (576, 1536)) is None
     assert packed.min_rows_for(torch.float16, (3072, 576)) is None
-    packs = packed.WeightPacks()
+    packs = packed.WeightPacks(native=False)
     packs.pack([torch.randn(48, 32)])
     assert len(packs) == 0
+
+
+needs_rows_kernel = pytest.mark.skipif(packed.rows_kernel() is None,
+                                       reason="no C compiler, or not an x86-64 CPU with AVX2")
+
+
+def reference(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    return (x.double() @ w.double().t()).float()
+
+
+@needs_rows_kernel
+@pytest.mark.parametrize("level", [1, 2])
+def test_rows_kernel_products(level: int) -> None:
+    """Every row count it takes, shapes with and without a vector tail, a weight row
+    count that is no multiple of its block; both instruction sets where the CPU has
+    them (1: AVX2, 2: AVX-512); the same bits whatever the thread count."""
+    kernel = packed.rows_kernel()
+    assert kernel is not None
+    if level > kernel.level:
+        pytest.skip("this CPU has no AVX-512")
+    k = RowsMatmul(native_library(), level)
+    g = torch.Generator().manual_seed(3)
+    for rows in range(1, ROWS_MATMUL_MAX_ROWS + 1):
+        for n, d in ((1, 1), (5, 7), (7, 33), (100, 64), (301, 576), (2000, 40)):
+            x, w = torch.randn(rows, d, generator=g), torch.randn(n, d, generator=g)
+            y = k(x, w)
+            assert y is not None and y.shape == (rows, n)
+            assert torch.allclose(y, reference(x, w), atol=1e-4 * d**0.5, rtol=1e-5)
+    x, w = torch.randn(8, 576, generator=g), torch.randn(3000, 576, generator=g)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = k(x, w)
+        torch.set_num_threads(2)
+        two = k(x, w)
+    finally:
+        torch.set_num_threads(before)
+    assert one is not None and two is not None and torch.equal(one, two)
+    # a strided input is made contiguous; what it does not take it declines
+    xt = torch.randn(576, 4, generator=g).t()
+    assert torch.allclose(k(xt, w), reference(xt, w), atol=1e-3)  # type: ignore[arg-type]
+    assert k(torch.randn(ROWS_MATMUL_MAX_ROWS + 1, 576), w) is None
+    assert k(torch.randn(2, 576, dtype=torch.float64), w) is None
+    assert k(torch.randn(2, 575), w) is None
+
+
+@needs_rows_kernel
+def test_rows_kernel_takes_up_to_eight_rows_of_float32() -> None:
+    g = torch.Generator().manual_seed(1)
+    w = torch.randn(160, 32, generator=g).t().contiguous().t()  # transposed storage, as the engine keeps it
+    square = torch.randn(32, 32, generator=g)  # no oneDNN copy in float32; row-major already
+    packs = packed.WeightPacks()
+    packs.pack([w, square])
+    assert len(packs) == 2
+    # w: oneDNN's copy and a row-major copy; square: itself, no copy
+    assert packs.nbytes == 2 * w.nbytes
+    for rows in (1, 4, 8):
+        x = torch.randn(rows, 32, generator=g)
+        for m in (w, square):
+            y = packed.packed_linear(x, m)
+            assert y is not None and torch.allclose(y, reference(x, m), atol=1e-4)
+    # from 9 rows: oneDNN's copy for the wide matrix, the plain matmul for the square one
+    x9 = torch.randn(9, 32, generator=g)
+    assert packed.packed_linear(x9, w) is not None and packed.packed_linear(x9, square) is None
+    # stale after an in-place update, like oneDNN's copy
+    with torch.no_grad():
+        w.add_(1.0)
+    x = torch.randn(3, 32, generator=g)
+    assert packed.packed_linear(x, w) is None
+    assert torch.equal(linear(x, w), torch.nn.functional.linear(x, w))
+    # bf16 weights never take it
+    b = torch.randn(48, 32).to(torch.bfloat16)
+    packs.pack([b])
+    assert all(not e.native for e in packed._PACKS.values() if e.ref() is b)
 
 
 def test_bf16_weights_pack_from_one_row() -> None:
@@ -81,10 +157,14 @@ WIDE = {"intermediate_size": 160}
 
 
 def wide_bytes(eng: LLMEngine) -> int:
-    """Bytes of the matmul weights (fused, as the steps read them) that are packed."""
+    """Bytes of the copies of the matmul weights (fused, as the steps read them): a
+    oneDNN copy of each wide float32 matrix and, with the C kernel, a row-major copy
+    of each one not already row-major."""
     mw = eng.model.weights()
     ws = [x for w in mw.layers for x in (w.qkv, w.o, w.gate_up, w.down)] + [mw.head]
-    return sum(w.nbytes for w in ws if packed.min_rows_for(w.dtype, w.shape) is not None)
+    onednn = sum(w.nbytes for w in ws if packed.min_rows_for(w.dtype, w.shape) is not None)
+    rowmajor = sum(w.nbytes for w in ws if not w.is_contiguous()) if packed.rows_kernel() is not None else 0
+    return onednn + rowmajor
 
 
 def test_engine_setting(checkpoint_factory: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,4 @@
-"""Projection weights pre-packed for oneDNN's CPU matmul, used where they are faster.
+"""Projection weight copies for faster CPU matmuls: oneDNN-packed, and row-major for the C kernel.
 
 ``F.linear`` on the CPU hands a weight to the BLAS in its plain layout at every call.
 oneDNN can reorder a weight once into the blocked layout its kernels read
@@ -18,7 +18,16 @@ the row count and the weight alone, so every path that runs a step of the same r
 (generic layers, flat decode runner) computes the same bits. The compiled decode step
 takes the weights as plain inputs and does not read the packs.
 
-The packs are copies: they add the projections' bytes once more, which is why
+A float32 weight also gets a row-major copy (none when it already is row-major)
+for the few-row C matmul (``native.RowsMatmul``), which from 1 to 8 rows (decode
+batches up to 8) takes precedence over both the BLAS and the oneDNN copy: measured
+on SmolLM2-135M (2-vCPU Xeon, 2 threads, every projection of a step streamed from
+memory) 31 ms against 41 ms at 8 rows and 28 against 34 ms at 4 rows; equal at 1 row,
+where the BLAS already reads at the memory bandwidth. The engine's float32
+projections are kept in transposed storage (``layers.transposed_storage``, faster for
+the BLAS), which the C kernel would read with a stride, hence the copy.
+
+The packs are copies: they add up to twice the projections' bytes, which is why
 ``EngineConfig.pack_weights`` leaves them off past a size (``AUTO_MAX_BYTES``).
 """
 
@@ -27,10 +36,13 @@ from __future__ import annotations
 import functools
 import weakref
 from collections.abc import Iterable
+from typing import NamedTuple
 
 import torch
 
-__all__ = ["AUTO_MAX_BYTES", "WeightPacks", "available", "min_rows_for", "packed_linear"]
+from agentic_llm.engine.native import ROWS_MATMUL_MAX_ROWS, RowsMatmul, rows_matmul_kernel
+
+__all__ = ["AUTO_MAX_BYTES", "WeightPacks", "available", "min_rows_for", "packed_linear", "rows_kernel"]
 
 #: ``pack_weights=None`` packs when the projections take at most this many bytes
 AUTO_MAX_BYTES = 1 << 30
@@ -38,23 +50,48 @@ AUTO_MAX_BYTES = 1 << 30
 #: the smallest row count at which a packed matmul of this dtype is faster
 _MIN_ROWS = {torch.float32: 4, torch.bfloat16: 1}
 
-#: weight id -> (weak reference to it, its version when packed, the packed copy,
-#: smallest row count to use it); shared by every model in the process, entries
-#: removed when their weight is collected or their model repacks
-_PACKS: dict[int, tuple[weakref.ref[torch.Tensor], int, torch.Tensor, int]] = {}
+class _Pack(NamedTuple):
+    """What is kept for one weight."""
+
+    ref: weakref.ref[torch.Tensor]
+    version: int  # the weight's version counter when packed
+    onednn: torch.Tensor | None  # oneDNN's blocked copy
+    min_rows: int  # rows from which ``onednn`` is used
+    #: the C few-row kernel applies (float32); ``rowmajor`` is its copy, None when
+    #: the weight itself is row-major
+    native: bool
+    rowmajor: torch.Tensor | None
+
+
+#: weight id -> its pack; shared by every model in the process, entries removed when
+#: their weight is collected or their model repacks
+_PACKS: dict[int, _Pack] = {}
+
+#: the C few-row matmul, looked up once (None: no compiler, or a CPU it does not cover)
+_ROWS: list[RowsMatmul | None] = []
+
+
+def rows_kernel() -> RowsMatmul | None:
+    """The few-row C matmul packs use (built at the first call), or None."""
+    if not _ROWS:
+        _ROWS.append(rows_matmul_kernel())
+    return _ROWS[0]
 
 
 def available(device: torch.device | str) -> bool:
-    """Whether weights can be packed for ``device`` (a CPU with oneDNN)."""
-    return torch.device(device).type == "cpu" and torch.backends.mkldnn.is_available()
+    """Whether weights can be packed for ``device`` (a CPU with oneDNN or the C kernel)."""
+    return torch.device(device).type == "cpu" and (torch.backends.mkldnn.is_available()
+                                                   or rows_kernel() is not None)
 
 
 def min_rows_for(dtype: torch.dtype, shape: tuple[int, ...] | torch.Size | None = None) -> int | None:
-    """Rows from which a packed weight of ``dtype`` (and ``[out, in]`` ``shape``) is
-    used; None: not packed. A float32 weight is packed only when it widens its input
-    at least 4 times (SmolLM2's gate/up and LM head): the packed kernel was no faster
-    on the square and narrowing matrices (q/k/v, o, down: 0.9-1.0x at 8 rows, and
-    0.8x for down at 32 rows)."""
+    """Rows from which a oneDNN-packed weight of ``dtype`` (and ``[out, in]`` ``shape``)
+    is used; None: no oneDNN copy. A float32 weight gets one only when it widens its
+    input at least 4 times (SmolLM2's gate/up and LM head): the packed kernel was no
+    faster on the square and narrowing matrices (q/k/v, o, down: 0.9-1.0x at 8 rows,
+    and 0.8x for down at 32 rows)."""
+    if not torch.backends.mkldnn.is_available():
+        return None
     if dtype == torch.bfloat16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         return None
     if dtype == torch.float32 and shape is not None and shape[0] < 4 * shape[1]:
@@ -63,58 +100,82 @@ def min_rows_for(dtype: torch.dtype, shape: tuple[int, ...] | torch.Size | None 
 
 
 def packed_linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor | None:
-    """``x @ w.T`` through ``w``'s packed copy (in ``w``'s dtype; ``x`` must already be
-    in it), or None when ``w`` has no current pack or ``x`` has too few rows."""
+    """``x @ w.T`` through ``w``'s packs (in ``w``'s dtype; ``x`` must already be in
+    it): the C kernel from 1 to 8 rows of a float32 weight, else oneDNN's copy from
+    its row count; None when ``w`` has no current pack for ``x``'s row count."""
     entry = _PACKS.get(id(w))
-    if entry is None or x.dim() != 2 or x.shape[0] < entry[3]:
+    if entry is None or x.dim() != 2:
         return None
-    ref, version, packed, _ = entry
-    if ref() is not w or w._version != version:
+    if entry.ref() is not w or w._version != entry.version:
         return None  # another tensor reuses the id, or the weight changed in place
-    return torch.ops.mkldnn._linear_pointwise(x, packed, None, "none", [], "")
+    rows = x.shape[0]
+    if entry.native and rows <= ROWS_MATMUL_MAX_ROWS:
+        kernel = _ROWS[0] if _ROWS else None
+        if kernel is not None:
+            y = kernel(x, entry.rowmajor if entry.rowmajor is not None else w)
+            if y is not None:
+                return y
+    if entry.onednn is None or rows < entry.min_rows:
+        return None
+    return torch.ops.mkldnn._linear_pointwise(x, entry.onednn, None, "none", [], "")
 
 
 def _drop(key: int, ref: weakref.ref[torch.Tensor]) -> None:
     """Remove the entry of ``key`` if it is still the one made with ``ref``."""
     entry = _PACKS.get(key)
-    if entry is not None and entry[0] is ref:
+    if entry is not None and entry.ref is ref:
         del _PACKS[key]
 
 
 class WeightPacks:
-    """The packed copies of one model's projection weights."""
+    """The packed copies of one model's projection weights.
 
-    def __init__(self) -> None:
+    Args:
+        native: also use the few-row C kernel for float32 weights (when it exists
+            on this machine).
+    """
+
+    def __init__(self, native: bool = True) -> None:
         self._keys: list[tuple[int, weakref.ref[torch.Tensor]]] = []
+        self.native = native
+        self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._keys)
 
     def pack(self, weights: Iterable[torch.Tensor]) -> None:
-        """Replace the packs with fresh ones of ``weights`` (2-D tensors; a dtype with
-        no packed kernel, or a weight seen twice, is skipped)."""
+        """Replace the packs with fresh ones of ``weights`` (2-D tensors; a weight with
+        nothing to pack, or seen twice, is skipped)."""
         self.clear()
+        native = self.native and rows_kernel() is not None
         for w in weights:
+            if w.dim() != 2 or id(w) in _PACKS:
+                continue
             rows = min_rows_for(w.dtype, w.shape)
-            if rows is None or w.dim() != 2 or id(w) in _PACKS:
+            use_native = native and w.dtype == torch.float32 and w.device.type == "cpu"
+            if rows is None and not use_native:
                 continue
             with torch.no_grad():
-                packed = torch.ops.mkldnn._reorder_linear_weight(w.detach().contiguous())
+                onednn = (torch.ops.mkldnn._reorder_linear_weight(w.detach().contiguous())
+                          if rows is not None else None)
+                rowmajor = None if not use_native or w.is_contiguous() else w.detach().contiguous()
             key = id(w)
             # the entry goes when the weight is collected (the callback holds no pack)
             ref = weakref.ref(w, functools.partial(_drop, key))
-            _PACKS[key] = (ref, w._version, packed, rows)
+            _PACKS[key] = _Pack(ref, w._version, onednn, rows or 0, use_native, rowmajor)
             self._keys.append((key, ref))
+            self._bytes += (w.nbytes if onednn is not None else 0) + (rowmajor.nbytes if rowmajor is not None else 0)
 
     def clear(self) -> None:
         for key, ref in self._keys:
             _drop(key, ref)
         self._keys = []
+        self._bytes = 0
 
     def __del__(self) -> None:
         self.clear()
 
     @property
     def nbytes(self) -> int:
-        """Bytes the packed copies stand for (their weights' own size)."""
-        return sum(w.nbytes for _, ref in self._keys if (w := ref()) is not None)
+        """Bytes of the copies (a oneDNN copy counted as its weight's size)."""
+        return self._bytes
