@@ -75,3 +75,77 @@ def test_step_without_workspace_then_reuse(llama_dir: Path) -> None:
     solo = make(llama_dir, share_prefill_prefixes=False)
     for rid, p in zip(rids, early + late, strict=True):
         assert done[rid] == solo.generate([p], params)[0].output_token_ids
+
+
+def test_shared_prefix_found_in_the_tables() -> None:
+    import torch
+
+    from agentic_llm.engine.attention.workspace import SHARED_MIN_TOKENS, shared_prefix
+
+    bs = 4
+    pages = SHARED_MIN_TOKENS // bs + 3
+    same = list(range(10, 10 + pages))
+    t = torch.tensor([same + [1, 2], same + [3, 4], same[:-1] + [5, 6, 7]])
+    # rows 0-2 share pages-1 pages; bounded by the tokens every row has computed
+    assert shared_prefix(t, 10_000, bs) == (pages - 1) * bs
+    assert shared_prefix(t, SHARED_MIN_TOKENS + 1, bs) == SHARED_MIN_TOKENS + 1
+    assert shared_prefix(t, SHARED_MIN_TOKENS - 1, bs) == 0  # too short to pay
+    assert shared_prefix(t[:1], 10_000, bs) == 0  # one row shares with nobody
+    assert shared_prefix(torch.tensor([[1, 2, 3], [9, 2, 3]]), 10_000, bs) == 0  # differs at page 0
+
+
+def test_decode_attention_over_a_shared_prefix_equals_sdpa() -> None:
+    import torch
+    import torch.nn.functional as F
+
+    from agentic_llm.engine.attention.torch_sdpa import decode_attention
+
+    g = torch.Generator().manual_seed(5)
+    kvh, rows, groups, d, key_len, shared = 2, 5, 3, 16, 90, 70
+    kv = torch.randn(2, kvh, rows, key_len, d, generator=g)
+    kv[:, :, 1:, :shared] = kv[:, :, :1, :shared]  # every row holds the same prefix
+    ctx = torch.tensor([75, 90, 71, 88, 80])
+    mask = torch.where(torch.arange(key_len)[None, :] < ctx[:, None], 0.0, float("-inf"))[None, :, None, :]
+    q = torch.randn(kvh, rows, groups, d, generator=g)
+    ref = F.scaled_dot_product_attention(q, kv[0], kv[1], attn_mask=mask, scale=0.25)
+    out = decode_attention(q, kv[0], kv[1], mask, 0.25, shared)
+    assert torch.allclose(out, ref, atol=1e-5)
+    assert torch.equal(decode_attention(q, kv[0], kv[1], mask, 0.25), ref)  # no shared prefix: SDPA itself
+
+
+def test_rows_sharing_a_prompt_attend_over_it_once(llama_dir: Path) -> None:
+    """Requests that reuse a cached prompt decode together over its shared pages: the
+    workspace reports the shared prefix, and the tokens equal those of the gathering
+    path (every row's pages read on their own) and of each request alone."""
+    from agentic_llm.cache.radix import RadixCache
+    from agentic_llm.engine.attention import workspace as ws_mod
+
+    stem = random_prompts(1, [90], seed=30)[0]
+    prompts = [stem + tail for tail in random_prompts(4, [3, 5, 2, 6], seed=31)]
+    params = SamplingParams(max_tokens=12)
+    seen: list[int] = []
+    found = ws_mod.shared_prefix
+
+    def record(*a: object) -> int:
+        n = found(*a)  # type: ignore[arg-type]
+        seen.append(n)
+        return n
+
+    def run(eng: LLMEngine) -> list[list[int]]:
+        first = eng.generate([stem], SamplingParams(max_tokens=1))  # caches the prompt's pages
+        assert first
+        return [o.output_token_ids for o in eng.generate(prompts, params)]
+
+    eng = make(llama_dir, prefix_cache=RadixCache)
+    ws_mod.shared_prefix = record  # type: ignore[assignment]
+    try:
+        outs = run(eng)
+    finally:
+        ws_mod.shared_prefix = found  # type: ignore[assignment]
+    assert max(seen) >= ws_mod.SHARED_MIN_TOKENS
+    plain = make(llama_dir, prefix_cache=RadixCache)
+    assert isinstance(plain.backend, TorchSDPABackend)
+    plain.backend.workspace = KVWorkspace(max_bytes=0)
+    assert run(plain) == outs
+    solo = make(llama_dir)
+    assert outs == [solo.generate([p], params)[0].output_token_ids for p in prompts]

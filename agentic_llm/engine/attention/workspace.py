@@ -11,6 +11,12 @@ capacity is reached) rebuilds it with one gather of every layer.
 Sequences are identified by ``ForwardBatch.seq_ids``; a row is reused only when its
 sequence id matches and the tokens already in the workspace are exactly the tokens
 the row had computed before this step.
+
+A rebuild also measures the rows' shared prefix: the leading tokens every row holds
+in the same pool pages (a prefix the radix cache shares, as between the siblings of
+a fork or requests with one system prompt). Shared pages are never written (a row
+that writes into one copies it first), so those tokens' K/V are equal in every row
+and attention may read them once for all rows (``torch_sdpa.decode_attention``).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import torch
 from agentic_llm.engine.forward import long_tensor
 from agentic_llm.engine.kv.pool import PagedKVPool
 
-__all__ = ["KVWorkspace", "WorkspaceBinding"]
+__all__ = ["KVWorkspace", "SHARED_MIN_TOKENS", "WorkspaceBinding", "shared_prefix"]
 
 #: extra key slots allocated past the longest row at a rebuild (rounded to pages).
 #: The compiled decode step attends over the whole capacity, so slack costs
@@ -31,6 +37,8 @@ __all__ = ["KVWorkspace", "WorkspaceBinding"]
 _SLACK = 16
 #: key lengths are rounded up to this, so SDPA sees few distinct shapes
 _ALIGN = 8
+#: a shared prefix shorter than this is not reported (attention reads it per row)
+SHARED_MIN_TOKENS = 64
 
 
 @dataclass
@@ -48,6 +56,8 @@ class WorkspaceBinding:
     key_len: int
     #: views reused from step to step while ``kv`` stays the same tensor
     views: dict[tuple[int, int], tuple[torch.Tensor, ...]]
+    #: leading tokens every row holds in the same pool pages (0: none, or too few)
+    shared: int = 0
 
     def write_view(self, layer: int) -> torch.Tensor:
         """``layer``'s ``[2 * kv_heads, rows * capacity, head_dim]`` view (rows flattened)."""
@@ -76,6 +86,19 @@ class WorkspaceBinding:
         return kv_pair[0], kv_pair[1]
 
 
+def shared_prefix(block_tables: torch.Tensor, computed: int, block_size: int) -> int:
+    """Leading tokens that every row of ``block_tables`` holds in the same pages and
+    has computed (``computed``: the fewest tokens any row had in the pool), or 0 when
+    that is under ``SHARED_MIN_TOKENS`` or there is one row."""
+    if block_tables.shape[0] < 2 or computed < SHARED_MIN_TOKENS:
+        return 0
+    pages = min(block_tables.shape[1], computed // block_size + 1)
+    same = (block_tables[:, :pages] == block_tables[:1, :pages]).all(dim=0)
+    lead = int(same.long().cumprod(0).sum())
+    n = min(lead * block_size, computed)
+    return n if n >= SHARED_MIN_TOKENS else 0
+
+
 class KVWorkspace:
     """Dense K/V of one group of rows, reused while the same sequences keep decoding.
 
@@ -89,6 +112,7 @@ class KVWorkspace:
         self.seq_ids: tuple[int, ...] = ()
         self.lens: list[int] = []
         self.num_rebuilds = 0
+        self.shared = 0
         self._views: dict[tuple[int, int], tuple[torch.Tensor, ...]] = {}
 
     def invalidate(self) -> None:
@@ -96,6 +120,7 @@ class KVWorkspace:
         self.kv = None
         self.seq_ids = ()
         self.lens = []
+        self.shared = 0
         self._views = {}
 
     def bind(
@@ -120,6 +145,7 @@ class KVWorkspace:
                 self.invalidate()
                 return None
             self.seq_ids = ids
+            self.shared = shared_prefix(block_tables, min(starts), pool.block_size)
         cap = kv.shape[3]
         idx: list[int] = []
         for i, (s, c) in enumerate(zip(starts, ctx, strict=True)):
@@ -127,7 +153,7 @@ class KVWorkspace:
             idx.extend(range(base + s, base + c))
         self.lens = list(ctx)
         key_len = min(cap, -(-need // _ALIGN) * _ALIGN)
-        return WorkspaceBinding(kv, long_tensor(idx, kv.device), key_len, self._views)
+        return WorkspaceBinding(kv, long_tensor(idx, kv.device), key_len, self._views, self.shared)
 
     def _rebuild(
         self, rows: int, need: int, block_tables: torch.Tensor, pool: PagedKVPool

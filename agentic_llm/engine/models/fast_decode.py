@@ -6,8 +6,8 @@ layer. At small model sizes the Python around the ops (module calls, backend
 dispatch, per-layer checks) costs about as much as the ops, so this runner calls
 :func:`~agentic_llm.engine.models.decoder_step.decoder_layer` directly with the
 model's :class:`~agentic_llm.engine.models.decoder_step.ModelWeights` and an
-``attend`` that writes the new K/V into the pool and the workspace and runs SDPA
-over the workspace: the same ops, in the same order, on the same tensors as the
+``attend`` that writes the new K/V into the pool and the workspace and attends over
+the workspace (``torch_sdpa.decode_attention``, its shared prefix read once): the same ops, in the same order, on the same tensors as the
 generic path, so logits are bit-identical to it.
 
 The weights come from :meth:`CausalLM.weights`, which rebuilds them when a parameter
@@ -19,8 +19,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 
+from agentic_llm.engine.attention.torch_sdpa import decode_attention
 from agentic_llm.engine.forward import ForwardBatch
 from agentic_llm.engine.kv.pool import PagedKVPool
 from agentic_llm.engine.models.decoder_step import (
@@ -42,8 +42,8 @@ __all__ = ["DecodeRunner", "workspace_attend"]
 
 def workspace_attend(st: DecodeState, shape: LayerShape, dtype: torch.dtype) -> Attend:
     """Attention of one-token decode rows over the workspace of ``st``: the new K/V go
-    into the pool and the workspace, then one SDPA call per layer (the arithmetic of
-    the ``torch_sdpa`` backend's decode group)."""
+    into the pool and the workspace, then ``decode_attention`` per layer (the
+    arithmetic of the ``torch_sdpa`` backend's decode group)."""
     rows = st.slots.shape[0]
     kvh, d = shape.kv_heads, shape.head_dim
     groups = shape.heads // kvh
@@ -51,14 +51,14 @@ def workspace_attend(st: DecodeState, shape: LayerShape, dtype: torch.dtype) -> 
     slots, ws_idx = st.slots, st.ws_idx
     pool_flat, ws_flat, keys, values = st.pool_flat, st.ws_flat, st.keys, st.values
     mask = st.group.mask(groups, dtype, True)
+    shared = st.group.ws.shared if st.group.ws is not None else 0
 
     def attend(i: int, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
         kv = kv.transpose(0, 1)  # [2 * kv_heads, rows, d]: K heads then V heads
         pool_flat[i].index_copy_(1, slots, kv)
         ws_flat[i].index_copy_(1, ws_idx, kv)
         qg = q.view(rows, kvh, groups, d).transpose(0, 1)
-        a = F.scaled_dot_product_attention(qg, keys[i], values[i], attn_mask=mask, scale=scale)
-        return a.transpose(0, 1)
+        return decode_attention(qg, keys[i], values[i], mask, scale, shared).transpose(0, 1)
 
     return attend
 
