@@ -80,8 +80,12 @@ def _decode_phase(engine: Any, prompts: list[list[int]], steps: int, fn: Any) ->
 
 
 def _category(name: str, shapes: list[Any]) -> str:
-    if name in ("aten::mm", "aten::addmm"):
-        return f"matmul {shapes[-1]}"
+    if name in ("aten::mm", "aten::addmm", "mkldnn::_linear_pointwise"):
+        return f"matmul {shapes[-1] if name != 'mkldnn::_linear_pointwise' else shapes[0]}"
+    if name.startswith("native::rows_matmul"):
+        return f"matmul {name.split(' ', 1)[1]}"
+    if name in ("aten::bmm", "aten::_softmax"):
+        return "attention"
     if name.startswith("aten::_scaled_dot_product"):
         return "attention"
     if name == "aten::index_copy_":
@@ -92,33 +96,49 @@ def _category(name: str, shapes: list[Any]) -> str:
 def _profile(engine: Any, steps: int) -> dict[str, float]:
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
-        for _ in range(steps):
-            engine.step()
+    from agentic_llm.engine.native import RowsMatmul
+
+    inner = RowsMatmul.__call__
+
+    def labelled(self: Any, x: torch.Tensor, w: torch.Tensor) -> Any:
+        # the C kernel is no torch op: named here so the profile sees it
+        with torch.profiler.record_function(f"native::rows_matmul {list(w.shape)}"):
+            return inner(self, x, w)
+
+    RowsMatmul.__call__ = labelled  # type: ignore[method-assign]
+    try:
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+            for _ in range(steps):
+                engine.step()
+    finally:
+        RowsMatmul.__call__ = inner  # type: ignore[method-assign]
     per: dict[str, float] = defaultdict(float)
     for ev in prof.key_averages(group_by_input_shape=True):
-        if ev.key.startswith("aten::") and ev.self_cpu_time_total > 0:
+        if ev.key.startswith(("aten::", "mkldnn::", "native::")) and ev.self_cpu_time_total > 0:
             per[_category(ev.key, list(ev.input_shapes or []))] += ev.self_cpu_time_total / 1e3 / steps
     return dict(sorted(per.items(), key=lambda kv: -kv[1]))
 
 
 def _matmul_memory(engine: Any, rows: int, repeat: int) -> list[dict[str, Any]]:
-    """Each distinct layer weight shape: one matrix re-read vs one matrix per layer."""
+    """Each distinct layer weight shape: one matrix re-read vs one matrix per layer,
+    through the step's own matmul (``decoder_step.linear``: the packs and the C kernel)."""
+    from agentic_llm.engine.models.decoder_step import linear
+
     weights = engine.model.weights()
     layers = weights.layers
     out = []
     for field in ("qkv", "o", "gate_up", "down"):
         mats = [getattr(w, field) for w in layers]
         x = torch.randn(rows, mats[0].shape[1], dtype=mats[0].dtype)
-        hot = _median_ms(lambda m=mats[0], x=x: torch.nn.functional.linear(x, m), repeat)
-        stream = _median_ms(lambda ms=mats, x=x: [torch.nn.functional.linear(x, m) for m in ms], repeat) / len(mats)
+        hot = _median_ms(lambda m=mats[0], x=x: linear(x, m), repeat)
+        stream = _median_ms(lambda ms=mats, x=x: [linear(x, m) for m in ms], repeat) / len(mats)
         nbytes = mats[0].numel() * mats[0].element_size()
         out.append({"weight": field, "shape": list(mats[0].shape), "cache_hot_ms": hot, "streamed_ms": stream,
                     "streamed_gb_s": nbytes / stream / 1e6, "per_step_hot_ms": hot * len(mats),
                     "per_step_streamed_ms": stream * len(mats)})
     head = weights.head
     x = torch.randn(rows, head.shape[1], dtype=head.dtype)
-    ms = _median_ms(lambda: torch.nn.functional.linear(x, head), repeat)
+    ms = _median_ms(lambda: linear(x, head), repeat)
     out.append({"weight": "head", "shape": list(head.shape), "streamed_ms": ms, "per_step_streamed_ms": ms,
                 "streamed_gb_s": head.numel() * head.element_size() / ms / 1e6})
     return out

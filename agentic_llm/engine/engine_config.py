@@ -46,11 +46,12 @@ class EngineConfig:
         compile_decode: compile the pure-decode step (torch.export + AOTInductor)
             at its first use; without a working compiler the eager step runs (one
             warning). Logits then match the eager path within float rounding.
-        pack_weights: keep oneDNN-packed copies of the projection weights for the
-            matmuls where they are faster (``models.packed``: float32 from 4 rows,
-            bf16 from 1); True packs, False never; None (the default) packs on a CPU
-            with oneDNN when the projections take at most 1 GiB (the copies add that
-            much memory).
+        pack_weights: keep copies of the projection weights for the matmuls where
+            they are faster (``models.packed``): oneDNN-packed (wide float32
+            matrices from 4 rows, bf16 from 1) and row-major copies for the few-row
+            C kernel (float32, 1 to 8 rows); True packs, False never; None (the
+            default) packs on a CPU with oneDNN or the C kernel when the projections
+            take at most 1 GiB (the copies add up to twice that much memory).
         compile_cache_dir: where compiled decode steps are kept across engine starts
             (keyed by model fingerprint, torch version, machine and code; see
             ``models.compile_cache``); None: ``AGENTIC_COMPILE_CACHE_DIR``, else

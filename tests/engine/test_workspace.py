@@ -149,3 +149,16 @@ def test_rows_sharing_a_prompt_attend_over_it_once(llama_dir: Path) -> None:
     assert run(plain) == outs
     solo = make(llama_dir)
     assert outs == [solo.generate([p], params)[0].output_token_ids for p in prompts]
+
+
+def test_slack_follows_the_decode_step(llama_dir: Path) -> None:
+    """The compiled step attends over the whole workspace (little slack); the eager step
+    over the rows' keys only (more slack, fewer rebuilds)."""
+    from agentic_llm.engine.attention.workspace import SLACK_COMPILED, SLACK_EAGER
+
+    eager = make(llama_dir)
+    eager.generate(random_prompts(2, [5, 6]), SamplingParams(max_tokens=3))
+    assert isinstance(eager.backend, TorchSDPABackend) and eager.backend.workspace is not None
+    assert eager.backend.workspace.slack == SLACK_EAGER > SLACK_COMPILED
+    compiled = make(llama_dir, compile_decode=True)  # compiled at the first decode step: not run here
+    assert isinstance(compiled.backend, TorchSDPABackend) and compiled.backend.workspace_slack == SLACK_COMPILED

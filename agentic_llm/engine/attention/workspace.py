@@ -28,13 +28,18 @@ import torch
 from agentic_llm.engine.forward import long_tensor
 from agentic_llm.engine.kv.pool import PagedKVPool
 
-__all__ = ["KVWorkspace", "SHARED_MIN_TOKENS", "WorkspaceBinding", "shared_prefix"]
+__all__ = ["KVWorkspace", "SHARED_MIN_TOKENS", "SLACK_COMPILED", "SLACK_EAGER", "WorkspaceBinding", "shared_prefix"]
 
-#: extra key slots allocated past the longest row at a rebuild (rounded to pages).
-#: The compiled decode step attends over the whole capacity, so slack costs
-#: attention at every step, while running out of it costs one gather: 16 measured
+#: extra key slots allocated past the longest row at a rebuild (rounded to pages),
+#: for the compiled decode step: it attends over the whole capacity, so slack costs
+#: attention at every step, while running out of it costs one gather; 16 measured
 #: about 3% faster than 64 at batch 32 on the shipped model (48 new tokens).
-_SLACK = 16
+SLACK_COMPILED = 16
+#: the same for the eager step, which attends over the rows' keys only, so slack
+#: costs memory alone: 64 rebuilds a quarter as often (each a gather of every row's
+#: K/V, about 30 ms at batch 8 x 580 tokens of SmolLM2-135M); batch 8 TPOT 64.4 ms
+#: against 68.6 ms with 16 in one `bench engine` run (2-vCPU Xeon)
+SLACK_EAGER = 64
 #: key lengths are rounded up to this, so SDPA sees few distinct shapes
 _ALIGN = 8
 #: a shared prefix shorter than this is not reported (attention reads it per row)
@@ -104,10 +109,12 @@ class KVWorkspace:
 
     Args:
         max_bytes: the workspace is not used for a group that would need more.
+        slack: key slots allocated past the longest row at a rebuild.
     """
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, slack: int = SLACK_EAGER) -> None:
         self.max_bytes = max_bytes
+        self.slack = slack
         self.kv: torch.Tensor | None = None
         self.seq_ids: tuple[int, ...] = ()
         self.lens: list[int] = []
@@ -159,7 +166,7 @@ class KVWorkspace:
         self, rows: int, need: int, block_tables: torch.Tensor, pool: PagedKVPool
     ) -> torch.Tensor | None:
         bs = pool.block_size
-        nb = -(-(need + _SLACK) // bs)
+        nb = -(-(need + self.slack) // bs)
         store = pool.kv_store  # [layers, 2, kv_heads, blocks, block_size, d]
         layers, _, kvh, blocks, _, d = store.shape
         if layers * 2 * kvh * rows * nb * bs * d * store.element_size() > self.max_bytes:
