@@ -20,7 +20,9 @@ the GIL released for a bounded time, and the compiled step's call bumps the coun
 from C, once the GIL is already free (``masking.MaskFiller``).
 
 ``rows_matmul`` multiplies 1 to 8 float32 rows by a row-major weight
-(``RowsMatmul``; the decode matmuls of small batches, through ``models.packed``).
+(``RowsMatmul``; the decode matmuls of small batches, through ``models.packed``), and
+``rms_norm_rows`` normalizes a few float32 rows in one call (``RmsNorm``; every
+decoder layer's norms at decode sizes, through ``decoder_step.rms_norm``).
 
 The source is ``native_kernels.c`` beside this module (package data). The library
 is compiled once per source version into a per-user cache directory
@@ -45,8 +47,8 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["ROWS_MATMUL_MAX_ROWS", "MaskedRowMax", "RowsMatmul", "masked_row_max_kernel", "native_library",
-           "rows_matmul_kernel"]
+__all__ = ["ROWS_MATMUL_MAX_ROWS", "MaskedRowMax", "RmsNorm", "RowsMatmul",
+           "masked_row_max_kernel", "native_library", "rms_norm_kernel", "rows_matmul_kernel"]
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +139,10 @@ def _build() -> Any:
     mm.restype = ctypes.c_int64
     mm.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64,
                    ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]
+    rms = lib.rms_norm_rows
+    rms.restype = None
+    rms.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p,
+                    ctypes.c_float, ctypes.c_void_p, ctypes.c_int64]
     return lib
 
 
@@ -191,6 +197,42 @@ def rows_matmul_kernel() -> RowsMatmul | None:
         return None
     level = int(lib.rows_matmul_level())
     return RowsMatmul(lib, level) if level > 0 else None
+
+
+class RmsNorm:
+    """RMSNorm of float32 rows in one C call (``rms_norm_rows``): what ``F.rms_norm``
+    runs as six tensor ops, about 60 us a call at decode sizes on a 2-vCPU Xeon,
+    against a few microseconds here. Equal to it within float rounding."""
+
+    def __init__(self, lib: Any, level: int) -> None:
+        self._fn = lib.rms_norm_rows
+        self.level = level
+
+    def __call__(self, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor | None:
+        """``F.rms_norm(x, (K,), weight, eps)``, or None when ``x`` is not covered: not
+        a plain CPU float32 tensor (a traced or fake one included), or rows not
+        evenly spaced. A row's result does not depend on how many rows come with it."""
+        if type(x) is not torch.Tensor or x.dtype != torch.float32 or x.device.type != "cpu" or x.dim() < 2:
+            return None
+        k = x.shape[-1]
+        rows = x.numel() // k if k else 0
+        if rows == 0 or weight.numel() != k or not weight.is_contiguous():
+            return None
+        if x.is_contiguous():
+            ldx = k
+        elif x.dim() == 2 and x.stride(1) == 1:
+            ldx = x.stride(0)
+        else:
+            return None
+        out = torch.empty(x.shape, dtype=torch.float32)
+        self._fn(x.data_ptr(), rows, k, ldx, weight.data_ptr(), eps, out.data_ptr(), self.level)
+        return out
+
+
+def rms_norm_kernel() -> RmsNorm | None:
+    """The C RMSNorm; None without a compiler."""
+    lib = native_library()
+    return RmsNorm(lib, int(lib.rows_matmul_level())) if lib is not None else None
 
 
 def masked_row_max_kernel() -> Any:

@@ -62,3 +62,46 @@ def test_only_applies_to_cpu_float32_rows(picker: MaskedRowMax) -> None:
     assert not MaskedRowMax.applies(torch.zeros(90, 2).t())  # rows not contiguous
     with pytest.raises(ValueError, match="cannot cover"):
         picker(torch.zeros(2, 100), torch.zeros(2, 3, dtype=torch.int32), [0, 1])
+
+
+@pytest.mark.parametrize("level", [0, 1, 2])
+def test_rms_norm_rows_equals_torch(level: int) -> None:
+    """The C RMSNorm at each instruction-set level the CPU has: equal to F.rms_norm
+    within rounding; a row's result is the same whatever rows come with it (row
+    count, thread split); strided rows are read in place; what it does not take
+    (a fake tensor, a per-head strided view, another dtype) it declines."""
+    from agentic_llm.engine.native import RmsNorm, native_library, rms_norm_kernel
+
+    kernel = rms_norm_kernel()
+    if kernel is None:
+        pytest.skip("no C compiler")  # a failure in CI (conftest)
+    if level > kernel.level:
+        pytest.skip("this CPU lacks the instruction set")
+    k = RmsNorm(native_library(), level)
+    g = torch.Generator().manual_seed(level)
+    for rows, width in ((1, 576), (8, 64), (5, 7), (700, 576)):
+        x, w = torch.randn(rows, width, generator=g) * 3, torch.randn(width, generator=g)
+        y = k(x, w, 1e-5)
+        assert y is not None
+        assert torch.allclose(y, torch.nn.functional.rms_norm(x, (width,), w, 1e-5), atol=1e-5, rtol=1e-5)
+        assert torch.equal(k(x[:1], w, 1e-5), y[:1])  # type: ignore[arg-type]
+    big = torch.randn(1000, 576, generator=g)  # long enough to be split between threads
+    w = torch.randn(576, generator=g)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = k(big, w, 1e-6)
+        torch.set_num_threads(2)
+        two = k(big, w, 1e-6)
+    finally:
+        torch.set_num_threads(before)
+    assert one is not None and two is not None and torch.equal(one, two)
+    wide = torch.randn(4, 1000, generator=g)[:, :576]  # rows 1000 apart
+    assert torch.allclose(k(wide, w, 1e-6), torch.nn.functional.rms_norm(wide, (576,), w, 1e-6), atol=1e-5)  # type: ignore[arg-type]
+    heads = torch.randn(4, 5, 64)[:, 1:4]  # three heads of each row: not evenly spaced rows
+    assert k(heads, torch.randn(64), 1e-6) is None
+    assert k(torch.randn(4, 576, dtype=torch.float64), w, 1e-6) is None
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        assert k(torch.randn(4, 576), torch.randn(576), 1e-6) is None
