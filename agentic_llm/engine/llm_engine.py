@@ -13,7 +13,7 @@ import torch
 from tokenizers import Tokenizer
 
 from agentic_llm.engine.attention import get_backend
-from agentic_llm.engine.attention.workspace import SLACK_COMPILED
+from agentic_llm.engine.attention.workspace import SLACK
 from agentic_llm.engine.constraint_state import ConstraintState
 from agentic_llm.engine.constraints import TokenMatcher
 from agentic_llm.engine.diagnostics import DiagnosticsConfig
@@ -84,9 +84,9 @@ class LLMEngine:
             cache = _compile_cache(config, loaded)
             compiled = self.model.decode_runner.compiled = CompiledDecode(
                 mc, self.device, cache=cache, model_key=_model_key(loaded) if cache is not None else "")
-            if hasattr(self.backend, "workspace_slack"):
+            if hasattr(self.backend, "workspace_grow_slack"):
                 # the compiled step attends over the whole workspace: little slack
-                self.backend.workspace_slack = SLACK_COMPILED
+                self.backend.workspace_grow_slack = SLACK
         # where masks are filled is settled here, once: ``mask_fill_overlap=None``
         # takes the worker when decode steps will release the GIL (the compiled step
         # on the CPU) and a second CPU is there for it

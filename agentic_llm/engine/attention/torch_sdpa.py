@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from agentic_llm.engine.attention.base import BACKEND_KIND
-from agentic_llm.engine.attention.workspace import SLACK_EAGER, KVWorkspace, WorkspaceBinding
+from agentic_llm.engine.attention.workspace import GROW_SLACK, KVWorkspace, WorkspaceBinding
 from agentic_llm.engine.forward import ForwardBatch
 from agentic_llm.engine.kv.pool import PagedKVPool, pack_kv
 from agentic_llm.registry import register
@@ -163,9 +163,9 @@ class TorchSDPABackend:
 
     def __init__(self) -> None:
         self.workspace: KVWorkspace | None = None
-        #: the workspace's slack (``workspace.SLACK_EAGER``; the engine sets
-        #: ``SLACK_COMPILED`` for a compiled decode step)
-        self.workspace_slack = SLACK_EAGER
+        #: the workspace's slack when its rows outgrow it (``workspace.GROW_SLACK``;
+        #: the engine sets ``workspace.SLACK`` for a compiled decode step)
+        self.workspace_grow_slack = GROW_SLACK
 
     def invalidate(self) -> None:
         """Drop state kept across steps (after a failed step)."""
@@ -175,7 +175,7 @@ class TorchSDPABackend:
     def _workspace(self, pool: PagedKVPool) -> KVWorkspace:
         if self.workspace is None:
             self.workspace = KVWorkspace(workspace_limit(pool.kv_store.numel() * pool.kv_store.element_size()),
-                                         self.workspace_slack)
+                                         self.workspace_grow_slack)
         return self.workspace
 
     def prepare(self, batch: ForwardBatch, pool: PagedKVPool) -> None:

@@ -28,18 +28,22 @@ import torch
 from agentic_llm.engine.forward import long_tensor
 from agentic_llm.engine.kv.pool import PagedKVPool
 
-__all__ = ["KVWorkspace", "SHARED_MIN_TOKENS", "SLACK_COMPILED", "SLACK_EAGER", "WorkspaceBinding", "shared_prefix"]
+__all__ = ["KVWorkspace", "SHARED_MIN_TOKENS", "GROW_SLACK", "SLACK", "WorkspaceBinding", "shared_prefix"]
 
-#: extra key slots allocated past the longest row at a rebuild (rounded to pages),
-#: for the compiled decode step: it attends over the whole capacity, so slack costs
-#: attention at every step, while running out of it costs one gather; 16 measured
-#: about 3% faster than 64 at batch 32 on the shipped model (48 new tokens).
-SLACK_COMPILED = 16
-#: the same for the eager step, which attends over the rows' keys only, so slack
-#: costs memory alone: 64 rebuilds a quarter as often (each a gather of every row's
-#: K/V, about 30 ms at batch 8 x 580 tokens of SmolLM2-135M); batch 8 TPOT 64.4 ms
-#: against 68.6 ms with 16 in one `bench engine` run (2-vCPU Xeon)
-SLACK_EAGER = 64
+#: extra key slots allocated past the longest row at a rebuild (rounded to pages).
+#: The compiled decode step attends over the whole capacity, so slack costs
+#: attention at every step, while running out of it costs one gather; and every
+#: rebuild gathers the slack too: 16 measured about 3% faster than 64 at batch 32 on
+#: the shipped model (48 new tokens).
+SLACK = 16
+#: the slack when the same rows outgrow the workspace, for the eager step (which
+#: attends over the rows' keys only, so slack costs memory and gather bytes, not
+#: attention): steadily decoding rows then rebuild a quarter as often (each a gather
+#: of every row's K/V, about 30 ms at batch 8 x 580 tokens of SmolLM2-135M; batch 8
+#: TPOT 64.4 ms against 68.6 ms in one `bench engine` run), while a rebuild after
+#: rows joined or left keeps ``SLACK`` (with 64 there too, `bench scheduler` on
+#: SmolLM2, where rows come and go at most steps, took 26.1 s against 20.8 s)
+GROW_SLACK = 64
 #: key lengths are rounded up to this, so SDPA sees few distinct shapes
 _ALIGN = 8
 #: a shared prefix shorter than this is not reported (attention reads it per row)
@@ -109,12 +113,13 @@ class KVWorkspace:
 
     Args:
         max_bytes: the workspace is not used for a group that would need more.
-        slack: key slots allocated past the longest row at a rebuild.
+        grow_slack: key slots allocated past the longest row when the same rows
+            outgrow the workspace (``SLACK`` at any other rebuild).
     """
 
-    def __init__(self, max_bytes: int, slack: int = SLACK_EAGER) -> None:
+    def __init__(self, max_bytes: int, grow_slack: int = GROW_SLACK) -> None:
         self.max_bytes = max_bytes
-        self.slack = slack
+        self.grow_slack = grow_slack
         self.kv: torch.Tensor | None = None
         self.seq_ids: tuple[int, ...] = ()
         self.lens: list[int] = []
@@ -146,8 +151,10 @@ class KVWorkspace:
         need = max(ctx)
         kv = self.kv
         ids = tuple(seq_ids)
-        if kv is None or ids != self.seq_ids or starts != self.lens or need > kv.shape[3]:
-            kv = self._rebuild(len(ids), need, block_tables, pool)
+        same_rows = ids == self.seq_ids and starts == self.lens
+        if kv is None or not same_rows or need > kv.shape[3]:
+            slack = self.grow_slack if kv is not None and same_rows else SLACK
+            kv = self._rebuild(len(ids), need, block_tables, pool, slack)
             if kv is None:
                 self.invalidate()
                 return None
@@ -163,10 +170,10 @@ class KVWorkspace:
         return WorkspaceBinding(kv, long_tensor(idx, kv.device), key_len, self._views, self.shared)
 
     def _rebuild(
-        self, rows: int, need: int, block_tables: torch.Tensor, pool: PagedKVPool
+        self, rows: int, need: int, block_tables: torch.Tensor, pool: PagedKVPool, slack: int
     ) -> torch.Tensor | None:
         bs = pool.block_size
-        nb = -(-(need + self.slack) // bs)
+        nb = -(-(need + slack) // bs)
         store = pool.kv_store  # [layers, 2, kv_heads, blocks, block_size, d]
         layers, _, kvh, blocks, _, d = store.shape
         if layers * 2 * kvh * rows * nb * bs * d * store.element_size() > self.max_bytes:
