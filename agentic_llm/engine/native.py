@@ -210,10 +210,12 @@ class RmsNorm:
 
     def __call__(self, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor | None:
         """``F.rms_norm(x, (K,), weight, eps)``, or None when ``x`` is not covered: not
-        a plain CPU float32 tensor (a traced or fake one included), or rows not
-        evenly spaced. A row's result does not depend on how many rows come with it."""
+        a plain CPU float32 tensor (a traced or fake one included), rows not
+        evenly spaced, or a gradient to record. A row's result does not depend on how many rows come with it."""
         if type(x) is not torch.Tensor or x.dtype != torch.float32 or x.device.type != "cpu" or x.dim() < 2:
             return None
+        if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
+            return None  # autograd needs torch's ops
         k = x.shape[-1]
         rows = x.numel() // k if k else 0
         if rows == 0 or weight.numel() != k or not weight.is_contiguous():

@@ -214,3 +214,22 @@ def test_flat_runner_bit_identical_with_packs(weight_dtype: torch.dtype | None,
     b = generate_staggered(generic, prompts, (10, 4, 8, 12, 6), top_k=3)
     assert fast.model.decode_runner.num_steps > 5 and generic.model.decode_runner.num_steps == 0
     assert_same(a, b)
+
+
+def test_autograd_keeps_the_plain_ops() -> None:
+    """The copies and the C kernels record no gradient: with one to record, ``linear``
+    and ``rms_norm`` run torch's own ops and gradients flow."""
+    from agentic_llm.engine.models.decoder_step import rms_norm
+
+    w = torch.randn(160, 32)
+    packs = packed.WeightPacks()
+    packs.pack([w])
+    x = torch.randn(4, 32, requires_grad=True)
+    assert packed.packed_linear(x, w) is None
+    linear(x, w).sum().backward()
+    assert x.grad is not None and torch.allclose(x.grad, w.sum(0).expand(4, 32), atol=1e-4)
+    with torch.no_grad():
+        assert packed.packed_linear(x, w) is not None
+    norm_w = torch.ones(32, requires_grad=True)
+    rms_norm(torch.randn(4, 32), norm_w, 1e-6).sum().backward()
+    assert norm_w.grad is not None

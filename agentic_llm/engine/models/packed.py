@@ -102,10 +102,13 @@ def min_rows_for(dtype: torch.dtype, shape: tuple[int, ...] | torch.Size | None 
 def packed_linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor | None:
     """``x @ w.T`` through ``w``'s packs (in ``w``'s dtype; ``x`` must already be in
     it): the C kernel from 1 to 8 rows of a float32 weight, else oneDNN's copy from
-    its row count; None when ``w`` has no current pack for ``x``'s row count."""
+    its row count; None when ``w`` has no current pack for ``x``'s row count, or when
+    autograd would record the product."""
     entry = _PACKS.get(id(w))
     if entry is None or x.dim() != 2:
         return None
+    if torch.is_grad_enabled() and (x.requires_grad or w.requires_grad):
+        return None  # the copies and the C kernel record no gradient
     if entry.ref() is not w or w._version != entry.version:
         return None  # another tensor reuses the id, or the weight changed in place
     rows = x.shape[0]
