@@ -34,6 +34,7 @@ keeps its numpy path and the mask worker sleeps between fills.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import logging
 import os
@@ -189,9 +190,10 @@ class RowsMatmul:
         return y
 
 
+@functools.cache
 def rows_matmul_kernel() -> RowsMatmul | None:
-    """The few-row float32 matmul; None without a compiler or on a CPU it does not
-    cover (x86-64 with AVX2 and FMA, or AVX-512)."""
+    """The few-row float32 matmul (made once per process); None without a compiler
+    or on a CPU it does not cover (x86-64 with AVX2 and FMA, or AVX-512)."""
     lib = native_library()
     if lib is None:
         return None
@@ -231,8 +233,9 @@ class RmsNorm:
         return out
 
 
+@functools.cache
 def rms_norm_kernel() -> RmsNorm | None:
-    """The C RMSNorm; None without a compiler."""
+    """The C RMSNorm (made once per process); None without a compiler."""
     lib = native_library()
     return RmsNorm(lib, int(lib.rows_matmul_level())) if lib is not None else None
 

@@ -16,7 +16,12 @@ from agentic_llm.engine import LLMEngine
 from agentic_llm.engine.engine_config import EngineConfig
 from agentic_llm.engine.models import packed
 from agentic_llm.engine.models.decoder_step import linear
-from agentic_llm.engine.native import ROWS_MATMUL_MAX_ROWS, RowsMatmul, native_library
+from agentic_llm.engine.native import (
+    ROWS_MATMUL_MAX_ROWS,
+    RowsMatmul,
+    native_library,
+    rows_matmul_kernel,
+)
 
 from .conftest import generate_staggered, random_prompts
 from .test_fast_decode import assert_same
@@ -63,7 +68,7 @@ def test_which_float32_weights_pack() -> None:
     assert len(packs) == 0
 
 
-needs_rows_kernel = pytest.mark.skipif(packed.rows_kernel() is None,
+needs_rows_kernel = pytest.mark.skipif(rows_matmul_kernel() is None,
                                        reason="no C compiler, or not an x86-64 CPU with AVX2")
 
 
@@ -74,7 +79,7 @@ def reference(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 @needs_rows_kernel
 def test_rows_kernel_products() -> None:
     """Every instruction set the CPU has (1: AVX2, 2: AVX-512 too)."""
-    kernel = packed.rows_kernel()
+    kernel = rows_matmul_kernel()
     assert kernel is not None and kernel.level >= 1
     for level in range(1, kernel.level + 1):
         check_rows_kernel(RowsMatmul(native_library(), level))
@@ -164,7 +169,7 @@ def wide_bytes(eng: LLMEngine) -> int:
     mw = eng.model.weights()
     ws = [x for w in mw.layers for x in (w.qkv, w.o, w.gate_up, w.down)] + [mw.head]
     onednn = sum(w.nbytes for w in ws if packed.min_rows_for(w.dtype, w.shape) is not None)
-    rowmajor = sum(w.nbytes for w in ws if not w.is_contiguous()) if packed.rows_kernel() is not None else 0
+    rowmajor = sum(w.nbytes for w in ws if not w.is_contiguous()) if rows_matmul_kernel() is not None else 0
     return onednn + rowmajor
 
 

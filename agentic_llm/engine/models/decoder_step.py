@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from agentic_llm.engine.models.packed import packed_linear
-from agentic_llm.engine.native import RmsNorm, rms_norm_kernel
+from agentic_llm.engine.native import rms_norm_kernel
 
 if TYPE_CHECKING:
     from agentic_llm.engine.config import ModelConfig
@@ -137,23 +137,13 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     (traced, strided per head) through ``F.rms_norm``; the choice depends on the
     input's kind and layout alone, so every eager path computes the same bits."""
     if x.dtype == torch.float32 and weight.dtype == torch.float32:
-        kernel = _rms_kernel()
+        kernel = rms_norm_kernel()
         y = kernel(x, weight, eps) if kernel is not None else None
         if y is not None:
             return y
         # one fused kernel instead of six elementwise ops
         return F.rms_norm(x, (x.shape[-1],), weight, eps)
     return weight * F.rms_norm(x.float(), (x.shape[-1],), None, eps).to(x.dtype)
-
-
-_RMS: list[RmsNorm | None] = []
-
-
-def _rms_kernel() -> RmsNorm | None:
-    """The C RMSNorm, looked up once (None: no C compiler)."""
-    if not _RMS:
-        _RMS.append(rms_norm_kernel())
-    return _RMS[0]
 
 
 def rotate(x: torch.Tensor, cos: torch.Tensor, sin_signed: torch.Tensor, in_place: bool = False) -> torch.Tensor:

@@ -7,8 +7,9 @@ dispatch, per-layer checks) costs about as much as the ops, so this runner calls
 :func:`~agentic_llm.engine.models.decoder_step.decoder_layer` directly with the
 model's :class:`~agentic_llm.engine.models.decoder_step.ModelWeights` and an
 ``attend`` that writes the new K/V into the pool and the workspace and attends over
-the workspace (``torch_sdpa.decode_attention``, its shared prefix read once): the same ops, in the same order, on the same tensors as the
-generic path, so logits are bit-identical to it.
+the workspace (``torch_sdpa.decode_attention``, its shared prefix read once): the
+same ops, in the same order, on the same tensors as the generic path, so logits are
+bit-identical to it.
 
 The weights come from :meth:`CausalLM.weights`, which rebuilds them when a parameter
 was replaced; a projection that lost its fusion sends steps to the generic path.

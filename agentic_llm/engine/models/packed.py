@@ -40,9 +40,9 @@ from typing import NamedTuple
 
 import torch
 
-from agentic_llm.engine.native import ROWS_MATMUL_MAX_ROWS, RowsMatmul, rows_matmul_kernel
+from agentic_llm.engine.native import ROWS_MATMUL_MAX_ROWS, rows_matmul_kernel
 
-__all__ = ["AUTO_MAX_BYTES", "WeightPacks", "available", "min_rows_for", "packed_linear", "rows_kernel"]
+__all__ = ["AUTO_MAX_BYTES", "WeightPacks", "available", "min_rows_for", "packed_linear"]
 
 #: ``pack_weights=None`` packs when the projections take at most this many bytes
 AUTO_MAX_BYTES = 1 << 30
@@ -67,21 +67,10 @@ class _Pack(NamedTuple):
 #: their weight is collected or their model repacks
 _PACKS: dict[int, _Pack] = {}
 
-#: the C few-row matmul, looked up once (None: no compiler, or a CPU it does not cover)
-_ROWS: list[RowsMatmul | None] = []
-
-
-def rows_kernel() -> RowsMatmul | None:
-    """The few-row C matmul packs use (built at the first call), or None."""
-    if not _ROWS:
-        _ROWS.append(rows_matmul_kernel())
-    return _ROWS[0]
-
-
 def available(device: torch.device | str) -> bool:
     """Whether weights can be packed for ``device`` (a CPU with oneDNN or the C kernel)."""
     return torch.device(device).type == "cpu" and (torch.backends.mkldnn.is_available()
-                                                   or rows_kernel() is not None)
+                                                   or rows_matmul_kernel() is not None)
 
 
 def min_rows_for(dtype: torch.dtype, shape: tuple[int, ...] | torch.Size | None = None) -> int | None:
@@ -113,7 +102,7 @@ def packed_linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor | None:
         return None  # another tensor reuses the id, or the weight changed in place
     rows = x.shape[0]
     if entry.native and rows <= ROWS_MATMUL_MAX_ROWS:
-        kernel = _ROWS[0] if _ROWS else None
+        kernel = rows_matmul_kernel()
         if kernel is not None:
             y = kernel(x, entry.rowmajor if entry.rowmajor is not None else w)
             if y is not None:
@@ -150,7 +139,7 @@ class WeightPacks:
         """Replace the packs with fresh ones of ``weights`` (2-D tensors; a weight with
         nothing to pack, or seen twice, is skipped)."""
         self.clear()
-        native = self.native and rows_kernel() is not None
+        native = self.native and rows_matmul_kernel() is not None
         for w in weights:
             if w.dim() != 2 or id(w) in _PACKS:
                 continue
