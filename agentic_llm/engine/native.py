@@ -166,9 +166,8 @@ class RowsMatmul:
 
     At decode batch sizes the BLAS matmul reads the weight at about half the memory
     bandwidth; this kernel streams each weight row once for all rows with the next
-    rows prefetched (measured on SmolLM2-135M's projections, 2-vCPU Xeon, 8 rows:
-    31 ms a step against 41 ms for BLAS with oneDNN-packed widening matrices). Each
-    output is one sum over ``k`` in a fixed order, whatever the thread count.
+    rows prefetched (figures: docs/engine.md, "Few-row matmul in C"). Each output is
+    one sum over ``k`` in a fixed order, whatever the thread count.
     """
 
     def __init__(self, lib: Any, level: int) -> None:

@@ -20,10 +20,10 @@ takes the weights as plain inputs and does not read the packs.
 
 A float32 weight also gets a row-major copy (none when it already is row-major)
 for the few-row C matmul (``native.RowsMatmul``), which from 1 to 8 rows (decode
-batches up to 8) takes precedence over both the BLAS and the oneDNN copy: measured
-on SmolLM2-135M (2-vCPU Xeon, 2 threads, every projection of a step streamed from
-memory) 31 ms against 41 ms at 8 rows and 28 against 34 ms at 4 rows; equal at 1 row,
-where the BLAS already reads at the memory bandwidth. The engine's float32
+batches up to 8) takes precedence over both the BLAS and the oneDNN copy (at 8 and 4
+rows it streams SmolLM2's projections about a quarter faster; at 1 row, where the
+BLAS already reads at the memory bandwidth, equally fast; figures in docs/engine.md,
+"Few-row matmul in C"). The engine's float32
 projections are kept in transposed storage (``layers.transposed_storage``, faster for
 the BLAS), which the C kernel would read with a stride, hence the copy.
 
