@@ -225,12 +225,14 @@ class CausalLM(nn.Module):
         self._built: tuple[ModelWeights, int, list[nn.Parameter], list[int]] | None = None
         # plain attribute (not a submodule): it only reads this model's parameters
         object.__setattr__(self, "decode_runner", DecodeRunner(self))
-        # oneDNN-packed copies of the projections (``models.packed``); None: not packed
+        # copies of the projections for faster matmuls (``models.packed``: oneDNN's,
+        # and row-major ones for the few-row C kernel); None: not packed
         self._packs: WeightPacks | None = None
 
     def pack_weights(self, on: bool) -> None:
-        """Keep oneDNN-packed copies of every projection weight (and remake them when
-        :meth:`weights` rebuilds), or drop them; see ``models.packed``."""
+        """Keep packed copies of every projection weight (oneDNN's, and row-major ones
+        for the few-row C kernel; remade when :meth:`weights` rebuilds), or drop them;
+        see ``models.packed``."""
         if self._packs is not None:
             self._packs.clear()
         self._packs = WeightPacks() if on else None
