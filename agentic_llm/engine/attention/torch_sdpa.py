@@ -85,6 +85,12 @@ class _Group:
     context_t: torch.Tensor | None = None  # context_lens as a tensor, when already at hand
     _masks: dict[tuple[int, int, torch.dtype], torch.Tensor] = field(default_factory=dict)
 
+    @property
+    def shared(self) -> int:
+        """Leading keys every row holds in the same pages (``KVWorkspace.shared``; 0
+        without a workspace)."""
+        return self.ws.shared if self.ws is not None else 0
+
     def mask(self, groups: int, dtype: torch.dtype, last_only: bool = False) -> torch.Tensor:
         """Additive mask (0 / -inf), built once per step and shared by every layer.
 
@@ -348,8 +354,7 @@ class TorchSDPABackend:
         kv_heads = kg.shape[0]
         groups = heads // kv_heads
         qg = q.view(rows, kv_heads, groups, d).transpose(0, 1)
-        shared = g.ws.shared if g.ws is not None else 0
-        out = decode_attention(qg, kg, vg, g.mask(groups, q.dtype, True), scale, shared)
+        out = decode_attention(qg, kg, vg, g.mask(groups, q.dtype, True), scale, g.shared)
         return out.transpose(0, 1).reshape(rows, heads, d)
 
     def _group(

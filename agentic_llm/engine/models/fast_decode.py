@@ -52,7 +52,7 @@ def workspace_attend(st: DecodeState, shape: LayerShape, dtype: torch.dtype) -> 
     slots, ws_idx = st.slots, st.ws_idx
     pool_flat, ws_flat, keys, values = st.pool_flat, st.ws_flat, st.keys, st.values
     mask = st.group.mask(groups, dtype, True)
-    shared = st.group.ws.shared if st.group.ws is not None else 0
+    shared = st.group.shared
 
     def attend(i: int, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
         kv = kv.transpose(0, 1)  # [2 * kv_heads, rows, d]: K heads then V heads
