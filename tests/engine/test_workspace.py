@@ -172,3 +172,61 @@ def test_slack_follows_the_decode_step(llama_dir: Path) -> None:
     assert backend.workspace is not None and backend.workspace.grow_slack == GROW_SLACK > SLACK
     compiled = make(llama_dir, compile_decode=True)  # compiled at the first decode step: not run here
     assert isinstance(compiled.backend, TorchSDPABackend) and compiled.backend.workspace_grow_slack == SLACK
+
+
+def _pool_and_tables(rows: int, pages: int) -> tuple[object, object]:
+    import torch
+
+    from agentic_llm.engine.kv.pool import PagedKVPool
+
+    pool = PagedKVPool(64, 4, num_layers=2, num_kv_heads=2, head_dim=8, shuffle_seed=5)
+    pool.kv_store.copy_(torch.randn(pool.kv_store.shape))
+    tables = torch.tensor([[(r * pages + p) % 64 for p in range(pages)] for r in range(rows)])
+    return pool, tables
+
+
+def _gathered(pool: object, tables: object, ctx: int) -> object:
+    """Each row's first ``ctx`` tokens straight from the pool pages, as the workspace
+    lays them out: ``[layers, 2 * kv_heads, rows, ctx, d]``."""
+    store = pool.kv_store  # type: ignore[attr-defined]
+    layers, _, kvh, blocks, bs, d = store.shape
+    rows = tables.shape[0]  # type: ignore[attr-defined]
+    kv = store.view(layers * 2 * kvh, blocks, bs, d).index_select(1, tables.reshape(-1))  # type: ignore[attr-defined]
+    return kv.view(layers, 2 * kvh, rows, -1, d)[:, :, :, :ctx]
+
+
+def test_slack_shrinks_to_the_byte_limit_instead_of_dropping_the_workspace() -> None:
+    """Rows whose context fits the byte limit, but not with the slack, keep a
+    workspace (with the slack the limit leaves); only a context past the limit drops
+    it. Dropping it made every later step rebuild it from scratch."""
+    import torch
+
+    pool, tables = _pool_and_tables(rows=2, pages=6)
+    page = 2 * 2 * 2 * 2 * 4 * 8 * 4  # layers x K,V x kv_heads x rows x block x d x bytes
+    ws = KVWorkspace(max_bytes=5 * page, grow_slack=64)
+    b = ws.bind([1, 2], [0, 0], [17, 17], tables, pool)  # type: ignore[arg-type]
+    assert b is not None and b.kv.shape[3] == 20  # 5 pages: 3 of slack, not the 16 asked
+    torch.testing.assert_close(b.kv[:, :, :, :17], _gathered(pool, tables, 17), rtol=0, atol=0)
+    # the same rows outgrow it by one token: the limit leaves no room, so it goes
+    assert ws.bind([1, 2], [17, 17], [21, 21], tables, pool) is None  # type: ignore[arg-type]
+    assert ws.kv is None and ws.buffer_bytes == 0
+
+
+def test_a_rebuild_reuses_the_buffer_of_the_last_one() -> None:
+    """A rebuild writes into the buffer the previous one used when it is large
+    enough (a new allocation of this size is memory the kernel maps page by page at
+    first touch), with the same contents a fresh gather gives."""
+    import torch
+
+    pool, tables = _pool_and_tables(rows=3, pages=8)
+    ws = KVWorkspace(max_bytes=1 << 20)
+    b1 = ws.bind([1, 2, 3], [0, 0, 0], [20, 20, 20], tables, pool)  # type: ignore[arg-type]
+    assert b1 is not None
+    first = b1.kv.data_ptr()
+    # a row leaves: rebuilt, smaller, in the same memory
+    b2 = ws.bind([1, 3], [20, 20], [21, 21], tables[[0, 2]], pool)  # type: ignore[arg-type]
+    assert b2 is not None and b2.kv.data_ptr() == first and ws.num_rebuilds == 2
+    torch.testing.assert_close(b2.kv[:, :, :, :21], _gathered(pool, tables[[0, 2]], 21), rtol=0, atol=0)
+    # a failed step frees it
+    ws.invalidate(release=True)
+    assert ws.buffer_bytes == 0

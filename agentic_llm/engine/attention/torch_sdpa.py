@@ -174,9 +174,10 @@ class TorchSDPABackend:
         self.workspace_grow_slack = GROW_SLACK
 
     def invalidate(self) -> None:
-        """Drop state kept across steps (after a failed step)."""
+        """Drop state kept across steps, and the memory it was kept in (after a failed
+        step, which may have been short of memory)."""
         if self.workspace is not None:
-            self.workspace.invalidate()
+            self.workspace.invalidate(release=True)
 
     def _workspace(self, pool: PagedKVPool) -> KVWorkspace:
         if self.workspace is None:
