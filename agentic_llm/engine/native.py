@@ -48,8 +48,9 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["ROWS_MATMUL_MAX_ROWS", "MaskedRowMax", "RmsNorm", "RowsMatmul",
-           "masked_row_max_kernel", "native_library", "rms_norm_kernel", "rows_matmul_kernel"]
+__all__ = ["ROWS_MATMUL_MAX_ROWS", "DecodeAttention", "MaskedRowMax", "RmsNorm", "RowsMatmul",
+           "decode_attention_kernel", "masked_row_max_kernel", "native_library", "rms_norm_kernel",
+           "rows_matmul_kernel"]
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,11 @@ def _build() -> Any:
     mm.restype = ctypes.c_int64
     mm.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64,
                    ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]
+    att = lib.decode_attention_f32
+    att.restype = ctypes.c_int64
+    i64, ptr = ctypes.c_int64, ctypes.c_void_p
+    att.argtypes = [ptr, i64, i64, i64, ptr, ptr, i64, i64, i64, i64, i64, i64, i64, i64, ptr, i64, ctypes.c_float,
+                    ptr, i64, i64, i64, i64]
     rms = lib.rms_norm_rows
     rms.restype = None
     rms.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p,
@@ -237,6 +243,51 @@ def rms_norm_kernel() -> RmsNorm | None:
     """The C RMSNorm (made once per process); None without a compiler."""
     lib = native_library()
     return RmsNorm(lib, int(lib.rows_matmul_level())) if lib is not None else None
+
+
+class DecodeAttention:
+    """Attention of one query token per row over a dense K/V workspace, in one C call
+    (``decode_attention_f32`` in ``native_kernels.c``): scores, softmax and the
+    weighted sum of every KV head and row, the rows' shared prefix read from row 0.
+    Equal to SDPA within float rounding."""
+
+    def __init__(self, lib: Any) -> None:
+        self._fn = lib.decode_attention_f32
+
+    def __call__(self, qg: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, lens: torch.Tensor,
+                 scale: float, shared: int) -> torch.Tensor | None:
+        """``[kv_heads, rows, groups, d]`` (a view of a ``[rows, kv_heads, groups, d]``
+        tensor), or None when not covered (the caller then uses torch).
+
+        ``qg`` ``[kv_heads, rows, groups, d]``; ``keys``/``values`` ``[kv_heads, rows,
+        key_len, d]`` with equal strides; ``lens`` int64 ``[rows]``: the keys each row
+        attends over (at most ``key_len``, at least ``shared``)."""
+        if not all(type(t) is torch.Tensor and t.dtype == torch.float32 and t.device.type == "cpu"
+                   for t in (qg, keys, values)):
+            return None
+        if torch.is_grad_enabled() and (qg.requires_grad or keys.requires_grad or values.requires_grad):
+            return None
+        kvh, rows, groups, d = qg.shape
+        if (keys.shape != values.shape or keys.shape[:2] != (kvh, rows) or keys.shape[3] != d
+                or keys.stride() != values.stride() or keys.stride(3) != 1 or qg.stride(3) != 1
+                or lens.dtype != torch.int64 or lens.numel() != rows or not lens.is_contiguous()):
+            return None
+        out = torch.empty((rows, kvh, groups, d), dtype=torch.float32)
+        og = out.transpose(0, 1)
+        ks = keys.stride()
+        if self._fn(qg.data_ptr(), qg.stride(0), qg.stride(1), qg.stride(2), keys.data_ptr(), values.data_ptr(),
+                    ks[0], ks[1], ks[2], keys.shape[2], kvh, rows, groups, d, lens.data_ptr(), shared, scale,
+                    og.data_ptr(), og.stride(0), og.stride(1), og.stride(2), torch.get_num_threads()):
+            return None
+        return og
+
+
+@functools.cache
+def decode_attention_kernel() -> DecodeAttention | None:
+    """The C decode attention (made once per process); None without a compiler or on
+    a CPU without AVX2 and FMA."""
+    lib = native_library()
+    return DecodeAttention(lib) if lib is not None and int(lib.rows_matmul_level()) > 0 else None
 
 
 def masked_row_max_kernel() -> Any:

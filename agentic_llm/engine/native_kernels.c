@@ -279,3 +279,207 @@ void rms_norm_rows(const float *x, int64_t M, int64_t K, int64_t ldx, const floa
     (void)level;
     rms_base(x, M, K, ldx, w, eps, out);
 }
+
+/* ---- decode attention over the workspace ------------------------------------------
+   One query token per row. For KV head h and row r, the ``groups`` query heads that
+   share h attend over keys 0..lens[r]-1 of row r; keys before ``shared`` are read
+   from row 0 instead (the rows hold the same pool pages there, so the copies are
+   equal, and one copy stays in cache for every row). out = softmax(q.k * scale) @ v.
+   q and out: [kv_heads, rows, groups, d] with element strides qs_* / os_* (d
+   contiguous); k and v: [kv_heads, rows, key_len, d] with strides ks_h, ks_r, ks_t.
+   d a multiple of 8, at most DA_MAX_GROUPS groups, AVX2 and FMA; else -1 (the caller
+   uses torch). The (h, r) tasks are split between threads; every sum runs over the
+   keys in the same order whatever the thread count. torch's SDPA and batched
+   matmuls cost 2-3x this at decode shapes on a 2-vCPU AMD EPYC (docs/engine.md). */
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <stdlib.h>
+#define DA_MAX_GROUPS 16
+__attribute__((target("avx2,fma"))) static inline __m256 da_exp(__m256 x) {
+    /* e^x for x <= 0 (Cephes' expf polynomial, about 1 ulp); x below -87.3 gives 0 */
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
+    __m256 n = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+    x = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    x = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), x);
+    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
+    y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+/* 4 dot products of 8-float accumulators -> [s0, s1, s2, s3] */
+__attribute__((target("avx2,fma"))) static inline __m128 da_sum4(__m256 a0, __m256 a1, __m256 a2, __m256 a3) {
+    __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+__attribute__((target("avx2,fma"))) static inline float da_hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+#define KROW(j) (((j) < shared ? k0 : kr) + (j) * ks_t)
+#define VROW(j) (((j) < shared ? v0 : vr) + (j) * ks_t)
+
+__attribute__((target("avx2,fma"))) static inline void da_task(
+        const float *q, int64_t qs_g, const float *k0, const float *kr, const float *v0, const float *vr,
+        int64_t ks_t, int64_t shared, int64_t len, const int groups, int64_t d, float scale,
+        float *out, int64_t os_g, float *sc) {
+    const int64_t l4 = len & ~(int64_t)3;
+    for (int64_t j = 0; j < l4; j += 4) {
+        const float *p0 = KROW(j), *p1 = KROW(j + 1), *p2 = KROW(j + 2), *p3 = KROW(j + 3);
+        for (int g = 0; g < groups; ++g) {
+            const float *qg = q + g * qs_g;
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (int64_t c = 0; c < d; c += 8) {
+                const __m256 qv = _mm256_loadu_ps(qg + c);
+                a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(p0 + c), a0);
+                a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(p1 + c), a1);
+                a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(p2 + c), a2);
+                a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(p3 + c), a3);
+            }
+            _mm_storeu_ps(sc + g * len + j, _mm_mul_ps(da_sum4(a0, a1, a2, a3), _mm_set1_ps(scale)));
+        }
+    }
+    for (int64_t j = l4; j < len; ++j) {
+        const float *kp = KROW(j);
+        for (int g = 0; g < groups; ++g) {
+            const float *qg = q + g * qs_g;
+            __m256 a = _mm256_setzero_ps();
+            for (int64_t c = 0; c < d; c += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(qg + c), _mm256_loadu_ps(kp + c), a);
+            /* the same sums in the same order as the blocks of 4 */
+            sc[g * len + j] = _mm_cvtss_f32(da_sum4(a, a, a, a)) * scale;
+        }
+    }
+    float inv[DA_MAX_GROUPS];
+    const int64_t l8 = len & ~(int64_t)7;
+    for (int g = 0; g < groups; ++g) {
+        float *s = sc + g * len;
+        float m = s[0];
+        for (int64_t j = 1; j < len; ++j) m = s[j] > m ? s[j] : m;
+        const __m256 mv = _mm256_set1_ps(m);
+        __m256 acc = _mm256_setzero_ps();
+        for (int64_t j = 0; j < l8; j += 8) {
+            const __m256 e = da_exp(_mm256_sub_ps(_mm256_loadu_ps(s + j), mv));
+            _mm256_storeu_ps(s + j, e);
+            acc = _mm256_add_ps(acc, e);
+        }
+        float sum = da_hsum(acc);
+        if (l8 < len) {
+            float tmp[8] = {0};
+            for (int64_t j = l8; j < len; ++j) tmp[j - l8] = s[j] - m;
+            const __m256 e = da_exp(_mm256_loadu_ps(tmp));
+            float et[8];
+            _mm256_storeu_ps(et, e);
+            for (int64_t j = l8; j < len; ++j) { s[j] = et[j - l8]; sum += et[j - l8]; }
+        }
+        inv[g] = 1.0f / sum;
+    }
+    /* out = p @ v in chunks of 4 vectors of d, every group's accumulators in registers
+       (groups <= 3), else one vector at a time */
+    const int vpc = groups <= 3 && d % 32 == 0 ? 4 : 1;
+    for (int64_t c0 = 0; c0 < d; c0 += 8 * vpc) {
+        if (vpc == 4) {
+            __m256 o[3][4];
+            for (int g = 0; g < groups; ++g) for (int i = 0; i < 4; ++i) o[g][i] = _mm256_setzero_ps();
+            for (int64_t j = 0; j < len; ++j) {
+                const float *vp = VROW(j) + c0;
+                const __m256 w0 = _mm256_loadu_ps(vp), w1 = _mm256_loadu_ps(vp + 8),
+                             w2 = _mm256_loadu_ps(vp + 16), w3 = _mm256_loadu_ps(vp + 24);
+                for (int g = 0; g < groups; ++g) {
+                    const __m256 p = _mm256_broadcast_ss(sc + g * len + j);
+                    o[g][0] = _mm256_fmadd_ps(p, w0, o[g][0]);
+                    o[g][1] = _mm256_fmadd_ps(p, w1, o[g][1]);
+                    o[g][2] = _mm256_fmadd_ps(p, w2, o[g][2]);
+                    o[g][3] = _mm256_fmadd_ps(p, w3, o[g][3]);
+                }
+            }
+            for (int g = 0; g < groups; ++g) {
+                const __m256 f = _mm256_set1_ps(inv[g]);
+                for (int i = 0; i < 4; ++i) _mm256_storeu_ps(out + g * os_g + c0 + 8 * i, _mm256_mul_ps(f, o[g][i]));
+            }
+        } else {
+            for (int g = 0; g < groups; ++g) {
+                __m256 o = _mm256_setzero_ps();
+                for (int64_t j = 0; j < len; ++j)
+                    o = _mm256_fmadd_ps(_mm256_broadcast_ss(sc + g * len + j), _mm256_loadu_ps(VROW(j) + c0), o);
+                _mm256_storeu_ps(out + g * os_g + c0, _mm256_mul_ps(_mm256_set1_ps(inv[g]), o));
+            }
+        }
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void da_run(
+        const float *q, int64_t qs_g, const float *k0, const float *kr, const float *v0, const float *vr,
+        int64_t ks_t, int64_t shared, int64_t len, int groups, int64_t d, float scale,
+        float *out, int64_t os_g, float *sc) {
+    /* constant group counts, so the loops over groups unroll */
+    switch (groups) {
+    case 1: da_task(q, qs_g, k0, kr, v0, vr, ks_t, shared, len, 1, d, scale, out, os_g, sc); break;
+    case 2: da_task(q, qs_g, k0, kr, v0, vr, ks_t, shared, len, 2, d, scale, out, os_g, sc); break;
+    case 3: da_task(q, qs_g, k0, kr, v0, vr, ks_t, shared, len, 3, d, scale, out, os_g, sc); break;
+    default: da_task(q, qs_g, k0, kr, v0, vr, ks_t, shared, len, groups, d, scale, out, os_g, sc); break;
+    }
+}
+
+int64_t decode_attention_f32(const float *q, int64_t qs_h, int64_t qs_r, int64_t qs_g,
+                             const float *k, const float *v, int64_t ks_h, int64_t ks_r, int64_t ks_t,
+                             int64_t key_len, int64_t kv_heads, int64_t rows, int64_t groups, int64_t d,
+                             const int64_t *lens, int64_t shared, float scale,
+                             float *out, int64_t os_h, int64_t os_r, int64_t os_g, int64_t threads) {
+    if (d % 8 || d < 8 || groups < 1 || groups > DA_MAX_GROUPS || rows < 1 || kv_heads < 1 || shared < 0) return -1;
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return -1;
+    int64_t maxlen = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+        if (lens[r] < 1 || lens[r] < shared || lens[r] > key_len) return -1;
+        if (lens[r] > maxlen) maxlen = lens[r];
+    }
+    const int64_t tasks = kv_heads * rows;
+    int64_t t = threads < 1 ? 1 : threads;
+    if (t > tasks) t = tasks;
+    int failed = 0;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(t) if (t > 1)
+#endif
+    {
+        float *sc = (float *)malloc(sizeof(float) * (size_t)(groups * maxlen + 8));
+        if (!sc) {
+#ifdef _OPENMP
+#pragma omp atomic write
+#endif
+            failed = 1;
+        }
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+        for (int64_t i = 0; i < tasks; ++i) {
+            if (!sc) continue;
+            const int64_t h = i / rows, r = i % rows;
+            da_run(q + h * qs_h + r * qs_r, qs_g, k + h * ks_h, k + h * ks_h + r * ks_r,
+                   v + h * ks_h, v + h * ks_h + r * ks_r, ks_t, shared, lens[r], (int)groups, d, scale,
+                   out + h * os_h + r * os_r, os_g, sc);
+        }
+        free(sc);
+    }
+    return failed ? -1 : 0;
+}
+#else
+int64_t decode_attention_f32(const float *q, int64_t qs_h, int64_t qs_r, int64_t qs_g,
+                             const float *k, const float *v, int64_t ks_h, int64_t ks_r, int64_t ks_t,
+                             int64_t key_len, int64_t kv_heads, int64_t rows, int64_t groups, int64_t d,
+                             const int64_t *lens, int64_t shared, float scale,
+                             float *out, int64_t os_h, int64_t os_r, int64_t os_g, int64_t threads) {
+    (void)q; (void)qs_h; (void)qs_r; (void)qs_g; (void)k; (void)v; (void)ks_h; (void)ks_r; (void)ks_t; (void)key_len;
+    (void)kv_heads; (void)rows; (void)groups; (void)d; (void)lens; (void)shared; (void)scale; (void)out;
+    (void)os_h; (void)os_r; (void)os_g; (void)threads;
+    return -1;
+}
+#endif

@@ -110,3 +110,80 @@ def check_rms_norm(k: Any, seed: int) -> None:
 
     with FakeTensorMode():
         assert k(torch.randn(4, 576), torch.randn(576), 1e-6) is None
+
+
+def _decode_case(rows: int, groups: int, d: int, lens: list[int], shared: int, seed: int = 0) -> tuple[Any, ...]:
+    """A workspace-shaped case: ``qg`` as the engine views it (a transposed view),
+    keys/values as views of ``[2 * kv_heads, rows, capacity, d]``, the first
+    ``shared`` keys equal in every row."""
+    gen = torch.Generator().manual_seed(seed)
+    kvh = 2
+    cap = max(lens) + 5
+    ws = torch.randn(2 * kvh, rows, cap, d, generator=gen)
+    if shared:
+        ws[:, 1:, :shared] = ws[:, :1, :shared]
+    key_len = max(lens)
+    q = torch.randn(rows, kvh * groups, d, generator=gen)
+    qg = q.view(rows, kvh, groups, d).transpose(0, 1)
+    kv = ws[:, :, :key_len]
+    lens_t = torch.tensor(lens, dtype=torch.int64)
+    mask = torch.where(torch.arange(key_len)[None, :] < lens_t[:, None], 0.0, float("-inf"))[None, :, None, :]
+    return qg, kv[:kvh], kv[kvh:], mask, lens_t
+
+
+def test_decode_attention_kernel_equals_sdpa() -> None:
+    """The C decode attention against SDPA over each row's keys: row counts, group
+    counts (the unrolled 1-3 and the generic loop), head sizes with and without the
+    4-vector chunks, lengths off the blocks of 4 and 8, a shared prefix read from row
+    0, and the same bits at 1 and 2 threads."""
+    import torch.nn.functional as F
+
+    from agentic_llm.engine.attention.torch_sdpa import decode_attention
+    from agentic_llm.engine.native import decode_attention_kernel
+
+    kernel = decode_attention_kernel()
+    if kernel is None:
+        pytest.skip("no C compiler or no AVX2+FMA")  # a failure in CI (conftest)
+    cases = [(1, 3, 64, [37], 0), (3, 1, 32, [9, 70, 1], 0), (4, 2, 64, [100, 81, 99, 130], 80),
+             (8, 3, 64, [600, 590, 611, 580, 600, 605, 599, 601], 320), (2, 5, 40, [17, 23], 16),
+             (5, 4, 128, [66, 67, 68, 69, 70], 66)]
+    threads = torch.get_num_threads()
+    try:
+        for rows, groups, d, lens, shared in cases:
+            qg, k, v, mask, lens_t = _decode_case(rows, groups, d, lens, shared)
+            scale = d ** -0.5
+            ref = F.scaled_dot_product_attention(qg, k, v, attn_mask=mask, scale=scale)
+            torch.set_num_threads(2)
+            got = kernel(qg, k, v, lens_t, scale, shared)
+            assert got is not None, (rows, groups, d)
+            assert got.shape == ref.shape
+            torch.testing.assert_close(got, ref, rtol=1e-5, atol=2e-6)
+            torch.set_num_threads(1)
+            assert torch.equal(kernel(qg, k, v, lens_t, scale, shared), got)  # thread split: same bits
+            # decode_attention with lens takes the kernel; without, torch's ops agree
+            assert torch.equal(decode_attention(qg, k, v, mask, scale, shared, lens_t), got)
+            torch.testing.assert_close(decode_attention(qg, k, v, mask, scale, shared), ref, rtol=1e-5, atol=2e-6)
+            if shared:  # the prefix is read from row 0 only
+                k[:, 1:, :shared] = float("nan")
+                v[:, 1:, :shared] = float("nan")
+                assert torch.equal(kernel(qg, k, v, lens_t, scale, shared), got)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_decode_attention_kernel_declines_what_it_does_not_cover() -> None:
+    from agentic_llm.engine.native import decode_attention_kernel
+
+    kernel = decode_attention_kernel()
+    if kernel is None:
+        pytest.skip("no C compiler or no AVX2+FMA")  # a failure in CI (conftest)
+    qg, k, v, _mask, lens = _decode_case(2, 3, 64, [20, 30], 0)
+    assert kernel(qg, k, v, lens, 0.125, 0) is not None
+    assert kernel(qg, k, v, lens + 1, 0.125, 0) is None  # a row past the keys given
+    assert kernel(qg, k, v, lens, 0.125, 25) is None  # a shared prefix longer than a row
+    assert kernel(qg.bfloat16(), k.bfloat16(), v.bfloat16(), lens, 0.125, 0) is None
+    assert kernel(qg, k, v, lens.int(), 0.125, 0) is None  # int32 lengths
+    q60, k60, v60, _m, l60 = _decode_case(2, 3, 60, [20, 30], 0)
+    assert kernel(q60, k60, v60, l60, 0.125, 0) is None  # head size not a multiple of 8
+    with torch.enable_grad():
+        assert kernel(qg.clone().requires_grad_(), k, v, lens, 0.125, 0) is None  # autograd records

@@ -21,6 +21,7 @@ from agentic_llm.engine.attention.base import BACKEND_KIND
 from agentic_llm.engine.attention.workspace import GROW_SLACK, KVWorkspace, WorkspaceBinding
 from agentic_llm.engine.forward import ForwardBatch
 from agentic_llm.engine.kv.pool import PagedKVPool, pack_kv
+from agentic_llm.engine.native import decode_attention_kernel
 from agentic_llm.registry import register
 
 __all__ = ["DecodeState", "TorchSDPABackend", "decode_attention", "workspace_limit", "WORKSPACE_MAX_BYTES", "WORKSPACE_SHARE"]
@@ -39,7 +40,7 @@ WORKSPACE_MAX_BYTES = 512 * 1024 * 1024
 
 
 def decode_attention(qg: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
-                     scale: float, shared: int = 0) -> torch.Tensor:
+                     scale: float, shared: int = 0, lens: torch.Tensor | None = None) -> torch.Tensor:
     """Attention of one query per row over the decode workspace.
 
     ``qg`` ``[kv_heads, rows, groups, d]`` (the query heads of a KV head as extra
@@ -51,7 +52,19 @@ def decode_attention(qg: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
     and one softmax over both. Equal to SDPA within float rounding; it reads the
     shared prefix once instead of ``rows`` times (at batch 8 over a 469-token shared
     prompt, SmolLM2-135M: 8.2 ms of attention a step against 18 ms).
+
+    With ``lens`` (int64 ``[rows]``: the keys each row sees, which ``mask`` then
+    only restates) float32 CPU tensors go to the C kernel (``native.DecodeAttention``):
+    at batch 8 over 600 keys, 320 shared, SmolLM2's shapes, 14.9 ms for 30 layers
+    against 33.7 ms for the torch ops below, and 4.6 against 7.8 ms at batch 1, on a
+    2-vCPU AMD EPYC.
     """
+    if lens is not None:
+        kernel = decode_attention_kernel()
+        if kernel is not None:
+            out = kernel(qg, keys, values, lens, scale, max(shared, 0))
+            if out is not None:
+                return out
     if shared <= 0:
         return F.scaled_dot_product_attention(qg, keys, values, attn_mask=mask, scale=scale)
     kvh, rows, groups, d = qg.shape
@@ -84,12 +97,21 @@ class _Group:
     ws: WorkspaceBinding | None = None
     context_t: torch.Tensor | None = None  # context_lens as a tensor, when already at hand
     _masks: dict[tuple[int, int, torch.dtype], torch.Tensor] = field(default_factory=dict)
+    _lens: torch.Tensor | None = None
 
     @property
     def shared(self) -> int:
         """Leading keys every row holds in the same pages (``KVWorkspace.shared``; 0
         without a workspace)."""
         return self.ws.shared if self.ws is not None else 0
+
+    def lens(self) -> torch.Tensor:
+        """``context_lens`` as a contiguous int64 CPU tensor (the keys each row's last
+        query sees), built once per step."""
+        t = self._lens
+        if t is None:
+            t = self._lens = torch.tensor(self.context_lens, dtype=torch.int64)
+        return t
 
     def mask(self, groups: int, dtype: torch.dtype, last_only: bool = False) -> torch.Tensor:
         """Additive mask (0 / -inf), built once per step and shared by every layer.
@@ -355,7 +377,8 @@ class TorchSDPABackend:
         kv_heads = kg.shape[0]
         groups = heads // kv_heads
         qg = q.view(rows, kv_heads, groups, d).transpose(0, 1)
-        out = decode_attention(qg, kg, vg, g.mask(groups, q.dtype, True), scale, g.shared)
+        lens = g.lens() if q.device.type == "cpu" else None
+        out = decode_attention(qg, kg, vg, g.mask(groups, q.dtype, True), scale, g.shared, lens)
         return out.transpose(0, 1).reshape(rows, heads, d)
 
     def _group(

@@ -53,13 +53,14 @@ def workspace_attend(st: DecodeState, shape: LayerShape, dtype: torch.dtype) -> 
     pool_flat, ws_flat, keys, values = st.pool_flat, st.ws_flat, st.keys, st.values
     mask = st.group.mask(groups, dtype, True)
     shared = st.group.shared
+    lens = st.group.lens() if st.slots.device.type == "cpu" else None
 
     def attend(i: int, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
         kv = kv.transpose(0, 1)  # [2 * kv_heads, rows, d]: K heads then V heads
         pool_flat[i].index_copy_(1, slots, kv)
         ws_flat[i].index_copy_(1, ws_idx, kv)
         qg = q.view(rows, kvh, groups, d).transpose(0, 1)
-        return decode_attention(qg, keys[i], values[i], mask, scale, shared).transpose(0, 1)
+        return decode_attention(qg, keys[i], values[i], mask, scale, shared, lens).transpose(0, 1)
 
     return attend
 
