@@ -144,7 +144,8 @@ def _build() -> Any:
     att = lib.decode_attention_f32
     att.restype = ctypes.c_int64
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
-    att.argtypes = [ptr, i64, i64, i64, ptr, ptr, i64, i64, i64, i64, i64, i64, i64, i64, ptr, i64, ctypes.c_float,
+    att.argtypes = [ptr, i64, i64, i64, ptr, ptr, i64, i64, i64, i64, i64, i64, i64, i64, ptr, ptr, i64, i64,
+                    ctypes.c_float,
                     ptr, i64, i64, i64, i64]
     rms = lib.rms_norm_rows
     rms.restype = None
@@ -255,20 +256,27 @@ class DecodeAttention:
         self._fn = lib.decode_attention_f32
 
     def __call__(self, qg: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, lens: torch.Tensor,
-                 scale: float, shared: int) -> torch.Tensor | None:
+                 scale: float, shared: int, rowmap: torch.Tensor | None = None) -> torch.Tensor | None:
         """``[kv_heads, rows, groups, d]`` (a view of a ``[rows, kv_heads, groups, d]``
         tensor), or None when not covered (the caller then uses torch).
 
         ``qg`` ``[kv_heads, rows, groups, d]``; ``keys``/``values`` ``[kv_heads, rows,
         key_len, d]`` with equal strides; ``lens`` int64 ``[rows]``: the keys each row
-        attends over (at most ``key_len``, at least ``shared``)."""
+        attends over (at most ``key_len``, at least ``shared``). With ``rowmap``
+        (int64 ``[rows]``) query row ``r`` reads K/V row ``rowmap[r]``: the tokens of
+        a row with several queries, each with its own length."""
         if not all(type(t) is torch.Tensor and t.dtype == torch.float32 and t.device.type == "cpu"
                    for t in (qg, keys, values)):
             return None
         if torch.is_grad_enabled() and (qg.requires_grad or keys.requires_grad or values.requires_grad):
             return None
         kvh, rows, groups, d = qg.shape
-        if (keys.shape != values.shape or keys.shape[:2] != (kvh, rows) or keys.shape[3] != d
+        if rowmap is not None and (rowmap.dtype != torch.int64 or rowmap.numel() != rows
+                                   or not rowmap.is_contiguous()):
+            return None
+        kv_rows = keys.shape[1]
+        if (keys.shape != values.shape or keys.shape[0] != kvh or keys.shape[3] != d
+                or (rowmap is None and kv_rows != rows)
                 or keys.stride() != values.stride() or keys.stride(3) != 1 or qg.stride(3) != 1
                 or lens.dtype != torch.int64 or lens.numel() != rows or not lens.is_contiguous()):
             return None
@@ -276,7 +284,8 @@ class DecodeAttention:
         og = out.transpose(0, 1)
         ks = keys.stride()
         if self._fn(qg.data_ptr(), qg.stride(0), qg.stride(1), qg.stride(2), keys.data_ptr(), values.data_ptr(),
-                    ks[0], ks[1], ks[2], keys.shape[2], kvh, rows, groups, d, lens.data_ptr(), shared, scale,
+                    ks[0], ks[1], ks[2], keys.shape[2], kvh, rows, groups, d, lens.data_ptr(),
+                    None if rowmap is None else rowmap.data_ptr(), kv_rows, shared, scale,
                     og.data_ptr(), og.stride(0), og.stride(1), og.stride(2), torch.get_num_threads()):
             return None
         return og

@@ -282,7 +282,8 @@ void rms_norm_rows(const float *x, int64_t M, int64_t K, int64_t ldx, const floa
 
 /* ---- decode attention over the workspace ------------------------------------------
    One query token per row. For KV head h and row r, the ``groups`` query heads that
-   share h attend over keys 0..lens[r]-1 of row r; keys before ``shared`` are read
+   share h attend over keys 0..lens[r]-1 of K/V row rowmap[r] (r without a map: a
+   row of several query tokens is several rows here); keys before ``shared`` are read
    from row 0 instead (the rows hold the same pool pages there, so the copies are
    equal, and one copy stays in cache for every row). out = softmax(q.k * scale) @ v.
    q and out: [kv_heads, rows, groups, d] with element strides qs_* / os_* (d
@@ -432,14 +433,15 @@ __attribute__((target("avx2,fma"))) static void da_run(
 int64_t decode_attention_f32(const float *q, int64_t qs_h, int64_t qs_r, int64_t qs_g,
                              const float *k, const float *v, int64_t ks_h, int64_t ks_r, int64_t ks_t,
                              int64_t key_len, int64_t kv_heads, int64_t rows, int64_t groups, int64_t d,
-                             const int64_t *lens, int64_t shared, float scale,
-                             float *out, int64_t os_h, int64_t os_r, int64_t os_g, int64_t threads) {
+                             const int64_t *lens, const int64_t *rowmap, int64_t kv_rows, int64_t shared,
+                             float scale, float *out, int64_t os_h, int64_t os_r, int64_t os_g, int64_t threads) {
     if (d % 8 || d < 8 || groups < 1 || groups > DA_MAX_GROUPS || rows < 1 || kv_heads < 1 || shared < 0) return -1;
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return -1;
     int64_t maxlen = 0;
     for (int64_t r = 0; r < rows; ++r) {
         if (lens[r] < 1 || lens[r] < shared || lens[r] > key_len) return -1;
+        if (rowmap && (rowmap[r] < 0 || rowmap[r] >= kv_rows)) return -1;
         if (lens[r] > maxlen) maxlen = lens[r];
     }
     const int64_t tasks = kv_heads * rows;
@@ -462,9 +464,9 @@ int64_t decode_attention_f32(const float *q, int64_t qs_h, int64_t qs_r, int64_t
 #endif
         for (int64_t i = 0; i < tasks; ++i) {
             if (!sc) continue;
-            const int64_t h = i / rows, r = i % rows;
-            da_run(q + h * qs_h + r * qs_r, qs_g, k + h * ks_h, k + h * ks_h + r * ks_r,
-                   v + h * ks_h, v + h * ks_h + r * ks_r, ks_t, shared, lens[r], (int)groups, d, scale,
+            const int64_t h = i / rows, r = i % rows, kr = rowmap ? rowmap[r] : r;
+            da_run(q + h * qs_h + r * qs_r, qs_g, k + h * ks_h, k + h * ks_h + kr * ks_r,
+                   v + h * ks_h, v + h * ks_h + kr * ks_r, ks_t, shared, lens[r], (int)groups, d, scale,
                    out + h * os_h + r * os_r, os_g, sc);
         }
         free(sc);
@@ -475,9 +477,9 @@ int64_t decode_attention_f32(const float *q, int64_t qs_h, int64_t qs_r, int64_t
 int64_t decode_attention_f32(const float *q, int64_t qs_h, int64_t qs_r, int64_t qs_g,
                              const float *k, const float *v, int64_t ks_h, int64_t ks_r, int64_t ks_t,
                              int64_t key_len, int64_t kv_heads, int64_t rows, int64_t groups, int64_t d,
-                             const int64_t *lens, int64_t shared, float scale,
-                             float *out, int64_t os_h, int64_t os_r, int64_t os_g, int64_t threads) {
-    (void)q; (void)qs_h; (void)qs_r; (void)qs_g; (void)k; (void)v; (void)ks_h; (void)ks_r; (void)ks_t; (void)key_len;
+                             const int64_t *lens, const int64_t *rowmap, int64_t kv_rows, int64_t shared,
+                             float scale, float *out, int64_t os_h, int64_t os_r, int64_t os_g, int64_t threads) {
+    (void)rowmap; (void)kv_rows; (void)q; (void)qs_h; (void)qs_r; (void)qs_g; (void)k; (void)v; (void)ks_h; (void)ks_r; (void)ks_t; (void)key_len;
     (void)kv_heads; (void)rows; (void)groups; (void)d; (void)lens; (void)shared; (void)scale; (void)out;
     (void)os_h; (void)os_r; (void)os_g; (void)threads;
     return -1;

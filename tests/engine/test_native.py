@@ -187,3 +187,46 @@ def test_decode_attention_kernel_declines_what_it_does_not_cover() -> None:
     assert kernel(q60, k60, v60, l60, 0.125, 0) is None  # head size not a multiple of 8
     with torch.enable_grad():
         assert kernel(qg.clone().requires_grad_(), k, v, lens, 0.125, 0) is None  # autograd records
+
+
+def test_decode_attention_kernel_with_several_queries_per_row() -> None:
+    """Rows that extend by a few tokens: each query token is a row of the kernel
+    (``rowmap`` names its K/V row) with its causal length; equal to SDPA over the
+    padded query grid with the causal mask, shared prefix included."""
+    import torch.nn.functional as F
+
+    from agentic_llm.engine.native import decode_attention_kernel
+
+    kernel = decode_attention_kernel()
+    if kernel is None:
+        pytest.skip("no C compiler or no AVX2+FMA")  # a failure in CI (conftest)
+    gen = torch.Generator().manual_seed(3)
+    kvh, groups, d, shared = 2, 3, 64, 70
+    ctx, ql = [90, 75, 101], [1, 4, 7]  # tokens each row computes this step (its last ones)
+    rows, key_len, max_q = len(ctx), max(ctx), max(ql)
+    ws = torch.randn(2 * kvh, rows, key_len + 3, d, generator=gen)
+    ws[:, 1:, :shared] = ws[:, :1, :shared]
+    k, v = ws[:kvh, :, :key_len], ws[kvh:, :, :key_len]
+    rowmap = torch.tensor([r for r in range(rows) for _ in range(ql[r])], dtype=torch.int64)
+    cols = torch.tensor([c for r in range(rows) for c in range(ql[r])], dtype=torch.int64)
+    lens = torch.tensor([ctx[r] - ql[r] + c + 1 for r in range(rows) for c in range(ql[r])], dtype=torch.int64)
+    tokens = len(rowmap)
+    q = torch.randn(tokens, kvh * groups, d, generator=gen)
+    got = kernel(q.view(tokens, kvh, groups, d).transpose(0, 1), k, v, lens, d ** -0.5, shared, rowmap)
+    assert got is not None
+    # reference: SDPA per row over its padded queries, causal within the row
+    qp = torch.zeros(rows, max_q, kvh, groups, d)
+    qp[rowmap, cols] = q.view(tokens, kvh, groups, d)
+    ref = torch.empty(tokens, kvh, groups, d)
+    for r in range(rows):
+        kpos = torch.arange(key_len)
+        qpos = ctx[r] - ql[r] + torch.arange(max_q)
+        mask = torch.where(kpos[None, :] <= qpos[:, None], 0.0, float("-inf"))  # [Q, K]
+        qr = qp[r].permute(1, 2, 0, 3).reshape(kvh, groups * max_q, d)
+        o = F.scaled_dot_product_attention(qr, k[:, r], v[:, r], attn_mask=mask.repeat(groups, 1), scale=d ** -0.5)
+        o = o.view(kvh, groups, max_q, d).permute(2, 0, 1, 3)
+        sel = rowmap == r
+        ref[sel] = o[cols[sel]]
+    torch.testing.assert_close(got.transpose(0, 1), ref, rtol=1e-5, atol=2e-6)
+    assert kernel(q.view(tokens, kvh, groups, d).transpose(0, 1), k, v, lens, d ** -0.5, shared,
+                  rowmap.clone().fill_(rows)) is None  # a K/V row that does not exist

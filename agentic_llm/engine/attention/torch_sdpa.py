@@ -98,6 +98,7 @@ class _Group:
     context_t: torch.Tensor | None = None  # context_lens as a tensor, when already at hand
     _masks: dict[tuple[int, int, torch.dtype], torch.Tensor] = field(default_factory=dict)
     _lens: torch.Tensor | None = None
+    _tok: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
     def shared(self) -> int:
@@ -111,6 +112,19 @@ class _Group:
         t = self._lens
         if t is None:
             t = self._lens = torch.tensor(self.context_lens, dtype=torch.int64)
+        return t
+
+    def token_lens(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per query token of the group (in token order): the keys it sees (causal:
+        its row's context less the row's later queries) and its row, as contiguous
+        int64 CPU tensors, built once per step."""
+        t = self._tok
+        if t is None:
+            ctx = torch.tensor(self.context_lens, dtype=torch.int64)
+            ql = torch.tensor(self.query_lens, dtype=torch.int64)
+            rows = self.local_rows.to("cpu", torch.int64).contiguous()
+            lens = (ctx[rows] - ql[rows] + self.cols.to("cpu", torch.int64) + 1).contiguous()
+            t = self._tok = (lens, rows)
         return t
 
     def mask(self, groups: int, dtype: torch.dtype, last_only: bool = False) -> torch.Tensor:
@@ -399,6 +413,17 @@ class TorchSDPABackend:
         rows, heads, d = len(g.rows), q.shape[1], q.shape[2]
         kv_heads = kg.shape[0]
         groups = heads // kv_heads
+        if g.max_q <= _SHORT_QUERY and q.device.type == "cpu" and (cap is None or layer not in cap.layers):
+            # a few queries per row (decode rows beside rows extending by forced
+            # text): each query token is a row of the C kernel, reading its row's K/V
+            kernel = decode_attention_kernel()
+            if kernel is not None:
+                lens, rowmap = g.token_lens()
+                tokens = q.shape[0]
+                got = kernel(q.view(tokens, kv_heads, groups, d).transpose(0, 1), kg, vg, lens, scale,
+                             g.shared, rowmap)
+                if got is not None:
+                    return got.transpose(0, 1).reshape(tokens, heads, d)
         qp = q.new_zeros((rows, g.max_q, heads, d))
         qp[g.local_rows, g.cols] = q
         # grouped-query layout: the query heads sharing a KV head become extra query
