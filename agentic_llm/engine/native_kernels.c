@@ -319,13 +319,6 @@ __attribute__((target("avx2,fma"))) static inline __m128 da_sum4(__m256 a0, __m2
     return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
-__attribute__((target("avx2,fma"))) static inline float da_hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 #define KROW(j) (((j) < shared ? k0 : kr) + (j) * ks_t)
 #define VROW(j) (((j) < shared ? v0 : vr) + (j) * ks_t)
 
@@ -372,7 +365,7 @@ __attribute__((target("avx2,fma"))) static inline void da_task(
             _mm256_storeu_ps(s + j, e);
             acc = _mm256_add_ps(acc, e);
         }
-        float sum = da_hsum(acc);
+        float sum = rm256_sum(acc);
         if (l8 < len) {
             float tmp[8] = {0};
             for (int64_t j = l8; j < len; ++j) tmp[j - l8] = s[j] - m;

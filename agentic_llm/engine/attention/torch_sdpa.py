@@ -111,7 +111,9 @@ class _Group:
         query sees), built once per step."""
         t = self._lens
         if t is None:
-            t = self._lens = torch.tensor(self.context_lens, dtype=torch.int64)
+            c = self.context_t
+            t = self._lens = (c if c is not None and c.device.type == "cpu" and c.dtype == torch.int64
+                              and c.is_contiguous() else torch.tensor(self.context_lens, dtype=torch.int64))
         return t
 
     def token_lens(self) -> tuple[torch.Tensor, torch.Tensor]:
